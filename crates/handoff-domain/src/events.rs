@@ -1,0 +1,166 @@
+//! The events handoff emits, as they appear on the wire (proto3 JSON of the messages in
+//! proto/handoff/v1). A test in the e2e suite decodes each of them strictly against the
+//! proto descriptors, so these types and the contract cannot drift.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::disposition::{Actor, Outcome};
+use crate::lead::{LeadId, Source};
+use crate::routing::RoutingExplanation;
+use crate::scoring::Score;
+
+/// Every kind of event, with its CloudEvents type and proto message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    LeadCreated,
+    LeadAssigned,
+    SlaBreached,
+    LeadDisposition,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::LeadCreated,
+        EventKind::LeadAssigned,
+        EventKind::SlaBreached,
+        EventKind::LeadDisposition,
+    ];
+
+    /// The `ce_type` header.
+    pub fn ce_type(self) -> &'static str {
+        match self {
+            EventKind::LeadCreated => "io.handoff.lead.created.v1",
+            EventKind::LeadAssigned => "io.handoff.lead.assigned.v1",
+            EventKind::SlaBreached => "io.handoff.sla.breached.v1",
+            EventKind::LeadDisposition => "io.handoff.lead.disposition.v1",
+        }
+    }
+
+    pub fn from_ce_type(ce_type: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.ce_type() == ce_type)
+    }
+
+    /// The fully-qualified proto message of the payload.
+    pub fn proto_message(self) -> &'static str {
+        match self {
+            EventKind::LeadCreated => "handoff.v1.Lead",
+            EventKind::LeadAssigned => "handoff.v1.LeadAssigned",
+            EventKind::SlaBreached => "handoff.v1.SlaBreached",
+            EventKind::LeadDisposition => "handoff.v1.LeadDisposition",
+        }
+    }
+
+    /// The topic's name without the deployment prefix.
+    pub fn topic_suffix(self) -> &'static str {
+        match self {
+            EventKind::LeadCreated => "lead.created",
+            EventKind::LeadAssigned => "lead.assigned",
+            EventKind::SlaBreached => "sla.breached",
+            EventKind::LeadDisposition => "lead.disposition",
+        }
+    }
+}
+
+/// Namespace of handoff's name-based (v5) event ids.
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6a0d_0ff0_5e1d_4c8a_9b1e_4ad0_ff00_1ead);
+
+/// A stable event id: the same fact always gets the same id, so a re-emitted event (after a
+/// crash or a redelivery) can be de-duplicated downstream.
+pub fn stable_event_id(kind: EventKind, parts: &[&str]) -> String {
+    let name = format!("{}/{}", kind.topic_suffix(), parts.join("/"));
+    Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
+}
+
+/// proto: `handoff.v1.LeadAssigned`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadAssigned {
+    pub lead_id: LeadId,
+    pub attempt: u32,
+    pub team_id: String,
+    pub rep_id: String,
+    pub received_at: DateTime<Utc>,
+    pub assigned_at: DateTime<Utc>,
+    pub first_touch_due_at: DateTime<Utc>,
+    pub score: Score,
+    pub explanation: RoutingExplanation,
+    #[serde(default)]
+    pub source: Source,
+}
+
+impl LeadAssigned {
+    pub fn event_id(&self) -> String {
+        stable_event_id(
+            EventKind::LeadAssigned,
+            &[self.lead_id.as_str(), &self.attempt.to_string()],
+        )
+    }
+}
+
+/// proto: `handoff.v1.SlaBreached`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaBreached {
+    pub lead_id: LeadId,
+    pub attempt: u32,
+    pub team_id: String,
+    pub rep_id: String,
+    pub due_at: DateTime<Utc>,
+    pub breached_at: DateTime<Utc>,
+}
+
+impl SlaBreached {
+    /// One breach per (lead, attempt), whoever emits it and however often.
+    pub fn event_id(&self) -> String {
+        stable_event_id(
+            EventKind::SlaBreached,
+            &[self.lead_id.as_str(), &self.attempt.to_string()],
+        )
+    }
+}
+
+/// proto: `handoff.v1.LeadDisposition`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadDisposition {
+    pub lead_id: LeadId,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason_code: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    pub actor: Actor,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<Score>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub team_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rep_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub queue: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        let a = stable_event_id(EventKind::SlaBreached, &["lead-1", "1"]);
+        assert_eq!(a, stable_event_id(EventKind::SlaBreached, &["lead-1", "1"]));
+        assert_ne!(a, stable_event_id(EventKind::SlaBreached, &["lead-1", "2"]));
+        assert_ne!(a, stable_event_id(EventKind::LeadAssigned, &["lead-1", "1"]));
+    }
+
+    #[test]
+    fn ce_types_round_trip() {
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_ce_type(kind.ce_type()), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The heart of handoff, free of IO: what a lead is, when it is valid, how it scores
+//! against the shared MQL definition, which rep it goes to and when its first touch is
+//! due. Services are adapters around this crate; the simulator and the benchmarks use it
+//! directly.
+
+pub mod disposition;
+pub mod events;
+pub mod lead;
+pub mod privacy;
+pub mod routing;
+pub mod scoring;
+pub mod sla;
+pub mod submission;
+pub mod validation;
+
+pub use lead::{Lead, LeadId};

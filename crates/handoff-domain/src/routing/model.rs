@@ -1,0 +1,311 @@
+//! The routing model as written in the rules file (`[routing]`), and its checked form.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::condition::{Condition, ConditionSpec};
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Where leads go when no rule matches.
+    #[serde(default = "default_unrouted_queue")]
+    pub unrouted_queue: String,
+    pub teams: Vec<TeamConfig>,
+    pub reps: Vec<RepConfig>,
+    pub rules: Vec<RuleConfig>,
+}
+
+fn default_unrouted_queue() -> String {
+    "unrouted".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Rep ids, in rotation order.
+    pub members: Vec<String>,
+    /// The queue a lead waits in when no member is eligible. Default: `<id>-overflow`.
+    #[serde(default)]
+    pub overflow_queue: Option<String>,
+    /// Overrides the SLA's default first-touch window for this team.
+    #[serde(default)]
+    pub first_touch_seconds: Option<u32>,
+    /// Where team-level notifications (and notifications for reps without one) go.
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Most leads awaiting first touch the rep may hold at once.
+    pub capacity: u32,
+    #[serde(default = "default_true")]
+    pub active: bool,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    #[default]
+    RoundRobin,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::RoundRobin => "round_robin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub team: String,
+    #[serde(default)]
+    pub strategy: StrategyKind,
+    /// Omitted: the rule matches every lead (a catch-all).
+    #[serde(default)]
+    pub when: ConditionSpec,
+}
+
+/// A problem in the routing model: the key it is at and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ModelError {
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Team {
+    pub id: String,
+    pub members: Vec<String>,
+    pub overflow_queue: String,
+    pub first_touch_seconds: Option<u32>,
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rep {
+    pub capacity: u32,
+    pub active: bool,
+    pub webhook_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    pub name: String,
+    pub team: String,
+    pub strategy: StrategyKind,
+    pub condition: Condition,
+}
+
+/// A checked routing model: every team, rep and rule reference resolves.
+#[derive(Debug, Clone)]
+pub struct RoutingModel {
+    version: String,
+    unrouted_queue: String,
+    teams: BTreeMap<String, Team>,
+    reps: BTreeMap<String, Rep>,
+    rules: Vec<Rule>,
+}
+
+impl RoutingModel {
+    /// Checks the config; every problem is reported, each with the key it is at.
+    pub fn new(config: RoutingConfig, version: impl Into<String>) -> Result<Self, Vec<ModelError>> {
+        let mut errors = Vec::new();
+        let mut error = |key: String, message: String| errors.push(ModelError { key, message });
+
+        let mut reps = BTreeMap::new();
+        for (i, rep) in config.reps.iter().enumerate() {
+            if rep.id.trim().is_empty() {
+                error(format!("reps[{i}].id"), "must not be empty".to_owned());
+            }
+            let previous = reps.insert(
+                rep.id.clone(),
+                Rep {
+                    capacity: rep.capacity,
+                    active: rep.active,
+                    webhook_url: rep.webhook_url.clone(),
+                },
+            );
+            if previous.is_some() {
+                error(format!("reps[{i}].id"), format!("duplicate rep id `{}`", rep.id));
+            }
+        }
+        let rep_ids: Vec<&str> = reps.keys().map(String::as_str).collect();
+
+        let mut teams = BTreeMap::new();
+        for (i, team) in config.teams.iter().enumerate() {
+            if team.members.is_empty() {
+                error(format!("teams[{i}].members"), "a team needs at least one rep".to_owned());
+            }
+            let mut seen = BTreeSet::new();
+            for (j, member) in team.members.iter().enumerate() {
+                if !reps.contains_key(member) {
+                    error(
+                        format!("teams[{i}].members[{j}]"),
+                        format!("unknown rep `{member}`, expected one of {}", rep_ids.join(", ")),
+                    );
+                }
+                if !seen.insert(member) {
+                    error(
+                        format!("teams[{i}].members[{j}]"),
+                        format!("rep `{member}` is listed twice"),
+                    );
+                }
+            }
+            let previous = teams.insert(
+                team.id.clone(),
+                Team {
+                    id: team.id.clone(),
+                    members: team.members.clone(),
+                    overflow_queue: team
+                        .overflow_queue
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-overflow", team.id)),
+                    first_touch_seconds: team.first_touch_seconds,
+                    webhook_url: team.webhook_url.clone(),
+                },
+            );
+            if previous.is_some() {
+                error(format!("teams[{i}].id"), format!("duplicate team id `{}`", team.id));
+            }
+        }
+        let team_ids: Vec<&str> = teams.keys().map(String::as_str).collect();
+
+        let mut rules = Vec::new();
+        let mut catch_all: Option<&str> = None;
+        for (i, rule) in config.rules.iter().enumerate() {
+            if !teams.contains_key(&rule.team) {
+                error(
+                    format!("rules[{i}].team"),
+                    format!("unknown team `{}`, expected one of {}", rule.team, team_ids.join(", ")),
+                );
+            }
+            if let Some(earlier) = catch_all {
+                error(
+                    format!("rules[{i}]"),
+                    format!(
+                        "rule `{}` can never match: the earlier rule `{earlier}` matches every lead",
+                        rule.name
+                    ),
+                );
+            }
+            match Condition::from_spec(&rule.when) {
+                Ok(condition) => {
+                    if condition == Condition::Always {
+                        catch_all = Some(&rule.name);
+                    }
+                    rules.push(Rule {
+                        name: rule.name.clone(),
+                        team: rule.team.clone(),
+                        strategy: rule.strategy,
+                        condition,
+                    });
+                }
+                Err(message) => error(format!("rules[{i}].when"), message),
+            }
+        }
+
+        if errors.is_empty() {
+            Ok(Self {
+                version: version.into(),
+                unrouted_queue: config.unrouted_queue,
+                teams,
+                reps,
+                rules,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Content hash of the rules this model was built from.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    pub fn unrouted_queue(&self) -> &str {
+        &self.unrouted_queue
+    }
+
+    /// Team ids, sorted.
+    pub fn team_ids(&self) -> impl Iterator<Item = &str> {
+        self.teams.keys().map(String::as_str)
+    }
+
+    /// Members of a team in rotation order (empty for an unknown team).
+    pub fn members(&self, team: &str) -> &[String] {
+        self.teams.get(team).map_or(&[], |t| t.members.as_slice())
+    }
+
+    pub fn rep_ids(&self) -> impl Iterator<Item = &str> {
+        self.reps.keys().map(String::as_str)
+    }
+
+    pub fn has_rep(&self, rep: &str) -> bool {
+        self.reps.contains_key(rep)
+    }
+
+    /// The configured capacity of a rep (0 for an unknown rep: never eligible).
+    pub fn rep_capacity(&self, rep: &str) -> u32 {
+        self.reps.get(rep).map_or(0, |r| r.capacity)
+    }
+
+    pub fn first_touch_seconds(&self, team: &str) -> Option<u32> {
+        self.teams.get(team).and_then(|t| t.first_touch_seconds)
+    }
+
+    /// The webhook for a rep's notifications: the rep's own, else their team's.
+    pub fn webhook_for(&self, team: &str, rep: Option<&str>) -> Option<&str> {
+        rep.and_then(|r| self.reps.get(r))
+            .and_then(|r| r.webhook_url.as_deref())
+            .or_else(|| self.teams.get(team).and_then(|t| t.webhook_url.as_deref()))
+    }
+
+    pub(crate) fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub(crate) fn team(&self, id: &str) -> Option<&Team> {
+        self.teams.get(id)
+    }
+
+    pub(crate) fn rep(&self, id: &str) -> RepView {
+        self.reps.get(id).map_or(
+            RepView {
+                capacity: 0,
+                active: false,
+            },
+            |r| RepView {
+                capacity: r.capacity,
+                active: r.active,
+            },
+        )
+    }
+}
+
+/// What eligibility needs of a rep's configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RepView {
+    pub capacity: u32,
+    pub active: bool,
+}
