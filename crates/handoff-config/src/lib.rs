@@ -1,0 +1,90 @@
+//! Configuration: one TOML file (sample: deploy/config/handoff.toml) whose every key can be
+//! overridden by an environment variable, plus the rules file it points to (scoring model,
+//! teams, reps, routing rules). Everything is checked at start-up; an error names the file,
+//! the key and what is allowed.
+
+mod env;
+mod rules;
+mod secret;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use rules::{load_rules, Rules};
+pub use secret::Secret;
+pub use settings::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("invalid environment override {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// A service's whole configuration, with its rules loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub settings: Settings,
+    pub rules: Rules,
+    /// The rules file, for reloads.
+    pub rules_path: PathBuf,
+}
+
+/// Reads `path`, applies `HANDOFF_*` overrides from `vars`, and loads the rules file
+/// (a relative `rules_file` is relative to the config file's folder).
+pub fn load(
+    path: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let settings = parse_settings(path, &text, vars)?;
+    let rules_path = match path.parent() {
+        Some(dir) if settings.rules_file.is_relative() => dir.join(&settings.rules_file),
+        _ => settings.rules_file.clone(),
+    };
+    let rules = load_rules(&rules_path)?;
+    Ok(LoadedConfig {
+        settings,
+        rules,
+        rules_path,
+    })
+}
+
+/// Parses settings text (`path` is only for messages) with env overrides applied.
+pub fn parse_settings(
+    path: &Path,
+    text: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Settings, ConfigError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let applied = env::apply_overrides(&mut table, vars)?;
+    let settings: Settings =
+        Settings::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: if applied.is_empty() {
+                e.to_string()
+            } else {
+                format!("{e} (after environment overrides {})", applied.join(", "))
+            },
+        })?;
+    settings.check().map_err(|message| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    })?;
+    Ok(settings)
+}
+
+use serde::Deserialize as _;

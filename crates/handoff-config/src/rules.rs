@@ -1,0 +1,93 @@
+//! The rules file: `[scoring]` (the MQL points model) and `[routing]` (teams, reps, rules).
+
+use std::path::Path;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use handoff_domain::routing::{RoutingConfig, RoutingModel};
+use handoff_domain::scoring::{ScoringConfig, ScoringModel};
+
+use crate::ConfigError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    scoring: ScoringConfig,
+    routing: RoutingConfig,
+}
+
+/// A loaded, checked rule set; `version` (a content hash) is stamped on every decision.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub version: String,
+    pub scoring: ScoringModel,
+    pub routing: RoutingModel,
+}
+
+pub fn load_rules(path: &Path) -> Result<Rules, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_rules(path, &text)
+}
+
+pub fn parse_rules(path: &Path, text: &str) -> Result<Rules, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    let file: RulesFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let version = hex::encode(&Sha256::digest(text.as_bytes())[..6]);
+    let routing = RoutingModel::new(file.routing, version.clone()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("routing.{e}")).collect();
+        invalid(lines.join("; "))
+    })?;
+    Ok(Rules {
+        scoring: ScoringModel::new(file.scoring, version.clone()),
+        routing,
+        version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+[scoring]
+mql_threshold = 10
+
+[routing]
+teams = [{ id = "emea", members = ["ana"] }]
+reps = [{ id = "ana", capacity = 5 }]
+rules = [{ name = "all", team = "emea" }]
+"#;
+
+    #[test]
+    fn a_valid_file_loads_with_a_version() {
+        let rules = parse_rules(Path::new("rules.toml"), VALID).map_err(|e| e.to_string());
+        assert_eq!(rules.map(|r| r.version.len()), Ok(12));
+    }
+
+    #[test]
+    fn an_unknown_rep_is_named_with_the_allowed_ones() {
+        let text = VALID.replace(r#"members = ["ana"]"#, r#"members = ["bob"]"#);
+        let err = parse_rules(Path::new("rules.toml"), &text).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("invalid configuration in rules.toml: routing.teams[0].members[0]: unknown rep `bob`, expected one of ana")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_line_and_the_allowed_keys() {
+        let text = VALID.replace("mql_threshold = 10", "mql_threshold = 10\nthreshold = 3");
+        let err = parse_rules(Path::new("rules.toml"), &text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("rules.toml"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("unknown field `threshold`"), "{err}");
+        assert!(err.contains("mql_threshold"), "{err}");
+    }
+}

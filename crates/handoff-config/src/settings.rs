@@ -1,0 +1,353 @@
+//! The service configuration file's shape. Every section is optional except `kafka` and
+//! `redis`; defaults are what a single-machine install wants.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The rules file: scoring model, teams, reps, routing rules.
+    pub rules_file: PathBuf,
+    pub kafka: KafkaSettings,
+    pub redis: RedisSettings,
+    #[serde(default)]
+    pub ingest: IngestSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub router: RouterSettings,
+    #[serde(default)]
+    pub sla: SlaSettings,
+    #[serde(default)]
+    pub notifier: NotifierSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
+}
+
+impl Settings {
+    /// Checks that serde cannot express: ranges and relations between keys.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("kafka.partitions", u64::from(self.kafka.partitions)),
+            ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
+            ("sla.first_touch_seconds", u64::from(self.sla.first_touch_seconds)),
+            ("sla.poll_interval_ms", self.sla.poll_interval_ms),
+            ("sla.lease_seconds", u64::from(self.sla.lease_seconds)),
+            ("notifier.max_attempts", u64::from(self.notifier.max_attempts)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key} must be greater than 0"));
+            }
+        }
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err("kafka.bootstrap_servers must not be empty".to_owned());
+        }
+        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+            return Err("redis.url must start with redis:// or rediss://".to_owned());
+        }
+        if self.redis.key_prefix.contains(['{', '}']) {
+            return Err("redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Comma-separated host:port list.
+    pub bootstrap_servers: String,
+    /// Prepended to every topic name: `<prefix>lead.created`, ...
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+    /// Prepended to every consumer group: `<prefix>-router`, ...
+    #[serde(default = "default_group_prefix")]
+    pub group_prefix: String,
+    /// Partitions of topics created at start-up.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    #[serde(default = "default_replication")]
+    pub replication_factor: u32,
+    /// Create missing topics at start-up (brokers such as Tansu do not auto-create).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u32,
+    /// How long a produced event may wait for the broker before it counts as failed.
+    #[serde(default = "default_message_timeout_ms")]
+    pub message_timeout_ms: u32,
+    /// Extra librdkafka properties (security.protocol, sasl.*, ...), passed as-is.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
+}
+
+fn default_topic_prefix() -> String {
+    "handoff.".to_owned()
+}
+fn default_group_prefix() -> String {
+    "handoff".to_owned()
+}
+fn default_partitions() -> u32 {
+    6
+}
+fn default_replication() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_session_timeout_ms() -> u32 {
+    10_000
+}
+fn default_message_timeout_ms() -> u32 {
+    120_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: String,
+    /// Namespace and Redis Cluster hash tag of every key: `{<prefix>}:...`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// How long a lead's record (attribution, assignment) is kept for dispositions.
+    #[serde(default = "default_lead_retention_days")]
+    pub lead_retention_days: u32,
+}
+
+fn default_key_prefix() -> String {
+    "handoff".to_owned()
+}
+fn default_lead_retention_days() -> u32 {
+    90
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSettings {
+    #[serde(default = "default_ingest_listen")]
+    pub listen: SocketAddr,
+    /// Larger request bodies get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// How long an `Idempotency-Key` is remembered.
+    #[serde(default = "default_idempotency_ttl")]
+    pub idempotency_ttl_seconds: u32,
+    /// How long a request may wait for the broker's acknowledgement before 503.
+    #[serde(default = "default_publish_timeout_ms")]
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_ingest_listen(),
+            max_body_bytes: default_max_body_bytes(),
+            idempotency_ttl_seconds: default_idempotency_ttl(),
+            publish_timeout_ms: default_publish_timeout_ms(),
+        }
+    }
+}
+
+fn default_ingest_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_idempotency_ttl() -> u32 {
+    86_400
+}
+fn default_publish_timeout_ms() -> u64 {
+    10_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// `/metrics`, `/healthz`, `/readyz` of the non-HTTP services.
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSettings {
+    /// Events consumed but whose effects are not yet acknowledged, per instance.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: default_max_in_flight(),
+        }
+    }
+}
+
+fn default_max_in_flight() -> usize {
+    512
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    /// Default first-touch window; a team may set its own in the rules file.
+    #[serde(default = "default_first_touch")]
+    pub first_touch_seconds: u32,
+    /// How often due deadlines are claimed: the breach is emitted at most this late.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// A claimed breach not acknowledged within the lease is claimed again (same event id).
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u32,
+    #[serde(default = "default_claim_batch")]
+    pub claim_batch: u32,
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        Self {
+            first_touch_seconds: default_first_touch(),
+            poll_interval_ms: default_poll_interval_ms(),
+            lease_seconds: default_lease_seconds(),
+            claim_batch: default_claim_batch(),
+        }
+    }
+}
+
+fn default_first_touch() -> u32 {
+    handoff_domain::sla::DEFAULT_FIRST_TOUCH_SECONDS
+}
+fn default_poll_interval_ms() -> u64 {
+    200
+}
+fn default_lease_seconds() -> u32 {
+    30
+}
+fn default_claim_batch() -> u32 {
+    500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifierSettings {
+    /// HMAC-SHA256 key of the `Handoff-Signature` header. Empty: deliveries are unsigned
+    /// (and a warning is logged at start-up).
+    #[serde(default)]
+    pub signing_secret: Secret,
+    #[serde(default = "default_webhook_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+impl Default for NotifierSettings {
+    fn default() -> Self {
+        Self {
+            signing_secret: Secret::default(),
+            timeout_ms: default_webhook_timeout_ms(),
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            concurrency: default_concurrency(),
+        }
+    }
+}
+
+fn default_webhook_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    60_000
+}
+fn default_concurrency() -> usize {
+    64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `info,handoff_router=debug`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// How long in-flight work may take to finish after SIGTERM before it is abandoned
+    /// (uncommitted, so it is redelivered).
+    #[serde(default = "default_drain_seconds")]
+    pub drain_seconds: u64,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        Self {
+            drain_seconds: default_drain_seconds(),
+        }
+    }
+}
+
+fn default_drain_seconds() -> u64 {
+    20
+}
