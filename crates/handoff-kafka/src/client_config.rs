@@ -1,0 +1,45 @@
+use rdkafka::ClientConfig;
+
+use handoff_config::KafkaSettings;
+
+fn base(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.bootstrap_servers)
+        .set("client.id", client_id);
+    for (key, value) in &settings.client {
+        config.set(key, value);
+    }
+    config
+}
+
+/// Idempotent, acks=all: an event is acknowledged only once every in-sync replica has it,
+/// and retries cannot duplicate or reorder it.
+pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = base(settings, client_id);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        .set("message.timeout.ms", settings.message_timeout_ms.to_string());
+    config
+}
+
+/// At-least-once: offsets are stored by the consume loop after effects are durable
+/// (`enable.auto.offset.store=false`) and committed in the background, on revoke and on
+/// shutdown.
+pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -> ClientConfig {
+    let mut config = base(settings, client_id);
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (settings.session_timeout_ms / 4).max(100).to_string(),
+        );
+    config
+}

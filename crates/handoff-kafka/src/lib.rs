@@ -1,0 +1,26 @@
+//! handoff's Kafka adapter. Events travel as CloudEvents 1.0 (Kafka protocol binding,
+//! binary mode) with JSON payloads and a W3C `traceparent`; the record key is the lead id.
+//!
+//! Consumers are at-least-once: an offset is stored only once every effect of its message
+//! (and of every message before it) is durable; undecodable events go to the dead-letter
+//! topic and the partition moves on; transient errors are retried, never skipped.
+
+mod client_config;
+mod consumer;
+mod envelope;
+mod error;
+mod producer;
+mod topics;
+mod trace;
+
+pub use client_config::{consumer_config, producer_config};
+pub use consumer::{run_consumer, ConsumerSpec, Effects, EventHandler, HandleError, PoisonReason};
+pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};
+pub use error::KafkaError;
+pub use producer::{Ack, EventProducer};
+pub use topics::{ensure_topics, Topics};
+pub use trace::TraceParent;
+
+/// Re-exported so services can write `handoff_kafka::rdkafka::...` without their own
+/// dependency on the crate's version.
+pub use rdkafka;

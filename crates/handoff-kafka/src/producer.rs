@@ -1,0 +1,134 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use handoff_config::KafkaSettings;
+
+use crate::consumer::PoisonReason;
+use crate::{producer_config, InboundEvent, KafkaError, OutboundEvent, Topics};
+
+/// Resolves when the broker acknowledged an enqueued event.
+pub type Ack = BoxFuture<'static, Result<(), KafkaError>>;
+
+/// Publishes events: idempotent, acks=all. Cheap to clone.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+    /// `ce_source` of everything this producer sends, e.g. `/handoff/router`.
+    source: Arc<str>,
+    topics: Topics,
+}
+
+impl std::fmt::Debug for EventProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventProducer")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventProducer {
+    pub fn new(settings: &KafkaSettings, service: &str) -> Result<Self, KafkaError> {
+        let producer: FutureProducer =
+            producer_config(settings, &format!("handoff-{service}")).create()?;
+        Ok(Self {
+            producer,
+            source: Arc::from(format!("/handoff/{service}")),
+            topics: Topics::new(settings.topic_prefix.clone()),
+        })
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// Hands the event to the client now (so events enqueued one after another keep their
+    /// order) and returns the acknowledgement to await.
+    pub async fn enqueue(&self, event: &OutboundEvent) -> Result<Ack, KafkaError> {
+        let topic = self.topics.of(event.kind);
+        let headers = event.headers(&self.source);
+        self.enqueue_record(topic, &event.subject, &event.payload, headers)
+            .await
+    }
+
+    /// Enqueues and waits for the broker's acknowledgement.
+    pub async fn publish(&self, event: &OutboundEvent) -> Result<(), KafkaError> {
+        self.enqueue(event).await?.await
+    }
+
+    /// Sends a record that cannot be processed to the dead-letter topic.
+    pub async fn dead_letter(
+        &self,
+        event: &InboundEvent,
+        reason: PoisonReason,
+        detail: &str,
+        service: &str,
+    ) -> Result<Ack, KafkaError> {
+        let headers = event.dead_letter_headers(reason, detail, service);
+        let key = event.key.clone().unwrap_or_default();
+        let payload = event.payload.clone().unwrap_or_default();
+        self.enqueue_record(self.topics.dead_letter(), &key, &payload, headers)
+            .await
+    }
+
+    async fn enqueue_record<K: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        topic: String,
+        key: &K,
+        payload: &[u8],
+        headers: rdkafka::message::OwnedHeaders,
+    ) -> Result<Ack, KafkaError> {
+        let mut record = FutureRecord::to(&topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    let topic = topic.clone();
+                    return Ok(async move {
+                        match delivery.await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err((source, _))) => Err(KafkaError::Delivery { topic, source }),
+                            Err(_) => Err(KafkaError::DeliveryCancelled { topic }),
+                        }
+                    }
+                    .boxed());
+                }
+                // The client's queue is full: wait for deliveries to drain it, then retry.
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Asks the cluster for metadata: `Ok` when a broker answers.
+    pub async fn check_connectivity(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|_| ())
+                .map_err(|e| KafkaError::Unreachable(e.to_string()))
+        })
+        .await
+        .map_err(|e| KafkaError::Unreachable(e.to_string()))?
+    }
+
+    /// Waits for everything enqueued to be acknowledged (shutdown).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| KafkaError::Unreachable(e.to_string()))??;
+        Ok(())
+    }
+}

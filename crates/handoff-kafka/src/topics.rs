@@ -1,0 +1,73 @@
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+use handoff_config::KafkaSettings;
+use handoff_domain::events::EventKind;
+
+use crate::KafkaError;
+
+/// Topic names of one deployment: `<prefix><kind>`, e.g. `handoff.lead.created`.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn of(&self, kind: EventKind) -> String {
+        format!("{}{}", self.prefix, kind.topic_suffix())
+    }
+
+    /// Where events that cannot be processed go, with the reason in their headers.
+    pub fn dead_letter(&self) -> String {
+        format!("{}deadletter", self.prefix)
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = EventKind::ALL.iter().map(|k| self.of(*k)).collect();
+        all.push(self.dead_letter());
+        all
+    }
+}
+
+/// Creates any missing topic. Brokers such as Tansu do not auto-create topics, and
+/// auto-created ones get the broker's defaults rather than ours.
+pub async fn ensure_topics(settings: &KafkaSettings, topics: &Topics) -> Result<(), KafkaError> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &settings.bootstrap_servers);
+    for (key, value) in &settings.client {
+        config.set(key, value);
+    }
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let names = topics.all();
+    let replication = i32::try_from(settings.replication_factor).unwrap_or(1);
+    let partitions = i32::try_from(settings.partitions).unwrap_or(1);
+    let new_topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin.create_topics(&new_topics, &options).await?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(%topic, partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::CreateTopic {
+                    topic,
+                    message: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `/metrics`, `/healthz` (the process answers) and `/readyz` (its dependencies answer).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+
+use crate::{Metrics, TelemetryError};
+
+/// A named dependency check: `Ok` when the dependency answers.
+pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// The checks `/readyz` runs, each bounded by a timeout so a hung dependency reads as
+/// "not ready" instead of hanging the probe.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, ReadinessCheck)>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.checks.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Readiness").field("checks", &names).finish()
+    }
+}
+
+impl Readiness {
+    pub fn with(mut self, name: &'static str, check: ReadinessCheck) -> Self {
+        self.checks.push((name, check));
+        self
+    }
+
+    async fn run(&self) -> (bool, serde_json::Value) {
+        let mut ready = true;
+        let mut report = serde_json::Map::new();
+        for (name, check) in &self.checks {
+            let outcome = tokio::time::timeout(Duration::from_secs(2), check()).await;
+            let status = match outcome {
+                Ok(Ok(())) => "ok".to_owned(),
+                Ok(Err(e)) => {
+                    ready = false;
+                    e
+                }
+                Err(_) => {
+                    ready = false;
+                    "timed out".to_owned()
+                }
+            };
+            report.insert((*name).to_owned(), serde_json::Value::String(status));
+        }
+        (ready, serde_json::Value::Object(report))
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Metrics,
+    readiness: Arc<Readiness>,
+}
+
+pub fn admin_router<S>(metrics: Metrics, readiness: Readiness) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readiness_handler))
+        .with_state(AdminState {
+            metrics,
+            readiness: Arc::new(readiness),
+        })
+}
+
+/// Serves the admin routes until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: TcpListener,
+    metrics: Metrics,
+    readiness: Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), TelemetryError> {
+    let app: Router = admin_router(metrics, readiness);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn metrics_handler(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn readiness_handler(State(state): State<AdminState>) -> Response {
+    let (ready, checks) = state.readiness.run().await;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({ "ready": ready, "checks": checks });
+    (status, Json(body)).into_response()
+}

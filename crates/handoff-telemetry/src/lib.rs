@@ -1,0 +1,20 @@
+//! Telemetry shared by every service: the metrics (named in one place, following
+//! docs/metrics.md), structured logging, and the `/metrics`, `/healthz`, `/readyz` routes.
+
+mod admin;
+mod logging;
+mod metrics;
+
+pub use admin::{admin_router, serve_admin, ReadinessCheck, Readiness};
+pub use logging::init_logging;
+pub use metrics::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("invalid log filter `{filter}`: {message}")]
+    LogFilter { filter: String, message: String },
+    #[error("admin server: {0}")]
+    Serve(#[from] std::io::Error),
+}
