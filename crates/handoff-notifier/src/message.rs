@@ -1,0 +1,51 @@
+//! What a webhook receives. Slack reads `text`; everything else is there for machines.
+
+use serde_json::{json, Value};
+
+use handoff_domain::events::{LeadAssigned, SlaBreached};
+
+pub(crate) fn assigned(event: &LeadAssigned) -> Value {
+    let text = format!(
+        "New lead for {rep} (team {team}): score {points} ({band}). First touch due by {due} UTC. Why: {reason}",
+        rep = event.rep_id,
+        team = event.team_id,
+        points = event.score.points,
+        band = event.score.band,
+        due = event.first_touch_due_at.format("%H:%M:%S"),
+        reason = event.explanation.reason,
+    );
+    json!({
+        "type": "lead.assigned",
+        "event_id": event.event_id(),
+        "text": text,
+        "lead_id": event.lead_id,
+        "team_id": event.team_id,
+        "rep_id": event.rep_id,
+        "attempt": event.attempt,
+        "first_touch_due_at": event.first_touch_due_at,
+        "score": event.score,
+        "explanation": event.explanation,
+        "source": event.source,
+    })
+}
+
+pub(crate) fn breached(event: &SlaBreached) -> Value {
+    let text = format!(
+        ":warning: First-touch SLA missed: lead {lead} assigned to {rep} (team {team}) was due at {due} UTC.",
+        lead = event.lead_id,
+        rep = event.rep_id,
+        team = event.team_id,
+        due = event.due_at.format("%H:%M:%S"),
+    );
+    json!({
+        "type": "sla.breached",
+        "event_id": event.event_id(),
+        "text": text,
+        "lead_id": event.lead_id,
+        "team_id": event.team_id,
+        "rep_id": event.rep_id,
+        "attempt": event.attempt,
+        "due_at": event.due_at,
+        "breached_at": event.breached_at,
+    })
+}

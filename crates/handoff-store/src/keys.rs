@@ -1,0 +1,59 @@
+//! Key names. `{prefix}` is the hash tag: all keys of one deployment share a slot, because
+//! one routing step touches the lead, the rep counters, the rotation and the deadlines.
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    tag: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            tag: format!("{{{prefix}}}"),
+        }
+    }
+
+    /// Hash: a lead's attribution, assignment and SLA state.
+    pub fn lead(&self, lead_id: &str) -> String {
+        format!("{}:lead:{lead_id}", self.tag)
+    }
+
+    /// Hash rep id -> leads awaiting first touch.
+    pub fn open_leads(&self) -> String {
+        format!("{}:reps:open", self.tag)
+    }
+
+    /// Hash team id -> the rep the rotation chose last.
+    pub fn rotation(&self) -> String {
+        format!("{}:rotation", self.tag)
+    }
+
+    /// Hash of a rep's runtime overrides (active, available, capacity).
+    pub fn rep(&self, rep_id: &str) -> String {
+        format!("{}:rep:{rep_id}", self.tag)
+    }
+
+    /// List of lead ids waiting in an overflow queue.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}:queue:{queue}", self.tag)
+    }
+
+    /// Sorted set `lead|attempt` -> first-touch deadline (ms).
+    pub fn deadlines(&self) -> String {
+        format!("{}:sla:due", self.tag)
+    }
+
+    /// Sorted set `lead|attempt` -> lease expiry (ms) of a claimed breach.
+    pub fn claims(&self) -> String {
+        format!("{}:sla:claimed", self.tag)
+    }
+
+    pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
+        format!("{}:idem:{scope}:{key_digest}", self.tag)
+    }
+}
+
+/// The member of the deadline sets for one assignment attempt.
+pub(crate) fn deadline_member(lead_id: &str, attempt: u32) -> String {
+    format!("{lead_id}|{attempt}")
+}

@@ -1,0 +1,67 @@
+//! handoff's Redis adapter. Every key lives under one hash tag, `{<prefix>}`, so each
+//! multi-key script touches a single slot and the same code runs on Redis Cluster (see
+//! docs/adr/0001-redis-keys-share-one-hash-tag.md). Each state change that must be atomic
+//! is one Lua script.
+
+mod deadlines;
+mod idempotency;
+mod keys;
+mod leads;
+mod routing_state;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use deadlines::{DueBreach, FirstTouch};
+pub use idempotency::Reservation;
+pub use leads::LeadRecord;
+pub use routing_state::{AssignmentCommit, CommitOutcome, QueueOutcome};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("stored data is corrupt at {key}: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// A connection (auto-reconnecting, multiplexed) and the key namespace. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    connection: ConnectionManager,
+    keys: keys::Keys,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects (failing fast if Redis is not there) with bounded response times, so a
+    /// hung Redis shows up as an error to retry rather than a stuck consumer.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(3))
+            .set_response_timeout(Duration::from_secs(5))
+            .set_number_of_retries(3);
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self {
+            connection,
+            keys: keys::Keys::new(key_prefix),
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: String = redis::cmd("PING").query_async(&mut connection).await?;
+        Ok(())
+    }
+
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}

@@ -1,0 +1,181 @@
+//! The router's state: who holds how many open leads, where each team's rotation stands,
+//! runtime rep overrides; and the atomic step that commits one decision.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use redis::Script;
+
+use handoff_domain::routing::{RepState, TeamState};
+
+use crate::keys::deadline_member;
+use crate::{Store, StoreError};
+
+static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
+static ENQUEUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/enqueue.lua")));
+
+/// One decision to commit.
+#[derive(Debug, Clone)]
+pub struct AssignmentCommit<'a> {
+    pub lead_id: &'a str,
+    pub team: &'a str,
+    pub rep: &'a str,
+    /// The rotation position the decision was made from; the commit fails if it moved.
+    pub expected_last: Option<&'a str>,
+    /// The rep's effective capacity; the commit fails if the rep reached it meanwhile.
+    pub capacity: u32,
+    pub attempt: u32,
+    pub assigned_ms: i64,
+    pub due_ms: i64,
+    /// The `lead.assigned` payload, kept so a redelivered lead republishes the same event.
+    pub assigned_event: &'a str,
+    pub retention_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Committed; the payload is the one given.
+    Assigned,
+    /// The lead was assigned before (a redelivery): here is the event recorded then.
+    AlreadyAssigned(String),
+    /// The state moved between read and commit (another router instance): decide again.
+    Conflict(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueOutcome {
+    Queued(String),
+    /// Assigned meanwhile (or before): here is the recorded event.
+    AlreadyAssigned(String),
+}
+
+impl Store {
+    /// Reads what a decision for `team` depends on, in one round trip.
+    pub async fn team_state(&self, team: &str, members: &[String]) -> Result<TeamState, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hget(self.keys.rotation(), team);
+        pipe.cmd("HMGET").arg(self.keys.open_leads()).arg(members);
+        for member in members {
+            pipe.hgetall(self.keys.rep(member));
+        }
+        let mut connection = self.connection();
+        let mut replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
+        if replies.len() != members.len() + 2 {
+            return Err(StoreError::Corrupt {
+                key: self.keys.rotation(),
+                message: "unexpected pipeline reply".to_owned(),
+            });
+        }
+        let overrides = replies.split_off(2);
+        let open: Vec<Option<i64>> = redis::from_redis_value(&replies[1])?;
+        let last_assigned: Option<String> = redis::from_redis_value(&replies[0])?;
+        let mut reps = BTreeMap::new();
+        for ((member, open), overrides) in members.iter().zip(open).zip(overrides) {
+            let fields: BTreeMap<String, String> = redis::from_redis_value(&overrides)?;
+            reps.insert(
+                member.clone(),
+                RepState {
+                    open_leads: u32::try_from(open.unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+                    active: fields.get("active").and_then(|v| v.parse().ok()),
+                    available: fields.get("available").and_then(|v| v.parse().ok()),
+                    capacity: fields.get("capacity").and_then(|v| v.parse().ok()),
+                },
+            );
+        }
+        Ok(TeamState {
+            last_assigned,
+            reps,
+        })
+    }
+
+    /// Dedup, capacity, rotation, assignment and deadline in one atomic step.
+    pub async fn commit_assignment(
+        &self,
+        commit: &AssignmentCommit<'_>,
+    ) -> Result<CommitOutcome, StoreError> {
+        let mut connection = self.connection();
+        let (status, detail): (String, String) = ASSIGN
+            .key(self.keys.lead(commit.lead_id))
+            .key(self.keys.open_leads())
+            .key(self.keys.rotation())
+            .key(self.keys.deadlines())
+            .arg(commit.team)
+            .arg(commit.rep)
+            .arg(commit.expected_last.unwrap_or(""))
+            .arg(commit.capacity)
+            .arg(commit.due_ms)
+            .arg(deadline_member(commit.lead_id, commit.attempt))
+            .arg(commit.assigned_event)
+            .arg(commit.retention_seconds)
+            .arg(commit.attempt)
+            .arg(commit.assigned_ms)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match status.as_str() {
+            "assigned" => CommitOutcome::Assigned,
+            "existing" => CommitOutcome::AlreadyAssigned(detail),
+            _ => CommitOutcome::Conflict(detail),
+        })
+    }
+
+    /// Puts the lead in an overflow queue, once.
+    pub async fn enqueue_overflow(
+        &self,
+        lead_id: &str,
+        queue: &str,
+        retention_seconds: u64,
+    ) -> Result<QueueOutcome, StoreError> {
+        let mut connection = self.connection();
+        let (status, detail): (String, String) = ENQUEUE
+            .key(self.keys.lead(lead_id))
+            .key(self.keys.queue(queue))
+            .arg(lead_id)
+            .arg(queue)
+            .arg(retention_seconds)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(if status == "assigned" {
+            QueueOutcome::AlreadyAssigned(detail)
+        } else {
+            QueueOutcome::Queued(detail)
+        })
+    }
+
+    /// Lead ids waiting in an overflow queue, oldest first.
+    pub async fn queued_leads(&self, queue: &str) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection();
+        Ok(redis::cmd("LRANGE")
+            .arg(self.keys.queue(queue))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?)
+    }
+
+    /// Open leads (awaiting first touch) per rep.
+    pub async fn open_leads(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut connection = self.connection();
+        Ok(redis::cmd("HGETALL")
+            .arg(self.keys.open_leads())
+            .query_async(&mut connection)
+            .await?)
+    }
+
+    /// Sets a rep's runtime override field (`active`, `available`, `capacity`).
+    pub async fn set_rep_override(
+        &self,
+        rep_id: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.keys.rep(rep_id))
+            .arg(field)
+            .arg(value)
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
