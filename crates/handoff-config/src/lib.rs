@@ -10,7 +10,7 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
-pub use rules::{load_rules, Rules};
+pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
 pub use settings::*;
 

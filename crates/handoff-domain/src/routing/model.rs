@@ -257,6 +257,11 @@ impl RoutingModel {
         self.teams.get(team).map_or(&[], |t| t.members.as_slice())
     }
 
+    /// Rule names in evaluation order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.name.as_str())
+    }
+
     pub fn rep_ids(&self) -> impl Iterator<Item = &str> {
         self.reps.keys().map(String::as_str)
     }

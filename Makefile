@@ -1,0 +1,41 @@
+# handoff — the two commands the README promises:
+#   make run   a fresh machine to a running system (embedded Kafka, local Redis, demo traffic)
+#   make test  formatting, lints and the whole suite against real Redis and a real broker
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build
+
+help:
+	@echo "make run    build and start handoff dev (embedded Kafka, local Redis, demo traffic)"
+	@echo "make test   fmt check, clippy -D warnings, every test (starts Redis and Tansu)"
+	@echo "make bench  criterion benchmark of score + route"
+	@echo "make load   end-to-end load figures (N leads through ingest -> router -> assigned)"
+
+build:
+	$(CARGO) build --release --bin handoff
+
+run: build
+	scripts/ensure-redis.sh 6379
+	HANDOFF_LOG_LEVEL=$${HANDOFF_LOG_LEVEL:-warn} ./target/release/handoff dev --config deploy/config/handoff.toml
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The e2e suite kills and restarts the real binary, so it is built first.
+test: lint
+	$(CARGO) build --bin handoff
+	@eval "$$(scripts/test-env.sh up)"; \
+	  $(CARGO) test --workspace --all-targets -- --test-threads=2; rc=$$?; \
+	  scripts/test-env.sh down; exit $$rc
+
+bench:
+	$(CARGO) bench -p handoff-domain --bench decide
+
+load: build
+	scripts/ensure-redis.sh 6379
+	@eval "$$(scripts/test-env.sh up)"; \
+	  ./target/release/handoff-load --kafka $$HANDOFF_TEST_KAFKA --redis $$HANDOFF_TEST_REDIS $(LOAD_ARGS); rc=$$?; \
+	  scripts/test-env.sh down; exit $$rc

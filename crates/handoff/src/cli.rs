@@ -1,0 +1,58 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// handoff: instant, fair, measured lead routing.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// The configuration file (every key can be overridden by HANDOFF_<SECTION>_<KEY>).
+    #[arg(long, short, env = "HANDOFF_CONFIG", default_value = "deploy/config/handoff.toml", global = true)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The HTTP API: lead submissions and dispositions.
+    Ingest,
+    /// Scores and routes lead.created into lead.assigned.
+    Router,
+    /// Tracks first-touch deadlines and publishes sla.breached.
+    Sla,
+    /// Delivers assignments and breaches to webhooks.
+    Notifier,
+    /// Every service in one process (small installs).
+    All,
+    /// Every service on an embedded Kafka, with demo traffic: a first look.
+    Dev(DevArgs),
+    /// Work with rules files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Demo leads posted per second (0: no demo traffic).
+    #[arg(long, default_value_t = 2.0)]
+    pub leads_per_second: f64,
+    /// First-touch window in dev mode, so breaches show up within a minute.
+    #[arg(long, default_value_t = 30)]
+    pub first_touch_seconds: u32,
+    /// Where the dev webhook sink listens (the sample rules point their webhooks here).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub webhook_sink: std::net::SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validates rules files and prints a summary.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}

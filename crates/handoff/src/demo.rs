@@ -1,0 +1,118 @@
+//! Demo traffic for `handoff dev` (and the load command): realistic leads posted over
+//! HTTP, and first touches reported for most of them, so every path of the system shows.
+
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+const FIRST: &[&str] = &["Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal", "Lena"];
+const LAST: &[&str] = &["Schmidt", "Okafor", "Dubois", "Ivanova", "García", "Tanaka", "Müller", "Smith", "Rossi", "Nowak"];
+const COMPANIES: &[(&str, &str, &str)] = &[
+    ("Acme Robotics", "acme-robotics.de", "DE"),
+    ("Alpenblick AG", "alpenblick.ch", "CH"),
+    ("Wiener Logistik", "wiener-logistik.at", "AT"),
+    ("Brightside Ltd", "brightside.co.uk", "GB"),
+    ("Lumière SA", "lumiere.fr", "FR"),
+    ("Northwind Inc", "northwind.com", "US"),
+    ("Maple Analytics", "maple-analytics.ca", "CA"),
+    ("Sakura Systems", "sakura-sys.jp", "JP"),
+    ("Koala Cloud", "koalacloud.com.au", "AU"),
+    ("Rio Data", "riodata.com.br", "BR"),
+];
+const TITLES: &[&str] = &["VP Sales", "CTO", "Head of Marketing", "Marketing Manager", "Software Engineer", "Student", "Director of Operations", "CEO", "Analyst"];
+const INDUSTRIES: &[&str] = &["software", "manufacturing", "finance", "retail", "healthcare", "education"];
+const CAMPAIGNS: &[&str] = &["spring-launch", "webinar-series", "pricing-retargeting", "partner-referral"];
+const FREE_MAIL: &[&str] = &["gmail.com", "outlook.com", "yahoo.com"];
+
+/// One realistic lead submission.
+pub fn lead() -> Value {
+    let mut rng = rand::rng();
+    let first = FIRST.choose(&mut rng).copied().unwrap_or("Ana");
+    let last = LAST.choose(&mut rng).copied().unwrap_or("Smith");
+    let (company, domain, country) = COMPANIES.choose(&mut rng).copied().unwrap_or(COMPANIES[0]);
+    let mail_domain = if rng.random_bool(0.15) {
+        FREE_MAIL.choose(&mut rng).copied().unwrap_or("gmail.com")
+    } else {
+        domain
+    };
+    let employees = [12u32, 45, 180, 650, 2400, 12000].choose(&mut rng).copied().unwrap_or(50);
+    let local: String = format!("{first}.{last}").to_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
+    json!({
+        "source": {
+            "kind": if rng.random_bool(0.7) { "web_form" } else { "webhook" },
+            "name": "demo",
+            "campaign": CAMPAIGNS.choose(&mut rng).copied().unwrap_or(""),
+            "utm": { "source": "google", "medium": "cpc" }
+        },
+        "contact": {
+            "email": format!("{local}{}@{mail_domain}", rng.random_range(1..999)),
+            "first_name": first,
+            "last_name": last,
+            "title": TITLES.choose(&mut rng).copied().unwrap_or(""),
+        },
+        "company": {
+            "name": company,
+            "domain": domain,
+            "country": country,
+            "employees": employees,
+            "industry": INDUSTRIES.choose(&mut rng).copied().unwrap_or(""),
+        },
+        "engagement": {
+            "demo_request": rng.random_bool(0.2),
+            "pricing_page_views": rng.random_range(0..6),
+            "content_downloads": rng.random_range(0..4),
+            "webinars_attended": rng.random_range(0..2),
+        }
+    })
+}
+
+/// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
+/// at a random moment within 1.5× the SLA window (so some are in time, some breach).
+pub async fn traffic(base_url: String, per_second: f64, sla: Duration, shutdown: CancellationToken) {
+    let client = reqwest::Client::new();
+    let period = Duration::from_secs_f64(1.0 / per_second.max(0.01));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let response = client.post(format!("{base_url}/v1/leads")).json(&lead()).send().await;
+        let lead_id = match response {
+            Ok(r) if r.status().is_success() => r
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v["lead_id"].as_str().map(str::to_owned)),
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "demo lead refused");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "demo lead not posted");
+                None
+            }
+        };
+        let (touch, delay) = {
+            let mut rng = rand::rng();
+            (rng.random_bool(0.6), sla.mul_f64(rng.random_range(0.1..1.5)))
+        };
+        if let (Some(lead_id), true) = (lead_id, touch) {
+            let (client, base_url, shutdown) = (client.clone(), base_url.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                let url = format!("{base_url}/v1/leads/{lead_id}/dispositions");
+                let body = json!({ "outcome": "contacted", "actor": "rep" });
+                if let Err(e) = client.post(url).json(&body).send().await {
+                    tracing::warn!(error = %e, "demo disposition not posted");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! `handoff dev`: every service on an embedded Kafka (librdkafka's mock cluster, in
+//! memory) and the local Redis, with demo traffic, a webhook sink, and a summary line.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::routing::post;
+use axum::Router;
+use handoff_kafka::rdkafka::mocking::MockCluster;
+use tokio_util::sync::CancellationToken;
+
+use handoff_config::LoadedConfig;
+use handoff_kafka::Topics;
+use handoff_telemetry::Metrics;
+
+use crate::services::{self, ServiceSet};
+use crate::{demo, shutdown};
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub leads_per_second: f64,
+    pub first_touch_seconds: u32,
+    pub webhook_sink: SocketAddr,
+}
+
+pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Result<()> {
+    let kafka = &mut loaded.settings.kafka;
+    let mock = MockCluster::new(1).context("cannot start the embedded Kafka (mock cluster)")?;
+    for topic in Topics::new(kafka.topic_prefix.clone()).all() {
+        mock.create_topic(&topic, i32::try_from(kafka.partitions).unwrap_or(1), 1)
+            .with_context(|| format!("cannot create topic {topic} on the embedded Kafka"))?;
+    }
+    kafka.bootstrap_servers = mock.bootstrap_servers();
+    kafka.create_topics = false;
+    // A consumer that left uncleanly holds its partitions until the session times out.
+    kafka.session_timeout_ms = 6_000;
+    loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
+    let bootstrap = kafka.bootstrap_servers.clone();
+    let teams: Vec<String> = loaded.rules.routing.team_ids().map(str::to_owned).collect();
+
+    let shutdown = shutdown::on_signal();
+    let deliveries = Arc::new(AtomicU64::new(0));
+    let sink = start_webhook_sink(options.webhook_sink, deliveries.clone(), shutdown.clone()).await;
+    let running = services::start(ServiceSet::all(), loaded, shutdown.clone()).await?;
+    let api = running
+        .ingest_addr
+        .map_or_else(|| "?".to_owned(), |a| format!("http://{a}"));
+    println!("handoff dev is running");
+    println!("  API:              {api}/v1/leads   (POST JSON or a form)");
+    println!("  metrics:          {api}/metrics    health: {api}/healthz  {api}/readyz");
+    println!("  embedded Kafka:   {bootstrap}   (topics {}*)", "handoff.");
+    match sink {
+        Some(addr) => println!("  webhook sink:     http://{addr}/hooks/…   (the sample rules notify here)"),
+        None => println!("  webhook sink:     not started ({} is busy)", options.webhook_sink),
+    }
+    println!(
+        "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
+        options.leads_per_second, options.first_touch_seconds
+    );
+    if options.leads_per_second > 0.0 {
+        if let Some(addr) = running.ingest_addr {
+            tokio::spawn(demo::traffic(
+                format!("http://{addr}"),
+                options.leads_per_second,
+                Duration::from_secs(u64::from(options.first_touch_seconds)),
+                shutdown.clone(),
+            ));
+        }
+    }
+    tokio::spawn(summary(running.metrics.clone(), teams, deliveries, shutdown.clone()));
+    let outcome = running.wait().await;
+    drop(mock);
+    outcome
+}
+
+/// A local stand-in for Slack and CRM webhooks: counts what it receives.
+async fn start_webhook_sink(
+    addr: SocketAddr,
+    deliveries: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) -> Option<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.ok()?;
+    let local = listener.local_addr().ok();
+    let app = Router::new().route(
+        "/hooks/{channel}",
+        post(move || {
+            let deliveries = deliveries.clone();
+            async move {
+                deliveries.fetch_add(1, Ordering::Relaxed);
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let stopped = async move { shutdown.cancelled().await };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+            tracing::warn!(error = %e, "webhook sink stopped");
+        }
+    });
+    local
+}
+
+/// One line every five seconds: what an operator would look at first.
+async fn summary(metrics: Metrics, teams: Vec<String>, deliveries: Arc<AtomicU64>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(5));
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let per_team: Vec<String> = teams
+            .iter()
+            .map(|t| format!("{t}={}", metrics.leads_assigned.with_label_values(&[t.as_str()]).get()))
+            .collect();
+        let breaches: u64 = teams
+            .iter()
+            .map(|t| metrics.sla_breaches.with_label_values(&[t.as_str()]).get())
+            .sum();
+        println!(
+            "received={} assigned[{}] unqualified={} overflowed={} awaiting_first_touch={} breaches={} webhooks={}",
+            metrics.leads_received.get(),
+            per_team.join(" "),
+            metrics.leads_unqualified.get(),
+            teams
+                .iter()
+                .map(|t| metrics.leads_overflowed.with_label_values(&[t.as_str()]).get())
+                .sum::<u64>()
+                + metrics.leads_overflowed.with_label_values(&["unrouted"]).get(),
+            metrics.awaiting_first_touch.get(),
+            breaches,
+            deliveries.load(Ordering::Relaxed),
+        );
+    }
+}

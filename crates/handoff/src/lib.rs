@@ -1,0 +1,7 @@
+//! Start-up shared by the `handoff` binary and the end-to-end tests: building the
+//! dependencies (Redis, producers, metrics, topics) and running a set of services.
+
+pub mod demo;
+pub mod dev;
+pub mod services;
+pub mod shutdown;

@@ -1,0 +1,51 @@
+//! The `handoff` binary: parses the command line, loads the configuration, and hands over
+//! to the services. Everything else lives in the library crates.
+
+mod cli;
+mod rules_check;
+
+use anyhow::Context;
+use clap::Parser;
+
+use cli::{Cli, Command, RulesCommand};
+use handoff::services::{self, Service, ServiceSet};
+use handoff::{dev, shutdown};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let set = match &cli.command {
+        Command::Rules {
+            command: RulesCommand::Check { files },
+        } => return rules_check::run(files),
+        Command::Ingest => ServiceSet::only(Service::Ingest),
+        Command::Router => ServiceSet::only(Service::Router),
+        Command::Sla => ServiceSet::only(Service::Sla),
+        Command::Notifier => ServiceSet::only(Service::Notifier),
+        Command::All => ServiceSet::all(),
+        Command::Dev(args) => {
+            let loaded = load(&cli)?;
+            return dev::run(
+                loaded,
+                dev::DevOptions {
+                    leads_per_second: args.leads_per_second,
+                    first_touch_seconds: args.first_touch_seconds,
+                    webhook_sink: args.webhook_sink,
+                },
+            )
+            .await;
+        }
+    };
+    let loaded = load(&cli)?;
+    let shutdown = shutdown::on_signal();
+    let running = services::start(set, loaded, shutdown).await?;
+    running.wait().await
+}
+
+fn load(cli: &Cli) -> anyhow::Result<handoff_config::LoadedConfig> {
+    let loaded = handoff_config::load(&cli.config, std::env::vars())
+        .with_context(|| format!("cannot start with configuration {}", cli.config.display()))?;
+    let log = &loaded.settings.log;
+    handoff_telemetry::init_logging(log.format == handoff_config::LogFormat::Json, &log.level)?;
+    Ok(loaded)
+}

@@ -1,0 +1,242 @@
+//! Runs any set of services in one process over shared dependencies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use handoff_config::{LoadedConfig, Settings};
+use handoff_domain::sla::SlaPolicy;
+use handoff_ingest::{Ingest, IngestDeps};
+use handoff_kafka::{ensure_topics, EventProducer, Topics};
+use handoff_store::Store;
+use handoff_telemetry::{serve_admin, Metrics, Readiness, ReadinessCheck};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Ingest,
+    Router,
+    Sla,
+    Notifier,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Ingest => "ingest",
+            Service::Router => "router",
+            Service::Sla => "sla",
+            Service::Notifier => "notifier",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSet(Vec<Service>);
+
+impl ServiceSet {
+    pub fn only(service: Service) -> Self {
+        Self(vec![service])
+    }
+
+    pub fn all() -> Self {
+        Self(vec![Service::Ingest, Service::Router, Service::Sla, Service::Notifier])
+    }
+
+    pub fn of(services: &[Service]) -> Self {
+        Self(services.to_vec())
+    }
+
+    fn has(&self, service: Service) -> bool {
+        self.0.contains(&service)
+    }
+}
+
+/// Services started and serving.
+#[derive(Debug)]
+pub struct Running {
+    /// Where the HTTP API listens, if ingest runs.
+    pub ingest_addr: Option<SocketAddr>,
+    /// Where `/metrics`, `/healthz`, `/readyz` listen when ingest does not run.
+    pub admin_addr: Option<SocketAddr>,
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Running {
+    /// Waits for every service to stop. The first to fail stops the others, and its error
+    /// is returned (the process then exits non-zero and its supervisor restarts it).
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let (name, outcome) = match joined {
+                Ok(done) => done,
+                Err(e) => ("task", Err(anyhow::anyhow!(e))),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(service = name, error = format!("{e:#}"), "service failed; stopping the others");
+                self.shutdown.cancel();
+                first_error.get_or_insert(e.context(format!("{name} failed")));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Connects to Redis and Kafka (creating topics if configured), then starts the services.
+/// Fails fast, naming the dependency, when one is unreachable at start-up.
+pub async fn start(
+    set: ServiceSet,
+    loaded: LoadedConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Running> {
+    let LoadedConfig { settings, rules, .. } = loaded;
+    let rules = Arc::new(rules);
+    let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
+    let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
+        .await
+        .with_context(|| format!("cannot connect to Redis at {}", redact_url(&settings.redis.url)))?;
+    let topics = Topics::new(settings.kafka.topic_prefix.clone());
+    if settings.kafka.create_topics {
+        ensure_topics(&settings.kafka, &topics).await.with_context(|| {
+            format!("cannot create topics on {}", settings.kafka.bootstrap_servers)
+        })?;
+    }
+    let producer = EventProducer::new(&settings.kafka, "handoff")?;
+    producer
+        .check_connectivity(Duration::from_secs(10))
+        .await
+        .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.bootstrap_servers))?;
+    let readiness = readiness(store.clone(), producer.clone());
+    let drain = Duration::from_secs(settings.shutdown.drain_seconds);
+    let lead_retention = Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
+    let mut tasks = JoinSet::new();
+
+    let mut ingest_addr = None;
+    if set.has(Service::Ingest) {
+        // Ingest answers within its publish timeout, so its producer gives up then too:
+        // a 503 must mean the event will not appear later.
+        let mut kafka = settings.kafka.clone();
+        kafka.message_timeout_ms = u32::try_from(settings.ingest.publish_timeout_ms).unwrap_or(u32::MAX);
+        let ingest = Ingest::build(
+            settings.ingest.clone(),
+            IngestDeps {
+                store: store.clone(),
+                producer: EventProducer::new(&kafka, "ingest")?,
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+                lead_retention,
+            },
+        )
+        .await?;
+        ingest_addr = ingest.local_addr();
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("ingest", ingest.run_until_stopped(stop).await.map_err(Into::into)) });
+    }
+    if set.has(Service::Router) {
+        let deps = handoff_router::RouterDeps {
+            kafka: settings.kafka.clone(),
+            store: store.clone(),
+            producer: EventProducer::new(&settings.kafka, "router")?,
+            metrics: metrics.clone(),
+            rules: rules.clone(),
+            sla: sla_policy(&settings),
+            lead_retention,
+            max_in_flight: settings.router.max_in_flight,
+            drain,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("router", handoff_router::run(deps, stop).await.map_err(Into::into)) });
+    }
+    if set.has(Service::Sla) {
+        let deps = handoff_sla::SlaDeps {
+            kafka: settings.kafka.clone(),
+            settings: settings.sla.clone(),
+            store: store.clone(),
+            producer: EventProducer::new(&settings.kafka, "sla")?,
+            metrics: metrics.clone(),
+            rules: rules.clone(),
+            lead_retention,
+            drain,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("sla", handoff_sla::run(deps, stop).await.map_err(Into::into)) });
+    }
+    if set.has(Service::Notifier) {
+        let deps = handoff_notifier::NotifierDeps {
+            kafka: settings.kafka.clone(),
+            settings: settings.notifier.clone(),
+            producer: EventProducer::new(&settings.kafka, "notifier")?,
+            metrics: metrics.clone(),
+            rules: rules.clone(),
+            drain,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move { ("notifier", handoff_notifier::run(deps, stop).await.map_err(Into::into)) });
+    }
+
+    let mut admin_addr = None;
+    if !set.has(Service::Ingest) {
+        let listener = TcpListener::bind(settings.admin.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (admin.listen)", settings.admin.listen))?;
+        admin_addr = listener.local_addr().ok();
+        let (metrics, readiness, stop) = (metrics.clone(), readiness.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let stopped = async move { stop.cancelled().await };
+            ("admin", serve_admin(listener, metrics, readiness, stopped).await.map_err(Into::into))
+        });
+    }
+    tracing::info!(
+        services = ?set.0.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        ingest = ?ingest_addr,
+        admin = ?admin_addr,
+        rules_version = %rules.version,
+        "handoff started"
+    );
+    Ok(Running {
+        ingest_addr,
+        admin_addr,
+        metrics,
+        shutdown,
+        tasks,
+    })
+}
+
+fn sla_policy(settings: &Settings) -> SlaPolicy {
+    SlaPolicy {
+        first_touch_seconds: settings.sla.first_touch_seconds,
+    }
+}
+
+fn readiness(store: Store, producer: EventProducer) -> Readiness {
+    let redis: ReadinessCheck = Arc::new(move || {
+        let store = store.clone();
+        async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
+    });
+    let kafka: ReadinessCheck = Arc::new(move || {
+        let producer = producer.clone();
+        async move {
+            producer
+                .check_connectivity(Duration::from_secs(2))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    });
+    Readiness::default().with("redis", redis).with("kafka", kafka)
+}
+
+/// `redis://user:secret@host:6379/0` -> `redis://host:6379/0`: URLs may carry passwords.
+fn redact_url(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => url.to_owned(),
+    }
+}

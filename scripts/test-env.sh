@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Starts (up) or stops (down) what the test suite talks to: a private Redis and a Tansu
+# broker with SQLite storage, both on loopback, state under .run/test-env.
+# `up` prints the environment the tests read (HANDOFF_TEST_KAFKA, HANDOFF_TEST_REDIS).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run=.run/test-env
+redis_port=${HANDOFF_TEST_REDIS_PORT:-16379}
+kafka_port=${HANDOFF_TEST_KAFKA_PORT:-19092}
+
+up() {
+  mkdir -p "$run"
+  scripts/ensure-redis.sh "$redis_port" "$PWD/$run/redis" >&2
+  tansu=$(scripts/ensure-tansu.sh)
+  if ! (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null; then
+    echo "==> starting tansu on 127.0.0.1:$kafka_port" >&2
+    rm -rf "$run/tansu" && mkdir -p "$run/tansu"
+    # Tansu resolves sqlite:// paths against its working directory.
+    (cd "$run/tansu" && nohup "$tansu" broker \
+      --listener-url "tcp://127.0.0.1:$kafka_port" \
+      --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+      --storage-engine "sqlite://tansu.db" >tansu.log 2>&1 & echo $! >tansu.pid)
+    for _ in $(seq 1 100); do
+      (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null && break
+      sleep 0.1
+    done
+  fi
+  echo "export HANDOFF_TEST_KAFKA=127.0.0.1:$kafka_port"
+  echo "export HANDOFF_TEST_REDIS=redis://127.0.0.1:$redis_port"
+}
+
+down() {
+  if [ -f "$run/tansu/tansu.pid" ]; then
+    kill "$(cat "$run/tansu/tansu.pid")" 2>/dev/null || true
+    rm -f "$run/tansu/tansu.pid"
+  fi
+  redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac

@@ -1,0 +1,282 @@
+//! The end-to-end harness: every test gets its own topics, consumer groups, Redis key
+//! prefix and ports, and talks to the real broker and Redis that `make test` starts
+//! (`HANDOFF_TEST_KAFKA`, `HANDOFF_TEST_REDIS`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up should fail loudly
+
+pub mod contract;
+pub mod topics;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use handoff::services::{self, ServiceSet};
+use handoff_kafka::Topics;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where the test dependencies listen.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    pub kafka: String,
+    pub redis: String,
+}
+
+impl TestEnv {
+    pub fn from_env() -> Self {
+        let get = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the suite with `make test`, which starts Redis and the Tansu broker")
+            })
+        };
+        Self {
+            kafka: get("HANDOFF_TEST_KAFKA"),
+            redis: get("HANDOFF_TEST_REDIS"),
+        }
+    }
+
+    pub fn redis_client(&self) -> redis::Client {
+        redis::Client::open(self.redis.as_str()).expect("redis url")
+    }
+}
+
+/// A short random id: topic prefix, group prefix and Redis key prefix of one test.
+pub fn unique_id() -> String {
+    format!("t{:08x}", rand::random::<u32>())
+}
+
+/// The rules most tests use: one team `sales` of four reps. `a` and `b` have room for
+/// 100 open leads, `c` for 20, `d` is deactivated. Leads with a senior title qualify;
+/// students on free-mail do not.
+pub const RULES: &str = r#"
+[scoring]
+mql_threshold = 10
+free_mail_domains = ["gmail.com"]
+
+[[scoring.rules]]
+name = "senior_title"
+points = 20
+when = { title_contains = ["vp", "director", "chief"] }
+
+[[scoring.rules]]
+name = "student"
+points = -40
+when = { title_contains = ["student"] }
+
+[routing]
+[[routing.teams]]
+id = "sales"
+members = ["a", "b", "c", "d"]
+webhook_url = "WEBHOOK_TEAM"
+
+[[routing.reps]]
+id = "a"
+capacity = 100
+webhook_url = "WEBHOOK_REP"
+
+[[routing.reps]]
+id = "b"
+capacity = 100
+webhook_url = "WEBHOOK_REP"
+
+[[routing.reps]]
+id = "c"
+capacity = 20
+webhook_url = "WEBHOOK_REP"
+
+[[routing.reps]]
+id = "d"
+capacity = 100
+active = false
+
+[[routing.rules]]
+name = "everyone"
+team = "sales"
+"#;
+
+/// How a test wants its stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub services: ServiceSet,
+    pub first_touch_seconds: u32,
+    pub rules: String,
+    /// Where webhooks go; `None`: nowhere (no webhook configured).
+    pub webhook_base: Option<String>,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            services: ServiceSet::all(),
+            first_touch_seconds: 300,
+            rules: RULES.to_owned(),
+            webhook_base: None,
+        }
+    }
+}
+
+/// A running set of services, in this process, on real ports.
+#[derive(Debug)]
+pub struct Stack {
+    pub id: String,
+    pub env: TestEnv,
+    /// The configuration file (and rules file beside it), for child processes.
+    pub config_path: PathBuf,
+    pub api: Option<String>,
+    pub topics: Topics,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Self {
+        let env = TestEnv::from_env();
+        let id = unique_id();
+        let config_path = write_config(&env, &id, &options);
+        let loaded = handoff_config::load(&config_path, std::iter::empty()).expect("test config");
+        let shutdown = CancellationToken::new();
+        let running = services::start(options.services, loaded, shutdown.clone())
+            .await
+            .expect("services start");
+        let api = running.ingest_addr.map(|a| format!("http://{a}"));
+        let task = tokio::spawn(running.wait());
+        Self {
+            topics: Topics::new(format!("{id}.")),
+            id,
+            env,
+            config_path,
+            api,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn api(&self) -> &str {
+        self.api.as_deref().expect("this stack runs ingest")
+    }
+
+    /// Stops every service (drain and commit) and returns how they ended.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.task.await?
+    }
+
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{{{}}}:{suffix}", self.id)
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        self.env
+            .redis_client()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+}
+
+/// Writes `handoff.toml` and `rules.toml` for one test into a fresh folder.
+pub fn write_config(env: &TestEnv, id: &str, options: &StackOptions) -> PathBuf {
+    let dir = std::env::temp_dir().join("handoff-e2e").join(id);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let webhook = options.webhook_base.clone().unwrap_or_default();
+    let mut rules = options
+        .rules
+        .replace("WEBHOOK_TEAM", &format!("{webhook}/hooks/team"))
+        .replace("WEBHOOK_REP", &format!("{webhook}/hooks/rep"));
+    if options.webhook_base.is_none() {
+        rules = rules
+            .lines()
+            .filter(|l| !l.starts_with("webhook_url"))
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    std::fs::write(dir.join("rules.toml"), rules).expect("write rules");
+    let settings = format!(
+        r#"
+rules_file = "rules.toml"
+[kafka]
+bootstrap_servers = "{kafka}"
+topic_prefix = "{id}."
+group_prefix = "{id}"
+partitions = 3
+session_timeout_ms = 6000
+[redis]
+url = "{redis}"
+key_prefix = "{id}"
+[ingest]
+listen = "127.0.0.1:0"
+max_body_bytes = 65536
+publish_timeout_ms = 10000
+[admin]
+listen = "127.0.0.1:0"
+[sla]
+first_touch_seconds = {sla}
+poll_interval_ms = 100
+lease_seconds = 5
+[notifier]
+signing_secret = "test-secret"
+max_attempts = 4
+initial_backoff_ms = 50
+max_backoff_ms = 200
+[log]
+level = "warn,handoff=info"
+[shutdown]
+drain_seconds = 5
+"#,
+        kafka = env.kafka,
+        redis = env.redis,
+        sla = options.first_touch_seconds,
+    );
+    let path = dir.join("handoff.toml");
+    std::fs::write(&path, settings).expect("write config");
+    path
+}
+
+/// A lead that qualifies under [`RULES`].
+pub fn qualified_lead(n: usize) -> Value {
+    serde_json::json!({
+        "contact": { "email": format!("lead{n}@acme.io"), "title": "VP Sales" },
+        "company": { "name": "Acme", "country": "DE", "employees": 300 },
+        "source": { "kind": "web_form", "name": "pricing-page", "campaign": "spring-launch" }
+    })
+}
+
+/// Posts a lead as JSON; returns the status and the body.
+pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    let response = client.post(url).json(body).send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Polls `check` until it yields a value or `timeout` passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The built `handoff` binary (the Makefile builds it before the suite).
+pub fn handoff_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/handoff
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let binary = dir.join("handoff");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --bin handoff` (make test does)",
+        binary.display()
+    );
+    binary
+}

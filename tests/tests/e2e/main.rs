@@ -1,0 +1,12 @@
+//! End-to-end tests: real HTTP, a real Kafka-protocol broker (Tansu), real Redis.
+//! Run with `make test`, which starts both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
+
+mod crash;
+mod dispositions;
+mod http_input;
+mod poison;
+mod routing;
+mod sla;
+mod webhooks;

@@ -1,0 +1,61 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use handoff_domain::events::EventKind;
+use handoff_e2e::contract::Contract;
+use handoff_e2e::topics::TopicReader;
+use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
+use redis::AsyncCommands;
+
+/// 200 leads posted over HTTP are each assigned exactly once, to eligible reps only, in
+/// round-robin order within the capacity caps, and every assignment honours the contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/leads", stack.api());
+    let mut lead_ids = BTreeSet::new();
+    for n in 0..200 {
+        let (status, body) = post_json(&client, &url, &qualified_lead(n)).await;
+        assert_eq!(status, 202, "{body}");
+        lead_ids.insert(body["lead_id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(lead_ids.len(), 200, "every lead gets its own id");
+
+    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let records = reader
+        .read_until(Duration::from_secs(60), "200 assignments", |records| {
+            records.iter().filter_map(|r| r.header("ce_subject")).collect::<BTreeSet<_>>().len() >= 200
+        })
+        .await
+        .to_vec();
+
+    let contract = Contract::load();
+    let mut rep_of: BTreeMap<String, String> = BTreeMap::new();
+    for record in &records {
+        contract.check(record).unwrap();
+        let event = record.json();
+        let lead = event["lead_id"].as_str().unwrap().to_owned();
+        let rep = event["rep_id"].as_str().unwrap().to_owned();
+        assert_eq!(event["explanation"]["rule"], "everyone");
+        assert!(event["score"]["contributions"].as_array().is_some_and(|c| !c.is_empty()));
+        if let Some(previous) = rep_of.insert(lead.clone(), rep.clone()) {
+            assert_eq!(previous, rep, "lead {lead} assigned to two reps");
+        }
+    }
+    assert_eq!(rep_of.keys().cloned().collect::<BTreeSet<_>>(), lead_ids);
+
+    // Round-robin over a, b, c until c reaches its cap of 20, then a and b alternate;
+    // d is deactivated and never chosen.
+    let mut per_rep: BTreeMap<&str, usize> = BTreeMap::new();
+    for rep in rep_of.values() {
+        *per_rep.entry(rep.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_rep, BTreeMap::from([("a", 90), ("b", 90), ("c", 20)]));
+
+    // Capacity is charged once per lead.
+    let mut redis = stack.redis().await;
+    let open: BTreeMap<String, i64> = redis.hgetall(stack.key("reps:open")).await.unwrap();
+    assert_eq!(open, BTreeMap::from([("a".into(), 90), ("b".into(), 90), ("c".into(), 20)]));
+    stack.stop().await.unwrap();
+}
