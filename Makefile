@@ -28,7 +28,7 @@ lint:
 test: lint
 	$(CARGO) build --bin handoff
 	@eval "$$(scripts/test-env.sh up)"; \
-	  $(CARGO) test --workspace --all-targets -- --test-threads=2; rc=$$?; \
+	  RUST_TEST_THREADS=2 $(CARGO) test --workspace --all-targets; rc=$$?; \
 	  scripts/test-env.sh down; exit $$rc
 
 bench:

@@ -15,11 +15,13 @@ up() {
   if ! (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null; then
     echo "==> starting tansu on 127.0.0.1:$kafka_port" >&2
     rm -rf "$run/tansu" && mkdir -p "$run/tansu"
-    # Tansu resolves sqlite:// paths against its working directory.
-    (cd "$run/tansu" && nohup "$tansu" broker \
+    # Tansu resolves sqlite:// paths against its working directory. `exec` and the
+    # redirections matter: nothing may keep the caller's $(...) pipe open.
+    (cd "$run/tansu" && exec "$tansu" broker \
       --listener-url "tcp://127.0.0.1:$kafka_port" \
       --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
-      --storage-engine "sqlite://tansu.db" >tansu.log 2>&1 & echo $! >tansu.pid)
+      --storage-engine "sqlite://tansu.db") </dev/null >"$run/tansu/tansu.log" 2>&1 &
+    echo $! >"$run/tansu/tansu.pid"
     for _ in $(seq 1 100); do
       (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null && break
       sleep 0.1

@@ -26,7 +26,16 @@ impl Contract {
     /// Checks a record: CloudEvents headers present and consistent, payload a strict
     /// instance of the message its `ce_type` names.
     pub fn check(&self, record: &Record) -> Result<(), String> {
-        for header in ["ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_subject", "content-type", "traceparent"] {
+        for header in [
+            "ce_specversion",
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_time",
+            "ce_subject",
+            "content-type",
+            "traceparent",
+        ] {
             if record.header(header).is_none_or(str::is_empty) {
                 return Err(format!("header {header} missing"));
             }
@@ -38,7 +47,8 @@ impl Contract {
             return Err("the key is not the subject (lead id)".to_owned());
         }
         let ce_type = record.header("ce_type").unwrap_or_default();
-        let kind = EventKind::from_ce_type(ce_type).ok_or_else(|| format!("unknown ce_type {ce_type}"))?;
+        let kind =
+            EventKind::from_ce_type(ce_type).ok_or_else(|| format!("unknown ce_type {ce_type}"))?;
         self.check_payload(kind, &record.payload)
     }
 
@@ -54,6 +64,12 @@ impl Contract {
             &DeserializeOptions::new().deny_unknown_fields(true),
         )
         .map(|_| ())
-        .map_err(|e| format!("{}: {e}: {}", kind.proto_message(), String::from_utf8_lossy(payload)))
+        .map_err(|e| {
+            format!(
+                "{}: {e}: {}",
+                kind.proto_message(),
+                String::from_utf8_lossy(payload)
+            )
+        })
     }
 }

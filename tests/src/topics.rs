@@ -34,7 +34,9 @@ pub struct TopicReader {
 
 impl std::fmt::Debug for TopicReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TopicReader").field("records", &self.records.len()).finish()
+        f.debug_struct("TopicReader")
+            .field("records", &self.records.len())
+            .finish()
     }
 }
 
@@ -65,8 +67,15 @@ impl TopicReader {
         let deadline = tokio::time::Instant::now() + timeout;
         while !done(&self.records) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            assert!(!left.is_zero(), "timed out waiting for {what}; got {} records", self.records.len());
-            if let Ok(Ok(message)) = tokio::time::timeout(left.min(Duration::from_millis(500)), self.consumer.recv()).await {
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; got {} records",
+                self.records.len()
+            );
+            if let Ok(Ok(message)) =
+                tokio::time::timeout(left.min(Duration::from_millis(500)), self.consumer.recv())
+                    .await
+            {
                 self.records.push(to_record(&message));
             }
         }
@@ -107,7 +116,9 @@ fn to_record(message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>) -> 
         })
         .unwrap_or_default();
     Record {
-        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         headers,
     }

@@ -74,7 +74,9 @@ rules = [{ name = "all", team = "emea" }]
     #[test]
     fn an_unknown_rep_is_named_with_the_allowed_ones() {
         let text = VALID.replace(r#"members = ["ana"]"#, r#"members = ["bob"]"#);
-        let err = parse_rules(Path::new("rules.toml"), &text).err().map(|e| e.to_string());
+        let err = parse_rules(Path::new("rules.toml"), &text)
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
             Some("invalid configuration in rules.toml: routing.teams[0].members[0]: unknown rep `bob`, expected one of ana")
@@ -84,7 +86,10 @@ rules = [{ name = "all", team = "emea" }]
     #[test]
     fn an_unknown_key_names_the_line_and_the_allowed_keys() {
         let text = VALID.replace("mql_threshold = 10", "mql_threshold = 10\nthreshold = 3");
-        let err = parse_rules(Path::new("rules.toml"), &text).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse_rules(Path::new("rules.toml"), &text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("rules.toml"), "{err}");
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("unknown field `threshold`"), "{err}");

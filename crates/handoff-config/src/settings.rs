@@ -38,10 +38,16 @@ impl Settings {
         let positive = [
             ("kafka.partitions", u64::from(self.kafka.partitions)),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
-            ("sla.first_touch_seconds", u64::from(self.sla.first_touch_seconds)),
+            (
+                "sla.first_touch_seconds",
+                u64::from(self.sla.first_touch_seconds),
+            ),
             ("sla.poll_interval_ms", self.sla.poll_interval_ms),
             ("sla.lease_seconds", u64::from(self.sla.lease_seconds)),
-            ("notifier.max_attempts", u64::from(self.notifier.max_attempts)),
+            (
+                "notifier.max_attempts",
+                u64::from(self.notifier.max_attempts),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -55,7 +61,9 @@ impl Settings {
             return Err("redis.url must start with redis:// or rediss://".to_owned());
         }
         if self.redis.key_prefix.contains(['{', '}']) {
-            return Err("redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned());
+            return Err(
+                "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),
+            );
         }
         Ok(())
     }

@@ -11,7 +11,10 @@ url = "redis://127.0.0.1:6379"
 "#;
 
 fn vars(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    items
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn env_overrides_every_connection_setting() {
     assert_eq!(settings.ingest.listen.port(), 9000);
     assert_eq!(settings.sla.first_touch_seconds, 120);
     assert_eq!(settings.notifier.signing_secret.expose(), "12345");
-    assert_eq!(format!("{:?}", settings.notifier.signing_secret), "Secret([redacted])");
+    assert_eq!(
+        format!("{:?}", settings.notifier.signing_secret),
+        "Secret([redacted])"
+    );
 }
 
 #[test]
@@ -60,7 +66,10 @@ fn a_bad_enum_value_lists_the_allowed_ones() {
     let text = format!("{BASE}\n[log]\nformat = \"xml\"\n");
     let err = parse_settings(Path::new("handoff.toml"), &text, vars(&[])).err();
     let message = err.map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("unknown variant `xml`, expected `text` or `json`"), "{message}");
+    assert!(
+        message.contains("unknown variant `xml`, expected `text` or `json`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -72,7 +81,10 @@ fn a_bad_env_value_names_the_variable() {
     )
     .err();
     let message = err.map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("HANDOFF_SLA_POLL_INTERVAL_MS"), "{message}");
+    assert!(
+        message.contains("HANDOFF_SLA_POLL_INTERVAL_MS"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -141,7 +141,11 @@ impl DispositionSubmission {
             Some(a) if a.eq_ignore_ascii_case("rep") => Some(ActorKind::Rep),
             Some(a) if a.eq_ignore_ascii_case("crm") => Some(ActorKind::Crm),
             Some(_) => {
-                errors.push(FieldError::new("actor", "invalid", "actor must be one of rep, crm"));
+                errors.push(FieldError::new(
+                    "actor",
+                    "invalid",
+                    "actor must be one of rep, crm",
+                ));
                 None
             }
         };
@@ -190,6 +194,9 @@ mod tests {
             ..Default::default()
         }
         .validate(Utc::now());
-        assert!(system_outcome.is_err(), "reps cannot report system outcomes");
+        assert!(
+            system_outcome.is_err(),
+            "reps cannot report system outcomes"
+        );
     }
 }

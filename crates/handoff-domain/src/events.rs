@@ -154,7 +154,10 @@ mod tests {
         let a = stable_event_id(EventKind::SlaBreached, &["lead-1", "1"]);
         assert_eq!(a, stable_event_id(EventKind::SlaBreached, &["lead-1", "1"]));
         assert_ne!(a, stable_event_id(EventKind::SlaBreached, &["lead-1", "2"]));
-        assert_ne!(a, stable_event_id(EventKind::LeadAssigned, &["lead-1", "1"]));
+        assert_ne!(
+            a,
+            stable_event_id(EventKind::LeadAssigned, &["lead-1", "1"])
+        );
     }
 
     #[test]

@@ -136,7 +136,11 @@ pub struct Company {
     pub country: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub region: String,
-    #[serde(default, alias = "postalCode", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        alias = "postalCode",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub postal_code: String,
 }
 

@@ -131,7 +131,7 @@ impl ScoringModel {
                 _ => {}
             }
         }
-        config.bands.sort_by(|a, b| b.min.cmp(&a.min));
+        config.bands.sort_by_key(|b| std::cmp::Reverse(b.min));
         let free_mail = config
             .free_mail_domains
             .iter()
@@ -191,9 +191,10 @@ impl ScoringModel {
                 let title = lead.contact.title.to_lowercase();
                 !title.is_empty() && words.iter().any(|w| contains_word(&title, w))
             }
-            Signal::Employees { min, max } => lead.company.employees.is_some_and(|n| {
-                min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)
-            }),
+            Signal::Employees { min, max } => lead
+                .company
+                .employees
+                .is_some_and(|n| min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)),
             Signal::IndustryIn(industries) => {
                 let industry = lead.company.industry.to_lowercase();
                 industries.contains(&industry)
@@ -274,7 +275,11 @@ mod tests {
         assert_eq!(score.points, 60);
         assert_eq!(score.band, "B");
         assert!(score.qualified);
-        let rules: Vec<&str> = score.contributions.iter().map(|c| c.rule.as_str()).collect();
+        let rules: Vec<&str> = score
+            .contributions
+            .iter()
+            .map(|c| c.rule.as_str())
+            .collect();
         assert_eq!(rules, ["senior_title", "mid_market", "pricing_interest"]);
         assert_eq!(score.model_version, "v1");
     }

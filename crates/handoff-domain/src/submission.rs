@@ -142,12 +142,19 @@ pub fn check_lead(lead: &Lead) -> Result<Lead, ValidationErrors> {
 fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
     if lead.id.as_str().len() > limits::ID
-        || lead.id.as_str().chars().any(|ch| ch.is_control() || ch == ' ')
+        || lead
+            .id
+            .as_str()
+            .chars()
+            .any(|ch| ch.is_control() || ch == ' ')
     {
         c.push(FieldError::new(
             "id",
             "invalid",
-            format!("id must be at most {} characters without spaces", limits::ID),
+            format!(
+                "id must be at most {} characters without spaces",
+                limits::ID
+            ),
         ));
     }
 
@@ -217,7 +224,11 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
     c.text("source.campaign", &mut source.campaign, limits::SHORT);
     c.text("source.utm.source", &mut source.utm.source, limits::SHORT);
     c.text("source.utm.medium", &mut source.utm.medium, limits::SHORT);
-    c.text("source.utm.campaign", &mut source.utm.campaign, limits::SHORT);
+    c.text(
+        "source.utm.campaign",
+        &mut source.utm.campaign,
+        limits::SHORT,
+    );
     c.text("source.utm.term", &mut source.utm.term, limits::SHORT);
     c.text("source.utm.content", &mut source.utm.content, limits::SHORT);
 
@@ -253,11 +264,17 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
             c.push(FieldError::new(
                 format!("custom.{key}"),
                 "invalid",
-                format!("custom attribute names are 1 to {} characters", limits::CUSTOM_KEY),
+                format!(
+                    "custom attribute names are 1 to {} characters",
+                    limits::CUSTOM_KEY
+                ),
             ));
         }
         if value.chars().count() > limits::CUSTOM_VALUE {
-            c.push(FieldError::too_long(&format!("custom.{key}"), limits::CUSTOM_VALUE));
+            c.push(FieldError::too_long(
+                &format!("custom.{key}"),
+                limits::CUSTOM_VALUE,
+            ));
         }
     }
     c.finish()
@@ -320,7 +337,10 @@ mod tests {
         assert_eq!(lead.source.kind, "web_form");
         assert_eq!(lead.source.utm.campaign, "spring");
         assert!(lead.engagement.demo_request);
-        assert_eq!(lead.custom.get("plan").map(String::as_str), Some("enterprise"));
+        assert_eq!(
+            lead.custom.get("plan").map(String::as_str),
+            Some("enterprise")
+        );
         assert_eq!(lead.custom.get("submit").map(String::as_str), Some("Send"));
     }
 

@@ -199,7 +199,14 @@ mod tests {
             normalize_email("  Jane.Doe@Example.COM "),
             Ok("jane.doe@example.com".to_owned())
         );
-        for bad in ["", "jane", "jane@", "@example.com", "jane@example", "ja ne@example.com"] {
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "ja ne@example.com",
+        ] {
             assert_eq!(normalize_email(bad), Err("invalid"), "{bad}");
         }
     }
@@ -216,14 +223,20 @@ mod tests {
 
     #[test]
     fn phones_keep_digits_and_plus() {
-        assert_eq!(normalize_phone("+49 (151) 123-4567"), Ok("+491511234567".to_owned()));
+        assert_eq!(
+            normalize_phone("+49 (151) 123-4567"),
+            Ok("+491511234567".to_owned())
+        );
         assert_eq!(normalize_phone("12"), Err("invalid"));
         assert_eq!(normalize_phone("call me"), Err("invalid"));
     }
 
     #[test]
     fn domains_lose_scheme_www_and_path() {
-        assert_eq!(normalize_domain("https://www.Acme.io/about"), Ok("acme.io".to_owned()));
+        assert_eq!(
+            normalize_domain("https://www.Acme.io/about"),
+            Ok("acme.io".to_owned())
+        );
         assert_eq!(normalize_domain("acme"), Err("invalid"));
     }
 }

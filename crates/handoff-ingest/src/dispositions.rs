@@ -95,18 +95,23 @@ async fn accept(
         trace,
         &event,
     ) {
-        Ok(outbound) => {
-            tokio::time::timeout(publish_timeout(&state.settings), state.producer.publish(&outbound))
-                .await
-                .map_err(|_| "publish timed out".to_owned())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        }
+        Ok(outbound) => tokio::time::timeout(
+            publish_timeout(&state.settings),
+            state.producer.publish(&outbound),
+        )
+        .await
+        .map_err(|_| "publish timed out".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string())),
         Err(e) => Err(e.to_string()),
     };
     if let Err(error) = published {
         if let Some(key) = &key {
             let scoped = format!("{lead_id}/{key}");
-            if let Err(e) = state.store.release_idempotency(IDEMPOTENCY_SCOPE, &scoped).await {
+            if let Err(e) = state
+                .store
+                .release_idempotency(IDEMPOTENCY_SCOPE, &scoped)
+                .await
+            {
                 tracing::warn!(error = %e, "cannot release an idempotency key; it expires on its own");
             }
         }

@@ -97,7 +97,11 @@ impl IntoResponse for ApiError {
             self,
             ApiError::Unavailable { .. } | ApiError::IdempotencyInFlight
         ) {
-            let seconds = if matches!(self, ApiError::IdempotencyInFlight) { "1" } else { "5" };
+            let seconds = if matches!(self, ApiError::IdempotencyInFlight) {
+                "1"
+            } else {
+                "5"
+            };
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));

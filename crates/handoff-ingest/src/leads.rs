@@ -79,7 +79,11 @@ async fn accept(
     if let Err(error) = published {
         if let Some(key) = &idempotency_key {
             // Nothing was written: let the client's retry start afresh.
-            if let Err(e) = state.store.release_idempotency(IDEMPOTENCY_SCOPE, key).await {
+            if let Err(e) = state
+                .store
+                .release_idempotency(IDEMPOTENCY_SCOPE, key)
+                .await
+            {
                 tracing::warn!(error = %e, "cannot release an idempotency key; it expires on its own");
             }
         }

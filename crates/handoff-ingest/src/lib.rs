@@ -5,9 +5,9 @@
 //! Like zero-to-production's `Application`: [`Ingest::build`] binds (port 0 works),
 //! [`Ingest::local_addr`] reports the port, [`Ingest::run_until_stopped`] serves.
 
+mod dispositions;
 mod error;
 mod leads;
-mod dispositions;
 mod request;
 
 use std::net::SocketAddr;
@@ -69,12 +69,13 @@ pub struct Ingest {
 impl Ingest {
     /// Binds the listener and assembles the routes. `readiness` is served at `/readyz`.
     pub async fn build(settings: IngestSettings, deps: IngestDeps) -> Result<Self, IngestError> {
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| IngestError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| IngestError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
         let max_body = settings.max_body_bytes;
         let state = AppState {
             store: deps.store,

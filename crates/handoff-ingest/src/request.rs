@@ -56,11 +56,12 @@ pub(crate) fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let message = inner.to_string();
         let (field, code) = match message.strip_prefix("unknown field `") {
             Some(rest) => {
+                // The path already ends at the unknown key, except at the top level.
                 let name = rest.split('`').next().unwrap_or("");
                 let field = if path == "." || path.is_empty() {
                     name.to_owned()
                 } else {
-                    format!("{}.{name}", path.trim_end_matches('.'))
+                    path
                 };
                 (field, "unknown_field")
             }

@@ -21,7 +21,10 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string());
+        .set(
+            "message.timeout.ms",
+            settings.message_timeout_ms.to_string(),
+        );
     config
 }
 
@@ -36,7 +39,10 @@ pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", settings.session_timeout_ms.to_string())
+        .set(
+            "session.timeout.ms",
+            settings.session_timeout_ms.to_string(),
+        )
         .set(
             "heartbeat.interval.ms",
             (settings.session_timeout_ms / 4).max(100).to_string(),

@@ -59,7 +59,10 @@ impl PoisonReason {
 pub enum HandleError {
     /// The event can never be processed: dead-letter it and move on.
     #[error("{reason:?}: {detail}")]
-    Poison { reason: PoisonReason, detail: String },
+    Poison {
+        reason: PoisonReason,
+        detail: String,
+    },
     /// A dependency is down (Redis, the broker): retry the same event later.
     #[error("transient: {0}")]
     Transient(String),
@@ -82,8 +85,10 @@ impl HandleError {
 pub trait EventHandler: Send + Sync + 'static {
     /// Performs the event's synchronous effects (e.g. a Redis script) and returns the ones
     /// still in flight (e.g. produce acknowledgements).
-    fn handle(&self, event: &InboundEvent)
-        -> impl Future<Output = Result<Effects, HandleError>> + Send;
+    fn handle(
+        &self,
+        event: &InboundEvent,
+    ) -> impl Future<Output = Result<Effects, HandleError>> + Send;
 }
 
 /// Which topics, as which group, under which name.
@@ -116,7 +121,11 @@ impl ConsumerContext for LoggingContext {
         // partitions itself; effects still in flight for them are redelivered to the new
         // owner, which is safe because every effect is idempotent.
         if let Rebalance::Revoke(partitions) = rebalance {
-            tracing::info!(service = self.service, partitions = partitions.count(), "partitions revoked");
+            tracing::info!(
+                service = self.service,
+                partitions = partitions.count(),
+                "partitions revoked"
+            );
         }
     }
 
@@ -127,9 +136,15 @@ impl ConsumerContext for LoggingContext {
     ) {
         match rebalance {
             Rebalance::Assign(partitions) => {
-                tracing::info!(service = self.service, partitions = partitions.count(), "partitions assigned")
+                tracing::info!(
+                    service = self.service,
+                    partitions = partitions.count(),
+                    "partitions assigned"
+                )
             }
-            Rebalance::Error(e) => tracing::warn!(service = self.service, error = %e, "rebalance error"),
+            Rebalance::Error(e) => {
+                tracing::warn!(service = self.service, error = %e, "rebalance error")
+            }
             Rebalance::Revoke(_) => {}
         }
     }
@@ -195,8 +210,15 @@ pub async fn run_consumer<H: EventHandler>(
                 continue;
             }
         };
-        let Some(effects) =
-            process(&handler, &event, &producer, &metrics, spec.service, &shutdown).await
+        let Some(effects) = process(
+            &handler,
+            &event,
+            &producer,
+            &metrics,
+            spec.service,
+            &shutdown,
+        )
+        .await
         else {
             // Shut down while retrying: the event is not stored and will be redelivered.
             break;
@@ -218,13 +240,18 @@ pub async fn run_consumer<H: EventHandler>(
         Ok(Ok(outcome)) => outcome,
         Ok(Err(join)) => Err(KafkaError::EffectFailed(join.to_string())),
         Err(_) => {
-            tracing::warn!(service = spec.service, "drain deadline passed; unfinished events will be redelivered");
+            tracing::warn!(
+                service = spec.service,
+                "drain deadline passed; unfinished events will be redelivered"
+            );
             Ok(())
         }
     };
     match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
         Ok(()) | Err(RdKafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(service = spec.service, error = %e, "final commit failed; the last events may be redelivered"),
+        Err(e) => {
+            tracing::warn!(service = spec.service, error = %e, "final commit failed; the last events may be redelivered")
+        }
     }
     consumer.unsubscribe();
     tracing::info!(service = spec.service, "consumer stopped");

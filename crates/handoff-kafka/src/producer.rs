@@ -100,7 +100,10 @@ impl EventProducer {
                     .boxed());
                 }
                 // The client's queue is full: wait for deliveries to drain it, then retry.
-                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
                     record = back;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }

@@ -7,7 +7,9 @@ use tokio::sync::Semaphore;
 
 use handoff_config::{NotifierSettings, Rules, Secret};
 use handoff_domain::events::{EventKind, LeadAssigned, SlaBreached};
-use handoff_kafka::{Effects, EventHandler, EventProducer, HandleError, InboundEvent, PoisonReason};
+use handoff_kafka::{
+    Effects, EventHandler, EventProducer, HandleError, InboundEvent, PoisonReason,
+};
 use handoff_telemetry::Metrics;
 
 use crate::{message, sign, NotifierError, SIGNATURE_HEADER};
@@ -77,11 +79,23 @@ impl NotifierHandler {
         let (team, rep, event_id, event_type, body) = match kind {
             Some(EventKind::LeadAssigned) => {
                 let e: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
-                (e.team_id.clone(), e.rep_id.clone(), e.event_id(), "lead.assigned", message::assigned(&e))
+                (
+                    e.team_id.clone(),
+                    e.rep_id.clone(),
+                    e.event_id(),
+                    "lead.assigned",
+                    message::assigned(&e),
+                )
             }
             Some(EventKind::SlaBreached) => {
                 let e: SlaBreached = event.decode(EventKind::SlaBreached)?;
-                (e.team_id.clone(), e.rep_id.clone(), e.event_id(), "sla.breached", message::breached(&e))
+                (
+                    e.team_id.clone(),
+                    e.rep_id.clone(),
+                    e.event_id(),
+                    "sla.breached",
+                    message::breached(&e),
+                )
             }
             _ => {
                 return Err(HandleError::poison(
@@ -151,12 +165,18 @@ impl Delivery {
                 .body(n.body.clone());
             if !self.secret.is_empty() {
                 let timestamp = chrono::Utc::now().timestamp();
-                request = request.header(SIGNATURE_HEADER, sign(self.secret.expose(), timestamp, &n.body));
+                request = request.header(
+                    SIGNATURE_HEADER,
+                    sign(self.secret.expose(), timestamp, &n.body),
+                );
             }
             let mut wait = backoff;
             match request.send().await {
                 Ok(response) if response.status().is_success() => {
-                    self.metrics.webhook_deliveries.with_label_values(&["delivered"]).inc();
+                    self.metrics
+                        .webhook_deliveries
+                        .with_label_values(&["delivered"])
+                        .inc();
                     tracing::debug!(event_id = %n.event_id, attempt, "webhook delivered");
                     return Ok(());
                 }
@@ -176,12 +196,18 @@ impl Delivery {
             if attempt == self.max_attempts {
                 break;
             }
-            self.metrics.webhook_deliveries.with_label_values(&["retried"]).inc();
+            self.metrics
+                .webhook_deliveries
+                .with_label_values(&["retried"])
+                .inc();
             tracing::info!(event_id = %n.event_id, attempt, error = %last_error, "webhook delivery failed; retrying");
             tokio::time::sleep(jitter(wait)).await;
             backoff = (backoff * 2).min(self.max_backoff);
         }
-        self.metrics.webhook_deliveries.with_label_values(&["failed"]).inc();
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&["failed"])
+            .inc();
         tracing::warn!(event_id = %n.event_id, error = %last_error, "webhook delivery gave up; event dead-lettered");
         Err(last_error)
     }
@@ -189,8 +215,7 @@ impl Delivery {
 
 /// 408, 425, 429 and 5xx are worth retrying; other 4xx mean the receiver refuses the request.
 fn retryable(status: StatusCode) -> bool {
-    status.is_server_error()
-        || matches!(status.as_u16(), 408 | 425 | 429)
+    status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429)
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {

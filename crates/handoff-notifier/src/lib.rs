@@ -48,7 +48,10 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
     let spec = ConsumerSpec {
         service: "notifier",
         group: format!("{}-notifier", deps.kafka.group_prefix),
-        topics: vec![topics.of(EventKind::LeadAssigned), topics.of(EventKind::SlaBreached)],
+        topics: vec![
+            topics.of(EventKind::LeadAssigned),
+            topics.of(EventKind::SlaBreached),
+        ],
         max_in_flight: deps.settings.concurrency.max(1) * 4,
         drain: deps.drain,
     };
@@ -58,6 +61,14 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
         deps.producer.clone(),
         deps.metrics.clone(),
     )?;
-    run_consumer(&deps.kafka, spec, handler, deps.producer, deps.metrics, shutdown).await?;
+    run_consumer(
+        &deps.kafka,
+        spec,
+        handler,
+        deps.producer,
+        deps.metrics,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

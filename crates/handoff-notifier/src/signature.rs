@@ -34,7 +34,7 @@ pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
             _ => {}
         }
     }
-    match (timestamp, signature, ) {
+    match (timestamp, signature) {
         (Some(t), Some(sig)) => mac(secret, t, body).is_some_and(|m| m.verify_slice(&sig).is_ok()),
         _ => false,
     }

@@ -65,7 +65,12 @@ impl RouterHandler {
     }
 
     /// Below the MQL threshold: nurture, with the breakdown for marketing.
-    async fn nurture(&self, lead: &Lead, score: Score, trace: TraceParent) -> Result<Effects, HandleError> {
+    async fn nurture(
+        &self,
+        lead: &Lead,
+        score: Score,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
         self.metrics.leads_unqualified.inc();
         tracing::info!(lead_id = %lead.id, points = score.points, "lead unqualified; sent to nurture");
         let event = LeadDisposition {
@@ -81,9 +86,18 @@ impl RouterHandler {
             rep_id: String::new(),
             queue: "nurture".to_owned(),
         };
-        let id = stable_event_id(EventKind::LeadDisposition, &[lead.id.as_str(), "unqualified"]);
-        self.publish(outbound(EventKind::LeadDisposition, id, lead, trace, &event)?)
-            .await
+        let id = stable_event_id(
+            EventKind::LeadDisposition,
+            &[lead.id.as_str(), "unqualified"],
+        );
+        self.publish(outbound(
+            EventKind::LeadDisposition,
+            id,
+            lead,
+            trace,
+            &event,
+        )?)
+        .await
     }
 
     async fn overflow(
@@ -100,16 +114,30 @@ impl RouterHandler {
             .await
             .map_err(HandleError::transient)?;
         let queue = match outcome {
-            QueueOutcome::AlreadyAssigned(recorded) => return self.republish(lead, &recorded, trace).await,
+            QueueOutcome::AlreadyAssigned(recorded) => {
+                return self.republish(lead, &recorded, trace).await
+            }
             QueueOutcome::Queued(queue) => queue,
         };
-        let team_label = if decision.team.is_empty() { "unrouted" } else { decision.team.as_str() };
-        self.metrics.leads_overflowed.with_label_values(&[team_label]).inc();
+        let team_label = if decision.team.is_empty() {
+            "unrouted"
+        } else {
+            decision.team.as_str()
+        };
+        self.metrics
+            .leads_overflowed
+            .with_label_values(&[team_label])
+            .inc();
         tracing::warn!(lead_id = %lead.id, team = %decision.team, %queue, reason = %decision.explanation.reason, "no eligible rep; lead queued");
         let event = LeadDisposition {
             lead_id: lead.id.clone(),
             outcome: Outcome::Overflowed,
-            reason_code: if decision.team.is_empty() { "no_rule_matched" } else { "no_eligible_rep" }.to_owned(),
+            reason_code: if decision.team.is_empty() {
+                "no_rule_matched"
+            } else {
+                "no_eligible_rep"
+            }
+            .to_owned(),
             note: decision.explanation.reason,
             actor: system_actor(),
             occurred_at: Utc::now(),
@@ -119,24 +147,52 @@ impl RouterHandler {
             rep_id: String::new(),
             queue: queue.clone(),
         };
-        let id = stable_event_id(EventKind::LeadDisposition, &[lead.id.as_str(), "overflowed", &queue]);
-        self.publish(outbound(EventKind::LeadDisposition, id, lead, trace, &event)?)
-            .await
+        let id = stable_event_id(
+            EventKind::LeadDisposition,
+            &[lead.id.as_str(), "overflowed", &queue],
+        );
+        self.publish(outbound(
+            EventKind::LeadDisposition,
+            id,
+            lead,
+            trace,
+            &event,
+        )?)
+        .await
     }
 
     /// A redelivered lead that was assigned before: publish the recorded event again, with
     /// the same event id, so downstream de-duplicates it.
-    async fn republish(&self, lead: &Lead, recorded: &str, trace: TraceParent) -> Result<Effects, HandleError> {
+    async fn republish(
+        &self,
+        lead: &Lead,
+        recorded: &str,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
         let assigned: LeadAssigned = serde_json::from_str(recorded).map_err(|e| {
-            HandleError::transient(format!("recorded assignment of {} is unreadable: {e}", lead.id))
+            HandleError::transient(format!(
+                "recorded assignment of {} is unreadable: {e}",
+                lead.id
+            ))
         })?;
         tracing::debug!(lead_id = %lead.id, rep = %assigned.rep_id, "lead already assigned; republishing");
         let id = assigned.event_id();
-        self.publish(outbound(EventKind::LeadAssigned, id, lead, trace, &assigned)?)
-            .await
+        self.publish(outbound(
+            EventKind::LeadAssigned,
+            id,
+            lead,
+            trace,
+            &assigned,
+        )?)
+        .await
     }
 
-    async fn route(&self, lead: &Lead, score: Score, trace: TraceParent) -> Result<Effects, HandleError> {
+    async fn route(
+        &self,
+        lead: &Lead,
+        score: Score,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
         let routing = &self.rules.routing;
         let matched = routing.match_rule(lead, &score);
         let members = routing
@@ -281,4 +337,3 @@ fn outbound<T: serde::Serialize>(
     OutboundEvent::new(kind, id, lead.id.as_str(), Utc::now(), trace, data)
         .map_err(|e| HandleError::transient(format!("cannot encode {}: {e}", kind.ce_type())))
 }
-

@@ -58,6 +58,14 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         deps.sla,
         deps.lead_retention,
     );
-    run_consumer(&deps.kafka, spec, handler, deps.producer, deps.metrics, shutdown).await?;
+    run_consumer(
+        &deps.kafka,
+        spec,
+        handler,
+        deps.producer,
+        deps.metrics,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

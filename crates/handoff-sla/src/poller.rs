@@ -23,7 +23,12 @@ pub struct SlaPoller {
 }
 
 impl SlaPoller {
-    pub fn new(store: Store, producer: EventProducer, metrics: Metrics, settings: &SlaSettings) -> Self {
+    pub fn new(
+        store: Store,
+        producer: EventProducer,
+        metrics: Metrics,
+        settings: &SlaSettings,
+    ) -> Self {
         Self {
             store,
             producer,
@@ -51,7 +56,10 @@ impl SlaPoller {
                     Ok(claimed) if claimed == self.batch as usize => continue,
                     Ok(_) => break,
                     Err(e) => {
-                        self.metrics.consumer_errors.with_label_values(&["sla", "transient"]).inc();
+                        self.metrics
+                            .consumer_errors
+                            .with_label_values(&["sla", "transient"])
+                            .inc();
                         tracing::warn!(error = %e, "SLA poll failed; retrying next tick");
                         break;
                     }
@@ -72,7 +80,11 @@ impl SlaPoller {
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let due = self
             .store
-            .claim_due(now.timestamp_millis(), lease_until.timestamp_millis(), self.batch)
+            .claim_due(
+                now.timestamp_millis(),
+                lease_until.timestamp_millis(),
+                self.batch,
+            )
             .await
             .map_err(|e| e.to_string())?;
         let claimed = due.len();

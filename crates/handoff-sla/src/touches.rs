@@ -26,7 +26,10 @@ impl TouchHandler {
         if !is_first_touch(disposition.outcome) {
             return Ok(());
         }
-        let touched_ms = disposition.occurred_at.timestamp_millis().min(Utc::now().timestamp_millis());
+        let touched_ms = disposition
+            .occurred_at
+            .timestamp_millis()
+            .min(Utc::now().timestamp_millis());
         let touch = self
             .store
             .record_first_touch(disposition.lead_id.as_str(), touched_ms)

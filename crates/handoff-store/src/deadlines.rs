@@ -74,14 +74,16 @@ impl Store {
         Ok(parsed
             .into_iter()
             .zip(details)
-            .map(|((member, lead_id, attempt), (team, rep, due_ms))| DueBreach {
-                member,
-                lead_id,
-                attempt,
-                team: team.unwrap_or_default(),
-                rep: rep.unwrap_or_default(),
-                due_ms: due_ms.unwrap_or(now_ms),
-            })
+            .map(
+                |((member, lead_id, attempt), (team, rep, due_ms))| DueBreach {
+                    member,
+                    lead_id,
+                    attempt,
+                    team: team.unwrap_or_default(),
+                    rep: rep.unwrap_or_default(),
+                    due_ms: due_ms.unwrap_or(now_ms),
+                },
+            )
             .collect())
     }
 
@@ -116,7 +118,10 @@ impl Store {
             [rep, team, assigned_ms] => Some(FirstTouch {
                 rep: rep.clone().unwrap_or_default(),
                 team: team.clone().unwrap_or_default(),
-                assigned_ms: assigned_ms.as_deref().and_then(|v| v.parse().ok()).unwrap_or(touched_ms),
+                assigned_ms: assigned_ms
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(touched_ms),
             }),
             _ => None,
         })

@@ -46,10 +46,12 @@ impl Store {
             .arg(&redis_key)
             .query_async(&mut connection)
             .await?;
-        Ok(match existing.as_deref().and_then(|v| v.strip_prefix("done:")) {
-            Some(result) => Reservation::Done(result.to_owned()),
-            None => Reservation::InFlight,
-        })
+        Ok(
+            match existing.as_deref().and_then(|v| v.strip_prefix("done:")) {
+                Some(result) => Reservation::Done(result.to_owned()),
+                None => Reservation::InFlight,
+            },
+        )
     }
 
     pub async fn complete_idempotency(

@@ -52,7 +52,11 @@ pub enum QueueOutcome {
 
 impl Store {
     /// Reads what a decision for `team` depends on, in one round trip.
-    pub async fn team_state(&self, team: &str, members: &[String]) -> Result<TeamState, StoreError> {
+    pub async fn team_state(
+        &self,
+        team: &str,
+        members: &[String],
+    ) -> Result<TeamState, StoreError> {
         let mut pipe = redis::pipe();
         pipe.hget(self.keys.rotation(), team);
         pipe.cmd("HMGET").arg(self.keys.open_leads()).arg(members);

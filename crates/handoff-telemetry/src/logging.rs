@@ -13,7 +13,9 @@ pub fn init_logging(json: bool, level: &str) -> Result<(), TelemetryError> {
         filter: level.to_owned(),
         message: e.to_string(),
     })?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true);
     // try_init fails only when a subscriber is already installed, which is fine.
     let _ = if json {
         builder.json().flatten_event(true).try_init()

@@ -62,8 +62,9 @@ impl Metrics {
         )?;
         registry.register(Box::new(assignment_latency.clone()))?;
         let lead_score = Histogram::with_opts(
-            HistogramOpts::new("handoff_lead_score_points", "Scores of routed leads.")
-                .buckets(vec![-50.0, -20.0, 0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0]),
+            HistogramOpts::new("handoff_lead_score_points", "Scores of routed leads.").buckets(
+                vec![-50.0, -20.0, 0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0],
+            ),
         )?;
         registry.register(Box::new(lead_score.clone()))?;
         let first_touch_seconds = HistogramVec::new(

@@ -7,7 +7,13 @@ use clap::{Args, Parser, Subcommand};
 #[command(version, about)]
 pub struct Cli {
     /// The configuration file (every key can be overridden by HANDOFF_<SECTION>_<KEY>).
-    #[arg(long, short, env = "HANDOFF_CONFIG", default_value = "deploy/config/handoff.toml", global = true)]
+    #[arg(
+        long,
+        short,
+        env = "HANDOFF_CONFIG",
+        default_value = "deploy/config/handoff.toml",
+        global = true
+    )]
     pub config: PathBuf,
 
     #[command(subcommand)]

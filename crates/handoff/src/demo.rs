@@ -8,8 +8,14 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-const FIRST: &[&str] = &["Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal", "Lena"];
-const LAST: &[&str] = &["Schmidt", "Okafor", "Dubois", "Ivanova", "García", "Tanaka", "Müller", "Smith", "Rossi", "Nowak"];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal",
+    "Lena",
+];
+const LAST: &[&str] = &[
+    "Schmidt", "Okafor", "Dubois", "Ivanova", "García", "Tanaka", "Müller", "Smith", "Rossi",
+    "Nowak",
+];
 const COMPANIES: &[(&str, &str, &str)] = &[
     ("Acme Robotics", "acme-robotics.de", "DE"),
     ("Alpenblick AG", "alpenblick.ch", "CH"),
@@ -22,9 +28,31 @@ const COMPANIES: &[(&str, &str, &str)] = &[
     ("Koala Cloud", "koalacloud.com.au", "AU"),
     ("Rio Data", "riodata.com.br", "BR"),
 ];
-const TITLES: &[&str] = &["VP Sales", "CTO", "Head of Marketing", "Marketing Manager", "Software Engineer", "Student", "Director of Operations", "CEO", "Analyst"];
-const INDUSTRIES: &[&str] = &["software", "manufacturing", "finance", "retail", "healthcare", "education"];
-const CAMPAIGNS: &[&str] = &["spring-launch", "webinar-series", "pricing-retargeting", "partner-referral"];
+const TITLES: &[&str] = &[
+    "VP Sales",
+    "CTO",
+    "Head of Marketing",
+    "Marketing Manager",
+    "Software Engineer",
+    "Student",
+    "Director of Operations",
+    "CEO",
+    "Analyst",
+];
+const INDUSTRIES: &[&str] = &[
+    "software",
+    "manufacturing",
+    "finance",
+    "retail",
+    "healthcare",
+    "education",
+];
+const CAMPAIGNS: &[&str] = &[
+    "spring-launch",
+    "webinar-series",
+    "pricing-retargeting",
+    "partner-referral",
+];
 const FREE_MAIL: &[&str] = &["gmail.com", "outlook.com", "yahoo.com"];
 
 /// One realistic lead submission.
@@ -38,8 +66,15 @@ pub fn lead() -> Value {
     } else {
         domain
     };
-    let employees = [12u32, 45, 180, 650, 2400, 12000].choose(&mut rng).copied().unwrap_or(50);
-    let local: String = format!("{first}.{last}").to_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
+    let employees = [12u32, 45, 180, 650, 2400, 12000]
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or(50);
+    let local: String = format!("{first}.{last}")
+        .to_lowercase()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     json!({
         "source": {
             "kind": if rng.random_bool(0.7) { "web_form" } else { "webhook" },
@@ -71,7 +106,12 @@ pub fn lead() -> Value {
 
 /// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
 /// at a random moment within 1.5× the SLA window (so some are in time, some breach).
-pub async fn traffic(base_url: String, per_second: f64, sla: Duration, shutdown: CancellationToken) {
+pub async fn traffic(
+    base_url: String,
+    per_second: f64,
+    sla: Duration,
+    shutdown: CancellationToken,
+) {
     let client = reqwest::Client::new();
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.01));
     let mut ticker = tokio::time::interval(period);
@@ -80,7 +120,11 @@ pub async fn traffic(base_url: String, per_second: f64, sla: Duration, shutdown:
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let response = client.post(format!("{base_url}/v1/leads")).json(&lead()).send().await;
+        let response = client
+            .post(format!("{base_url}/v1/leads"))
+            .json(&lead())
+            .send()
+            .await;
         let lead_id = match response {
             Ok(r) if r.status().is_success() => r
                 .json::<Value>()
@@ -98,7 +142,10 @@ pub async fn traffic(base_url: String, per_second: f64, sla: Duration, shutdown:
         };
         let (touch, delay) = {
             let mut rng = rand::rng();
-            (rng.random_bool(0.6), sla.mul_f64(rng.random_range(0.1..1.5)))
+            (
+                rng.random_bool(0.6),
+                sla.mul_f64(rng.random_range(0.1..1.5)),
+            )
         };
         if let (Some(lead_id), true) = (lead_id, touch) {
             let (client, base_url, shutdown) = (client.clone(), base_url.clone(), shutdown.clone());

@@ -39,6 +39,7 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     kafka.session_timeout_ms = 6_000;
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
     let bootstrap = kafka.bootstrap_servers.clone();
+    let topic_prefix = kafka.topic_prefix.clone();
     let teams: Vec<String> = loaded.rules.routing.team_ids().map(str::to_owned).collect();
 
     let shutdown = shutdown::on_signal();
@@ -51,10 +52,15 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     println!("handoff dev is running");
     println!("  API:              {api}/v1/leads   (POST JSON or a form)");
     println!("  metrics:          {api}/metrics    health: {api}/healthz  {api}/readyz");
-    println!("  embedded Kafka:   {bootstrap}   (topics {}*)", "handoff.");
+    println!("  embedded Kafka:   {bootstrap}   (topics {topic_prefix}*)");
     match sink {
-        Some(addr) => println!("  webhook sink:     http://{addr}/hooks/…   (the sample rules notify here)"),
-        None => println!("  webhook sink:     not started ({} is busy)", options.webhook_sink),
+        Some(addr) => {
+            println!("  webhook sink:     http://{addr}/hooks/…   (the sample rules notify here)")
+        }
+        None => println!(
+            "  webhook sink:     not started ({} is busy)",
+            options.webhook_sink
+        ),
     }
     println!(
         "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
@@ -70,7 +76,12 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
             ));
         }
     }
-    tokio::spawn(summary(running.metrics.clone(), teams, deliveries, shutdown.clone()));
+    tokio::spawn(summary(
+        running.metrics.clone(),
+        teams,
+        deliveries,
+        shutdown.clone(),
+    ));
     let outcome = running.wait().await;
     drop(mock);
     outcome
@@ -96,7 +107,10 @@ async fn start_webhook_sink(
     );
     tokio::spawn(async move {
         let stopped = async move { shutdown.cancelled().await };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::warn!(error = %e, "webhook sink stopped");
         }
     });
@@ -104,7 +118,12 @@ async fn start_webhook_sink(
 }
 
 /// One line every five seconds: what an operator would look at first.
-async fn summary(metrics: Metrics, teams: Vec<String>, deliveries: Arc<AtomicU64>, shutdown: CancellationToken) {
+async fn summary(
+    metrics: Metrics,
+    teams: Vec<String>,
+    deliveries: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(Duration::from_secs(5));
     ticker.tick().await;
     loop {
@@ -114,7 +133,15 @@ async fn summary(metrics: Metrics, teams: Vec<String>, deliveries: Arc<AtomicU64
         }
         let per_team: Vec<String> = teams
             .iter()
-            .map(|t| format!("{t}={}", metrics.leads_assigned.with_label_values(&[t.as_str()]).get()))
+            .map(|t| {
+                format!(
+                    "{t}={}",
+                    metrics
+                        .leads_assigned
+                        .with_label_values(&[t.as_str()])
+                        .get()
+                )
+            })
             .collect();
         let breaches: u64 = teams
             .iter()

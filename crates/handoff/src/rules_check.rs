@@ -27,7 +27,8 @@ pub fn run(files: &[PathBuf]) -> anyhow::Result<()> {
         }
     }
     if failed > 0 {
-        return Err(anyhow::anyhow!("{failed} rules file(s) invalid")).context("rules check failed");
+        return Err(anyhow::anyhow!("{failed} rules file(s) invalid"))
+            .context("rules check failed");
     }
     Ok(())
 }

@@ -45,7 +45,12 @@ impl ServiceSet {
     }
 
     pub fn all() -> Self {
-        Self(vec![Service::Ingest, Service::Router, Service::Sla, Service::Notifier])
+        Self(vec![
+            Service::Ingest,
+            Service::Router,
+            Service::Sla,
+            Service::Notifier,
+        ])
     }
 
     pub fn of(services: &[Service]) -> Self {
@@ -80,7 +85,11 @@ impl Running {
                 Err(e) => ("task", Err(anyhow::anyhow!(e))),
             };
             if let Err(e) = outcome {
-                tracing::error!(service = name, error = format!("{e:#}"), "service failed; stopping the others");
+                tracing::error!(
+                    service = name,
+                    error = format!("{e:#}"),
+                    "service failed; stopping the others"
+                );
                 self.shutdown.cancel();
                 first_error.get_or_insert(e.context(format!("{name} failed")));
             }
@@ -96,17 +105,29 @@ pub async fn start(
     loaded: LoadedConfig,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
-    let LoadedConfig { settings, rules, .. } = loaded;
+    let LoadedConfig {
+        settings, rules, ..
+    } = loaded;
     let rules = Arc::new(rules);
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
     let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
-        .with_context(|| format!("cannot connect to Redis at {}", redact_url(&settings.redis.url)))?;
+        .with_context(|| {
+            format!(
+                "cannot connect to Redis at {}",
+                redact_url(&settings.redis.url)
+            )
+        })?;
     let topics = Topics::new(settings.kafka.topic_prefix.clone());
     if settings.kafka.create_topics {
-        ensure_topics(&settings.kafka, &topics).await.with_context(|| {
-            format!("cannot create topics on {}", settings.kafka.bootstrap_servers)
-        })?;
+        ensure_topics(&settings.kafka, &topics)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create topics on {}",
+                    settings.kafka.bootstrap_servers
+                )
+            })?;
     }
     let producer = EventProducer::new(&settings.kafka, "handoff")?;
     producer
@@ -115,7 +136,8 @@ pub async fn start(
         .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.bootstrap_servers))?;
     let readiness = readiness(store.clone(), producer.clone());
     let drain = Duration::from_secs(settings.shutdown.drain_seconds);
-    let lead_retention = Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
+    let lead_retention =
+        Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
     let mut tasks = JoinSet::new();
 
     let mut ingest_addr = None;
@@ -123,7 +145,8 @@ pub async fn start(
         // Ingest answers within its publish timeout, so its producer gives up then too:
         // a 503 must mean the event will not appear later.
         let mut kafka = settings.kafka.clone();
-        kafka.message_timeout_ms = u32::try_from(settings.ingest.publish_timeout_ms).unwrap_or(u32::MAX);
+        kafka.message_timeout_ms =
+            u32::try_from(settings.ingest.publish_timeout_ms).unwrap_or(u32::MAX);
         let ingest = Ingest::build(
             settings.ingest.clone(),
             IngestDeps {
@@ -137,7 +160,12 @@ pub async fn start(
         .await?;
         ingest_addr = ingest.local_addr();
         let stop = shutdown.clone();
-        tasks.spawn(async move { ("ingest", ingest.run_until_stopped(stop).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "ingest",
+                ingest.run_until_stopped(stop).await.map_err(Into::into),
+            )
+        });
     }
     if set.has(Service::Router) {
         let deps = handoff_router::RouterDeps {
@@ -152,7 +180,12 @@ pub async fn start(
             drain,
         };
         let stop = shutdown.clone();
-        tasks.spawn(async move { ("router", handoff_router::run(deps, stop).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "router",
+                handoff_router::run(deps, stop).await.map_err(Into::into),
+            )
+        });
     }
     if set.has(Service::Sla) {
         let deps = handoff_sla::SlaDeps {
@@ -166,7 +199,12 @@ pub async fn start(
             drain,
         };
         let stop = shutdown.clone();
-        tasks.spawn(async move { ("sla", handoff_sla::run(deps, stop).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "sla",
+                handoff_sla::run(deps, stop).await.map_err(Into::into),
+            )
+        });
     }
     if set.has(Service::Notifier) {
         let deps = handoff_notifier::NotifierDeps {
@@ -178,19 +216,31 @@ pub async fn start(
             drain,
         };
         let stop = shutdown.clone();
-        tasks.spawn(async move { ("notifier", handoff_notifier::run(deps, stop).await.map_err(Into::into)) });
+        tasks.spawn(async move {
+            (
+                "notifier",
+                handoff_notifier::run(deps, stop).await.map_err(Into::into),
+            )
+        });
     }
 
     let mut admin_addr = None;
     if !set.has(Service::Ingest) {
         let listener = TcpListener::bind(settings.admin.listen)
             .await
-            .with_context(|| format!("cannot listen on {} (admin.listen)", settings.admin.listen))?;
+            .with_context(|| {
+                format!("cannot listen on {} (admin.listen)", settings.admin.listen)
+            })?;
         admin_addr = listener.local_addr().ok();
         let (metrics, readiness, stop) = (metrics.clone(), readiness.clone(), shutdown.clone());
         tasks.spawn(async move {
             let stopped = async move { stop.cancelled().await };
-            ("admin", serve_admin(listener, metrics, readiness, stopped).await.map_err(Into::into))
+            (
+                "admin",
+                serve_admin(listener, metrics, readiness, stopped)
+                    .await
+                    .map_err(Into::into),
+            )
         });
     }
     tracing::info!(
@@ -230,7 +280,9 @@ fn readiness(store: Store, producer: EventProducer) -> Readiness {
         }
         .boxed()
     });
-    Readiness::default().with("redis", redis).with("kafka", kafka)
+    Readiness::default()
+        .with("redis", redis)
+        .with("kafka", kafka)
 }
 
 /// `redis://user:secret@host:6379/0` -> `redis://host:6379/0`: URLs may carry passwords.

@@ -25,7 +25,12 @@ async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity()
     let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
     let records = reader
         .read_until(Duration::from_secs(60), "200 assignments", |records| {
-            records.iter().filter_map(|r| r.header("ce_subject")).collect::<BTreeSet<_>>().len() >= 200
+            records
+                .iter()
+                .filter_map(|r| r.header("ce_subject"))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= 200
         })
         .await
         .to_vec();
@@ -38,7 +43,9 @@ async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity()
         let lead = event["lead_id"].as_str().unwrap().to_owned();
         let rep = event["rep_id"].as_str().unwrap().to_owned();
         assert_eq!(event["explanation"]["rule"], "everyone");
-        assert!(event["score"]["contributions"].as_array().is_some_and(|c| !c.is_empty()));
+        assert!(event["score"]["contributions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()));
         if let Some(previous) = rep_of.insert(lead.clone(), rep.clone()) {
             assert_eq!(previous, rep, "lead {lead} assigned to two reps");
         }
@@ -56,6 +63,56 @@ async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity()
     // Capacity is charged once per lead.
     let mut redis = stack.redis().await;
     let open: BTreeMap<String, i64> = redis.hgetall(stack.key("reps:open")).await.unwrap();
-    assert_eq!(open, BTreeMap::from([("a".into(), 90), ("b".into(), 90), ("c".into(), 20)]));
+    assert_eq!(
+        open,
+        BTreeMap::from([("a".into(), 90), ("b".into(), 90), ("c".into(), 20)])
+    );
+    stack.stop().await.unwrap();
+}
+
+/// When nobody in the team can take a lead, it waits in the team's overflow queue and a
+/// disposition says where and why: never dropped silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_nobody_can_take_waits_in_overflow_with_a_disposition() {
+    let stack = Stack::start(StackOptions {
+        rules: handoff_e2e::RULES
+            .replace("capacity = 100", "capacity = 0")
+            .replace("capacity = 20", "capacity = 0"),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let (status, body) = post_json(
+        &client,
+        &format!("{}/v1/leads", stack.api()),
+        &qualified_lead(1),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let lead_id = body["lead_id"].as_str().unwrap().to_owned();
+
+    let mut reader = TopicReader::new(
+        &stack.env.kafka,
+        &stack.topics.of(EventKind::LeadDisposition),
+    );
+    let records = reader
+        .read_until(Duration::from_secs(30), "the overflow disposition", |r| {
+            !r.is_empty()
+        })
+        .await
+        .to_vec();
+    Contract::load().check(&records[0]).unwrap();
+    let event = records[0].json();
+    assert_eq!(event["outcome"], "OVERFLOWED");
+    assert_eq!(event["reason_code"], "no_eligible_rep");
+    assert_eq!(event["queue"], "sales-overflow");
+    assert_eq!(event["team_id"], "sales");
+
+    let mut redis = stack.redis().await;
+    let queued: Vec<String> = redis
+        .lrange(stack.key("queue:sales-overflow"), 0, -1)
+        .await
+        .unwrap();
+    assert_eq!(queued, [lead_id]);
     stack.stop().await.unwrap();
 }

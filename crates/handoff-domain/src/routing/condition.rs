@@ -258,10 +258,17 @@ impl Condition {
             },
             Condition::Equals(field, expected) => {
                 let value = field.value(lead, score);
-                if value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(expected)) {
+                if value
+                    .as_deref()
+                    .is_some_and(|v| v.eq_ignore_ascii_case(expected))
+                {
                     Ok(())
                 } else {
-                    Err(format!("{} = {:?}, not {expected:?}", field.name(), value.unwrap_or_default()))
+                    Err(format!(
+                        "{} = {:?}, not {expected:?}",
+                        field.name(),
+                        value.unwrap_or_default()
+                    ))
                 }
             }
             Condition::In(field, options) => {
@@ -301,9 +308,9 @@ impl Condition {
             Condition::Prefix(field, prefixes) => {
                 let value = field.value(lead, score);
                 let matches = value.as_deref().is_some_and(|v| {
-                    prefixes.iter().any(|p| {
-                        v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p)
-                    })
+                    prefixes
+                        .iter()
+                        .any(|p| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p))
                 });
                 if matches {
                     Ok(())

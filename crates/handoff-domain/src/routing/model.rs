@@ -147,7 +147,10 @@ impl RoutingModel {
                 },
             );
             if previous.is_some() {
-                error(format!("reps[{i}].id"), format!("duplicate rep id `{}`", rep.id));
+                error(
+                    format!("reps[{i}].id"),
+                    format!("duplicate rep id `{}`", rep.id),
+                );
             }
         }
         let rep_ids: Vec<&str> = reps.keys().map(String::as_str).collect();
@@ -155,14 +158,20 @@ impl RoutingModel {
         let mut teams = BTreeMap::new();
         for (i, team) in config.teams.iter().enumerate() {
             if team.members.is_empty() {
-                error(format!("teams[{i}].members"), "a team needs at least one rep".to_owned());
+                error(
+                    format!("teams[{i}].members"),
+                    "a team needs at least one rep".to_owned(),
+                );
             }
             let mut seen = BTreeSet::new();
             for (j, member) in team.members.iter().enumerate() {
                 if !reps.contains_key(member) {
                     error(
                         format!("teams[{i}].members[{j}]"),
-                        format!("unknown rep `{member}`, expected one of {}", rep_ids.join(", ")),
+                        format!(
+                            "unknown rep `{member}`, expected one of {}",
+                            rep_ids.join(", ")
+                        ),
                     );
                 }
                 if !seen.insert(member) {
@@ -186,7 +195,10 @@ impl RoutingModel {
                 },
             );
             if previous.is_some() {
-                error(format!("teams[{i}].id"), format!("duplicate team id `{}`", team.id));
+                error(
+                    format!("teams[{i}].id"),
+                    format!("duplicate team id `{}`", team.id),
+                );
             }
         }
         let team_ids: Vec<&str> = teams.keys().map(String::as_str).collect();
@@ -197,7 +209,11 @@ impl RoutingModel {
             if !teams.contains_key(&rule.team) {
                 error(
                     format!("rules[{i}].team"),
-                    format!("unknown team `{}`, expected one of {}", rule.team, team_ids.join(", ")),
+                    format!(
+                        "unknown team `{}`, expected one of {}",
+                        rule.team,
+                        team_ids.join(", ")
+                    ),
                 );
             }
             if let Some(earlier) = catch_all {

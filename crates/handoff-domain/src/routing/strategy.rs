@@ -85,7 +85,11 @@ fn round_robin(model: &RoutingModel, team: &Team, state: &TeamState) -> Pick {
 }
 
 /// Why a rep cannot take a lead now, or `None` if they can.
-fn ineligibility(model: &RoutingModel, rep_id: &str, state: Option<&RepState>) -> Option<&'static str> {
+fn ineligibility(
+    model: &RoutingModel,
+    rep_id: &str,
+    state: Option<&RepState>,
+) -> Option<&'static str> {
     let rep = model.rep(rep_id);
     let default = RepState::default();
     let state = state.unwrap_or(&default);
