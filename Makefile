@@ -34,8 +34,7 @@ test: lint
 bench:
 	$(CARGO) bench -p handoff-domain --bench decide
 
-load: build
-	scripts/ensure-redis.sh 6379
+load:
 	@eval "$$(scripts/test-env.sh up)"; \
-	  ./target/release/handoff-load --kafka $$HANDOFF_TEST_KAFKA --redis $$HANDOFF_TEST_REDIS $(LOAD_ARGS); rc=$$?; \
+	  $(CARGO) run --release -p handoff-e2e --bin handoff-load -- --kafka $$HANDOFF_TEST_KAFKA --redis $$HANDOFF_TEST_REDIS $(LOAD_ARGS); rc=$$?; \
 	  scripts/test-env.sh down; exit $$rc

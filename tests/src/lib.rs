@@ -104,6 +104,10 @@ pub struct StackOptions {
     pub rules: String,
     /// Where webhooks go; `None`: nowhere (no webhook configured).
     pub webhook_base: Option<String>,
+    /// The test's id (topic, group and key prefix); `None`: a fresh random one.
+    pub id: Option<String>,
+    /// Create topics at start-up (off when the caller made them, e.g. on a mock cluster).
+    pub create_topics: bool,
 }
 
 impl Default for StackOptions {
@@ -113,6 +117,8 @@ impl Default for StackOptions {
             first_touch_seconds: 300,
             rules: RULES.to_owned(),
             webhook_base: None,
+            id: None,
+            create_topics: true,
         }
     }
 }
@@ -132,8 +138,11 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(options: StackOptions) -> Self {
-        let env = TestEnv::from_env();
-        let id = unique_id();
+        Self::start_with(TestEnv::from_env(), options).await
+    }
+
+    pub async fn start_with(env: TestEnv, options: StackOptions) -> Self {
+        let id = options.id.clone().unwrap_or_else(unique_id);
         let config_path = write_config(&env, &id, &options);
         let loaded = handoff_config::load(&config_path, std::iter::empty()).expect("test config");
         let shutdown = CancellationToken::new();
@@ -201,7 +210,9 @@ bootstrap_servers = "{kafka}"
 topic_prefix = "{id}."
 group_prefix = "{id}"
 partitions = 3
+create_topics = {create_topics}
 session_timeout_ms = 6000
+fetch_wait_max_ms = 100
 [redis]
 url = "{redis}"
 key_prefix = "{id}"
@@ -228,6 +239,7 @@ drain_seconds = 5
         kafka = env.kafka,
         redis = env.redis,
         sla = options.first_touch_seconds,
+        create_topics = options.create_topics,
     );
     let path = dir.join("handoff.toml");
     std::fs::write(&path, settings).expect("write config");

@@ -90,6 +90,12 @@ pub struct KafkaSettings {
     pub create_topics: bool,
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
+    /// Longest a fetch waits at the broker for new events. Kafka answers a waiting fetch as
+    /// soon as data arrives, so its default (500) costs no latency there; brokers that do
+    /// not (Tansu, librdkafka's mock cluster) add up to this much to every hop, so lower it
+    /// for them (`handoff dev` uses 50): see docs/benchmarks.md.
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u32,
     /// How long a produced event may wait for the broker before it counts as failed.
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u32,
@@ -115,6 +121,9 @@ fn default_true() -> bool {
 }
 fn default_session_timeout_ms() -> u32 {
     10_000
+}
+fn default_fetch_wait_max_ms() -> u32 {
+    500
 }
 fn default_message_timeout_ms() -> u32 {
     120_000

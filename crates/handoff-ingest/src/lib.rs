@@ -88,7 +88,11 @@ impl Ingest {
             .route("/v1/leads", post(leads::submit))
             .route("/v1/leads/{id}/dispositions", post(dispositions::submit))
             .with_state(state)
-            .layer(axum::extract::DefaultBodyLimit::max(max_body));
+            .layer(axum::extract::DefaultBodyLimit::max(max_body))
+            .layer(axum::middleware::from_fn_with_state(
+                deps.metrics.clone(),
+                count_requests,
+            ));
         let app = api.merge(admin_router(deps.metrics, deps.readiness));
         Ok(Self { listener, app })
     }
@@ -105,6 +109,25 @@ impl Ingest {
             .await
             .map_err(IngestError::Serve)
     }
+}
+
+/// Counts requests by route template (never the raw path: lead ids would explode the
+/// label set) and status code.
+async fn count_requests(
+    axum::extract::State(metrics): axum::extract::State<Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    response
 }
 
 /// How long a request waits for the broker before answering 503.

@@ -46,6 +46,7 @@ pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -
         .set(
             "heartbeat.interval.ms",
             (settings.session_timeout_ms / 4).max(100).to_string(),
-        );
+        )
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
 }

@@ -37,6 +37,8 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     kafka.create_topics = false;
     // A consumer that left uncleanly holds its partitions until the session times out.
     kafka.session_timeout_ms = 6_000;
+    // The mock cluster answers a waiting fetch only when its wait runs out.
+    kafka.fetch_wait_max_ms = 50;
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
     let bootstrap = kafka.bootstrap_servers.clone();
     let topic_prefix = kafka.topic_prefix.clone();
