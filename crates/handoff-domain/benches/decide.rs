@@ -5,7 +5,7 @@ use std::hint::black_box;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use handoff_domain::lead::{Company, Contact, Engagement, Lead, LeadId};
-use handoff_domain::routing::{RoutingConfig, RoutingModel, TeamState};
+use handoff_domain::routing::{RoutingConfig, RoutingModel};
 use handoff_domain::scoring::{ScoringConfig, ScoringModel};
 
 /// 100 rules over 50 teams of 10 reps (500 reps); the lead matches the last rule.
@@ -74,12 +74,13 @@ fn bench(c: &mut Criterion) {
         },
         custom: Default::default(),
     };
-    let state = TeamState::default();
+    let states = std::collections::BTreeMap::new();
+    let now = Utc::now();
     c.bench_function("score_and_route/100_rules_500_reps", |b| {
         b.iter(|| {
             let score = scoring.score(black_box(&lead));
             let matched = routing.match_rule(&lead, &score);
-            black_box(routing.choose(matched, &state))
+            black_box(routing.choose(matched, &states, now))
         })
     });
 }

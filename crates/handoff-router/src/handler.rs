@@ -195,19 +195,23 @@ impl RouterHandler {
     ) -> Result<Effects, HandleError> {
         let routing = &self.rules.routing;
         let matched = routing.match_rule(lead, &score);
-        let members = routing
-            .team_of(&matched)
-            .map(|team| (team.to_owned(), routing.members(team).to_vec()));
+        let teams: Vec<(&str, &[String])> = routing
+            .teams_for(&matched)
+            .into_iter()
+            .map(|team| (team, routing.members(team)))
+            .collect();
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let state = match &members {
-                Some((team, members)) => self
-                    .store
-                    .team_state(team, members)
+            let now = Utc::now();
+            let day = now.format("%Y-%m-%d").to_string();
+            let states = if teams.is_empty() {
+                Default::default()
+            } else {
+                self.store
+                    .team_states(&teams, &day)
                     .await
-                    .map_err(HandleError::transient)?,
-                None => Default::default(),
+                    .map_err(HandleError::transient)?
             };
-            let decision = routing.choose(matched.clone(), &state);
+            let decision = routing.choose(matched.clone(), &states, now);
             let rep = match &decision.placement {
                 Placement::Rep(rep) => rep.clone(),
                 Placement::Queue(queue) => {
@@ -215,12 +219,13 @@ impl RouterHandler {
                     return self.overflow(lead, score, decision, queue, trace).await;
                 }
             };
+            let state = states.get(&decision.team).cloned().unwrap_or_default();
             let capacity = state
                 .reps
                 .get(&rep)
                 .and_then(|r| r.capacity)
                 .unwrap_or_else(|| routing.rep_capacity(&rep));
-            let assigned_at = Utc::now();
+            let assigned_at = now;
             let due_at = self
                 .sla
                 .due_at(assigned_at, routing.first_touch_seconds(&decision.team));
@@ -244,8 +249,11 @@ impl RouterHandler {
                     lead_id: lead.id.as_str(),
                     team: &decision.team,
                     rep: &rep,
-                    expected_last: state.last_assigned.as_deref(),
+                    rotation_before: &decision.rotation_before,
+                    rotation_after: &decision.rotation_after,
                     capacity,
+                    daily_cap: routing.rep_daily_cap(&rep),
+                    day: &day,
                     attempt: FIRST_ATTEMPT,
                     assigned_ms: assigned_at.timestamp_millis(),
                     due_ms: due_at.timestamp_millis(),

@@ -23,7 +23,12 @@ impl Keys {
         format!("{}:reps:open", self.tag)
     }
 
-    /// Hash team id -> the rep the rotation chose last.
+    /// Hash rep id -> leads assigned on one UTC day (`YYYY-MM-DD`), for daily caps.
+    pub fn assigned_on(&self, day: &str) -> String {
+        format!("{}:reps:day:{day}", self.tag)
+    }
+
+    /// Hash team id -> the team's rotation state (see the domain's strategy module).
     pub fn rotation(&self) -> String {
         format!("{}:rotation", self.tag)
     }

@@ -21,10 +21,15 @@ pub struct AssignmentCommit<'a> {
     pub lead_id: &'a str,
     pub team: &'a str,
     pub rep: &'a str,
-    /// The rotation position the decision was made from; the commit fails if it moved.
-    pub expected_last: Option<&'a str>,
+    /// The rotation the decision was made from; the commit fails if it moved.
+    pub rotation_before: &'a str,
+    /// The rotation to store with the assignment.
+    pub rotation_after: &'a str,
     /// The rep's effective capacity; the commit fails if the rep reached it meanwhile.
     pub capacity: u32,
+    pub daily_cap: Option<u32>,
+    /// The UTC day the daily cap counts in, `YYYY-MM-DD`.
+    pub day: &'a str,
     pub attempt: u32,
     pub assigned_ms: i64,
     pub due_ms: i64,
@@ -51,46 +56,68 @@ pub enum QueueOutcome {
 }
 
 impl Store {
-    /// Reads what a decision for `team` depends on, in one round trip.
-    pub async fn team_state(
+    /// Reads what a decision depends on for each `(team, members)`, in one round trip.
+    /// `day` (`YYYY-MM-DD`, UTC) selects the daily-cap counters.
+    pub async fn team_states(
         &self,
-        team: &str,
-        members: &[String],
-    ) -> Result<TeamState, StoreError> {
+        teams: &[(&str, &[String])],
+        day: &str,
+    ) -> Result<BTreeMap<String, TeamState>, StoreError> {
+        let mut reps: Vec<&String> = teams
+            .iter()
+            .flat_map(|(_, members)| members.iter())
+            .collect();
+        reps.sort();
+        reps.dedup();
+        let team_ids: Vec<&str> = teams.iter().map(|(team, _)| *team).collect();
         let mut pipe = redis::pipe();
-        pipe.hget(self.keys.rotation(), team);
-        pipe.cmd("HMGET").arg(self.keys.open_leads()).arg(members);
-        for member in members {
-            pipe.hgetall(self.keys.rep(member));
+        pipe.cmd("HMGET").arg(self.keys.rotation()).arg(&team_ids);
+        pipe.cmd("HMGET").arg(self.keys.open_leads()).arg(&reps);
+        pipe.cmd("HMGET").arg(self.keys.assigned_on(day)).arg(&reps);
+        for rep in &reps {
+            pipe.hgetall(self.keys.rep(rep));
         }
         let mut connection = self.connection();
         let mut replies: Vec<redis::Value> = pipe.query_async(&mut connection).await?;
-        if replies.len() != members.len() + 2 {
-            return Err(StoreError::Corrupt {
-                key: self.keys.rotation(),
-                message: "unexpected pipeline reply".to_owned(),
-            });
+        if replies.len() != reps.len() + 3 || teams.is_empty() {
+            return Ok(BTreeMap::new());
         }
-        let overrides = replies.split_off(2);
+        let overrides = replies.split_off(3);
+        let rotations: Vec<Option<String>> = redis::from_redis_value(&replies[0])?;
         let open: Vec<Option<i64>> = redis::from_redis_value(&replies[1])?;
-        let last_assigned: Option<String> = redis::from_redis_value(&replies[0])?;
-        let mut reps = BTreeMap::new();
-        for ((member, open), overrides) in members.iter().zip(open).zip(overrides) {
+        let today: Vec<Option<i64>> = redis::from_redis_value(&replies[2])?;
+        let count = |n: Option<i64>| u32::try_from(n.unwrap_or(0).max(0)).unwrap_or(u32::MAX);
+        let mut rep_states = BTreeMap::new();
+        for (((rep, open), today), overrides) in reps.iter().zip(open).zip(today).zip(overrides) {
             let fields: BTreeMap<String, String> = redis::from_redis_value(&overrides)?;
-            reps.insert(
-                member.clone(),
+            rep_states.insert(
+                (*rep).clone(),
                 RepState {
-                    open_leads: u32::try_from(open.unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+                    open_leads: count(open),
+                    assigned_today: count(today),
                     active: fields.get("active").and_then(|v| v.parse().ok()),
                     available: fields.get("available").and_then(|v| v.parse().ok()),
                     capacity: fields.get("capacity").and_then(|v| v.parse().ok()),
                 },
             );
         }
-        Ok(TeamState {
-            last_assigned,
-            reps,
-        })
+        Ok(teams
+            .iter()
+            .zip(rotations)
+            .map(|((team, members), rotation)| {
+                let reps = members
+                    .iter()
+                    .filter_map(|m| rep_states.get(m).map(|s| (m.clone(), s.clone())))
+                    .collect();
+                (
+                    (*team).to_owned(),
+                    TeamState {
+                        rotation: rotation.unwrap_or_default(),
+                        reps,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Dedup, capacity, rotation, assignment and deadline in one atomic step.
@@ -104,9 +131,10 @@ impl Store {
             .key(self.keys.open_leads())
             .key(self.keys.rotation())
             .key(self.keys.deadlines())
+            .key(self.keys.assigned_on(commit.day))
             .arg(commit.team)
             .arg(commit.rep)
-            .arg(commit.expected_last.unwrap_or(""))
+            .arg(commit.rotation_before)
             .arg(commit.capacity)
             .arg(commit.due_ms)
             .arg(deadline_member(commit.lead_id, commit.attempt))
@@ -114,6 +142,8 @@ impl Store {
             .arg(commit.retention_seconds)
             .arg(commit.attempt)
             .arg(commit.assigned_ms)
+            .arg(commit.rotation_after)
+            .arg(commit.daily_cap.map_or(-1, i64::from))
             .invoke_async(&mut connection)
             .await?;
         Ok(match status.as_str() {

@@ -2,17 +2,21 @@
 //! gets it (a strategy over the team's eligible reps). Pure: the caller supplies the
 //! runtime state (open leads, rotation position, overrides) and persists the outcome.
 
+mod availability;
 mod condition;
 mod model;
 mod strategy;
 
+pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleSpec};
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use model::{
     ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::lead::Lead;
 use crate::scoring::Score;
@@ -66,10 +70,13 @@ pub enum Placement {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingDecision {
-    /// The team of the matched rule; empty when no rule matched.
+    /// The team the lead went to (the rule's, or its fallback); empty when no rule matched.
     pub team: String,
     pub placement: Placement,
     pub explanation: RoutingExplanation,
+    /// The team's rotation the decision was made from, and the one to store with it.
+    pub rotation_before: String,
+    pub rotation_after: String,
 }
 
 impl RoutingDecision {
@@ -102,14 +109,26 @@ impl RoutingModel {
         RuleMatch { rule: None, misses }
     }
 
-    /// The team a match sends the lead to, if any: what the caller loads state for.
-    pub fn team_of(&self, matched: &RuleMatch) -> Option<&str> {
-        matched.rule.map(|i| self.rules()[i].team.as_str())
+    /// The teams whose state a decision for this match may need: the rule's team, then
+    /// its fallback. The caller loads them (in one round trip) before [`Self::choose`].
+    pub fn teams_for(&self, matched: &RuleMatch) -> Vec<&str> {
+        let Some(rule) = matched.rule.map(|i| &self.rules()[i]) else {
+            return Vec::new();
+        };
+        std::iter::once(rule.team.as_str())
+            .chain(rule.fallback.as_deref())
+            .collect()
     }
 
-    /// Picks a rep for a matched lead given the team's current state.
-    pub fn choose(&self, matched: RuleMatch, state: &TeamState) -> RoutingDecision {
-        // A checked model's rules only name known teams; the `None` arm is belt and braces.
+    /// Picks a rep for a matched lead given the state of the teams from [`Self::teams_for`]
+    /// (a missing team state reads as a fresh one) at `now`.
+    pub fn choose(
+        &self,
+        matched: RuleMatch,
+        states: &BTreeMap<String, TeamState>,
+        now: DateTime<Utc>,
+    ) -> RoutingDecision {
+        let empty = TeamState::default();
         let rule_and_team = matched
             .rule
             .map(|i| &self.rules()[i])
@@ -126,30 +145,65 @@ impl RoutingModel {
                     rules_version: self.version().to_owned(),
                     rules_not_matched: matched.misses,
                 },
+                rotation_before: String::new(),
+                rotation_after: String::new(),
             };
         };
-        let pick = strategy::pick(rule.strategy, self, team, state);
-        let (placement, reason) = match pick.rep {
-            Some(rep) => (Placement::Rep(rep), pick.reason),
-            None => (
-                Placement::Queue(team.overflow_queue.clone()),
+        let explanation =
+            |reason: String, skipped: Vec<SkippedRep>, misses: Vec<RuleMiss>| RoutingExplanation {
+                rule: rule.name.clone(),
+                strategy: rule.strategy.as_str().to_owned(),
+                reason,
+                skipped,
+                rules_version: self.version().to_owned(),
+                rules_not_matched: misses,
+            };
+        let state = states.get(&team.id).unwrap_or(&empty);
+        let primary = strategy::pick(rule.strategy, self, team, state, now);
+        if let Some(rep) = primary.rep {
+            return RoutingDecision {
+                team: team.id.clone(),
+                placement: Placement::Rep(rep),
+                explanation: explanation(primary.reason, primary.skipped, matched.misses),
+                rotation_before: state.rotation.clone(),
+                rotation_after: primary.rotation_after,
+            };
+        }
+        let mut skipped = primary.skipped;
+        if let Some(fallback) = rule.fallback.as_deref().and_then(|f| self.team(f)) {
+            let fallback_state = states.get(&fallback.id).unwrap_or(&empty);
+            let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now);
+            skipped.extend(pick.skipped);
+            if let Some(rep) = pick.rep {
+                return RoutingDecision {
+                    team: fallback.id.clone(),
+                    placement: Placement::Rep(rep),
+                    explanation: explanation(
+                        format!(
+                            "no eligible rep in team {}; fallback team {}: {}",
+                            team.id, fallback.id, pick.reason
+                        ),
+                        skipped,
+                        matched.misses,
+                    ),
+                    rotation_before: fallback_state.rotation.clone(),
+                    rotation_after: pick.rotation_after,
+                };
+            }
+        }
+        RoutingDecision {
+            team: team.id.clone(),
+            placement: Placement::Queue(team.overflow_queue.clone()),
+            explanation: explanation(
                 format!(
                     "no eligible rep in team {}; queued in {}",
                     team.id, team.overflow_queue
                 ),
+                skipped,
+                matched.misses,
             ),
-        };
-        RoutingDecision {
-            team: team.id.clone(),
-            placement,
-            explanation: RoutingExplanation {
-                rule: rule.name.clone(),
-                strategy: rule.strategy.as_str().to_owned(),
-                reason,
-                skipped: pick.skipped,
-                rules_version: self.version().to_owned(),
-                rules_not_matched: matched.misses,
-            },
+            rotation_before: state.rotation.clone(),
+            rotation_after: state.rotation.clone(),
         }
     }
 }

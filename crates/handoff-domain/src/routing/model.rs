@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use super::availability::{Availability, DateRangeSpec, WeeklyScheduleSpec};
 use super::condition::{Condition, ConditionSpec};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,10 +49,31 @@ pub struct RepConfig {
     pub name: String,
     /// Most leads awaiting first touch the rep may hold at once.
     pub capacity: u32,
+    /// Most leads the rep may be assigned per (UTC) day; none: no daily cap.
+    #[serde(default)]
+    pub daily_cap: Option<u32>,
+    /// Share under weighted round-robin (2 gets twice the leads of 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
     #[serde(default = "default_true")]
     pub active: bool,
+    /// IANA time zone of `working_hours`, `holidays` and `out_of_office` (default UTC).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    /// `{ mon = ["09:00-17:00"], ... }`; none: always working.
+    #[serde(default)]
+    pub working_hours: Option<WeeklyScheduleSpec>,
+    /// Local dates, `"YYYY-MM-DD"`.
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    #[serde(default)]
+    pub out_of_office: Vec<DateRangeSpec>,
     #[serde(default)]
     pub webhook_url: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 fn default_true() -> bool {
@@ -63,12 +85,18 @@ fn default_true() -> bool {
 pub enum StrategyKind {
     #[default]
     RoundRobin,
+    /// Shares proportional to rep weights, exact over every cycle of sum(weights) leads.
+    WeightedRoundRobin,
+    /// The eligible rep with the fewest leads awaiting first touch (ties: rotation order).
+    LeastLoaded,
 }
 
 impl StrategyKind {
     pub fn as_str(self) -> &'static str {
         match self {
             StrategyKind::RoundRobin => "round_robin",
+            StrategyKind::WeightedRoundRobin => "weighted_round_robin",
+            StrategyKind::LeastLoaded => "least_loaded",
         }
     }
 }
@@ -80,6 +108,9 @@ pub struct RuleConfig {
     pub team: String,
     #[serde(default)]
     pub strategy: StrategyKind,
+    /// Where leads go when nobody in `team` is eligible (before the overflow queue).
+    #[serde(default)]
+    pub fallback: Option<String>,
     /// Omitted: the rule matches every lead (a catch-all).
     #[serde(default)]
     pub when: ConditionSpec,
@@ -105,7 +136,10 @@ pub(crate) struct Team {
 #[derive(Debug, Clone)]
 pub(crate) struct Rep {
     pub capacity: u32,
+    pub daily_cap: Option<u32>,
+    pub weight: u32,
     pub active: bool,
+    pub availability: Availability,
     pub webhook_url: Option<String>,
 }
 
@@ -114,6 +148,7 @@ pub(crate) struct Rule {
     pub name: String,
     pub team: String,
     pub strategy: StrategyKind,
+    pub fallback: Option<String>,
     pub condition: Condition,
 }
 
@@ -135,14 +170,41 @@ impl RoutingModel {
 
         let mut reps = BTreeMap::new();
         for (i, rep) in config.reps.iter().enumerate() {
-            if rep.id.trim().is_empty() {
-                error(format!("reps[{i}].id"), "must not be empty".to_owned());
+            let id_ok = !rep.id.is_empty()
+                && rep
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
+            if !id_ok {
+                error(
+                    format!("reps[{i}].id"),
+                    format!(
+                        "invalid rep id `{}`, expected letters, digits, _ - . @",
+                        rep.id
+                    ),
+                );
             }
+            if rep.weight == 0 {
+                error(format!("reps[{i}].weight"), "must be at least 1".to_owned());
+            }
+            let availability = Availability::parse(
+                rep.time_zone.as_deref(),
+                rep.working_hours.as_ref(),
+                &rep.holidays,
+                &rep.out_of_office,
+            )
+            .unwrap_or_else(|(key, message)| {
+                error(format!("reps[{i}].{key}"), message);
+                Availability::always()
+            });
             let previous = reps.insert(
                 rep.id.clone(),
                 Rep {
                     capacity: rep.capacity,
+                    daily_cap: rep.daily_cap,
+                    weight: rep.weight.max(1),
                     active: rep.active,
+                    availability,
                     webhook_url: rep.webhook_url.clone(),
                 },
             );
@@ -216,6 +278,22 @@ impl RoutingModel {
                     ),
                 );
             }
+            if let Some(fallback) = &rule.fallback {
+                if !teams.contains_key(fallback) {
+                    error(
+                        format!("rules[{i}].fallback"),
+                        format!(
+                            "unknown team `{fallback}`, expected one of {}",
+                            team_ids.join(", ")
+                        ),
+                    );
+                } else if *fallback == rule.team {
+                    error(
+                        format!("rules[{i}].fallback"),
+                        "a team cannot be its own fallback".to_owned(),
+                    );
+                }
+            }
             if let Some(earlier) = catch_all {
                 error(
                     format!("rules[{i}]"),
@@ -234,6 +312,7 @@ impl RoutingModel {
                         name: rule.name.clone(),
                         team: rule.team.clone(),
                         strategy: rule.strategy,
+                        fallback: rule.fallback.clone(),
                         condition,
                     });
                 }
@@ -310,23 +389,17 @@ impl RoutingModel {
         self.teams.get(id)
     }
 
-    pub(crate) fn rep(&self, id: &str) -> RepView {
-        self.reps.get(id).map_or(
-            RepView {
-                capacity: 0,
-                active: false,
-            },
-            |r| RepView {
-                capacity: r.capacity,
-                active: r.active,
-            },
-        )
+    pub(crate) fn rep(&self, id: &str) -> Option<&Rep> {
+        self.reps.get(id)
     }
-}
 
-/// What eligibility needs of a rep's configuration.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RepView {
-    pub capacity: u32,
-    pub active: bool,
+    /// A rep's weight under weighted round-robin (1 for an unknown rep).
+    pub fn rep_weight(&self, rep: &str) -> u32 {
+        self.reps.get(rep).map_or(1, |r| r.weight)
+    }
+
+    /// A rep's daily cap, if any.
+    pub fn rep_daily_cap(&self, rep: &str) -> Option<u32> {
+        self.reps.get(rep).and_then(|r| r.daily_cap)
+    }
 }

@@ -1,7 +1,22 @@
-//! Choosing a rep inside a team. Round-robin remembers the last rep it chose (by id, not
-//! by position), so editing the roster does not reset everybody's turn.
+//! Choosing a rep inside a team.
+//!
+//! Every strategy keeps its position in one opaque string per team (the "rotation"),
+//! which the router reads with the team's state and the commit script compare-and-sets,
+//! so a decision is atomic with the state it was made from. Positions are kept by rep id,
+//! never by index, so editing the roster moves nobody else's turn.
+//!
+//! - round-robin: the rotation is the rep chosen last; the next eligible member after it
+//!   in roster order gets the lead.
+//! - weighted round-robin: smooth weighted round-robin (as in nginx). The rotation holds
+//!   each rep's running credit; every decision adds each eligible rep's weight to its
+//!   credit, picks the highest, and takes the eligible total from the winner. Shares are
+//!   exact over every cycle of sum(weights) decisions; a paused rep's credit is frozen,
+//!   so coming back does not hand them a burst; a new rep starts at zero.
+//! - least-loaded: the eligible rep with the fewest open leads; ties in round-robin order.
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 
 use super::model::{RoutingModel, StrategyKind, Team};
 use super::SkippedRep;
@@ -11,9 +26,11 @@ use super::SkippedRep;
 pub struct RepState {
     /// Leads assigned to the rep and still awaiting first touch.
     pub open_leads: u32,
+    /// Leads assigned to the rep today (UTC), for the daily cap.
+    pub assigned_today: u32,
     /// Runtime override of `active` (set over the API).
     pub active: Option<bool>,
-    /// `false` while the rep is marked unavailable (out of office, sick, ...).
+    /// `false` while the rep is marked unavailable (sick, in a meeting, ...).
     pub available: Option<bool>,
     /// Runtime override of the configured capacity.
     pub capacity: Option<u32>,
@@ -22,8 +39,8 @@ pub struct RepState {
 /// The part of the runtime state a decision for one team depends on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TeamState {
-    /// The rep the rotation chose last in this team.
-    pub last_assigned: Option<String>,
+    /// The team's rotation (see the module doc); empty for a team never routed to.
+    pub rotation: String,
     pub reps: BTreeMap<String, RepState>,
 }
 
@@ -31,6 +48,8 @@ pub(super) struct Pick {
     pub rep: Option<String>,
     pub reason: String,
     pub skipped: Vec<SkippedRep>,
+    /// The rotation to store if the pick is committed.
+    pub rotation_after: String,
 }
 
 pub(super) fn pick(
@@ -38,59 +57,148 @@ pub(super) fn pick(
     model: &RoutingModel,
     team: &Team,
     state: &TeamState,
+    now: DateTime<Utc>,
 ) -> Pick {
-    match strategy {
-        StrategyKind::RoundRobin => round_robin(model, team, state),
-    }
-}
-
-fn round_robin(model: &RoutingModel, team: &Team, state: &TeamState) -> Pick {
-    let members = &team.members;
-    let start = state
-        .last_assigned
-        .as_ref()
-        .and_then(|last| members.iter().position(|m| m == last))
-        .map_or(0, |i| i + 1);
     let mut skipped = Vec::new();
+    let mut eligible = Vec::new();
+    // Roster order, starting after the rep chosen last (round-robin order).
+    let members = &team.members;
+    let start = members
+        .iter()
+        .position(|m| *m == state.rotation)
+        .map_or(0, |i| i + 1);
     for offset in 0..members.len() {
-        let rep_id = &members[(start + offset) % members.len()];
-        match ineligibility(model, rep_id, state.reps.get(rep_id)) {
-            None => {
-                let reason = if skipped.is_empty() {
-                    format!("round-robin: next in turn in team {}", team.id)
-                } else {
-                    format!(
-                        "round-robin: next eligible in team {} after skipping {}",
-                        team.id,
-                        skipped.len()
-                    )
-                };
-                return Pick {
-                    rep: Some(rep_id.clone()),
-                    reason,
-                    skipped,
-                };
-            }
+        let rep = &members[(start + offset) % members.len()];
+        match ineligibility(model, rep, state.reps.get(rep), now) {
+            None => eligible.push(rep.as_str()),
             Some(reason) => skipped.push(SkippedRep {
-                rep_id: rep_id.clone(),
+                rep_id: rep.clone(),
                 reason: reason.to_owned(),
             }),
         }
     }
-    Pick {
-        rep: None,
-        reason: String::new(),
-        skipped,
+    let Some(first) = eligible.first().copied() else {
+        return Pick {
+            rep: None,
+            reason: String::new(),
+            skipped,
+            rotation_after: state.rotation.clone(),
+        };
+    };
+    match strategy {
+        StrategyKind::RoundRobin => Pick {
+            rep: Some(first.to_owned()),
+            reason: format!(
+                "round-robin: next in turn in team {}{}",
+                team.id,
+                skipped_note(&skipped)
+            ),
+            skipped,
+            rotation_after: first.to_owned(),
+        },
+        StrategyKind::LeastLoaded => {
+            let open = |rep: &str| state.reps.get(rep).map_or(0, |s| s.open_leads);
+            // min_by_key keeps the first of equals: ties go in round-robin order.
+            let chosen = eligible
+                .iter()
+                .copied()
+                .min_by_key(|r| open(r))
+                .unwrap_or(first);
+            Pick {
+                rep: Some(chosen.to_owned()),
+                reason: format!(
+                    "least-loaded: {} open lead(s), the fewest among {} eligible in team {}",
+                    open(chosen),
+                    eligible.len(),
+                    team.id
+                ),
+                skipped,
+                rotation_after: chosen.to_owned(),
+            }
+        }
+        StrategyKind::WeightedRoundRobin => {
+            let mut credits = parse_credits(&state.rotation);
+            // Keep only current members: a removed rep's credit goes with them.
+            credits.retain(|rep, _| members.contains(rep));
+            let total: i64 = eligible
+                .iter()
+                .map(|r| i64::from(model.rep_weight(r)))
+                .sum();
+            for rep in &eligible {
+                *credits.entry((*rep).to_owned()).or_default() += i64::from(model.rep_weight(rep));
+            }
+            // Highest credit wins; ties go to the earlier member in roster order.
+            let chosen = members
+                .iter()
+                .filter(|m| eligible.contains(&m.as_str()))
+                .max_by(|a, b| {
+                    let (ca, cb) = (
+                        credits.get(*a).copied().unwrap_or(0),
+                        credits.get(*b).copied().unwrap_or(0),
+                    );
+                    ca.cmp(&cb).then_with(|| {
+                        let ia = members.iter().position(|m| m == *a);
+                        let ib = members.iter().position(|m| m == *b);
+                        ib.cmp(&ia)
+                    })
+                })
+                .map_or(first, String::as_str);
+            if let Some(credit) = credits.get_mut(chosen) {
+                *credit -= total;
+            }
+            Pick {
+                rep: Some(chosen.to_owned()),
+                reason: format!(
+                    "weighted round-robin: highest credit in team {} (weight {} of {}){}",
+                    team.id,
+                    model.rep_weight(chosen),
+                    total,
+                    skipped_note(&skipped)
+                ),
+                skipped,
+                rotation_after: format_credits(&credits),
+            }
+        }
     }
 }
 
+fn skipped_note(skipped: &[SkippedRep]) -> String {
+    if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" after skipping {}", skipped.len())
+    }
+}
+
+/// `ana=3;bob=-2` <-> {ana: 3, bob: -2}. Anything unparsable reads as no credit.
+fn parse_credits(rotation: &str) -> BTreeMap<String, i64> {
+    rotation
+        .split(';')
+        .filter_map(|pair| {
+            let (rep, credit) = pair.split_once('=')?;
+            Some((rep.to_owned(), credit.parse().ok()?))
+        })
+        .collect()
+}
+
+fn format_credits(credits: &BTreeMap<String, i64>) -> String {
+    credits
+        .iter()
+        .map(|(rep, credit)| format!("{rep}={credit}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// Why a rep cannot take a lead now, or `None` if they can.
-fn ineligibility(
+pub(super) fn ineligibility(
     model: &RoutingModel,
     rep_id: &str,
     state: Option<&RepState>,
+    now: DateTime<Utc>,
 ) -> Option<&'static str> {
-    let rep = model.rep(rep_id);
+    let Some(rep) = model.rep(rep_id) else {
+        return Some("unknown");
+    };
     let default = RepState::default();
     let state = state.unwrap_or(&default);
     if !state.active.unwrap_or(rep.active) {
@@ -99,8 +207,14 @@ fn ineligibility(
     if state.available == Some(false) {
         return Some("unavailable");
     }
+    if let Err(why) = rep.availability.check(now) {
+        return Some(why.as_str());
+    }
     if state.open_leads >= state.capacity.unwrap_or(rep.capacity) {
         return Some("at_capacity");
+    }
+    if rep.daily_cap.is_some_and(|cap| state.assigned_today >= cap) {
+        return Some("daily_cap_reached");
     }
     None
 }

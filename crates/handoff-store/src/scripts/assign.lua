@@ -1,21 +1,31 @@
--- The routing step, atomically: dedup, capacity, rotation, assignment, SLA deadline.
--- KEYS: lead, open_leads, rotation, deadlines
--- ARGV: team, rep, expected_last_rep ('' = none), capacity, due_ms, deadline_member,
---       assigned_event_json, retention_seconds, attempt, assigned_ms
+-- The routing step, atomically: dedup, capacity, daily cap, rotation, assignment, deadline.
+-- KEYS: lead, open_leads, rotation, deadlines, assigned_today
+-- ARGV: team, rep, expected_rotation, capacity, due_ms, deadline_member,
+--       assigned_event_json, retention_seconds, attempt, assigned_ms, new_rotation,
+--       daily_cap (-1: none)
 local existing = redis.call('HGET', KEYS[1], 'assigned')
 if existing then
   return {'existing', existing}
 end
-local last = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-if last ~= ARGV[3] then
+local rotation = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+if rotation ~= ARGV[3] then
   return {'conflict', 'rotation moved'}
 end
 local open = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 if open >= tonumber(ARGV[4]) then
   return {'conflict', 'rep reached capacity'}
 end
+local daily_cap = tonumber(ARGV[12])
+if daily_cap >= 0 then
+  local today = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0')
+  if today >= daily_cap then
+    return {'conflict', 'rep reached the daily cap'}
+  end
+end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
+redis.call('EXPIRE', KEYS[5], 172800)
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[11])
 redis.call('HSET', KEYS[1], 'assigned', ARGV[7], 'team', ARGV[1], 'rep', ARGV[2],
   'attempt', ARGV[9], 'state', 'awaiting', 'assigned_ms', ARGV[10], 'due_ms', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[8])
