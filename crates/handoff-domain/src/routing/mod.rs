@@ -6,6 +6,8 @@ mod availability;
 mod condition;
 mod model;
 mod strategy;
+#[cfg(test)]
+mod tests;
 
 pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleSpec};
 pub use condition::{Condition, ConditionSpec, FieldRef};

@@ -5,8 +5,9 @@
 //! so a decision is atomic with the state it was made from. Positions are kept by rep id,
 //! never by index, so editing the roster moves nobody else's turn.
 //!
-//! - round-robin: the rotation is the rep chosen last; the next eligible member after it
-//!   in roster order gets the lead.
+//! - round-robin: the rotation is the rep chosen last and the member after them
+//!   (`last|next`); the next eligible member after `last` in roster order gets the lead. If
+//!   `last` has left the roster, the turn resumes at `next`, so nobody loses theirs.
 //! - weighted round-robin: smooth weighted round-robin (as in nginx). The rotation holds
 //!   each rep's running credit; every decision adds each eligible rep's weight to its
 //!   credit, picks the highest, and takes the eligible total from the winner. Shares are
@@ -63,10 +64,7 @@ pub(super) fn pick(
     let mut eligible = Vec::new();
     // Roster order, starting after the rep chosen last (round-robin order).
     let members = &team.members;
-    let start = members
-        .iter()
-        .position(|m| *m == state.rotation)
-        .map_or(0, |i| i + 1);
+    let start = turn_start(members, &state.rotation);
     for offset in 0..members.len() {
         let rep = &members[(start + offset) % members.len()];
         match ineligibility(model, rep, state.reps.get(rep), now) {
@@ -94,7 +92,7 @@ pub(super) fn pick(
                 skipped_note(&skipped)
             ),
             skipped,
-            rotation_after: first.to_owned(),
+            rotation_after: last_and_next(members, first),
         },
         StrategyKind::LeastLoaded => {
             let open = |rep: &str| state.reps.get(rep).map_or(0, |s| s.open_leads);
@@ -113,7 +111,7 @@ pub(super) fn pick(
                     team.id
                 ),
                 skipped,
-                rotation_after: chosen.to_owned(),
+                rotation_after: last_and_next(members, chosen),
             }
         }
         StrategyKind::WeightedRoundRobin => {
@@ -160,6 +158,26 @@ pub(super) fn pick(
             }
         }
     }
+}
+
+/// Where round-robin order starts: after the last rep, or at their successor if they
+/// left the roster. A weighted rotation (credits) has no `|` and starts at the top.
+fn turn_start(members: &[String], rotation: &str) -> usize {
+    let (last, next) = rotation.split_once('|').unwrap_or((rotation, ""));
+    members
+        .iter()
+        .position(|m| m == last)
+        .map(|i| i + 1)
+        .or_else(|| members.iter().position(|m| m == next))
+        .unwrap_or(0)
+}
+
+fn last_and_next(members: &[String], chosen: &str) -> String {
+    let next = members
+        .iter()
+        .position(|m| m == chosen)
+        .map_or("", |i| members[(i + 1) % members.len()].as_str());
+    format!("{chosen}|{next}")
 }
 
 fn skipped_note(skipped: &[SkippedRep]) -> String {

@@ -1,0 +1,454 @@
+//! Table tests of the routing engine and property tests over random rosters.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::lead::{Company, Contact, Lead, LeadId};
+use crate::scoring::Score;
+
+fn model(value: Value) -> RoutingModel {
+    let config: RoutingConfig = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    match RoutingModel::new(config, "test") {
+        Ok(m) => m,
+        Err(e) => panic!("model: {e:?}"),
+    }
+}
+
+fn team_model(strategy: &str, reps: Value, fallback: Option<Value>) -> RoutingModel {
+    let members: Vec<Value> = reps
+        .as_array()
+        .map_or(vec![], |r| r.iter().map(|r| r["id"].clone()).collect());
+    let mut teams = vec![json!({"id": "t", "members": members})];
+    let mut all_reps = reps.as_array().cloned().unwrap_or_default();
+    let mut rule = json!({"name": "all", "team": "t", "strategy": strategy});
+    if let Some(fallback) = fallback {
+        let ids: Vec<Value> = fallback
+            .as_array()
+            .map_or(vec![], |r| r.iter().map(|r| r["id"].clone()).collect());
+        teams.push(json!({"id": "f", "members": ids}));
+        all_reps.extend(fallback.as_array().cloned().unwrap_or_default());
+        rule["fallback"] = json!("f");
+    }
+    model(json!({"teams": teams, "reps": all_reps, "rules": [rule]}))
+}
+
+fn lead() -> Lead {
+    Lead {
+        id: LeadId::from("l"),
+        received_at: Utc::now(),
+        source: Default::default(),
+        contact: Contact {
+            email: "a@acme.io".into(),
+            ..Contact::default()
+        },
+        company: Company {
+            country: "DE".into(),
+            postal_code: "80331".into(),
+            employees: Some(250),
+            ..Company::default()
+        },
+        engagement: Default::default(),
+        custom: [("plan".to_owned(), "enterprise".to_owned())].into(),
+    }
+}
+
+fn score() -> Score {
+    Score {
+        points: 50,
+        band: "B".into(),
+        qualified: true,
+        fast_lane: false,
+        contributions: vec![],
+        model_version: String::new(),
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    match "2026-11-23T10:00:00Z".parse() {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Routes `n` leads in a row, carrying rotation and open counts forward like the store does.
+fn run(model: &RoutingModel, states: &mut BTreeMap<String, TeamState>, n: usize) -> Vec<String> {
+    let mut picks = Vec::new();
+    for _ in 0..n {
+        let matched = model.match_rule(&lead(), &score());
+        let decision = model.choose(matched, states, now());
+        let Placement::Rep(rep) = decision.placement else {
+            picks.push("-".to_owned());
+            continue;
+        };
+        let state = states.entry(decision.team.clone()).or_default();
+        state.rotation = decision.rotation_after;
+        let rep_state = state.reps.entry(rep.clone()).or_default();
+        rep_state.open_leads += 1;
+        rep_state.assigned_today += 1;
+        picks.push(rep);
+    }
+    picks
+}
+
+#[test]
+fn round_robin_skips_ineligible_reps_and_says_why() {
+    let m = team_model(
+        "round_robin",
+        json!([
+            {"id": "a", "capacity": 5},
+            {"id": "b", "capacity": 5, "active": false},
+            {"id": "c", "capacity": 1},
+            {"id": "d", "capacity": 5, "out_of_office": [{"from": "2026-11-20", "to": "2026-11-30"}]},
+            {"id": "e", "capacity": 5, "daily_cap": 1},
+        ]),
+        None,
+    );
+    let mut states = BTreeMap::new();
+    assert_eq!(run(&m, &mut states, 5), ["a", "c", "e", "a", "a"]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    let reasons: Vec<(String, String)> = decision
+        .explanation
+        .skipped
+        .iter()
+        .map(|s| (s.rep_id.clone(), s.reason.clone()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("b", "inactive"),
+            ("c", "at_capacity"),
+            ("d", "out_of_office"),
+            ("e", "daily_cap_reached")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    assert_eq!(decision.rep(), Some("a"));
+}
+
+#[test]
+fn weighted_round_robin_gives_exact_shares_per_cycle() {
+    let m = team_model(
+        "weighted_round_robin",
+        json!([{"id": "a", "capacity": 1000, "weight": 2}, {"id": "b", "capacity": 1000}, {"id": "c", "capacity": 1000}]),
+        None,
+    );
+    let mut states = BTreeMap::new();
+    let picks = run(&m, &mut states, 4);
+    let mut counts = BTreeMap::new();
+    for p in &picks {
+        *counts.entry(p.as_str()).or_insert(0) += 1;
+    }
+    assert_eq!(counts, BTreeMap::from([("a", 2), ("b", 1), ("c", 1)]));
+    // Smooth: a's two leads are not back to back.
+    assert_eq!(picks, ["a", "b", "c", "a"]);
+}
+
+#[test]
+fn least_loaded_picks_the_fewest_open_leads_then_rotation_order() {
+    let m = team_model(
+        "least_loaded",
+        json!([{"id": "a", "capacity": 9}, {"id": "b", "capacity": 9}, {"id": "c", "capacity": 9}]),
+        None,
+    );
+    let mut states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: "a".into(),
+            reps: [("a", 1), ("b", 3), ("c", 1)]
+                .into_iter()
+                .map(|(r, open)| {
+                    (
+                        r.to_owned(),
+                        RepState {
+                            open_leads: open,
+                            ..RepState::default()
+                        },
+                    )
+                })
+                .collect(),
+        },
+    )]);
+    // a and c tie at 1; after a (the last chosen) comes c.
+    assert_eq!(run(&m, &mut states, 3), ["c", "a", "c"]);
+}
+
+#[test]
+fn a_fallback_team_takes_over_then_the_overflow_queue() {
+    let m = team_model(
+        "round_robin",
+        json!([{"id": "a", "capacity": 1}]),
+        Some(json!([{"id": "z", "capacity": 1}])),
+    );
+    let mut states = BTreeMap::new();
+    assert_eq!(run(&m, &mut states, 3), ["a", "z", "-"]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert_eq!(decision.placement, Placement::Queue("t-overflow".into()));
+    assert!(
+        decision.explanation.reason.contains("queued in t-overflow"),
+        "{}",
+        decision.explanation.reason
+    );
+}
+
+#[test]
+fn every_condition_operator() {
+    let cases: Vec<(Value, bool)> = vec![
+        (json!({"field": "company.country", "equals": "de"}), true),
+        (
+            json!({"field": "company.country", "in": ["AT", "CH"]}),
+            false,
+        ),
+        (
+            json!({"field": "company.employees", "min": 200, "max": 500}),
+            true,
+        ),
+        (json!({"field": "company.employees", "min": 1000}), false),
+        (
+            json!({"field": "company.postal_code", "prefix": ["80", "81"]}),
+            true,
+        ),
+        (
+            json!({"field": "company.postal_code", "prefix": ["10"]}),
+            false,
+        ),
+        (
+            json!({"field": "custom.plan", "equals": "enterprise"}),
+            true,
+        ),
+        (json!({"field": "custom.partner", "exists": true}), false),
+        (json!({"field": "custom.partner", "exists": false}), true),
+        (
+            json!({"field": "contact.email_domain", "equals": "acme.io"}),
+            true,
+        ),
+        (json!({"field": "score.band", "in": ["A", "B"]}), true),
+        (
+            json!({"all": [{"field": "company.country", "equals": "DE"}, {"field": "custom.plan", "equals": "free"}]}),
+            false,
+        ),
+        (
+            json!({"any": [{"field": "company.country", "equals": "FR"}, {"field": "custom.plan", "equals": "enterprise"}]}),
+            true,
+        ),
+        (
+            json!({"not": {"field": "company.country", "equals": "DE"}}),
+            false,
+        ),
+    ];
+    for (spec, expected) in cases {
+        let spec: ConditionSpec = match serde_json::from_value(spec.clone()) {
+            Ok(s) => s,
+            Err(e) => panic!("{spec}: {e}"),
+        };
+        let condition = match Condition::from_spec(&spec) {
+            Ok(c) => c,
+            Err(e) => panic!("{spec:?}: {e}"),
+        };
+        assert_eq!(
+            condition.check(&lead(), &score()).is_ok(),
+            expected,
+            "{spec:?}"
+        );
+    }
+}
+
+#[test]
+fn misses_name_the_failing_condition() {
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a"]}],
+        "reps": [{"id": "a", "capacity": 1}],
+        "rules": [
+            {"name": "us", "team": "t", "when": {"field": "company.country", "in": ["US", "CA"]}},
+            {"name": "rest", "team": "t"}
+        ]
+    }));
+    let matched = m.match_rule(&lead(), &score());
+    assert_eq!(
+        matched.misses,
+        [RuleMiss {
+            rule: "us".into(),
+            failed_condition: "company.country = \"DE\", not in [US, CA]".into()
+        }]
+    );
+}
+
+#[test]
+fn rule_file_errors_name_the_key_and_the_allowed_values() {
+    let errors = |value: Value| -> Vec<String> {
+        let config: RoutingConfig = match serde_json::from_value(value) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        match RoutingModel::new(config, "v") {
+            Ok(_) => vec![],
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    };
+    assert_eq!(
+        errors(
+            json!({"teams": [{"id": "t", "members": ["a", "x"]}], "reps": [{"id": "a", "capacity": 1}], "rules": [{"name": "r", "team": "t"}]})
+        ),
+        ["teams[0].members[1]: unknown rep `x`, expected one of a"]
+    );
+    assert_eq!(
+        errors(
+            json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}],
+                      "rules": [{"name": "all", "team": "t"}, {"name": "dead", "team": "t", "when": {"field": "company.country", "equals": "DE"}}]})
+        ),
+        ["rules[1]: rule `dead` can never match: the earlier rule `all` matches every lead"]
+    );
+    assert_eq!(
+        errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "time_zone": "Europe/Atlantis"}],
+                      "rules": [{"name": "r", "team": "t", "fallback": "nope"}]})),
+        [
+            "reps[0].time_zone: invalid time zone `Europe/Atlantis`, expected an IANA name such as Europe/Berlin or America/New_York",
+            "rules[0].fallback: unknown team `nope`, expected one of t"
+        ]
+    );
+    assert_eq!(
+        errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "weight": 0}], "rules": [{"name": "r", "team": "t", "when": {"field": "company.colour", "equals": "red"}}]})).len(),
+        2
+    );
+}
+
+/// A random rep: (active, available, capacity, open leads, daily cap, assigned today, weight).
+fn rep_strategy() -> impl Strategy<Value = (bool, bool, u32, u32, Option<u32>, u32, u32)> {
+    (
+        any::<bool>(),
+        prop::bool::weighted(0.8),
+        0u32..4,
+        0u32..5,
+        prop::option::of(0u32..3),
+        0u32..4,
+        1u32..5,
+    )
+}
+
+fn random_model(
+    reps: &[(bool, bool, u32, u32, Option<u32>, u32, u32)],
+    strategy: &str,
+) -> (RoutingModel, BTreeMap<String, TeamState>) {
+    let configs: Vec<Value> = reps
+        .iter()
+        .enumerate()
+        .map(|(i, (active, _, capacity, _, daily_cap, _, weight))| {
+            json!({"id": format!("r{i}"), "capacity": capacity, "active": active, "daily_cap": daily_cap, "weight": weight})
+        })
+        .collect();
+    let m = team_model(strategy, Value::Array(configs), None);
+    let state = TeamState {
+        rotation: String::new(),
+        reps: reps
+            .iter()
+            .enumerate()
+            .map(|(i, (_, available, _, open, _, today, _))| {
+                (
+                    format!("r{i}"),
+                    RepState {
+                        open_leads: *open,
+                        assigned_today: *today,
+                        available: Some(*available),
+                        ..RepState::default()
+                    },
+                )
+            })
+            .collect(),
+    };
+    (m, BTreeMap::from([("t".to_owned(), state)]))
+}
+
+proptest! {
+    /// Never an inactive, unavailable, over-capacity or over-daily-cap rep; a lead nobody
+    /// can take lands in a named queue; the same state and lead give the same decision.
+    #[test]
+    fn only_eligible_reps_are_chosen(reps in prop::collection::vec(rep_strategy(), 1..8), strategy in prop::sample::select(vec!["round_robin", "weighted_round_robin", "least_loaded"])) {
+        let (m, states) = random_model(&reps, strategy);
+        let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+        prop_assert_eq!(&decision, &m.choose(m.match_rule(&lead(), &score()), &states, now()));
+        let eligible = |(active, available, capacity, open, daily_cap, today, _): &(bool, bool, u32, u32, Option<u32>, u32, u32)| {
+            *active && *available && open < capacity && daily_cap.is_none_or(|cap| *today < cap)
+        };
+        match &decision.placement {
+            Placement::Rep(rep) => {
+                let index: usize = rep[1..].parse().unwrap_or(usize::MAX);
+                prop_assert!(reps.get(index).is_some_and(eligible), "chose {} from {:?}", rep, reps);
+            }
+            Placement::Queue(queue) => {
+                prop_assert!(!queue.is_empty());
+                prop_assert!(!reps.iter().any(eligible), "queued although someone was eligible: {:?}", reps);
+            }
+        }
+    }
+
+    /// With everyone eligible, weighted round-robin gives each rep exactly its weight in
+    /// every full cycle of sum(weights) leads.
+    #[test]
+    fn weighted_shares_are_exact_over_every_cycle(weights in prop::collection::vec(1u32..6, 1..6), cycles in 1usize..4) {
+        let configs: Vec<Value> = weights.iter().enumerate().map(|(i, w)| json!({"id": format!("r{i}"), "capacity": 10_000, "weight": w})).collect();
+        let m = team_model("weighted_round_robin", Value::Array(configs), None);
+        let total: u32 = weights.iter().sum();
+        let mut states = BTreeMap::new();
+        for _ in 0..cycles {
+            let picks = run(&m, &mut states, total as usize);
+            for (i, w) in weights.iter().enumerate() {
+                let rep = format!("r{i}");
+                prop_assert_eq!(picks.iter().filter(|p| **p == rep).count(), *w as usize, "weights {:?}: {:?}", weights, picks);
+            }
+        }
+    }
+
+    /// Removing a rep from a round-robin roster moves nobody else: the others keep their
+    /// turns in the same order.
+    #[test]
+    fn a_roster_edit_moves_no_one_elses_turn(size in 2usize..8, removed in 0usize..8, already in 0usize..8) {
+        let removed = removed % size;
+        let reps: Vec<Value> = (0..size).map(|i| json!({"id": format!("r{i}"), "capacity": 10_000})).collect();
+        let before = team_model("round_robin", Value::Array(reps.clone()), None);
+        let mut states = BTreeMap::new();
+        run(&before, &mut states, already);
+        let mut expected = run(&before, &mut states.clone(), size);
+        expected.retain(|r| *r != format!("r{removed}"));
+        let kept: Vec<Value> = reps.into_iter().filter(|r| r["id"] != format!("r{removed}")).collect();
+        let after = team_model("round_robin", Value::Array(kept), None);
+        let picks = run(&after, &mut states, size - 1);
+        // The removed rep may have been next: then everyone moves up by exactly that one turn.
+        prop_assert_eq!(picks, expected);
+    }
+}
+
+/// Found by `a_roster_edit_moves_no_one_elses_turn`: removing the rep chosen last used to
+/// restart the rotation at the top, so the rep after them lost their turn.
+#[test]
+fn removing_the_rep_chosen_last_keeps_the_next_reps_turn() {
+    let roster = |ids: &[&str]| {
+        Value::Array(
+            ids.iter()
+                .map(|id| json!({"id": id, "capacity": 100}))
+                .collect(),
+        )
+    };
+    let mut states = BTreeMap::new();
+    assert_eq!(
+        run(
+            &team_model("round_robin", roster(&["a", "b", "c"]), None),
+            &mut states,
+            2
+        ),
+        ["a", "b"]
+    );
+    assert_eq!(
+        run(
+            &team_model("round_robin", roster(&["a", "c"]), None),
+            &mut states,
+            3
+        ),
+        ["c", "a", "c"]
+    );
+}
