@@ -9,6 +9,7 @@ pub mod lead;
 pub mod privacy;
 pub mod routing;
 pub mod scoring;
+pub mod simulation;
 pub mod sla;
 pub mod submission;
 pub mod validation;

@@ -34,6 +34,18 @@ pub enum Command {
     All,
     /// Every service on an embedded Kafka, with demo traffic: a first look.
     Dev(DevArgs),
+    /// Runs leads through a rules file with in-memory state and explains every decision.
+    Simulate {
+        /// The rules file to try.
+        #[arg(long)]
+        rules: PathBuf,
+        /// One lead per line, as POSTed to /v1/leads (JSON).
+        #[arg(long)]
+        leads: PathBuf,
+        /// The moment to simulate (RFC 3339), for working hours and out-of-office; default now.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// Work with rules files.
     Rules {
         #[command(subcommand)]

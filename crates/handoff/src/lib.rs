@@ -5,3 +5,4 @@ pub mod demo;
 pub mod dev;
 pub mod services;
 pub mod shutdown;
+pub mod simulate;

@@ -18,6 +18,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Rules {
             command: RulesCommand::Check { files },
         } => return rules_check::run(files),
+        Command::Simulate { rules, leads, at } => {
+            let (report, _) =
+                handoff::simulate::run(rules, leads, at.unwrap_or_else(chrono::Utc::now))?;
+            print!("{report}");
+            return Ok(());
+        }
         Command::Ingest => ServiceSet::only(Service::Ingest),
         Command::Router => ServiceSet::only(Service::Router),
         Command::Sla => ServiceSet::only(Service::Sla),

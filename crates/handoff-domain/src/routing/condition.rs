@@ -154,6 +154,11 @@ impl FieldRef {
     }
 }
 
+/// A field's value for an explanation: quoted, or `missing`.
+fn shown(value: Option<&str>) -> String {
+    value.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
+}
+
 /// A checked condition, ready to evaluate. String comparisons ignore ASCII case.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
@@ -265,9 +270,9 @@ impl Condition {
                     Ok(())
                 } else {
                     Err(format!(
-                        "{} = {:?}, not {expected:?}",
+                        "{} = {}, not {expected:?}",
                         field.name(),
-                        value.unwrap_or_default()
+                        shown(value.as_deref())
                     ))
                 }
             }
@@ -280,9 +285,9 @@ impl Condition {
                     Ok(())
                 } else {
                     Err(format!(
-                        "{} = {:?}, not in [{}]",
+                        "{} = {}, not in [{}]",
                         field.name(),
-                        value.unwrap_or_default(),
+                        shown(value.as_deref()),
                         options.join(", ")
                     ))
                 }
@@ -297,9 +302,9 @@ impl Condition {
                     Ok(())
                 } else {
                     Err(format!(
-                        "{} = {:?}, outside {}..{}",
+                        "{} = {}, outside {}..{}",
                         field.name(),
-                        value.unwrap_or_default(),
+                        shown(value.as_deref()),
                         min.map(|m| m.to_string()).unwrap_or_default(),
                         max.map(|m| m.to_string()).unwrap_or_default()
                     ))
@@ -316,9 +321,9 @@ impl Condition {
                     Ok(())
                 } else {
                     Err(format!(
-                        "{} = {:?}, no prefix in [{}]",
+                        "{} = {}, no prefix in [{}]",
                         field.name(),
-                        value.unwrap_or_default(),
+                        shown(value.as_deref()),
                         prefixes.join(", ")
                     ))
                 }

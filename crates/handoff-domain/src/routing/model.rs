@@ -398,6 +398,33 @@ impl RoutingModel {
         self.reps.get(rep).map_or(1, |r| r.weight)
     }
 
+    /// The share of a team's leads each member should get: by weight when a
+    /// weighted round-robin rule routes to the team, else equal. Inactive reps get none.
+    pub fn target_shares(&self, team: &str) -> Vec<(String, f64)> {
+        let weighted = self
+            .rules
+            .iter()
+            .any(|r| r.team == team && r.strategy == StrategyKind::WeightedRoundRobin);
+        let members = self.members(team);
+        let weight = |rep: &str| -> f64 {
+            match self.reps.get(rep) {
+                Some(r) if r.active => {
+                    if weighted {
+                        f64::from(r.weight)
+                    } else {
+                        1.0
+                    }
+                }
+                _ => 0.0,
+            }
+        };
+        let total: f64 = members.iter().map(|m| weight(m)).sum();
+        members
+            .iter()
+            .map(|m| (m.clone(), if total > 0.0 { weight(m) / total } else { 0.0 }))
+            .collect()
+    }
+
     /// A rep's daily cap, if any.
     pub fn rep_daily_cap(&self, rep: &str) -> Option<u32> {
         self.reps.get(rep).and_then(|r| r.daily_cap)

@@ -319,7 +319,9 @@ fn rule_file_errors_name_the_key_and_the_allowed_values() {
 }
 
 /// A random rep: (active, available, capacity, open leads, daily cap, assigned today, weight).
-fn rep_strategy() -> impl Strategy<Value = (bool, bool, u32, u32, Option<u32>, u32, u32)> {
+type RandomRep = (bool, bool, u32, u32, Option<u32>, u32, u32);
+
+fn rep_strategy() -> impl Strategy<Value = RandomRep> {
     (
         any::<bool>(),
         prop::bool::weighted(0.8),
@@ -331,10 +333,7 @@ fn rep_strategy() -> impl Strategy<Value = (bool, bool, u32, u32, Option<u32>, u
     )
 }
 
-fn random_model(
-    reps: &[(bool, bool, u32, u32, Option<u32>, u32, u32)],
-    strategy: &str,
-) -> (RoutingModel, BTreeMap<String, TeamState>) {
+fn random_model(reps: &[RandomRep], strategy: &str) -> (RoutingModel, BTreeMap<String, TeamState>) {
     let configs: Vec<Value> = reps
         .iter()
         .enumerate()
@@ -372,7 +371,7 @@ proptest! {
         let (m, states) = random_model(&reps, strategy);
         let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
         prop_assert_eq!(&decision, &m.choose(m.match_rule(&lead(), &score()), &states, now()));
-        let eligible = |(active, available, capacity, open, daily_cap, today, _): &(bool, bool, u32, u32, Option<u32>, u32, u32)| {
+        let eligible = |(active, available, capacity, open, daily_cap, today, _): &RandomRep| {
             *active && *available && open < capacity && daily_cap.is_none_or(|cap| *today < cap)
         };
         match &decision.placement {
