@@ -4,12 +4,14 @@
 //! the key and what is allowed.
 
 mod env;
+mod handle;
 mod rules;
 mod secret;
 mod settings;
 
 use std::path::{Path, PathBuf};
 
+pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
 pub use settings::*;

@@ -8,6 +8,7 @@
 mod dispositions;
 mod error;
 mod leads;
+mod reps;
 mod request;
 
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::IngestSettings;
+use handoff_config::{IngestSettings, RulesHandle};
 use handoff_kafka::EventProducer;
 use handoff_store::Store;
 use handoff_telemetry::{admin_router, Metrics, Readiness};
@@ -48,6 +49,8 @@ pub struct IngestDeps {
     pub readiness: Readiness,
     /// How long a lead's record is kept for dispositions (redis.lead_retention_days).
     pub lead_retention: Duration,
+    /// The rules in force (which reps exist, their defaults).
+    pub rules: RulesHandle,
 }
 
 /// What every handler needs.
@@ -58,6 +61,7 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     pub settings: Arc<IngestSettings>,
     pub lead_retention: Duration,
+    pub rules: RulesHandle,
 }
 
 #[derive(Debug)]
@@ -83,10 +87,15 @@ impl Ingest {
             metrics: deps.metrics.clone(),
             settings: Arc::new(settings),
             lead_retention: deps.lead_retention,
+            rules: deps.rules,
         };
         let api = Router::new()
             .route("/v1/leads", post(leads::submit))
             .route("/v1/leads/{id}/dispositions", post(dispositions::submit))
+            .route(
+                "/v1/reps/{id}",
+                axum::routing::get(reps::get).put(reps::put),
+            )
             .with_state(state)
             .layer(axum::extract::DefaultBodyLimit::max(max_body))
             .layer(axum::middleware::from_fn_with_state(

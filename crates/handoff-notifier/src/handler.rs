@@ -5,7 +5,7 @@ use futures::FutureExt;
 use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
-use handoff_config::{NotifierSettings, Rules, Secret};
+use handoff_config::{NotifierSettings, RulesHandle, Secret};
 use handoff_domain::events::{EventKind, LeadAssigned, SlaBreached};
 use handoff_kafka::{
     Effects, EventHandler, EventProducer, HandleError, InboundEvent, PoisonReason,
@@ -17,7 +17,7 @@ use crate::{message, sign, NotifierError, SIGNATURE_HEADER};
 #[derive(Debug)]
 pub(crate) struct NotifierHandler {
     delivery: Arc<Delivery>,
-    rules: Arc<Rules>,
+    rules: RulesHandle,
     producer: EventProducer,
 }
 
@@ -44,7 +44,7 @@ struct Notification {
 impl NotifierHandler {
     pub(crate) fn new(
         settings: &NotifierSettings,
-        rules: Arc<Rules>,
+        rules: RulesHandle,
         producer: EventProducer,
         metrics: Metrics,
     ) -> Result<Self, NotifierError> {
@@ -106,7 +106,8 @@ impl NotifierHandler {
         };
         // Breaches go to the team channel (the manager's), assignments to the rep.
         let rep_for_url = (event_type == "lead.assigned").then_some(rep.as_str());
-        let Some(url) = self.rules.routing.webhook_for(&team, rep_for_url) else {
+        let rules = self.rules.current();
+        let Some(url) = rules.routing.webhook_for(&team, rep_for_url) else {
             return Ok(None);
         };
         let body = serde_json::to_vec(&body)

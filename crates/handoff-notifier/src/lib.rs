@@ -10,12 +10,11 @@ mod handler;
 mod message;
 mod signature;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{KafkaSettings, NotifierSettings, Rules};
+use handoff_config::{KafkaSettings, NotifierSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_telemetry::Metrics;
@@ -36,7 +35,7 @@ pub struct NotifierDeps {
     pub settings: NotifierSettings,
     pub producer: EventProducer,
     pub metrics: Metrics,
-    pub rules: Arc<Rules>,
+    pub rules: RulesHandle,
     pub drain: Duration,
 }
 

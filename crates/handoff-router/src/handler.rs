@@ -1,9 +1,8 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use handoff_config::Rules;
+use handoff_config::{Rules, RulesHandle};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{stable_event_id, EventKind, LeadAssigned, LeadDisposition};
 use handoff_domain::privacy::mask_email;
@@ -31,7 +30,7 @@ pub struct RouterHandler {
     store: Store,
     producer: EventProducer,
     metrics: Metrics,
-    rules: Arc<Rules>,
+    rules: RulesHandle,
     sla: SlaPolicy,
     lead_retention: Duration,
 }
@@ -41,7 +40,7 @@ impl RouterHandler {
         store: Store,
         producer: EventProducer,
         metrics: Metrics,
-        rules: Arc<Rules>,
+        rules: RulesHandle,
         sla: SlaPolicy,
         lead_retention: Duration,
     ) -> Self {
@@ -187,13 +186,15 @@ impl RouterHandler {
         .await
     }
 
+    /// Routes with one snapshot of the rules, so a reload mid-way cannot mix two rule sets.
     async fn route(
         &self,
+        rules: &Rules,
         lead: &Lead,
         score: Score,
         trace: TraceParent,
     ) -> Result<Effects, HandleError> {
-        let routing = &self.rules.routing;
+        let routing = &rules.routing;
         let matched = routing.match_rule(lead, &score);
         let teams: Vec<(&str, &[String])> = routing
             .teams_for(&matched)
@@ -319,12 +320,13 @@ impl EventHandler for RouterHandler {
             )
             .await
             .map_err(HandleError::transient)?;
-        let score = self.rules.scoring.score(&lead);
+        let rules = self.rules.current();
+        let score = rules.scoring.score(&lead);
         self.metrics.lead_score.observe(f64::from(score.points));
         if !score.qualified {
             return self.nurture(&lead, score, trace).await;
         }
-        self.route(&lead, score, trace).await
+        self.route(&rules, &lead, score, trace).await
     }
 }
 

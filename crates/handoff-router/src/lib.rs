@@ -7,12 +7,11 @@
 
 mod handler;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{KafkaSettings, Rules};
+use handoff_config::{KafkaSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_domain::sla::SlaPolicy;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
@@ -33,7 +32,7 @@ pub struct RouterDeps {
     pub store: Store,
     pub producer: EventProducer,
     pub metrics: Metrics,
-    pub rules: Arc<Rules>,
+    pub rules: RulesHandle,
     pub sla: SlaPolicy,
     pub lead_retention: Duration,
     pub max_in_flight: usize,

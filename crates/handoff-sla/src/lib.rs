@@ -10,12 +10,11 @@
 mod poller;
 mod touches;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{KafkaSettings, Rules, SlaSettings};
+use handoff_config::{KafkaSettings, RulesHandle, SlaSettings};
 use handoff_domain::events::EventKind;
 use handoff_domain::sla::SlaPolicy;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
@@ -37,7 +36,7 @@ pub struct SlaDeps {
     pub store: Store,
     pub producer: EventProducer,
     pub metrics: Metrics,
-    pub rules: Arc<Rules>,
+    pub rules: RulesHandle,
     pub lead_retention: Duration,
     pub drain: Duration,
 }

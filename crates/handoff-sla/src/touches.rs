@@ -1,10 +1,9 @@
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::FutureExt;
 
-use handoff_config::Rules;
+use handoff_config::RulesHandle;
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition};
 use handoff_domain::sla::{is_first_touch, SlaPolicy};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
@@ -15,7 +14,7 @@ use handoff_telemetry::Metrics;
 pub(crate) struct TouchHandler {
     pub store: Store,
     pub metrics: Metrics,
-    pub rules: Arc<Rules>,
+    pub rules: RulesHandle,
     pub policy: SlaPolicy,
     pub lead_retention: Duration,
 }
@@ -56,7 +55,10 @@ impl TouchHandler {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
         let due_at = self.policy.due_at(
             assigned.assigned_at,
-            self.rules.routing.first_touch_seconds(&assigned.team_id),
+            self.rules
+                .current()
+                .routing
+                .first_touch_seconds(&assigned.team_id),
         );
         let adopted = self
             .store

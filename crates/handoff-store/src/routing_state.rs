@@ -196,20 +196,38 @@ impl Store {
             .await?)
     }
 
-    /// Sets a rep's runtime override field (`active`, `available`, `capacity`).
-    pub async fn set_rep_override(
+    /// A rep's open leads and runtime overrides (`active`, `available`, `capacity`).
+    pub async fn rep_runtime(
         &self,
         rep_id: &str,
-        field: &str,
-        value: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(i64, BTreeMap<String, String>), StoreError> {
         let mut connection = self.connection();
-        let _: i64 = redis::cmd("HSET")
-            .arg(self.keys.rep(rep_id))
-            .arg(field)
-            .arg(value)
+        let (open, overrides): (Option<i64>, BTreeMap<String, String>) = redis::pipe()
+            .hget(self.keys.open_leads(), rep_id)
+            .hgetall(self.keys.rep(rep_id))
             .query_async(&mut connection)
             .await?;
+        Ok((open.unwrap_or(0), overrides))
+    }
+
+    /// Sets and clears runtime overrides of a rep in one atomic step.
+    pub async fn set_rep_overrides(
+        &self,
+        rep_id: &str,
+        set: &[(&str, String)],
+        clear: &[&str],
+    ) -> Result<(), StoreError> {
+        let key = self.keys.rep(rep_id);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (field, value) in set {
+            pipe.hset(&key, *field, value).ignore();
+        }
+        if !clear.is_empty() {
+            pipe.hdel(&key, clear).ignore();
+        }
+        let mut connection = self.connection();
+        let _: () = pipe.query_async(&mut connection).await?;
         Ok(())
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Webhook deliveries, by outcome (delivered, retried, failed).
     pub webhook_deliveries: IntCounterVec,
+    /// Rules file reloads, by outcome (applied, rejected).
+    pub rules_reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -140,6 +142,11 @@ impl Metrics {
             webhook_deliveries: counter_vec(
                 "handoff_webhook_deliveries_total",
                 "Webhook delivery attempts, by outcome.",
+                &["outcome"],
+            )?,
+            rules_reloads: counter_vec(
+                "handoff_rules_reloads_total",
+                "Rules file reloads, by outcome (applied, rejected).",
                 &["outcome"],
             )?,
             registry,

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{LoadedConfig, Settings};
+use handoff_config::{LoadedConfig, RulesHandle, Settings};
 use handoff_domain::sla::SlaPolicy;
 use handoff_ingest::{Ingest, IngestDeps};
 use handoff_kafka::{ensure_topics, EventProducer, Topics};
@@ -106,9 +106,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<Running> {
     let LoadedConfig {
-        settings, rules, ..
+        settings,
+        rules,
+        rules_path,
     } = loaded;
-    let rules = Arc::new(rules);
+    let rules_version = rules.version.clone();
+    let (rules, publisher) = RulesHandle::new(rules);
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
     let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
@@ -139,6 +142,11 @@ pub async fn start(
     let lead_retention =
         Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
     let mut tasks = JoinSet::new();
+    let (stop, reload_metrics) = (shutdown.clone(), metrics.clone());
+    tasks.spawn(async move {
+        crate::reload::watch_rules(rules_path, publisher, reload_metrics, stop).await;
+        ("rules", Ok(()))
+    });
 
     let mut ingest_addr = None;
     if set.has(Service::Ingest) {
@@ -155,6 +163,7 @@ pub async fn start(
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 lead_retention,
+                rules: rules.clone(),
             },
         )
         .await?;
@@ -247,7 +256,7 @@ pub async fn start(
         services = ?set.0.iter().map(|s| s.name()).collect::<Vec<_>>(),
         ingest = ?ingest_addr,
         admin = ?admin_addr,
-        rules_version = %rules.version,
+        %rules_version,
         "handoff started"
     );
     Ok(Running {

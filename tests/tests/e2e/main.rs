@@ -8,5 +8,6 @@ mod dispositions;
 mod http_input;
 mod poison;
 mod routing;
+mod rules_live;
 mod sla;
 mod webhooks;

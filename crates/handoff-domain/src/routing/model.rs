@@ -393,6 +393,11 @@ impl RoutingModel {
         self.reps.get(id)
     }
 
+    /// Whether the rules file has the rep active (runtime overrides aside).
+    pub fn rep_active(&self, rep: &str) -> bool {
+        self.reps.get(rep).is_some_and(|r| r.active)
+    }
+
     /// A rep's weight under weighted round-robin (1 for an unknown rep).
     pub fn rep_weight(&self, rep: &str) -> u32 {
         self.reps.get(rep).map_or(1, |r| r.weight)

@@ -1,0 +1,176 @@
+use std::time::Duration;
+
+use handoff_domain::events::EventKind;
+use handoff_e2e::topics::TopicReader;
+use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
+use serde_json::{json, Value};
+
+/// Posts a lead and returns its `lead.assigned` event.
+async fn assign_one(
+    stack: &Stack,
+    reader: &mut TopicReader,
+    client: &reqwest::Client,
+    n: usize,
+) -> Value {
+    let (status, body) = post_json(
+        client,
+        &format!("{}/v1/leads", stack.api()),
+        &qualified_lead(n),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["lead_id"].as_str().unwrap().to_owned();
+    let records = reader
+        .read_until(Duration::from_secs(30), "the assignment", |r| {
+            r.iter()
+                .any(|r| r.header("ce_subject") == Some(id.as_str()))
+        })
+        .await;
+    records
+        .iter()
+        .find(|r| r.header("ce_subject") == Some(id.as_str()))
+        .unwrap()
+        .json()
+}
+
+/// Runtime rep state set over HTTP applies to the next decision, and can be cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = reqwest::Client::new();
+    let rep_url = |rep: &str| format!("{}/v1/reps/{rep}", stack.api());
+
+    let a: Value = client
+        .get(rep_url("a"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        a,
+        json!({"id": "a", "active": true, "available": true, "capacity": 100, "open_leads": 0, "overrides": {}})
+    );
+
+    for rep in ["a", "b"] {
+        let response = client
+            .put(rep_url(rep))
+            .json(&json!({"available": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let event = assign_one(&stack, &mut reader, &client, 1).await;
+    assert_eq!(event["rep_id"], "c");
+    let skipped: Vec<(&str, &str)> = event["explanation"]["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["rep_id"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("a", "unavailable"),
+            ("b", "unavailable"),
+            ("d", "inactive")
+        ]
+    );
+
+    let response = client
+        .put(rep_url("a"))
+        .json(&json!({"available": null, "capacity": 5}))
+        .send()
+        .await
+        .unwrap();
+    let a: Value = response.json().await.unwrap();
+    assert_eq!(
+        (a["available"].clone(), a["capacity"].clone()),
+        (json!(true), json!(5))
+    );
+    assert_eq!(a["overrides"], json!({"capacity": "5"}));
+    let event = assign_one(&stack, &mut reader, &client, 2).await;
+    assert_eq!(event["rep_id"], "a", "a is back, next in turn after c");
+
+    let response = client
+        .put(rep_url("zed"))
+        .json(&json!({"active": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let response = client
+        .put(rep_url("a"))
+        .json(&json!({"capacity": -1, "colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().await.unwrap();
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["capacity", "colour"]);
+    stack.stop().await.unwrap();
+}
+
+/// A changed rules file takes effect without a restart; an invalid one is rejected and the
+/// rules in force stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_reload_live_and_an_invalid_file_changes_nothing() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = reqwest::Client::new();
+    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let first = assign_one(&stack, &mut reader, &client, 1).await;
+    assert_eq!(first["explanation"]["rule"], "everyone");
+    let v1 = first["explanation"]["rules_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let rules_path = stack.config_path.with_file_name("rules.toml");
+    let text = std::fs::read_to_string(&rules_path).unwrap();
+    std::fs::write(
+        &rules_path,
+        text.replace("name = \"everyone\"", "name = \"everyone-v2\""),
+    )
+    .unwrap();
+    reloads_reach(&stack, &client, "applied").await;
+    let event = assign_one(&stack, &mut reader, &client, 2).await;
+    assert_eq!(event["explanation"]["rule"], "everyone-v2");
+    let v2 = event["explanation"]["rules_version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(v1, v2);
+
+    std::fs::write(&rules_path, "[scoring]\nmql_threshold = \"high\"\n").unwrap();
+    reloads_reach(&stack, &client, "rejected").await;
+    let event = assign_one(&stack, &mut reader, &client, 3).await;
+    assert_eq!(
+        event["explanation"]["rules_version"],
+        v2.as_str(),
+        "the rules in force stay"
+    );
+    stack.stop().await.unwrap();
+}
+
+/// Waits until `/metrics` counts one reload with `outcome`.
+async fn reloads_reach(stack: &Stack, client: &reqwest::Client, outcome: &str) {
+    let line = format!("handoff_rules_reloads_total{{outcome=\"{outcome}\"}} 1");
+    let url = format!("{}/metrics", stack.api());
+    handoff_e2e::eventually(Duration::from_secs(15), &line, || {
+        let (client, url, line) = (client.clone(), url.clone(), line.clone());
+        async move {
+            let text = client.get(url).send().await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l == line).then_some(())
+        }
+    })
+    .await;
+}
