@@ -38,7 +38,7 @@ pub(crate) async fn put(
         if !state.rules.current().routing.has_rep(&rep) {
             return Err(ApiError::NotFound("rep"));
         }
-        let (set, clear) = parse_changes(&changes)?;
+        let Changes { set, clear } = parse_changes(&changes)?;
         state
             .store
             .set_rep_overrides(&rep, &set, &clear)
@@ -95,7 +95,7 @@ fn parse_changes(
         }
     }
     if errors.is_empty() {
-        Ok((set, clear))
+        Ok(Changes { set, clear })
     } else {
         Err(ApiError::Validation(errors))
     }
