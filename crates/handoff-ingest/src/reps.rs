@@ -57,10 +57,14 @@ pub(crate) async fn put(
     }
 }
 
+/// Overrides to set (field, value) and to clear.
+struct Changes {
+    set: Vec<(&'static str, String)>,
+    clear: Vec<&'static str>,
+}
+
 /// `{"active": false}` sets, `{"active": null}` clears; every problem is named.
-fn parse_changes(
-    changes: &Map<String, Value>,
-) -> Result<(Vec<(&'static str, String)>, Vec<&'static str>), ApiError> {
+fn parse_changes(changes: &Map<String, Value>) -> Result<Changes, ApiError> {
     let mut set = Vec::new();
     let mut clear = Vec::new();
     let mut errors = Vec::new();
