@@ -40,10 +40,13 @@ pub fn parse_rules(path: &Path, text: &str) -> Result<Rules, ConfigError> {
     };
     let file: RulesFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
     let version = hex::encode(&Sha256::digest(text.as_bytes())[..6]);
-    let routing = RoutingModel::new(file.routing, version.clone()).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(|e| format!("routing.{e}")).collect();
-        invalid(lines.join("; "))
-    })?;
+    let free_mail = file.scoring.free_mail_domains.clone();
+    let routing = RoutingModel::new(file.routing, version.clone())
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(|e| format!("routing.{e}")).collect();
+            invalid(lines.join("; "))
+        })?
+        .with_free_mail_domains(free_mail);
     Ok(Rules {
         scoring: ScoringModel::new(file.scoring, version.clone()),
         routing,

@@ -53,6 +53,8 @@ pub struct Simulation<'a> {
     scoring: &'a ScoringModel,
     routing: &'a RoutingModel,
     states: BTreeMap<String, TeamState>,
+    /// email -> rep, for sticky routing of repeat leads.
+    contact_owners: BTreeMap<String, String>,
     decisions: Vec<SimulatedDecision>,
 }
 
@@ -63,6 +65,7 @@ impl<'a> Simulation<'a> {
             scoring,
             routing,
             states: BTreeMap::new(),
+            contact_owners: BTreeMap::new(),
             decisions: Vec::new(),
         }
     }
@@ -80,7 +83,10 @@ impl<'a> Simulation<'a> {
                 explanation: None,
             }
         } else {
-            let matched = self.routing.match_rule(lead, &score);
+            let mut matched = self.routing.match_rule(lead, &score);
+            if let Some(rep) = self.contact_owners.get(&lead.contact.email) {
+                matched = self.routing.with_prior_owner(matched, rep);
+            }
             let decision = self.routing.choose(matched, &self.states, now);
             let outcome = match &decision.placement {
                 Placement::Rep(rep) => {
@@ -89,6 +95,10 @@ impl<'a> Simulation<'a> {
                     let rep_state = state.reps.entry(rep.clone()).or_default();
                     rep_state.open_leads += 1;
                     rep_state.assigned_today += 1;
+                    if self.routing.sticky_days() > 0 {
+                        self.contact_owners
+                            .insert(lead.contact.email.clone(), rep.clone());
+                    }
                     SimulatedOutcome::Assigned {
                         team: decision.team.clone(),
                         rep: rep.clone(),

@@ -195,7 +195,17 @@ impl RouterHandler {
         trace: TraceParent,
     ) -> Result<Effects, HandleError> {
         let routing = &rules.routing;
-        let matched = routing.match_rule(lead, &score);
+        let mut matched = routing.match_rule(lead, &score);
+        if routing.sticky_days() > 0 {
+            let prior = self
+                .store
+                .contact_owner(&lead.contact.email)
+                .await
+                .map_err(HandleError::transient)?;
+            if let Some(rep) = prior.filter(|rep| routing.has_rep(rep)) {
+                matched = routing.with_prior_owner(matched, &rep);
+            }
+        }
         let teams: Vec<(&str, &[String])> = routing
             .teams_for(&matched)
             .into_iter()
@@ -255,6 +265,8 @@ impl RouterHandler {
                     capacity,
                     daily_cap: routing.rep_daily_cap(&rep),
                     day: &day,
+                    contact_email: &lead.contact.email,
+                    sticky_seconds: u64::from(routing.sticky_days()) * 86_400,
                     attempt: FIRST_ATTEMPT,
                     assigned_ms: assigned_at.timestamp_millis(),
                     due_ms: due_at.timestamp_millis(),

@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:sla:claimed", self.tag)
     }
 
+    /// The rep working a contact (keyed by a hash of the email: no address in key names).
+    pub fn contact_owner(&self, email_digest: &str) -> String {
+        format!("{}:contact:{email_digest}", self.tag)
+    }
+
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
         format!("{}:idem:{scope}:{key_digest}", self.tag)
     }

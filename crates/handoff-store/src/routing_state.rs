@@ -30,6 +30,9 @@ pub struct AssignmentCommit<'a> {
     pub daily_cap: Option<u32>,
     /// The UTC day the daily cap counts in, `YYYY-MM-DD`.
     pub day: &'a str,
+    /// The contact's email: the rep is remembered for it for `sticky_seconds` (0: not).
+    pub contact_email: &'a str,
+    pub sticky_seconds: u64,
     pub attempt: u32,
     pub assigned_ms: i64,
     pub due_ms: i64,
@@ -132,6 +135,7 @@ impl Store {
             .key(self.keys.rotation())
             .key(self.keys.deadlines())
             .key(self.keys.assigned_on(commit.day))
+            .key(self.keys.contact_owner(&digest(commit.contact_email)))
             .arg(commit.team)
             .arg(commit.rep)
             .arg(commit.rotation_before)
@@ -144,6 +148,7 @@ impl Store {
             .arg(commit.assigned_ms)
             .arg(commit.rotation_after)
             .arg(commit.daily_cap.map_or(-1, i64::from))
+            .arg(commit.sticky_seconds)
             .invoke_async(&mut connection)
             .await?;
         Ok(match status.as_str() {
@@ -151,6 +156,15 @@ impl Store {
             "existing" => CommitOutcome::AlreadyAssigned(detail),
             _ => CommitOutcome::Conflict(detail),
         })
+    }
+
+    /// The rep who was last assigned this contact within the sticky window, if any.
+    pub async fn contact_owner(&self, email: &str) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection();
+        Ok(redis::cmd("GET")
+            .arg(self.keys.contact_owner(&digest(email)))
+            .query_async(&mut connection)
+            .await?)
     }
 
     /// Puts the lead in an overflow queue, once.
@@ -230,4 +244,9 @@ impl Store {
         let _: () = pipe.query_async(&mut connection).await?;
         Ok(())
     }
+}
+
+fn digest(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(value.as_bytes()))
 }

@@ -174,3 +174,18 @@ async fn reloads_reach(stack: &Stack, client: &reqwest::Client, outcome: &str) {
     })
     .await;
 }
+
+/// A repeat lead of the same person goes to the rep who has them already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_contact_goes_to_the_same_rep() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = reqwest::Client::new();
+    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let first = assign_one(&stack, &mut reader, &client, 7).await;
+    let other = assign_one(&stack, &mut reader, &client, 8).await;
+    assert_ne!(first["rep_id"], other["rep_id"], "round-robin moved on");
+    let again = assign_one(&stack, &mut reader, &client, 7).await;
+    assert_eq!(again["rep_id"], first["rep_id"]);
+    assert_eq!(again["explanation"]["strategy"], "sticky");
+    stack.stop().await.unwrap();
+}

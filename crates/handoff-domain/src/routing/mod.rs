@@ -12,7 +12,8 @@ mod tests;
 pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleSpec};
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use model::{
-    ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind, TeamConfig,
+    AccountConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
+    TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 
@@ -60,6 +61,19 @@ pub struct RuleMatch {
     /// Index into the model's rules; `None` when no rule matched.
     pub rule: Option<usize>,
     pub misses: Vec<RuleMiss>,
+    /// A rep who should get the lead before any rule: the account owner, or the rep who
+    /// already works this contact. Used when eligible; otherwise the rules decide.
+    pub owner: Option<Owner>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub rep: String,
+    pub team: String,
+    /// `account_owner` or `sticky`.
+    pub kind: &'static str,
+    /// "owner of account BigCorp (bigcorp.de)", "already works this contact".
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +107,40 @@ impl RoutingDecision {
 impl RoutingModel {
     /// First match wins; every rule before it is reported with the condition that failed.
     pub fn match_rule(&self, lead: &Lead, score: &Score) -> RuleMatch {
+        let owner = [
+            lead.email_domain().unwrap_or_default(),
+            lead.company.domain.as_str(),
+        ]
+        .into_iter()
+        .find_map(|domain| {
+            let (account, rep) = self.account_of(domain)?;
+            Some(Owner {
+                rep: rep.to_owned(),
+                team: self.home_team(rep)?.to_owned(),
+                kind: "account_owner",
+                why: format!("owner of account {account} ({domain})"),
+            })
+        });
+        let mut matched = self.match_rules_only(lead, score);
+        matched.owner = owner;
+        matched
+    }
+
+    /// Prefers `rep` (who already works this contact) over the rules and any account
+    /// owner: the contact keeps one rep.
+    pub fn with_prior_owner(&self, mut matched: RuleMatch, rep: &str) -> RuleMatch {
+        if let Some(team) = self.home_team(rep) {
+            matched.owner = Some(Owner {
+                rep: rep.to_owned(),
+                team: team.to_owned(),
+                kind: "sticky",
+                why: "already works this contact".to_owned(),
+            });
+        }
+        matched
+    }
+
+    fn match_rules_only(&self, lead: &Lead, score: &Score) -> RuleMatch {
         let mut misses = Vec::new();
         for (index, rule) in self.rules().iter().enumerate() {
             match rule.condition.check(lead, score) {
@@ -100,6 +148,7 @@ impl RoutingModel {
                     return RuleMatch {
                         rule: Some(index),
                         misses,
+                        owner: None,
                     }
                 }
                 Err(failed_condition) => misses.push(RuleMiss {
@@ -108,23 +157,69 @@ impl RoutingModel {
                 }),
             }
         }
-        RuleMatch { rule: None, misses }
+        RuleMatch {
+            rule: None,
+            misses,
+            owner: None,
+        }
     }
 
     /// The teams whose state a decision for this match may need: the rule's team, then
     /// its fallback. The caller loads them (in one round trip) before [`Self::choose`].
-    pub fn teams_for(&self, matched: &RuleMatch) -> Vec<&str> {
-        let Some(rule) = matched.rule.map(|i| &self.rules()[i]) else {
-            return Vec::new();
-        };
-        std::iter::once(rule.team.as_str())
-            .chain(rule.fallback.as_deref())
-            .collect()
+    pub fn teams_for<'a>(&'a self, matched: &'a RuleMatch) -> Vec<&'a str> {
+        let mut teams: Vec<&str> = matched.owner.iter().map(|o| o.team.as_str()).collect();
+        if let Some(rule) = matched.rule.map(|i| &self.rules()[i]) {
+            teams.push(rule.team.as_str());
+            teams.extend(rule.fallback.as_deref());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        teams.retain(|team| seen.insert(*team));
+        teams
     }
 
     /// Picks a rep for a matched lead given the state of the teams from [`Self::teams_for`]
     /// (a missing team state reads as a fresh one) at `now`.
     pub fn choose(
+        &self,
+        matched: RuleMatch,
+        states: &BTreeMap<String, TeamState>,
+        now: DateTime<Utc>,
+    ) -> RoutingDecision {
+        let empty = TeamState::default();
+        let mut owner_skipped = Vec::new();
+        if let Some(owner) = &matched.owner {
+            let state = states.get(&owner.team).unwrap_or(&empty);
+            match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
+                None => {
+                    return RoutingDecision {
+                        team: owner.team.clone(),
+                        placement: Placement::Rep(owner.rep.clone()),
+                        explanation: RoutingExplanation {
+                            rule: owner.kind.to_owned(),
+                            strategy: owner.kind.to_owned(),
+                            reason: format!("{}: {}", owner.rep, owner.why),
+                            skipped: Vec::new(),
+                            rules_version: self.version().to_owned(),
+                            rules_not_matched: Vec::new(),
+                        },
+                        // Owner routing takes no turn: the rotation stays where it is.
+                        rotation_before: state.rotation.clone(),
+                        rotation_after: state.rotation.clone(),
+                    };
+                }
+                Some(reason) => owner_skipped.push(SkippedRep {
+                    rep_id: owner.rep.clone(),
+                    reason: format!("{} ({}), {reason}", owner.kind, owner.why),
+                }),
+            }
+        }
+        let mut decision = self.choose_by_rules(matched, states, now);
+        owner_skipped.append(&mut decision.explanation.skipped);
+        decision.explanation.skipped = owner_skipped;
+        decision
+    }
+
+    fn choose_by_rules(
         &self,
         matched: RuleMatch,
         states: &BTreeMap<String, TeamState>,

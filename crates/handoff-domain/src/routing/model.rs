@@ -16,6 +16,27 @@ pub struct RoutingConfig {
     pub teams: Vec<TeamConfig>,
     pub reps: Vec<RepConfig>,
     pub rules: Vec<RuleConfig>,
+    /// Known accounts: their leads go to the account owner, before any rule.
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+    /// A repeat lead of the same person within this many days goes to the rep who has
+    /// them already (0: off).
+    #[serde(default = "default_sticky_days")]
+    pub sticky_days: u32,
+}
+
+fn default_sticky_days() -> u32 {
+    30
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub name: String,
+    /// Email or company domains of the account; subdomains match too.
+    pub domains: Vec<String>,
+    /// The rep who owns the account.
+    pub owner: String,
 }
 
 fn default_unrouted_queue() -> String {
@@ -157,6 +178,13 @@ pub(crate) struct Rule {
 pub struct RoutingModel {
     version: String,
     unrouted_queue: String,
+    /// Account domain -> (account name, owner).
+    accounts: BTreeMap<String, (String, String)>,
+    /// Free-mail domains: never matched to an account.
+    free_mail: BTreeSet<String>,
+    /// The team a rep's owner-routed leads count in: the first team listing them.
+    home_team: BTreeMap<String, String>,
+    sticky_days: u32,
     teams: BTreeMap<String, Team>,
     reps: BTreeMap<String, Rep>,
     rules: Vec<Rule>,
@@ -320,10 +348,54 @@ impl RoutingModel {
             }
         }
 
+        let mut home_team = BTreeMap::new();
+        for team in &config.teams {
+            for member in &team.members {
+                home_team
+                    .entry(member.clone())
+                    .or_insert_with(|| team.id.clone());
+            }
+        }
+        let mut accounts = BTreeMap::new();
+        for (i, account) in config.accounts.iter().enumerate() {
+            if !home_team.contains_key(&account.owner) {
+                error(
+                    format!("accounts[{i}].owner"),
+                    format!(
+                        "`{}` is not a rep of any team, expected one of {}",
+                        account.owner,
+                        rep_ids.join(", ")
+                    ),
+                );
+            }
+            for (j, domain) in account.domains.iter().enumerate() {
+                let domain = domain.trim().to_lowercase();
+                if !domain.contains('.') {
+                    error(
+                        format!("accounts[{i}].domains[{j}]"),
+                        format!("`{domain}` is not a domain"),
+                    );
+                }
+                if let Some((other, _)) = accounts.insert(
+                    domain.clone(),
+                    (account.name.clone(), account.owner.clone()),
+                ) {
+                    error(
+                        format!("accounts[{i}].domains[{j}]"),
+                        format!("`{domain}` already belongs to account `{other}`"),
+                    );
+                }
+            }
+        }
+
         if errors.is_empty() {
             Ok(Self {
                 version: version.into(),
                 unrouted_queue: config.unrouted_queue,
+                accounts,
+                free_mail: BTreeSet::new(),
+                home_team,
+                sticky_days: config.sticky_days,
                 teams,
                 reps,
                 rules,
@@ -331,6 +403,40 @@ impl RoutingModel {
         } else {
             Err(errors)
         }
+    }
+
+    /// Free-mail domains (from the scoring model): never an account match.
+    pub fn with_free_mail_domains<I: IntoIterator<Item = String>>(mut self, domains: I) -> Self {
+        self.free_mail = domains.into_iter().map(|d| d.to_lowercase()).collect();
+        self
+    }
+
+    /// The account a domain belongs to (subdomains included): (account, owner).
+    pub fn account_of(&self, domain: &str) -> Option<(&str, &str)> {
+        let domain = domain.to_lowercase();
+        if domain.is_empty() || self.free_mail.contains(&domain) {
+            return None;
+        }
+        let mut candidate = domain.as_str();
+        loop {
+            if let Some((name, owner)) = self.accounts.get(candidate) {
+                return Some((name, owner));
+            }
+            candidate = candidate.split_once('.')?.1;
+            if !candidate.contains('.') {
+                return None;
+            }
+        }
+    }
+
+    /// The team a rep's owner-routed leads count in.
+    pub fn home_team(&self, rep: &str) -> Option<&str> {
+        self.home_team.get(rep).map(String::as_str)
+    }
+
+    /// How long a contact sticks to their rep (0: never).
+    pub fn sticky_days(&self) -> u32 {
+        self.sticky_days
     }
 
     /// Content hash of the rules this model was built from.

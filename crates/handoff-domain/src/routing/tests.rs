@@ -451,3 +451,73 @@ fn removing_the_rep_chosen_last_keeps_the_next_reps_turn() {
         ["c", "a", "c"]
     );
 }
+
+fn account_model() -> RoutingModel {
+    model(json!({
+        "teams": [{"id": "t", "members": ["a", "b"]}],
+        "reps": [{"id": "a", "capacity": 5}, {"id": "b", "capacity": 5}],
+        "rules": [{"name": "all", "team": "t"}],
+        "accounts": [{"name": "Acme", "domains": ["acme.io"], "owner": "b"}]
+    }))
+    .with_free_mail_domains(["gmail.com".to_owned()])
+}
+
+#[test]
+fn an_account_lead_goes_to_its_owner_without_taking_a_turn() {
+    let m = account_model();
+    let mut states = BTreeMap::new();
+    // lead() is from acme.io: b owns it, twice, and the rotation does not move.
+    assert_eq!(run(&m, &mut states, 2), ["b", "b"]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert_eq!(decision.explanation.strategy, "account_owner");
+    assert_eq!(
+        decision.explanation.reason,
+        "b: owner of account Acme (acme.io)"
+    );
+    assert_eq!(decision.rotation_after, decision.rotation_before);
+    // Subdomains belong to the account; free mail never does.
+    assert_eq!(m.account_of("eu.sales.acme.io"), Some(("Acme", "b")));
+    assert_eq!(m.account_of("gmail.com"), None);
+    assert_eq!(m.account_of("notacme.io"), None);
+}
+
+#[test]
+fn an_ineligible_owner_falls_back_to_the_rules_and_says_so() {
+    let m = account_model();
+    let states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: String::new(),
+            reps: [(
+                "b".to_owned(),
+                RepState {
+                    available: Some(false),
+                    ..RepState::default()
+                },
+            )]
+            .into(),
+        },
+    )]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert_eq!(decision.rep(), Some("a"));
+    assert_eq!(decision.explanation.skipped[0].rep_id, "b");
+    assert_eq!(
+        decision.explanation.skipped[0].reason,
+        "account_owner (owner of account Acme (acme.io)), unavailable"
+    );
+}
+
+#[test]
+fn a_repeat_contact_sticks_to_their_rep() {
+    let m = team_model(
+        "round_robin",
+        json!([{"id": "a", "capacity": 5}, {"id": "b", "capacity": 5}]),
+        None,
+    );
+    let mut states = BTreeMap::new();
+    assert_eq!(run(&m, &mut states, 1), ["a"]);
+    let matched = m.with_prior_owner(m.match_rule(&lead(), &score()), "a");
+    let decision = m.choose(matched, &states, now());
+    assert_eq!(decision.rep(), Some("a"));
+    assert_eq!(decision.explanation.strategy, "sticky");
+}
