@@ -76,6 +76,16 @@ fn bench(c: &mut Criterion) {
     };
     let states = std::collections::BTreeMap::new();
     let now = Utc::now();
+    // The same lead matching the first rule: what the 99 explained misses above cost.
+    let mut first_rule_lead = lead.clone();
+    first_rule_lead.company.employees = Some(100_000);
+    c.bench_function("score_and_route/first_of_100_rules", |b| {
+        b.iter(|| {
+            let score = scoring.score(black_box(&first_rule_lead));
+            let matched = routing.match_rule(&first_rule_lead, &score);
+            black_box(routing.choose(matched, &states, now))
+        })
+    });
     c.bench_function("score_and_route/100_rules_500_reps", |b| {
         b.iter(|| {
             let score = scoring.score(black_box(&lead));

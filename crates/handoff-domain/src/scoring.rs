@@ -81,7 +81,13 @@ pub enum Signal {
     /// The email domain is one of `free_mail_domains`.
     FreeMail,
     EmailDomainIn(Vec<String>),
+    /// The part of the email before `@` is one of these (test/spam patterns: test, asdf, noreply).
+    EmailLocalIn(Vec<String>),
     SourceKindIn(Vec<String>),
+    /// Intent with recency decay: each activity of `kind` is worth the rule's points
+    /// halved every `half_life_days` before the lead's receipt (rounded; capped at 10
+    /// activities so one busy visitor cannot dominate).
+    Activity { kind: String, half_life_days: f64 },
 }
 
 /// A lead's score, with its breakdown. Travels in `lead.assigned` and in nurture
@@ -124,6 +130,7 @@ impl ScoringModel {
                 Signal::TitleContains(words)
                 | Signal::IndustryIn(words)
                 | Signal::EmailDomainIn(words)
+                | Signal::EmailLocalIn(words)
                 | Signal::SourceKindIn(words) => {
                     words.iter_mut().for_each(|w| *w = w.to_lowercase())
                 }
@@ -156,11 +163,21 @@ impl ScoringModel {
         let mut points = 0i32;
         let mut contributions = Vec::new();
         for rule in &self.config.rules {
-            if self.fires(&rule.when, lead) {
-                points = points.saturating_add(rule.points);
+            let earned = match &rule.when {
+                Signal::Activity { kind, half_life_days } => decayed(lead, kind, *half_life_days, rule.points),
+                signal => {
+                    if self.fires(signal, lead) {
+                        rule.points
+                    } else {
+                        0
+                    }
+                }
+            };
+            if earned != 0 {
+                points = points.saturating_add(earned);
                 contributions.push(ScoreContribution {
                     rule: rule.name.clone(),
-                    points: rule.points,
+                    points: earned,
                 });
             }
         }
@@ -208,9 +225,32 @@ impl ScoringModel {
             Signal::EmailDomainIn(domains) => lead
                 .email_domain()
                 .is_some_and(|d| domains.iter().any(|x| x == d)),
+            Signal::EmailLocalIn(locals) => lead
+                .contact
+                .email
+                .split_once('@')
+                .is_some_and(|(local, _)| locals.iter().any(|l| l == local)),
             Signal::SourceKindIn(kinds) => kinds.contains(&lead.source.kind.to_lowercase()),
+            Signal::Activity { .. } => false,
         }
     }
+}
+
+/// Sum of `points × 0.5^(age / half_life)` over the lead's activities of `kind`.
+fn decayed(lead: &Lead, kind: &str, half_life_days: f64, points: i32) -> i32 {
+    let half_life = half_life_days.max(0.01);
+    let total: f64 = lead
+        .engagement
+        .activities
+        .iter()
+        .filter(|a| a.kind.eq_ignore_ascii_case(kind))
+        .take(10)
+        .map(|a| {
+            let age_days = (lead.received_at - a.at).num_seconds().max(0) as f64 / 86_400.0;
+            f64::from(points) * 0.5f64.powf(age_days / half_life)
+        })
+        .sum();
+    total.round() as i32
 }
 
 /// Word-boundary match, so "cto" matches "CTO & co-founder" but not "director".
@@ -290,6 +330,33 @@ mod tests {
         assert_eq!(score.points, -15);
         assert!(!score.qualified);
         assert_eq!(score.band, "D");
+    }
+
+    #[test]
+    fn intent_decays_with_its_half_life_and_spam_patterns_are_penalised() {
+        let config: ScoringConfig = match serde_json::from_value(serde_json::json!({
+            "mql_threshold": 10,
+            "rules": [
+                {"name": "pricing_views", "points": 8, "when": {"activity": {"kind": "pricing_page_view", "half_life_days": 7}}},
+                {"name": "test_address", "points": -50, "when": {"email_local_in": ["test", "asdf"]}}
+            ]
+        })) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let model = ScoringModel::new(config, "v");
+        let mut l = lead("Test@acme.io", "", None, false);
+        l.contact.email = l.contact.email.to_lowercase();
+        let view = |days: i64| crate::lead::Activity {
+            kind: "pricing_page_view".into(),
+            at: l.received_at - chrono::Duration::days(days),
+            detail: String::new(),
+        };
+        // Today: 8; a week ago: 4; four weeks ago: 0.5 -> together 12.5, rounded 13.
+        l.engagement.activities = vec![view(0), view(7), view(28)];
+        let score = model.score(&l);
+        let rules: Vec<(&str, i32)> = score.contributions.iter().map(|c| (c.rule.as_str(), c.points)).collect();
+        assert_eq!(rules, [("pricing_views", 13), ("test_address", -50)]);
     }
 
     #[test]

@@ -12,8 +12,15 @@ use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() {
+    // Errors reach people: print the cause chain, not a backtrace, and exit non-zero.
+    if let Err(error) = run(Cli::parse()).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let set = match &cli.command {
         Command::Rules {
             command: RulesCommand::Check { files },
