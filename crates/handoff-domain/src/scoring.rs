@@ -87,7 +87,10 @@ pub enum Signal {
     /// Intent with recency decay: each activity of `kind` is worth the rule's points
     /// halved every `half_life_days` before the lead's receipt (rounded; capped at 10
     /// activities so one busy visitor cannot dominate).
-    Activity { kind: String, half_life_days: f64 },
+    Activity {
+        kind: String,
+        half_life_days: f64,
+    },
 }
 
 /// A lead's score, with its breakdown. Travels in `lead.assigned` and in nurture
@@ -164,7 +167,10 @@ impl ScoringModel {
         let mut contributions = Vec::new();
         for rule in &self.config.rules {
             let earned = match &rule.when {
-                Signal::Activity { kind, half_life_days } => decayed(lead, kind, *half_life_days, rule.points),
+                Signal::Activity {
+                    kind,
+                    half_life_days,
+                } => decayed(lead, kind, *half_life_days, rule.points),
                 signal => {
                     if self.fires(signal, lead) {
                         rule.points
@@ -355,7 +361,11 @@ mod tests {
         // Today: 8; a week ago: 4; four weeks ago: 0.5 -> together 12.5, rounded 13.
         l.engagement.activities = vec![view(0), view(7), view(28)];
         let score = model.score(&l);
-        let rules: Vec<(&str, i32)> = score.contributions.iter().map(|c| (c.rule.as_str(), c.points)).collect();
+        let rules: Vec<(&str, i32)> = score
+            .contributions
+            .iter()
+            .map(|c| (c.rule.as_str(), c.points))
+            .collect();
         assert_eq!(rules, [("pricing_views", 13), ("test_address", -50)]);
     }
 

@@ -120,6 +120,17 @@ impl InboundEvent {
             .and_then(|(_, value)| std::str::from_utf8(value).ok())
     }
 
+    /// What kind of event this is: its `ce_type`, or for records without CloudEvents
+    /// headers (other producers), the topic it came from.
+    pub fn kind(&self) -> Option<EventKind> {
+        match self.header("ce_type") {
+            Some(ce_type) => EventKind::from_ce_type(ce_type),
+            None => EventKind::ALL
+                .into_iter()
+                .find(|k| self.topic.ends_with(k.topic_suffix())),
+        }
+    }
+
     pub fn ce_id(&self) -> Option<&str> {
         self.header("ce_id")
     }

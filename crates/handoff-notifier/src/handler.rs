@@ -68,14 +68,7 @@ impl NotifierHandler {
     }
 
     fn notification(&self, event: &InboundEvent) -> Result<Option<Notification>, HandleError> {
-        let kind = event
-            .header("ce_type")
-            .and_then(EventKind::from_ce_type)
-            .or_else(|| {
-                [EventKind::LeadAssigned, EventKind::SlaBreached]
-                    .into_iter()
-                    .find(|k| event.topic.ends_with(k.topic_suffix()))
-            });
+        let kind = event.kind();
         let (team, rep, event_id, event_type, body) = match kind {
             Some(EventKind::LeadAssigned) => {
                 let e: LeadAssigned = event.decode(EventKind::LeadAssigned)?;

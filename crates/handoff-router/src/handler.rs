@@ -72,31 +72,15 @@ impl RouterHandler {
     ) -> Result<Effects, HandleError> {
         self.metrics.leads_unqualified.inc();
         tracing::info!(lead_id = %lead.id, points = score.points, "lead unqualified; sent to nurture");
-        let event = LeadDisposition {
-            lead_id: lead.id.clone(),
+        let decision = SystemDecision {
             outcome: Outcome::Unqualified,
-            reason_code: "below_mql_threshold".to_owned(),
+            reason_code: "below_mql_threshold",
             note: String::new(),
-            actor: system_actor(),
-            occurred_at: Utc::now(),
-            source: lead.source.clone(),
-            score: Some(score),
-            team_id: String::new(),
-            rep_id: String::new(),
+            team: String::new(),
             queue: "nurture".to_owned(),
         };
-        let id = stable_event_id(
-            EventKind::LeadDisposition,
-            &[lead.id.as_str(), "unqualified"],
-        );
-        self.publish(outbound(
-            EventKind::LeadDisposition,
-            id,
-            lead,
-            trace,
-            &event,
-        )?)
-        .await
+        self.publish_system_disposition(lead, score, decision, trace)
+            .await
     }
 
     async fn overflow(
@@ -128,28 +112,50 @@ impl RouterHandler {
             .with_label_values(&[team_label])
             .inc();
         tracing::warn!(lead_id = %lead.id, team = %decision.team, %queue, reason = %decision.explanation.reason, "no eligible rep; lead queued");
-        let event = LeadDisposition {
-            lead_id: lead.id.clone(),
+        let decision = SystemDecision {
             outcome: Outcome::Overflowed,
             reason_code: if decision.team.is_empty() {
                 "no_rule_matched"
             } else {
                 "no_eligible_rep"
-            }
-            .to_owned(),
+            },
             note: decision.explanation.reason,
-            actor: system_actor(),
+            team: decision.team,
+            queue,
+        };
+        self.publish_system_disposition(lead, score, decision, trace)
+            .await
+    }
+
+    /// A decision the router made about a lead, told to marketing as a disposition. Its
+    /// event id is stable per (lead, outcome, queue), so a redelivered lead repeats it.
+    async fn publish_system_disposition(
+        &self,
+        lead: &Lead,
+        score: Score,
+        decision: SystemDecision,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
+        let id = stable_event_id(
+            EventKind::LeadDisposition,
+            &[lead.id.as_str(), decision.outcome.as_str(), &decision.queue],
+        );
+        let event = LeadDisposition {
+            lead_id: lead.id.clone(),
+            outcome: decision.outcome,
+            reason_code: decision.reason_code.to_owned(),
+            note: decision.note,
+            actor: Actor {
+                kind: ActorKind::System,
+                id: "router".to_owned(),
+            },
             occurred_at: Utc::now(),
             source: lead.source.clone(),
             score: Some(score),
             team_id: decision.team,
             rep_id: String::new(),
-            queue: queue.clone(),
+            queue: decision.queue,
         };
-        let id = stable_event_id(
-            EventKind::LeadDisposition,
-            &[lead.id.as_str(), "overflowed", &queue],
-        );
         self.publish(outbound(
             EventKind::LeadDisposition,
             id,
@@ -342,11 +348,13 @@ impl EventHandler for RouterHandler {
     }
 }
 
-fn system_actor() -> Actor {
-    Actor {
-        kind: ActorKind::System,
-        id: "router".to_owned(),
-    }
+/// What the router decided for a lead it did not assign.
+struct SystemDecision {
+    outcome: Outcome,
+    reason_code: &'static str,
+    note: String,
+    team: String,
+    queue: String,
 }
 
 fn outbound<T: serde::Serialize>(

@@ -82,15 +82,7 @@ impl TouchHandler {
 
 impl EventHandler for TouchHandler {
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
-        let kind = event
-            .header("ce_type")
-            .and_then(EventKind::from_ce_type)
-            .or_else(|| {
-                // No CloudEvents headers: tell the kind by the topic.
-                [EventKind::LeadAssigned, EventKind::LeadDisposition]
-                    .into_iter()
-                    .find(|k| event.topic.ends_with(k.topic_suffix()))
-            });
+        let kind = event.kind();
         match kind {
             Some(EventKind::LeadDisposition) => self.on_disposition(event).await?,
             Some(EventKind::LeadAssigned) => self.on_assigned(event).await?,
