@@ -13,6 +13,11 @@ impl Keys {
         }
     }
 
+    /// `{prefix}`: the hash tag every key starts with.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
     /// Hash: a lead's attribution, assignment and SLA state.
     pub fn lead(&self, lead_id: &str) -> String {
         format!("{}:lead:{lead_id}", self.tag)

@@ -63,6 +63,35 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes every key of this namespace. For `handoff dev`, whose embedded broker starts
+    /// empty each time: its Redis state must too. Never called by the services.
+    pub async fn clear_namespace(&self) -> Result<u64, StoreError> {
+        let mut connection = self.connection();
+        let pattern = format!("{}:*", self.keys.tag());
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut connection)
+                .await?;
+            if !keys.is_empty() {
+                deleted += redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async::<u64>(&mut connection)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
+
     fn connection(&self) -> ConnectionManager {
         self.connection.clone()
     }

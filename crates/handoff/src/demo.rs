@@ -104,6 +104,38 @@ pub fn lead() -> Value {
     })
 }
 
+/// Posts every lead of a JSONL file (one submission per line; `#` comments) once, in
+/// order: `handoff dev` starts with the sample leads the simulator's tests use, so the
+/// two can be compared. Returns how many were accepted.
+pub async fn replay(base_url: &str, path: &std::path::Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return 0;
+    };
+    let client = reqwest::Client::new();
+    let mut accepted = 0;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Ok(body) = serde_json::from_str::<Value>(line) else {
+            tracing::warn!(path = %path.display(), "skipping a line that is not JSON");
+            continue;
+        };
+        match client
+            .post(format!("{base_url}/v1/leads"))
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => accepted += 1,
+            Ok(r) => tracing::warn!(status = %r.status(), "sample lead refused"),
+            Err(e) => tracing::warn!(error = %e, "sample lead not posted"),
+        }
+    }
+    accepted
+}
+
 /// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
 /// at a random moment within 1.5× the SLA window (so some are in time, some breach).
 pub async fn traffic(

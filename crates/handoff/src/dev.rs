@@ -40,9 +40,20 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     // The mock cluster answers a waiting fetch only when its wait runs out.
     kafka.fetch_wait_max_ms = 50;
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
+    // The embedded broker starts empty, so dev's Redis state must too: its own namespace,
+    // cleared at start (production keys under the configured prefix are never touched).
+    let redis = &mut loaded.settings.redis;
+    redis.key_prefix = format!("{}-dev", redis.key_prefix);
+    handoff_store::Store::connect(&redis.url, &redis.key_prefix)
+        .await
+        .context("cannot connect to Redis (make run starts it)")?
+        .clear_namespace()
+        .await
+        .context("cannot clear the dev namespace in Redis")?;
     let bootstrap = kafka.bootstrap_servers.clone();
     let topic_prefix = kafka.topic_prefix.clone();
     let teams: Vec<String> = loaded.rules.routing.team_ids().map(str::to_owned).collect();
+    let sample_leads = loaded.rules_path.with_file_name("leads.sample.jsonl");
 
     let shutdown = shutdown::on_signal();
     let deliveries = Arc::new(AtomicU64::new(0));
@@ -68,6 +79,15 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
         "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
         options.leads_per_second, options.first_touch_seconds
     );
+    if let Some(addr) = running.ingest_addr {
+        let replayed = demo::replay(&format!("http://{addr}"), &sample_leads).await;
+        if replayed > 0 {
+            println!(
+                "  sample leads:     {replayed} posted from {} (compare: handoff simulate --rules … --leads …)",
+                sample_leads.display()
+            );
+        }
+    }
     if options.leads_per_second > 0.0 {
         if let Some(addr) = running.ingest_addr {
             tokio::spawn(demo::traffic(

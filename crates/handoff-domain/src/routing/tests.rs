@@ -422,6 +422,27 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Adding a rep to a round-robin roster moves nobody else: the others keep their
+    /// turns in the same order, with the newcomer slotted in at their roster position.
+    #[test]
+    fn adding_a_rep_moves_no_one_elses_turn(size in 1usize..7, at in 0usize..8, already in 0usize..8) {
+        let at = at % (size + 1);
+        let reps: Vec<Value> = (0..size).map(|i| json!({"id": format!("r{i}"), "capacity": 10_000})).collect();
+        let before = team_model("round_robin", Value::Array(reps.clone()), None);
+        let mut states = BTreeMap::new();
+        run(&before, &mut states, already);
+        let expected = run(&before, &mut states.clone(), size);
+        let mut with_new = reps;
+        with_new.insert(at, json!({"id": "new", "capacity": 10_000}));
+        let after = team_model("round_robin", Value::Array(with_new), None);
+        let mut picks = run(&after, &mut states, size + 1);
+        picks.retain(|r| r != "new");
+        prop_assert_eq!(picks.len(), size);
+        prop_assert_eq!(picks, expected);
+    }
+}
+
 /// Found by `a_roster_edit_moves_no_one_elses_turn`: removing the rep chosen last used to
 /// restart the rotation at the top, so the rep after them lost their turn.
 #[test]
