@@ -1,8 +1,7 @@
 //! `POST /v1/leads/{id}/dispositions`: a rep's or CRM's outcome, published as
 //! `lead.disposition` with the lead's attribution so marketing sees what became of it.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use handoff_kafka::{OutboundEvent, TraceParent};
 use handoff_store::Reservation;
 
 use crate::leads::idempotency_key;
-use crate::request::{body_kind, bytes, json};
+use crate::request::{body_kind, json, read_body};
 use crate::{publish_timeout, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "disposition";
@@ -26,7 +25,7 @@ pub(crate) async fn submit(
     State(state): State<AppState>,
     Path(lead_id): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     match accept(&state, &lead_id, &headers, body).await {
         Ok(response) => response,
@@ -38,10 +37,10 @@ async fn accept(
     state: &AppState,
     lead_id: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     body_kind(headers, false)?;
-    let body = bytes(body, state.settings.max_body_bytes)?;
+    let body = read_body(headers, body, state.settings.max_body_bytes).await?;
     let disposition = json::<DispositionSubmission>(&body)?
         .validate(Utc::now())
         .map_err(|e| ApiError::Validation(e.0))?;

@@ -1,7 +1,6 @@
 //! `POST /v1/leads`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use handoff_domain::Lead;
 use handoff_kafka::{OutboundEvent, TraceParent};
 use handoff_store::Reservation;
 
-use crate::request::{body_kind, bytes, json, BodyKind};
+use crate::request::{body_kind, json, read_body, BodyKind};
 use crate::{publish_timeout, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "lead";
@@ -25,7 +24,7 @@ const IDEMPOTENCY_SCOPE: &str = "lead";
 pub(crate) async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     match accept(&state, &headers, body).await {
         Ok(response) => response,
@@ -40,13 +39,9 @@ pub(crate) async fn submit(
     }
 }
 
-async fn accept(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let kind = body_kind(headers, true)?;
-    let body = bytes(body, state.settings.max_body_bytes)?;
+    let body = read_body(headers, body, state.settings.max_body_bytes).await?;
     let submission = match kind {
         BodyKind::Json => json::<LeadSubmission>(&body)?,
         BodyKind::Form => {

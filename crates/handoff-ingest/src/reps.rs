@@ -2,8 +2,7 @@
 //! capacity override), stored in Redis and applied to the next routing decision. The rules
 //! file holds the defaults; these override them until cleared (`null`).
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use handoff_domain::validation::FieldError;
 
-use crate::request::{body_kind, bytes, json};
+use crate::request::{body_kind, json, read_body};
 use crate::{ApiError, AppState};
 
 const FIELDS: [&str; 3] = ["active", "available", "capacity"];
@@ -29,11 +28,11 @@ pub(crate) async fn put(
     State(state): State<AppState>,
     Path(rep): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let outcome = async {
         body_kind(&headers, false)?;
-        let body = bytes(body, state.settings.max_body_bytes)?;
+        let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
         let changes: Map<String, Value> = json(&body)?;
         if !state.rules.current().routing.has_rep(&rep) {
             return Err(ApiError::NotFound("rep"));

@@ -1,8 +1,8 @@
 //! Reading request bodies: content type, size limit, JSON with field paths in errors.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use handoff_domain::validation::FieldError;
@@ -33,15 +33,40 @@ pub(crate) fn body_kind(headers: &HeaderMap, form_allowed: bool) -> Result<BodyK
     }
 }
 
-/// The body, or 413 when it is over the limit.
-pub(crate) fn bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::MalformedBody(rejection.body_text())
+/// Beyond this many bytes an oversized body is not read to its end: the connection is
+/// dropped instead. Below it, the rest is read and discarded so the client, still
+/// uploading, receives the 413 rather than a reset connection.
+const DRAIN_CAP: usize = 8 * 1024 * 1024;
+
+/// The body, or 413 when it is over `limit`.
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+        total += chunk.len();
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > DRAIN_CAP {
+            break;
         }
-    })
+    }
+    if total > limit {
+        return Err(ApiError::TooLarge { limit });
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// JSON syntax errors are 400; a well-formed body with a wrong field is 422 naming it.
