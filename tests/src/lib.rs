@@ -172,6 +172,18 @@ impl Stack {
         self.task.await?
     }
 
+    /// Posts a lead to this stack's ingest, expects 202, returns the lead id.
+    pub async fn post_lead(&self, client: &reqwest::Client, lead: &Value) -> String {
+        let (status, body) = post_json(client, &format!("{}/v1/leads", self.api()), lead).await;
+        assert_eq!(status, 202, "{body}");
+        body["lead_id"].as_str().expect("lead_id").to_owned()
+    }
+
+    /// A reader of one of this stack's topics, from its beginning.
+    pub fn reader(&self, kind: handoff_domain::events::EventKind) -> topics::TopicReader {
+        topics::TopicReader::new(&self.env.kafka, &self.topics.of(kind))
+    }
+
     pub fn key(&self, suffix: &str) -> String {
         format!("{{{}}}:{suffix}", self.id)
     }

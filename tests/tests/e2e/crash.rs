@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use handoff::services::{Service, ServiceSet};
 use handoff_domain::events::EventKind;
-use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{handoff_binary, post_json, qualified_lead, Stack, StackOptions, RULES};
 use redis::AsyncCommands;
 use tokio::process::{Child, Command};
@@ -50,8 +49,7 @@ async fn a_router_killed_mid_stream_loses_and_duplicates_nothing() {
         ids
     });
 
-    let mut assigned =
-        TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
     assigned
         .read_until(Duration::from_secs(60), "the first assignments", |r| {
             r.len() >= 20

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use handoff_domain::events::EventKind;
 use handoff_e2e::contract::Contract;
-use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
 use serde_json::json;
 
@@ -17,19 +16,14 @@ async fn a_disposition_reaches_marketing_with_its_attribution() {
         "kind": "web_form", "name": "pricing-page", "campaign": "spring-launch",
         "utm": { "source": "linkedin", "medium": "paid-social", "campaign": "q2-abm" }
     });
-    let (status, body) = post_json(&client, &format!("{}/v1/leads", stack.api()), &lead).await;
-    assert_eq!(status, 202, "{body}");
-    let lead_id = body["lead_id"].as_str().unwrap().to_owned();
+    let lead_id = stack.post_lead(&client, &lead).await;
 
     let url = format!("{}/v1/leads/{lead_id}/dispositions", stack.api());
     let report = json!({ "outcome": "rejected", "reason_code": "no_budget", "note": "call back in Q3", "actor": "crm", "actor_id": "sfdc" });
     let (status, body) = post_json(&client, &url, &report).await;
     assert_eq!(status, 202, "{body}");
 
-    let mut reader = TopicReader::new(
-        &stack.env.kafka,
-        &stack.topics.of(EventKind::LeadDisposition),
-    );
+    let mut reader = stack.reader(EventKind::LeadDisposition);
     let records = reader
         .read_until(Duration::from_secs(30), "the rejection", |r| {
             r.iter().any(|r| r.json()["outcome"] == "REJECTED")
@@ -73,13 +67,8 @@ async fn an_unqualified_lead_goes_to_nurture_with_its_breakdown() {
         "contact": { "email": "kid@gmail.com", "title": "Student" },
         "source": { "kind": "web_form", "campaign": "back-to-school" }
     });
-    let (status, body) = post_json(&client, &format!("{}/v1/leads", stack.api()), &lead).await;
-    assert_eq!(status, 202, "{body}");
-    let lead_id = body["lead_id"].as_str().unwrap().to_owned();
-    let mut reader = TopicReader::new(
-        &stack.env.kafka,
-        &stack.topics.of(EventKind::LeadDisposition),
-    );
+    let lead_id = stack.post_lead(&client, &lead).await;
+    let mut reader = stack.reader(EventKind::LeadDisposition);
     let records = reader
         .read_until(Duration::from_secs(30), "the nurture disposition", |r| {
             !r.is_empty()

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use handoff::services::{Service, ServiceSet};
 use handoff_domain::events::EventKind;
-use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{qualified_lead, Stack, StackOptions};
 use serde_json::{json, Value};
 
@@ -101,7 +100,7 @@ async fn bad_input_is_refused_clearly_and_publishes_nothing() {
     )
     .await;
     assert_eq!(status, 202, "{good}");
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadCreated));
+    let mut reader = stack.reader(EventKind::LeadCreated);
     let records = reader
         .read_until(Duration::from_secs(30), "the good lead", |r| !r.is_empty())
         .await;
@@ -151,7 +150,7 @@ async fn an_idempotency_key_makes_retries_safe() {
         .unwrap();
     let other = response.json::<Value>().await.unwrap()["lead_id"].clone();
     assert_ne!(other, ids[0]);
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadCreated));
+    let mut reader = stack.reader(EventKind::LeadCreated);
     reader
         .read_until(Duration::from_secs(30), "both leads", |r| {
             r.iter().any(|r| r.json()["id"] == other) && r.iter().any(|r| r.json()["id"] == ids[0])

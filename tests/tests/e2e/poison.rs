@@ -83,8 +83,7 @@ async fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on() {
         "the original payload is kept"
     );
 
-    let mut assigned =
-        TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
     let records = assigned
         .read_until(
             Duration::from_secs(30),

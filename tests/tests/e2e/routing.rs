@@ -3,7 +3,6 @@ use std::time::Duration;
 
 use handoff_domain::events::EventKind;
 use handoff_e2e::contract::Contract;
-use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
 use redis::AsyncCommands;
 
@@ -22,7 +21,7 @@ async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity()
     }
     assert_eq!(lead_ids.len(), 200, "every lead gets its own id");
 
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut reader = stack.reader(EventKind::LeadAssigned);
     let records = reader
         .read_until(Duration::from_secs(60), "200 assignments", |records| {
             records
@@ -82,19 +81,9 @@ async fn a_lead_nobody_can_take_waits_in_overflow_with_a_disposition() {
     })
     .await;
     let client = reqwest::Client::new();
-    let (status, body) = post_json(
-        &client,
-        &format!("{}/v1/leads", stack.api()),
-        &qualified_lead(1),
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let lead_id = body["lead_id"].as_str().unwrap().to_owned();
+    let lead_id = stack.post_lead(&client, &qualified_lead(1)).await;
 
-    let mut reader = TopicReader::new(
-        &stack.env.kafka,
-        &stack.topics.of(EventKind::LeadDisposition),
-    );
+    let mut reader = stack.reader(EventKind::LeadDisposition);
     let records = reader
         .read_until(Duration::from_secs(30), "the overflow disposition", |r| {
             !r.is_empty()

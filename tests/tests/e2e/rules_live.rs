@@ -62,7 +62,7 @@ async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
     }
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut reader = stack.reader(EventKind::LeadAssigned);
     let event = assign_one(&stack, &mut reader, &client, 1).await;
     assert_eq!(event["rep_id"], "c");
     let skipped: Vec<(&str, &str)> = event["explanation"]["skipped"]
@@ -126,7 +126,7 @@ async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
 async fn rules_reload_live_and_an_invalid_file_changes_nothing() {
     let stack = Stack::start(StackOptions::default()).await;
     let client = reqwest::Client::new();
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut reader = stack.reader(EventKind::LeadAssigned);
     let first = assign_one(&stack, &mut reader, &client, 1).await;
     assert_eq!(first["explanation"]["rule"], "everyone");
     let v1 = first["explanation"]["rules_version"]
@@ -180,7 +180,7 @@ async fn reloads_reach(stack: &Stack, client: &reqwest::Client, outcome: &str) {
 async fn a_repeat_contact_goes_to_the_same_rep() {
     let stack = Stack::start(StackOptions::default()).await;
     let client = reqwest::Client::new();
-    let mut reader = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut reader = stack.reader(EventKind::LeadAssigned);
     let first = assign_one(&stack, &mut reader, &client, 7).await;
     let other = assign_one(&stack, &mut reader, &client, 8).await;
     assert_ne!(first["rep_id"], other["rep_id"], "round-robin moved on");

@@ -3,7 +3,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use handoff_domain::events::EventKind;
 use handoff_e2e::contract::Contract;
-use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -24,8 +23,7 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
     let untouched = untouched["lead_id"].as_str().unwrap().to_owned();
     let contacted = contacted["lead_id"].as_str().unwrap().to_owned();
 
-    let mut assigned =
-        TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::LeadAssigned));
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
     let records = assigned
         .read_until(Duration::from_secs(30), "both assignments", |r| {
             r.len() >= 2
@@ -58,7 +56,7 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
         "the test posted the touch too late to mean anything"
     );
 
-    let mut breaches = TopicReader::new(&stack.env.kafka, &stack.topics.of(EventKind::SlaBreached));
+    let mut breaches = stack.reader(EventKind::SlaBreached);
     breaches
         .read_until(
             Duration::from_secs(20),
