@@ -11,6 +11,13 @@ kafka_port=${HANDOFF_TEST_KAFKA_PORT:-19092}
 up() {
   mkdir -p "$run"
   scripts/ensure-redis.sh "$redis_port" "$PWD/$run/redis" >&2
+  # The dashboard test runs the shipped dashboard's queries against a real Prometheus.
+  if ! command -v prometheus >/dev/null 2>&1; then
+    echo "==> installing prometheus (apt-get)" >&2
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
+  fi
   tansu=$(scripts/ensure-tansu.sh)
   if ! (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null; then
     echo "==> starting tansu on 127.0.0.1:$kafka_port" >&2

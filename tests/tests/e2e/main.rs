@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
 mod crash;
+mod dashboard;
 mod dispositions;
 mod http_input;
 mod poison;
