@@ -23,7 +23,9 @@ if [ -n "$dir" ]; then
   redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save "" --appendonly no \
     --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
 else
-  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes
+  # The dev server keeps nothing on disk (handoff dev clears its namespace at start anyway).
+  redis-server --port "$port" --bind 127.0.0.1 --daemonize yes --save "" --appendonly no \
+    --dir "${TMPDIR:-/tmp}"
 fi
 for _ in $(seq 1 50); do
   redis-cli -p "$port" ping >/dev/null 2>&1 && exit 0
