@@ -12,13 +12,6 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
-/// `+4915112345678` -> `***678`.
-pub fn mask_phone(phone: &str) -> String {
-    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
-    let tail: String = digits.iter().skip(digits.len().saturating_sub(3)).collect();
-    format!("***{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -27,6 +20,5 @@ mod tests {
     fn masks_keep_no_more_than_a_hint() {
         assert_eq!(mask_email("jane.doe@example.com"), "j***@example.com");
         assert_eq!(mask_email("nonsense"), "***");
-        assert_eq!(mask_phone("+49 151 1234 5678"), "***678");
     }
 }

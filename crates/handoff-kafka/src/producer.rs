@@ -125,13 +125,4 @@ impl EventProducer {
         .await
         .map_err(|e| KafkaError::Unreachable(e.to_string()))?
     }
-
-    /// Waits for everything enqueued to be acknowledged (shutdown).
-    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let producer = self.producer.clone();
-        tokio::task::spawn_blocking(move || producer.flush(timeout))
-            .await
-            .map_err(|e| KafkaError::Unreachable(e.to_string()))??;
-        Ok(())
-    }
 }

@@ -190,26 +190,6 @@ impl Store {
         })
     }
 
-    /// Lead ids waiting in an overflow queue, oldest first.
-    pub async fn queued_leads(&self, queue: &str) -> Result<Vec<String>, StoreError> {
-        let mut connection = self.connection();
-        Ok(redis::cmd("LRANGE")
-            .arg(self.keys.queue(queue))
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut connection)
-            .await?)
-    }
-
-    /// Open leads (awaiting first touch) per rep.
-    pub async fn open_leads(&self) -> Result<BTreeMap<String, i64>, StoreError> {
-        let mut connection = self.connection();
-        Ok(redis::cmd("HGETALL")
-            .arg(self.keys.open_leads())
-            .query_async(&mut connection)
-            .await?)
-    }
-
     /// A rep's open leads and runtime overrides (`active`, `available`, `capacity`).
     pub async fn rep_runtime(
         &self,
