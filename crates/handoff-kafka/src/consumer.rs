@@ -94,9 +94,9 @@ pub trait EventHandler: Send + Sync + 'static {
 /// Which topics, as which group, under which name.
 #[derive(Debug, Clone)]
 pub struct ConsumerSpec {
-    /// Short service name: log field, metric label, `ce_source`.
+    /// Short service name: log field, metric label, and the consumer group
+    /// (`<kafka.group_prefix>-<service>`).
     pub service: &'static str,
-    pub group: String,
     pub topics: Vec<String>,
     /// Events whose effects are not yet durable, at most (back-pressure).
     pub max_in_flight: usize,
@@ -167,15 +167,17 @@ pub async fn run_consumer<H: EventHandler>(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
+    let group = format!("{}-{}", kafka.group_prefix, spec.service);
     let consumer: std::sync::Arc<StreamConsumer<LoggingContext>> = std::sync::Arc::new(
-        consumer_config(kafka, &spec.group, &format!("handoff-{}", spec.service))
-            .create_with_context(LoggingContext {
+        consumer_config(kafka, &group, &format!("handoff-{}", spec.service)).create_with_context(
+            LoggingContext {
                 service: spec.service,
-            })?,
+            },
+        )?,
     );
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    tracing::info!(service = spec.service, group = %spec.group, topics = ?spec.topics, "consuming");
+    tracing::info!(service = spec.service, %group, topics = ?spec.topics, "consuming");
 
     let (queue, pending) = mpsc::channel::<InFlight>(spec.max_in_flight.max(1));
     let failed = CancellationToken::new();

@@ -46,7 +46,6 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
     let topics = deps.producer.topics().clone();
     let spec = ConsumerSpec {
         service: "notifier",
-        group: format!("{}-notifier", deps.kafka.group_prefix),
         topics: vec![
             topics.of(EventKind::LeadAssigned),
             topics.of(EventKind::SlaBreached),

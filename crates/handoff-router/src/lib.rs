@@ -44,7 +44,6 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
     let topics = deps.producer.topics().clone();
     let spec = ConsumerSpec {
         service: "router",
-        group: format!("{}-router", deps.kafka.group_prefix),
         topics: vec![topics.of(EventKind::LeadCreated)],
         max_in_flight: deps.max_in_flight,
         drain: deps.drain,

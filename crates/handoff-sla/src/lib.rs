@@ -46,7 +46,6 @@ pub async fn run(deps: SlaDeps, shutdown: CancellationToken) -> Result<(), SlaEr
     let topics = deps.producer.topics().clone();
     let spec = ConsumerSpec {
         service: "sla",
-        group: format!("{}-sla", deps.kafka.group_prefix),
         topics: vec![
             topics.of(EventKind::LeadAssigned),
             topics.of(EventKind::LeadDisposition),
