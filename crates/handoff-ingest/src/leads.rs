@@ -92,6 +92,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             &lead.source,
             lead.received_at.timestamp_millis(),
             state.lead_retention.as_secs(),
+            None,
         )
         .await
     {

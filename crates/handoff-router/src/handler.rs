@@ -198,19 +198,14 @@ impl RouterHandler {
         rules: &Rules,
         lead: &Lead,
         score: Score,
+        prior_owner: Option<String>,
         trace: TraceParent,
     ) -> Result<Effects, HandleError> {
         let routing = &rules.routing;
         let mut matched = routing.match_rule(lead, &score);
-        if routing.sticky_days() > 0 {
-            let prior = self
-                .store
-                .contact_owner(&lead.contact.email)
-                .await
-                .map_err(HandleError::transient)?;
-            if let Some(rep) = prior.filter(|rep| routing.has_rep(rep)) {
-                matched = routing.with_prior_owner(matched, &rep);
-            }
+        // The rep who already works this contact, if they are still in the rules.
+        if let Some(rep) = prior_owner.filter(|rep| routing.has_rep(rep)) {
+            matched = routing.with_prior_owner(matched, &rep);
         }
         let teams: Vec<(&str, &[String])> = routing
             .teams_for(&matched)
@@ -329,22 +324,25 @@ impl EventHandler for RouterHandler {
         let lead = check_lead(&lead)
             .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
         let trace = event.child_trace();
-        self.store
+        let rules = self.rules.current();
+        let sticky = rules.routing.sticky_days() > 0;
+        let prior_owner = self
+            .store
             .record_lead(
                 lead.id.as_str(),
                 &lead.source,
                 lead.received_at.timestamp_millis(),
                 self.lead_retention.as_secs(),
+                sticky.then_some(lead.contact.email.as_str()),
             )
             .await
             .map_err(HandleError::transient)?;
-        let rules = self.rules.current();
         let score = rules.scoring.score(&lead);
         self.metrics.lead_score.observe(f64::from(score.points));
         if !score.qualified {
             return self.nurture(&lead, score, trace).await;
         }
-        self.route(&rules, &lead, score, trace).await
+        self.route(&rules, &lead, score, prior_owner, trace).await
     }
 }
 

@@ -59,8 +59,10 @@ impl Keys {
     }
 
     /// The rep working a contact (keyed by a hash of the email: no address in key names).
-    pub fn contact_owner(&self, email_digest: &str) -> String {
-        format!("{}:contact:{email_digest}", self.tag)
+    pub fn contact_owner(&self, email: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = hex::encode(Sha256::digest(email.as_bytes()));
+        format!("{}:contact:{digest}", self.tag)
     }
 
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {

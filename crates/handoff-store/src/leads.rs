@@ -15,22 +15,24 @@ pub struct LeadRecord {
 
 impl Store {
     /// Records a lead's attribution, keeping the first one recorded (ingest and the router
-    /// both call this; whichever comes first wins, and they agree).
+    /// both call this; whichever comes first wins, and they agree). Given the contact's
+    /// email, it also returns the rep who works that contact (sticky routing) — in the same
+    /// round trip, because the router needs both before it decides.
     pub async fn record_lead(
         &self,
         lead_id: &str,
         source: &Source,
         received_ms: i64,
         retention_seconds: u64,
-    ) -> Result<(), StoreError> {
+        contact_email: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
         let key = self.keys.lead(lead_id);
         let source = serde_json::to_string(source).map_err(|e| StoreError::Corrupt {
             key: key.clone(),
             message: e.to_string(),
         })?;
-        let mut connection = self.connection();
-        let _: () = redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("HSETNX")
             .arg(&key)
             .arg("source")
@@ -44,10 +46,13 @@ impl Store {
             .cmd("EXPIRE")
             .arg(&key)
             .arg(retention_seconds)
-            .ignore()
-            .query_async(&mut connection)
-            .await?;
-        Ok(())
+            .ignore();
+        if let Some(email) = contact_email {
+            pipe.get(self.keys.contact_owner(email));
+        }
+        let mut connection = self.connection();
+        let replies: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        Ok(replies.into_iter().next().flatten())
     }
 
     /// `None` for a lead this deployment has never seen (or has forgotten).

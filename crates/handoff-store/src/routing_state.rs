@@ -135,7 +135,7 @@ impl Store {
             .key(self.keys.rotation())
             .key(self.keys.deadlines())
             .key(self.keys.assigned_on(commit.day))
-            .key(self.keys.contact_owner(&digest(commit.contact_email)))
+            .key(self.keys.contact_owner(commit.contact_email))
             .arg(commit.team)
             .arg(commit.rep)
             .arg(commit.rotation_before)
@@ -156,15 +156,6 @@ impl Store {
             "existing" => CommitOutcome::AlreadyAssigned(detail),
             _ => CommitOutcome::Conflict(detail),
         })
-    }
-
-    /// The rep who was last assigned this contact within the sticky window, if any.
-    pub async fn contact_owner(&self, email: &str) -> Result<Option<String>, StoreError> {
-        let mut connection = self.connection();
-        Ok(redis::cmd("GET")
-            .arg(self.keys.contact_owner(&digest(email)))
-            .query_async(&mut connection)
-            .await?)
     }
 
     /// Puts the lead in an overflow queue, once.
@@ -224,9 +215,4 @@ impl Store {
         let _: () = pipe.query_async(&mut connection).await?;
         Ok(())
     }
-}
-
-fn digest(value: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(value.as_bytes()))
 }
