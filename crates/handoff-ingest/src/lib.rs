@@ -80,7 +80,6 @@ impl Ingest {
                     addr: settings.listen,
                     source,
                 })?;
-        let max_body = settings.max_body_bytes;
         let state = AppState {
             store: deps.store,
             producer: deps.producer,
@@ -97,7 +96,6 @@ impl Ingest {
                 axum::routing::get(reps::get).put(reps::put),
             )
             .with_state(state)
-            .layer(axum::extract::DefaultBodyLimit::max(max_body))
             .layer(axum::middleware::from_fn_with_state(
                 deps.metrics.clone(),
                 count_requests,
