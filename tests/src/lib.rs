@@ -275,6 +275,19 @@ pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u1
     (status, body)
 }
 
+/// The fields an API error body names, in order (`error.fields[].field`).
+pub fn error_fields(body: &Value) -> Vec<String> {
+    body["error"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .filter_map(|f| f["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Polls `check` until it yields a value or `timeout` passes (then panics with `what`).
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

@@ -69,12 +69,7 @@ async fn bad_input_is_refused_clearly_and_publishes_nothing() {
     )
     .await;
     assert_eq!(status, 422, "{body}");
-    let fields: Vec<&str> = body["error"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = handoff_e2e::error_fields(&body);
     assert_eq!(fields, ["contact.email", "company.country"]);
 
     let mut huge = serde_json::to_vec(&qualified_lead(1)).unwrap();

@@ -110,12 +110,7 @@ async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 422);
     let body: Value = response.json().await.unwrap();
-    let fields: Vec<&str> = body["error"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["field"].as_str().unwrap())
-        .collect();
+    let fields = handoff_e2e::error_fields(&body);
     assert_eq!(fields, ["capacity", "colour"]);
     stack.stop().await.unwrap();
 }
