@@ -3,6 +3,7 @@
 //! teams, reps, routing rules). Everything is checked at start-up; an error names the file,
 //! the key and what is allowed.
 
+mod access;
 mod env;
 mod handle;
 mod rules;
@@ -11,6 +12,9 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
+pub use access::{
+    key_digest, ApiKeySettings, FormSettings, LimitSettings, Scope, WebhookSourceSettings,
+};
 pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
@@ -72,8 +76,9 @@ pub fn parse_settings(
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    let applied = env::apply_overrides(&mut table, vars)?;
-    let settings: Settings =
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    let applied = env::apply_overrides(&mut table, vars.iter().cloned())?;
+    let mut settings: Settings =
         Settings::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: if applied.is_empty() {
@@ -85,6 +90,12 @@ pub fn parse_settings(
     settings.check().map_err(|message| ConfigError::Invalid {
         path: path.to_owned(),
         message,
+    })?;
+    access::resolve_intake_secrets(&mut settings.ingest.webhooks, &vars).map_err(|message| {
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        }
     })?;
     Ok(settings)
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
 use crate::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +61,13 @@ impl Settings {
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
             return Err("redis.url must start with redis:// or rediss://".to_owned());
         }
+        access::check(
+            &self.ingest.keys,
+            &self.ingest.forms,
+            &self.ingest.webhooks,
+            &self.ingest.limits,
+            &self.ingest.reason_codes,
+        )?;
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(
                 "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),
@@ -151,17 +159,35 @@ fn default_lead_retention_days() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
+    /// The public listener: lead intake (API keys, forms, signed webhooks) and health.
     #[serde(default = "default_ingest_listen")]
     pub listen: SocketAddr,
     /// Larger request bodies get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
-    /// How long an `Idempotency-Key` is remembered.
+    /// How long a completed `Idempotency-Key` is remembered.
     #[serde(default = "default_idempotency_ttl")]
     pub idempotency_ttl_seconds: u32,
     /// How long a request may wait for the broker's acknowledgement before 503.
     #[serde(default = "default_publish_timeout_ms")]
     pub publish_timeout_ms: u64,
+    /// API keys (stored as SHA-256 digests) and their scopes.
+    #[serde(default)]
+    pub keys: Vec<ApiKeySettings>,
+    /// Web forms and their public tokens.
+    #[serde(default)]
+    pub forms: Vec<FormSettings>,
+    /// Signed webhook intake sources.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSourceSettings>,
+    /// Browser origins allowed to `POST /v1/leads` from JavaScript (CORS); empty: none.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// `reason_code`s a rejection may give.
+    #[serde(default = "access::default_reason_codes")]
+    pub reason_codes: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitSettings,
 }
 
 impl Default for IngestSettings {
@@ -171,6 +197,12 @@ impl Default for IngestSettings {
             max_body_bytes: default_max_body_bytes(),
             idempotency_ttl_seconds: default_idempotency_ttl(),
             publish_timeout_ms: default_publish_timeout_ms(),
+            keys: Vec::new(),
+            forms: Vec::new(),
+            webhooks: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            reason_codes: access::default_reason_codes(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -191,7 +223,8 @@ fn default_publish_timeout_ms() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
-    /// `/metrics`, `/healthz`, `/readyz` of the non-HTTP services.
+    /// The internal listener of every service: `/metrics`, `/healthz`, `/readyz`,
+    /// `/openapi.json`, and (where ingest runs) rep administration. Never expose it publicly.
     #[serde(default = "default_admin_listen")]
     pub listen: SocketAddr,
 }

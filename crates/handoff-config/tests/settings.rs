@@ -96,3 +96,56 @@ fn zero_where_a_positive_number_is_needed_is_rejected() {
         Some("invalid configuration in handoff.toml: sla.lease_seconds must be greater than 0")
     );
 }
+
+fn error_of(text: &str, env: &[(&str, &str)]) -> String {
+    parse_settings(Path::new("handoff.toml"), text, vars(env))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_unknown_scope_lists_the_allowed_ones() {
+    let text = format!(
+        "{BASE}\n[[ingest.keys]]\nname = \"crm\"\nsha256 = \"{}\"\nscopes = [\"leads:delete\"]\n",
+        "a".repeat(64)
+    );
+    let message = error_of(&text, &[]);
+    assert!(message.contains("handoff.toml"), "{message}");
+    assert!(message.contains("unknown variant `leads:delete`"), "{message}");
+    assert!(message.contains("`dispositions:write`"), "{message}");
+}
+
+#[test]
+fn keys_are_configured_as_digests_never_in_clear() {
+    let text = format!(
+        "{BASE}\n[[ingest.keys]]\nname = \"crm\"\nsha256 = \"hk_my_secret_key\"\nscopes = [\"leads:write\"]\n"
+    );
+    let message = error_of(&text, &[]);
+    assert!(
+        message.contains("ingest.keys[0].sha256 must be 64 hex characters"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_webhook_source_needs_its_secret_in_the_environment() {
+    let text = format!(
+        "{BASE}\n[[ingest.webhooks]]\nsource = \"leadgen\"\nsecret_env = \"LEADGEN_SECRET\"\n"
+    );
+    let message = error_of(&text, &[]);
+    assert!(
+        message.contains("ingest.webhooks[0] (source \"leadgen\"): environment variable LEADGEN_SECRET is not set"),
+        "{message}"
+    );
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let settings = parse_settings(
+        Path::new("handoff.toml"),
+        &text,
+        vars(&[("LEADGEN_SECRET", secret)]),
+    );
+    assert_eq!(
+        settings.map(|s| s.ingest.webhooks[0].secret.expose().to_owned()).ok(),
+        Some(secret.to_owned())
+    );
+}
