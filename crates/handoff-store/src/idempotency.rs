@@ -1,6 +1,7 @@
 //! `Idempotency-Key`: a retried request gets the first request's answer, and no second
 //! event. The key is reserved before publishing and released if publishing fails, so
-//! nothing is half-written.
+//! nothing is half-written. The reservation remembers a fingerprint of the request, so a
+//! key reused for a different request is told apart from a retry.
 
 use sha2::{Digest, Sha256};
 
@@ -10,10 +11,12 @@ use crate::{Store, StoreError};
 pub enum Reservation {
     /// The key is ours: publish, then `complete_idempotency` (or `release_idempotency`).
     Reserved,
-    /// An earlier request with this key finished with this result.
+    /// An earlier request with this key and fingerprint finished with this result.
     Done(String),
     /// An earlier request with this key is still in flight.
     InFlight,
+    /// The key was used for a request with another fingerprint.
+    Mismatch,
 }
 
 impl Store {
@@ -23,20 +26,24 @@ impl Store {
         self.keys.idempotency(scope, &digest)
     }
 
+    /// Reserves `key` for a request with `fingerprint` (no `:` in it) for `pending_seconds`:
+    /// long enough for one attempt to publish, short enough that a crashed attempt does not
+    /// block the client's retry for long.
     pub async fn reserve_idempotency(
         &self,
         scope: &str,
         key: &str,
-        ttl_seconds: u64,
+        fingerprint: &str,
+        pending_seconds: u64,
     ) -> Result<Reservation, StoreError> {
         let redis_key = self.idempotency_key(scope, key);
         let mut connection = self.connection();
         let reserved: Option<String> = redis::cmd("SET")
             .arg(&redis_key)
-            .arg("pending")
+            .arg(format!("pending:{fingerprint}"))
             .arg("NX")
             .arg("EX")
-            .arg(ttl_seconds)
+            .arg(pending_seconds.max(1))
             .query_async(&mut connection)
             .await?;
         if reserved.is_some() {
@@ -46,27 +53,23 @@ impl Store {
             .arg(&redis_key)
             .query_async(&mut connection)
             .await?;
-        Ok(
-            match existing.as_deref().and_then(|v| v.strip_prefix("done:")) {
-                Some(result) => Reservation::Done(result.to_owned()),
-                None => Reservation::InFlight,
-            },
-        )
+        Ok(classify(existing.as_deref(), fingerprint))
     }
 
     pub async fn complete_idempotency(
         &self,
         scope: &str,
         key: &str,
+        fingerprint: &str,
         result: &str,
         ttl_seconds: u64,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let _: () = redis::cmd("SET")
             .arg(self.idempotency_key(scope, key))
-            .arg(format!("done:{result}"))
+            .arg(format!("done:{fingerprint}:{result}"))
             .arg("EX")
-            .arg(ttl_seconds)
+            .arg(ttl_seconds.max(1))
             .query_async(&mut connection)
             .await?;
         Ok(())
@@ -79,5 +82,43 @@ impl Store {
             .query_async(&mut connection)
             .await?;
         Ok(())
+    }
+}
+
+/// What a stored reservation means for a request with `fingerprint`.
+fn classify(stored: Option<&str>, fingerprint: &str) -> Reservation {
+    let Some(stored) = stored else {
+        // Released or expired between our SET and GET: the client may retry at once.
+        return Reservation::InFlight;
+    };
+    if let Some(done) = stored.strip_prefix("done:") {
+        return match done.split_once(':') {
+            Some((fp, result)) if fp == fingerprint => Reservation::Done(result.to_owned()),
+            _ => Reservation::Mismatch,
+        };
+    }
+    match stored.strip_prefix("pending:") {
+        Some(fp) if fp == fingerprint => Reservation::InFlight,
+        _ => Reservation::Mismatch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_tells_a_retry_from_a_reused_key() {
+        assert_eq!(
+            classify(Some("done:abc:lead-1"), "abc"),
+            Reservation::Done("lead-1".into())
+        );
+        assert_eq!(
+            classify(Some("done:abc:lead-1"), "xyz"),
+            Reservation::Mismatch
+        );
+        assert_eq!(classify(Some("pending:abc"), "abc"), Reservation::InFlight);
+        assert_eq!(classify(Some("pending:abc"), "xyz"), Reservation::Mismatch);
+        assert_eq!(classify(None, "abc"), Reservation::InFlight);
     }
 }

@@ -11,6 +11,10 @@ pub struct LeadRecord {
     pub team: String,
     pub rep: String,
     pub attempt: u32,
+    /// When ingest (or the router) first saw it.
+    pub received_ms: Option<i64>,
+    /// When the current assignment was made.
+    pub assigned_ms: Option<i64>,
 }
 
 impl Store {
@@ -59,14 +63,24 @@ impl Store {
     pub async fn lead(&self, lead_id: &str) -> Result<Option<LeadRecord>, StoreError> {
         let key = self.keys.lead(lead_id);
         let mut connection = self.connection();
-        let (source, team, rep, attempt): (
+        #[allow(clippy::type_complexity)]
+        let (source, team, rep, attempt, received_ms, assigned_ms): (
             Option<String>,
             Option<String>,
             Option<String>,
             Option<u32>,
+            Option<i64>,
+            Option<i64>,
         ) = redis::cmd("HMGET")
             .arg(&key)
-            .arg(&["source", "team", "rep", "attempt"])
+            .arg(&[
+                "source",
+                "team",
+                "rep",
+                "attempt",
+                "received_ms",
+                "assigned_ms",
+            ])
             .query_async(&mut connection)
             .await?;
         let Some(source) = source else {
@@ -81,6 +95,8 @@ impl Store {
             team: team.unwrap_or_default(),
             rep: rep.unwrap_or_default(),
             attempt: attempt.unwrap_or(0),
+            received_ms,
+            assigned_ms,
         }))
     }
 }
