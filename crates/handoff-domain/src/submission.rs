@@ -16,12 +16,15 @@ use crate::validation::{
 };
 
 /// The JSON body of `POST /v1/leads`: a [`Lead`] without the fields the system assigns
-/// (an `id` may be brought by integrations that already have one).
+/// (`id` and `received_at` may be brought by trusted integrations that already have them;
+/// ingest drops them for everyone else).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadSubmission {
     #[serde(default)]
     pub id: Option<String>,
+    #[serde(default)]
+    pub received_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub source: Source,
     #[serde(default)]

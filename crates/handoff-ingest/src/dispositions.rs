@@ -1,25 +1,32 @@
 //! `POST /v1/leads/{id}/dispositions`: a rep's or CRM's outcome, published as
 //! `lead.disposition` with the lead's attribution so marketing sees what became of it.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use handoff_domain::disposition::DispositionSubmission;
-use handoff_domain::events::{stable_event_id, EventKind, LeadDisposition};
+use handoff_config::Scope;
+use handoff_domain::disposition::{Actor, ActorKind, Disposition, DispositionSubmission};
+use handoff_domain::events::{EventKind, LeadDisposition};
+use handoff_domain::validation::FieldError;
 use handoff_domain::LeadId;
 use handoff_kafka::{OutboundEvent, TraceParent};
-use handoff_store::Reservation;
+use handoff_store::LeadRecord;
 
-use crate::leads::idempotency_key;
+use crate::access::Caller;
+use crate::idempotency::{idempotency_key, Begin, IdempotentRequest};
 use crate::request::{body_kind, json, read_body};
-use crate::{publish_timeout, ApiError, AppState};
+use crate::{publish_timeout, unavailable, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "disposition";
+/// Clocks of reps' devices and CRMs drift; this much of the future is "now".
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 pub(crate) async fn submit(
     State(state): State<AppState>,
@@ -39,36 +46,37 @@ async fn accept(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let caller = state
+        .access
+        .admit(headers, None, Scope::DispositionsWrite)?;
     body_kind(headers, false)?;
     let body = read_body(headers, body, state.settings.max_body_bytes).await?;
-    let disposition = json::<DispositionSubmission>(&body)?
-        .validate(Utc::now())
+    let now = Utc::now();
+    let mut disposition = json::<DispositionSubmission>(&body)?
+        .validate(now)
         .map_err(|e| ApiError::Validation(e.0))?;
+    check_reason_code(&disposition, &state.settings.reason_codes)?;
     let record = state
         .store
         .lead(lead_id)
         .await
-        .map_err(|e| unavailable(&e))?
+        .map_err(|e| unavailable("redis", &e))?
         .ok_or(ApiError::NotFound("lead"))?;
+    disposition.actor = actor(&caller, &disposition.actor, &record)?;
+    check_occurred_at(disposition.occurred_at, now, &record)?;
 
-    let key = idempotency_key(headers)?;
-    let ttl = u64::from(state.settings.idempotency_ttl_seconds);
-    let event_id = match &key {
-        Some(key) => {
-            let scoped = format!("{lead_id}/{key}");
-            match state
-                .store
-                .reserve_idempotency(IDEMPOTENCY_SCOPE, &scoped, ttl)
-                .await
-                .map_err(|e| unavailable(&e))?
-            {
-                Reservation::Reserved => {}
-                Reservation::Done(event_id) => return Ok(accepted(lead_id, &event_id)),
-                Reservation::InFlight => return Err(ApiError::IdempotencyInFlight),
-            }
-            stable_event_id(EventKind::LeadDisposition, &[lead_id, "report", key])
-        }
-        None => uuid::Uuid::now_v7().to_string(),
+    let key = idempotency_key(headers)?.map(|key| format!("{lead_id}/{key}"));
+    let request = IdempotentRequest::new(IDEMPOTENCY_SCOPE, &caller, key.as_deref(), &body);
+    let event_id = request.as_ref().map_or_else(
+        || uuid::Uuid::now_v7().to_string(),
+        IdempotentRequest::derived_id,
+    );
+    let reservation = match request {
+        Some(request) => match request.begin(state).await? {
+            Begin::Proceed(reserved) => Some(reserved),
+            Begin::Replay(event_id) => return Ok(accepted(lead_id, &event_id)),
+        },
+        None => None,
     };
 
     let outcome = disposition.outcome;
@@ -90,7 +98,7 @@ async fn accept(
         EventKind::LeadDisposition,
         event_id.clone(),
         lead_id,
-        Utc::now(),
+        now,
         trace,
         &event,
     ) {
@@ -104,43 +112,91 @@ async fn accept(
         Err(e) => Err(e.to_string()),
     };
     if let Err(error) = published {
-        if let Some(key) = &key {
-            let scoped = format!("{lead_id}/{key}");
-            if let Err(e) = state
-                .store
-                .release_idempotency(IDEMPOTENCY_SCOPE, &scoped)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot release an idempotency key; it expires on its own");
-            }
+        if let Some(reservation) = reservation {
+            reservation.release(state).await;
         }
-        tracing::warn!(%lead_id, %error, "disposition not published");
-        return Err(ApiError::Unavailable {
-            what: "the event broker",
-        });
+        return Err(unavailable("the event broker", &error));
     }
-    if let Some(key) = &key {
-        let scoped = format!("{lead_id}/{key}");
-        if let Err(e) = state
-            .store
-            .complete_idempotency(IDEMPOTENCY_SCOPE, &scoped, &event_id, ttl)
-            .await
-        {
-            tracing::warn!(%lead_id, error = %e, "cannot complete an idempotency key");
-        }
+    if let Some(reservation) = reservation {
+        reservation.complete(state, &event_id).await;
     }
     state
         .metrics
         .dispositions
         .with_label_values(&[outcome.as_str()])
         .inc();
-    tracing::info!(%lead_id, outcome = outcome.as_str(), "disposition recorded");
+    tracing::info!(%lead_id, outcome = outcome.as_str(), caller = %caller.name, "disposition recorded");
     Ok(accepted(lead_id, &event_id))
 }
 
-fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
-    tracing::warn!(dependency = "redis", error = %error, "request failed: dependency unavailable");
-    ApiError::Unavailable { what: "redis" }
+/// Rejection reasons come from one documented list, so marketing can count them.
+fn check_reason_code(disposition: &Disposition, allowed: &[String]) -> Result<(), ApiError> {
+    if disposition.reason_code.is_empty() || allowed.contains(&disposition.reason_code) {
+        return Ok(());
+    }
+    Err(ApiError::Validation(vec![FieldError::new(
+        "reason_code",
+        "not_allowed",
+        format!("reason_code must be one of {}", allowed.join(", ")),
+    )]))
+}
+
+/// Who reported it is the key's identity: a rep's own key acts only as that rep and only
+/// for that rep's leads; a system key (a CRM) may act for any rep it names.
+fn actor(caller: &Caller, claimed: &Actor, record: &LeadRecord) -> Result<Actor, ApiError> {
+    match &caller.rep {
+        Some(rep) => {
+            if !claimed.id.is_empty() && claimed.id != *rep {
+                return Err(ApiError::Forbidden(format!(
+                    "this key reports only as rep {rep}"
+                )));
+            }
+            if record.rep != *rep {
+                return Err(ApiError::Forbidden(format!(
+                    "this key reports only for leads assigned to rep {rep}"
+                )));
+            }
+            Ok(Actor {
+                kind: ActorKind::Rep,
+                id: rep.clone(),
+            })
+        }
+        None if claimed.id.is_empty() => Ok(Actor {
+            kind: ActorKind::Crm,
+            id: caller.name.clone(),
+        }),
+        None => Ok(claimed.clone()),
+    }
+}
+
+/// An outcome cannot come from the future, nor from before the lead was assigned (or,
+/// while it waits for an assignment, before it arrived).
+fn check_occurred_at(
+    occurred_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    record: &LeadRecord,
+) -> Result<(), ApiError> {
+    let latest = now + CLOCK_SKEW;
+    if occurred_at > latest {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "occurred_at",
+            "in_future",
+            "occurred_at must not be in the future",
+        )]));
+    }
+    let (floor, what) = match (record.assigned_ms, record.received_ms) {
+        (Some(ms), _) => (ms, "the lead's assignment"),
+        (None, Some(ms)) => (ms, "the lead's arrival"),
+        (None, None) => return Ok(()),
+    };
+    if occurred_at.timestamp_millis() < floor {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "occurred_at",
+            "too_early",
+            format!("occurred_at must not be before {what}"),
+        )]));
+    }
+    Ok(())
 }
 
 fn accepted(lead_id: &str, event_id: &str) -> Response {

@@ -1,6 +1,8 @@
 //! The one place API errors become HTTP: a stable `code`, a clear `message`, and for
 //! validation every offending field. Internal detail stays in the log.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,6 +26,18 @@ pub enum ApiError {
     IdempotencyInFlight,
     #[error("{what} is unavailable")]
     Unavailable { what: &'static str },
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    #[error("the Idempotency-Key was used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("the request took too long")]
+    Timeout,
+    #[error("too many requests in progress")]
+    Overloaded,
 }
 
 impl ApiError {
@@ -36,6 +50,12 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::IdempotencyInFlight => StatusCode::CONFLICT,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -48,6 +68,12 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::IdempotencyInFlight => "idempotency_key_in_use",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::Timeout => "request_timeout",
+            ApiError::Overloaded => "overloaded",
         }
     }
 
@@ -61,6 +87,22 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::IdempotencyInFlight => "conflict",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::IdempotencyKeyReused => "conflict",
+            ApiError::Timeout => "timeout",
+            ApiError::Overloaded => "overloaded",
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the answers worth retrying.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Unavailable { .. } => Some(5),
+            ApiError::IdempotencyInFlight | ApiError::Overloaded => Some(1),
+            ApiError::RateLimited { retry_after } => Some(retry_after.as_secs().max(1)),
+            _ => None,
         }
     }
 
@@ -82,6 +124,18 @@ impl ApiError {
             ApiError::Unavailable { what } => {
                 format!("{what} is unavailable; nothing was recorded, retry later")
             }
+            ApiError::Unauthorized(why) => (*why).to_owned(),
+            ApiError::Forbidden(why) => why.clone(),
+            ApiError::RateLimited { .. } => {
+                "too many requests; retry after the time in Retry-After".to_owned()
+            }
+            ApiError::IdempotencyKeyReused => {
+                "this Idempotency-Key was already used with a different request body".to_owned()
+            }
+            ApiError::Timeout => "the request was not completed in time".to_owned(),
+            ApiError::Overloaded => {
+                "the server is handling too many requests; retry shortly".to_owned()
+            }
         }
     }
 }
@@ -93,18 +147,16 @@ impl IntoResponse for ApiError {
             body["error"]["fields"] = json!(fields);
         }
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(
-            self,
-            ApiError::Unavailable { .. } | ApiError::IdempotencyInFlight
-        ) {
-            let seconds = if matches!(self, ApiError::IdempotencyInFlight) {
-                "1"
-            } else {
-                "5"
-            };
+        if let Some(seconds) = self.retry_after() {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"handoff\""),
+            );
         }
         response
     }

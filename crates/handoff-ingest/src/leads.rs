@@ -1,90 +1,147 @@
-//! `POST /v1/leads`.
+//! `POST /v1/leads`: JSON from API keys and browsers, HTML form posts with a form token.
+//! [`accept_lead`] is shared with signed webhook intake.
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use serde_json::json;
 
+use handoff_config::Scope;
 use handoff_domain::events::{stable_event_id, EventKind};
 use handoff_domain::privacy::mask_email;
 use handoff_domain::submission::LeadSubmission;
-use handoff_domain::validation::FieldError;
 use handoff_domain::Lead;
 use handoff_kafka::{OutboundEvent, TraceParent};
-use handoff_store::Reservation;
 
+use crate::access::{Caller, CallerKind};
+use crate::idempotency::{idempotency_key, Begin, IdempotentRequest};
 use crate::request::{body_kind, json, read_body, BodyKind};
-use crate::{publish_timeout, ApiError, AppState};
+use crate::{publish_timeout, unavailable, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "lead";
+/// The form field (or query parameter) carrying a form's public token.
+const FORM_TOKEN: &str = "form_token";
 
 pub(crate) async fn submit(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match accept(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => {
-            state
-                .metrics
-                .leads_rejected
-                .with_label_values(&[error.rejection_reason()])
-                .inc();
-            error.into_response()
-        }
+    let outcome = async {
+        let kind = body_kind(&headers, true)?;
+        let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
+        let query_token = query.as_deref().and_then(form_token_in_query);
+        let (submission, body_token) = match kind {
+            BodyKind::Json => (None, None),
+            BodyKind::Form => {
+                let mut pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                    .map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+                let token = pairs
+                    .iter()
+                    .position(|(k, _)| k == FORM_TOKEN)
+                    .map(|i| pairs.swap_remove(i).1);
+                let submission =
+                    LeadSubmission::from_form(pairs).map_err(|e| ApiError::Validation(e.0));
+                (Some(submission), token)
+            }
+        };
+        let token = body_token.or(query_token);
+        let caller = state
+            .access
+            .admit(&headers, token.as_deref(), Scope::LeadsWrite)?;
+        let submission = match submission {
+            Some(parsed) => parsed?,
+            None => json::<LeadSubmission>(&body)?,
+        };
+        let key = idempotency_key(&headers)?;
+        let accepted =
+            accept_lead(&state, &caller, &headers, &body, key.as_deref(), submission).await?;
+        Ok(answer(kind, &caller, accepted))
     }
+    .await;
+    outcome.unwrap_or_else(|error: ApiError| {
+        state
+            .metrics
+            .leads_rejected
+            .with_label_values(&[error.rejection_reason()])
+            .inc();
+        error.into_response()
+    })
 }
 
-async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let kind = body_kind(headers, true)?;
-    let body = read_body(headers, body, state.settings.max_body_bytes).await?;
-    let submission = match kind {
-        BodyKind::Json => json::<LeadSubmission>(&body)?,
-        BodyKind::Form => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-                .map_err(|e| ApiError::MalformedBody(e.to_string()))?;
-            LeadSubmission::from_form(pairs).map_err(|e| ApiError::Validation(e.0))?
+/// A lead that was published (or had been, for a replayed request).
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub lead_id: String,
+    pub replayed: bool,
+    pub trace: Option<TraceParent>,
+}
+
+/// Validates, publishes and records one lead submitted by `caller`. `body` is what the
+/// idempotency fingerprint covers; `key` the client's idempotency key, if any.
+pub(crate) async fn accept_lead(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: &Bytes,
+    key: Option<&str>,
+    mut submission: LeadSubmission,
+) -> Result<Accepted, ApiError> {
+    let now = Utc::now();
+    let mut received_at = now;
+    if caller.trusted {
+        received_at = submission.received_at.take().unwrap_or(now);
+    } else {
+        // Only trusted systems may name a lead or date it: an id chosen by anyone else could
+        // shadow another lead behind the router's de-duplication.
+        submission.id = None;
+        submission.received_at = None;
+    }
+    match caller.kind {
+        CallerKind::Form => {
+            submission.source.name.clone_from(&caller.name);
         }
-    };
+        CallerKind::Webhook => {
+            submission.source.kind = "webhook".to_owned();
+            submission.source.name.clone_from(&caller.name);
+        }
+        CallerKind::ApiKey => {}
+    }
+    let request = IdempotentRequest::new(IDEMPOTENCY_SCOPE, caller, key, body);
+    if let (Some(request), None) = (&request, &submission.id) {
+        // A retry after an unknown broker answer then carries the same lead id, and the
+        // router's de-duplication makes it the same lead.
+        submission.id = Some(request.derived_id());
+    }
     let lead = submission
-        .into_lead(Utc::now())
+        .into_lead(received_at)
         .map_err(|e| ApiError::Validation(e.0))?;
 
-    let idempotency_key = idempotency_key(headers)?;
-    let ttl = u64::from(state.settings.idempotency_ttl_seconds);
-    if let Some(key) = &idempotency_key {
-        match state
-            .store
-            .reserve_idempotency(IDEMPOTENCY_SCOPE, key, ttl)
-            .await
-            .map_err(|e| unavailable("redis", &e))?
-        {
-            Reservation::Reserved => {}
-            Reservation::Done(lead_id) => return Ok(accepted(&lead_id, None, true)),
-            Reservation::InFlight => return Err(ApiError::IdempotencyInFlight),
-        }
-    }
+    let reservation = match request {
+        Some(request) => match request.begin(state).await? {
+            Begin::Proceed(reserved) => Some(reserved),
+            Begin::Replay(lead_id) => {
+                return Ok(Accepted {
+                    lead_id,
+                    replayed: true,
+                    trace: None,
+                })
+            }
+        },
+        None => None,
+    };
 
     let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    let published = publish(state, &lead, trace).await;
-    if let Err(error) = published {
-        if let Some(key) = &idempotency_key {
-            // Nothing was written: let the client's retry start afresh.
-            if let Err(e) = state
-                .store
-                .release_idempotency(IDEMPOTENCY_SCOPE, key)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot release an idempotency key; it expires on its own");
-            }
+    if let Err(error) = publish(state, &lead, trace).await {
+        if let Some(reservation) = reservation {
+            reservation.release(state).await;
         }
         return Err(error);
     }
-
     if let Err(e) = state
         .store
         .record_lead(
@@ -99,24 +156,23 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         // The router records it too when it routes the lead; log and carry on.
         tracing::warn!(lead_id = %lead.id, error = %e, "cannot record the lead's attribution");
     }
-    if let Some(key) = &idempotency_key {
-        if let Err(e) = state
-            .store
-            .complete_idempotency(IDEMPOTENCY_SCOPE, key, lead.id.as_str(), ttl)
-            .await
-        {
-            tracing::warn!(lead_id = %lead.id, error = %e, "cannot complete an idempotency key");
-        }
+    if let Some(reservation) = reservation {
+        reservation.complete(state, lead.id.as_str()).await;
     }
     state.metrics.leads_received.inc();
     tracing::info!(
         lead_id = %lead.id,
         email = %mask_email(&lead.contact.email),
         source = %lead.source.kind,
+        caller = %caller.name,
         trace_id = %trace.trace_id(),
         "lead accepted"
     );
-    Ok(accepted(lead.id.as_str(), Some(trace), false))
+    Ok(Accepted {
+        lead_id: lead.id.as_str().to_owned(),
+        replayed: false,
+        trace: Some(trace),
+    })
 }
 
 async fn publish(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<(), ApiError> {
@@ -140,34 +196,40 @@ async fn publish(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<()
     }
 }
 
-fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> ApiError {
-    tracing::warn!(dependency = what, error = %error, "request failed: dependency unavailable");
-    ApiError::Unavailable { what }
+fn form_token_in_query(query: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == FORM_TOKEN)
+        .map(|(_, v)| v)
 }
 
-/// The `Idempotency-Key` header, if any (at most 255 visible ASCII characters).
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key) if !key.trim().is_empty() && key.len() <= 255 => Ok(Some(key.trim().to_owned())),
-        _ => Err(ApiError::Validation(vec![FieldError::new(
-            "Idempotency-Key",
-            "invalid",
-            "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
-        )])),
+/// A browser's plain form post goes on to the form's thank-you page; everyone else gets
+/// the lead id.
+fn answer(kind: BodyKind, caller: &Caller, accepted: Accepted) -> Response {
+    if let (BodyKind::Form, Some(url)) = (kind, &caller.redirect_url) {
+        if let Ok(location) = HeaderValue::from_str(url) {
+            return (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
+        }
     }
+    accepted_response(&accepted)
 }
 
-fn accepted(lead_id: &str, trace: Option<TraceParent>, replayed: bool) -> Response {
-    let mut response = (StatusCode::ACCEPTED, Json(json!({ "lead_id": lead_id }))).into_response();
-    if replayed {
+pub(crate) fn accepted_response(accepted: &Accepted) -> Response {
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({ "lead_id": accepted.lead_id })),
+    )
+        .into_response();
+    if accepted.replayed {
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    if let Some(value) = trace.and_then(|t| HeaderValue::from_str(&t.to_string()).ok()) {
+    if let Some(value) = accepted
+        .trace
+        .and_then(|t| HeaderValue::from_str(&t.to_string()).ok())
+    {
         response.headers_mut().insert("traceparent", value);
     }
     response

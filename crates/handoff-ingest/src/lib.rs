@@ -1,31 +1,53 @@
-//! ingest: the HTTP front door. `POST /v1/leads` validates, normalizes and publishes
-//! `lead.created` (answering 202 only once the broker acknowledged it);
-//! `POST /v1/leads/{id}/dispositions` publishes a rep's or CRM's outcome.
+//! ingest: the HTTP front door, on two listeners.
+//!
+//! ```text
+//!  public (ingest.listen)                      internal (admin.listen, never exposed)
+//!   POST /v1/leads            leads:write        GET/PUT /v1/reps/{id}   reps:read/write
+//!        (API key, or a form token; CORS)        /metrics /healthz /readyz /openapi.json
+//!   POST /v1/webhooks/{source} signed (Standard Webhooks)
+//!   POST /v1/leads/{id}/dispositions  dispositions:write
+//!   GET  /healthz /readyz
+//! ```
+//! Every public request passes, in order: a bound on concurrent requests (503), a
+//! per-address rate limit (429), a whole-request timeout (408); then the handler checks
+//! the caller's key and scope (401/403) and its per-key rate limit (429).
 //!
 //! Like zero-to-production's `Application`: [`Ingest::build`] binds (port 0 works),
 //! [`Ingest::local_addr`] reports the port, [`Ingest::run_until_stopped`] serves.
 
+mod access;
 mod dispositions;
 mod error;
+mod idempotency;
+mod intake;
 mod leads;
 mod reps;
 mod request;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::post;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use handoff_config::{IngestSettings, RulesHandle};
 use handoff_kafka::EventProducer;
 use handoff_store::Store;
-use handoff_telemetry::{admin_router, Metrics, Readiness};
+use handoff_telemetry::{Metrics, Readiness};
 
+use crate::access::Access;
 pub use error::ApiError;
+pub use intake::{verify as verify_webhook, TOLERANCE as WEBHOOK_TOLERANCE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -35,8 +57,8 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("http server: {0}")]
-    Serve(#[source] std::io::Error),
+    #[error("ingest.cors_allowed_origins: {origin:?} is not a valid origin")]
+    CorsOrigin { origin: String },
 }
 
 /// What ingest talks to, built by the binary (or a test) and shared with other services.
@@ -62,16 +84,20 @@ pub(crate) struct AppState {
     pub settings: Arc<IngestSettings>,
     pub lead_retention: Duration,
     pub rules: RulesHandle,
+    pub access: Access,
 }
 
 #[derive(Debug)]
 pub struct Ingest {
     listener: TcpListener,
-    app: Router,
+    public: Router,
+    internal: Router,
+    access: Access,
+    header_timeout: Duration,
 }
 
 impl Ingest {
-    /// Binds the listener and assembles the routes. `readiness` is served at `/readyz`.
+    /// Binds the public listener and assembles both listeners' routes.
     pub async fn build(settings: IngestSettings, deps: IngestDeps) -> Result<Self, IngestError> {
         let listener =
             TcpListener::bind(settings.listen)
@@ -80,6 +106,9 @@ impl Ingest {
                     addr: settings.listen,
                     source,
                 })?;
+        let cors = cors(&settings.cors_allowed_origins)?;
+        let access = Access::new(&settings);
+        let limits = settings.limits.clone();
         let state = AppState {
             store: deps.store,
             producer: deps.producer,
@@ -87,44 +116,118 @@ impl Ingest {
             settings: Arc::new(settings),
             lead_retention: deps.lead_retention,
             rules: deps.rules,
+            access: access.clone(),
         };
-        let api = Router::new()
-            .route("/v1/leads", post(leads::submit))
+        let guard = Guard {
+            access: access.clone(),
+            slots: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+            request_timeout: Duration::from_millis(limits.request_timeout_ms),
+            trust_forwarded_for: limits.trust_forwarded_for,
+        };
+        let public = Router::new()
+            .route("/v1/leads", post(leads::submit).layer(cors))
             .route("/v1/leads/{id}/dispositions", post(dispositions::submit))
-            .route(
-                "/v1/reps/{id}",
-                axum::routing::get(reps::get).put(reps::put),
-            )
+            .route("/v1/webhooks/{source}", post(intake::submit))
+            .with_state(state.clone())
+            .layer(from_fn_with_state(guard, guard_request))
+            .layer(from_fn_with_state(deps.metrics.clone(), count_requests))
+            .merge(handoff_telemetry::health_router(deps.readiness));
+        let internal = Router::new()
+            .route("/v1/reps/{id}", get(reps::get).put(reps::put))
             .with_state(state)
-            .layer(axum::middleware::from_fn_with_state(
-                deps.metrics.clone(),
-                count_requests,
-            ));
-        let app = api.merge(admin_router(deps.metrics, deps.readiness));
-        Ok(Self { listener, app })
+            .layer(from_fn_with_state(deps.metrics, count_requests));
+        Ok(Self {
+            listener,
+            public,
+            internal,
+            access,
+            header_timeout: Duration::from_millis(limits.header_timeout_ms),
+        })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.local_addr().ok()
     }
 
+    /// The routes ingest serves on the internal listener, which the caller runs (it is
+    /// shared with the other services' `/metrics` and health).
+    pub fn internal_routes(&self) -> Router {
+        self.internal.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish (each is
-    /// bounded by the publish timeout).
+    /// bounded by the request timeout).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> Result<(), IngestError> {
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .map_err(IngestError::Serve)
+        let access = self.access.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            // Rate-limiter state of callers not seen lately is dropped: memory stays bounded
+            // however many addresses knock.
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = tick.tick() => access.forget_idle(),
+                }
+            }
+        });
+        server::serve(self.listener, self.public, self.header_timeout, shutdown).await;
+        Ok(())
+    }
+}
+
+/// CORS for browsers posting leads from JavaScript on the configured origins. Plain HTML
+/// form posts need no CORS; their form token is what is checked.
+fn cors(origins: &[String]) -> Result<CorsLayer, IngestError> {
+    let origins = origins
+        .iter()
+        .map(|origin| {
+            HeaderValue::from_str(origin.trim_end_matches('/')).map_err(|_| {
+                IngestError::CorsOrigin {
+                    origin: origin.clone(),
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+            HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([HeaderName::from_static("idempotent-replayed")])
+        .max_age(Duration::from_secs(600)))
+}
+
+/// The limits every public request passes before its handler.
+#[derive(Clone)]
+struct Guard {
+    access: Access,
+    /// Requests in progress; none free means 503 at once (queueing would only hide overload).
+    slots: Arc<Semaphore>,
+    request_timeout: Duration,
+    trust_forwarded_for: bool,
+}
+
+async fn guard_request(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Ok(_slot) = guard.slots.clone().try_acquire_owned() else {
+        return ApiError::Overloaded.into_response();
+    };
+    let address = server::client_address(&request, guard.trust_forwarded_for);
+    if let Err(limited) = guard.access.check_address(address) {
+        return limited.into_response();
+    }
+    match tokio::time::timeout(guard.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout.into_response(),
     }
 }
 
 /// Counts requests by route template (never the raw path: lead ids would explode the
 /// label set) and status code.
-async fn count_requests(
-    axum::extract::State(metrics): axum::extract::State<Metrics>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+async fn count_requests(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -140,4 +243,10 @@ async fn count_requests(
 /// How long a request waits for the broker before answering 503.
 pub(crate) fn publish_timeout(settings: &IngestSettings) -> Duration {
     Duration::from_millis(settings.publish_timeout_ms)
+}
+
+/// Logs why a dependency failed (the client only learns which one) and answers 503.
+pub(crate) fn unavailable(what: &'static str, error: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(dependency = what, error = %error, "request failed: dependency unavailable");
+    ApiError::Unavailable { what }
 }

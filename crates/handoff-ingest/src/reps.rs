@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
+use handoff_config::Scope;
 use handoff_domain::validation::FieldError;
 
 use crate::request::{body_kind, json, read_body};
@@ -17,8 +18,16 @@ use crate::{ApiError, AppState};
 const FIELDS: [&str; 3] = ["active", "available", "capacity"];
 const MAX_CAPACITY: u64 = 100_000;
 
-pub(crate) async fn get(State(state): State<AppState>, Path(rep): Path<String>) -> Response {
-    match describe(&state, &rep).await {
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(rep): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let outcome = async {
+        state.access.admit(&headers, None, Scope::RepsRead)?;
+        describe(&state, &rep).await
+    };
+    match outcome.await {
         Ok(body) => (StatusCode::OK, Json(body)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -31,6 +40,7 @@ pub(crate) async fn put(
     body: Body,
 ) -> Response {
     let outcome = async {
+        let caller = state.access.admit(&headers, None, Scope::RepsWrite)?;
         body_kind(&headers, false)?;
         let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
         let changes: Map<String, Value> = json(&body)?;
@@ -46,7 +56,7 @@ pub(crate) async fn put(
                 tracing::warn!(error = %e, "cannot store rep overrides");
                 ApiError::Unavailable { what: "redis" }
             })?;
-        tracing::info!(%rep, changes = ?changes, "rep state changed");
+        tracing::info!(%rep, changes = ?changes, caller = %caller.name, "rep state changed");
         describe(&state, &rep).await
     }
     .await;

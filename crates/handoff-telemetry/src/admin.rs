@@ -58,50 +58,50 @@ impl Readiness {
     }
 }
 
-#[derive(Clone)]
-struct AdminState {
-    metrics: Metrics,
-    readiness: Arc<Readiness>,
-}
-
-pub fn admin_router<S>(metrics: Metrics, readiness: Readiness) -> Router<S> {
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readiness_handler))
-        .with_state(AdminState {
-            metrics,
-            readiness: Arc::new(readiness),
-        })
-}
-
-/// Serves the admin routes until `shutdown` resolves.
-pub async fn serve_admin(
-    listener: TcpListener,
+/// The internal listener's operations routes: `/metrics`, `/healthz`, `/readyz`.
+pub fn admin_router<S: Clone + Send + Sync + 'static>(
     metrics: Metrics,
     readiness: Readiness,
+) -> Router<S> {
+    Router::new()
+        .route("/metrics", get(metrics_handler))
+        .with_state(metrics)
+        .merge(health_router(readiness))
+}
+
+/// `/healthz` and `/readyz`, for a listener that must not serve metrics (the public one).
+pub fn health_router<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readiness_handler))
+        .with_state(Arc::new(readiness))
+}
+
+/// Serves the internal listener's routes until `shutdown` resolves.
+pub async fn serve_admin(
+    listener: TcpListener,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), TelemetryError> {
-    let app: Router = admin_router(metrics, readiness);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
 }
 
-async fn metrics_handler(State(state): State<AdminState>) -> Response {
+async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }
 
-async fn readiness_handler(State(state): State<AdminState>) -> Response {
-    let (ready, checks) = state.readiness.run().await;
+async fn readiness_handler(State(readiness): State<Arc<Readiness>>) -> Response {
+    let (ready, checks) = readiness.run().await;
     let status = if ready {
         StatusCode::OK
     } else {

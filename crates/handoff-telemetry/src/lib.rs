@@ -5,7 +5,7 @@ mod admin;
 mod logging;
 mod metrics;
 
-pub use admin::{admin_router, serve_admin, Readiness, ReadinessCheck};
+pub use admin::{admin_router, health_router, serve_admin, Readiness, ReadinessCheck};
 pub use logging::init_logging;
 pub use metrics::Metrics;
 
