@@ -46,6 +46,11 @@ pub enum Command {
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// Make API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Work with rules files.
     Rules {
         #[command(subcommand)]
@@ -73,4 +78,28 @@ pub enum RulesCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Prints a new random key and the `[[ingest.keys]]` entry (with its SHA-256) to paste
+    /// into the configuration. The key itself is shown once and stored nowhere.
+    New {
+        /// The source or system the key belongs to (the actor of what it does).
+        #[arg(long)]
+        name: String,
+        /// A scope it grants; repeat for several.
+        #[arg(long = "scope", required = true, value_parser = parse_scope)]
+        scopes: Vec<handoff_config::Scope>,
+        /// May set a lead's id and received_at (imports, CRM syncs).
+        #[arg(long)]
+        trusted: bool,
+        /// A rep's own key: dispositions only for that rep's leads.
+        #[arg(long)]
+        rep: Option<String>,
+    },
+}
+
+fn parse_scope(value: &str) -> Result<handoff_config::Scope, String> {
+    value.parse()
 }

@@ -104,14 +104,42 @@ pub fn lead() -> Value {
     })
 }
 
+/// HTTP clients that present the demo's API keys.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// With a `leads:write` key.
+    pub leads: reqwest::Client,
+    /// With a `dispositions:write` key.
+    pub dispositions: reqwest::Client,
+}
+
+impl Clients {
+    pub fn new(leads_key: &str, dispositions_key: &str) -> reqwest::Result<Self> {
+        Ok(Self {
+            leads: with_key(leads_key)?,
+            dispositions: with_key(dispositions_key)?,
+        })
+    }
+}
+
+/// A client that sends `Authorization: Bearer <key>` with every request.
+pub fn with_key(key: &str) -> reqwest::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")) {
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder().default_headers(headers).build()
+}
+
 /// Posts every lead of a JSONL file (one submission per line; `#` comments) once, in
 /// order: `handoff dev` starts with the sample leads the simulator's tests use, so the
 /// two can be compared. Returns how many were accepted.
-pub async fn replay(base_url: &str, path: &std::path::Path) -> usize {
+pub async fn replay(clients: &Clients, base_url: &str, path: &std::path::Path) -> usize {
     let Ok(text) = std::fs::read_to_string(path) else {
         return 0;
     };
-    let client = reqwest::Client::new();
+    let client = &clients.leads;
     let mut accepted = 0;
     for line in text
         .lines()
@@ -139,12 +167,13 @@ pub async fn replay(base_url: &str, path: &std::path::Path) -> usize {
 /// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
 /// at a random moment within 1.5× the SLA window (so some are in time, some breach).
 pub async fn traffic(
+    clients: Clients,
     base_url: String,
     per_second: f64,
     sla: Duration,
     shutdown: CancellationToken,
 ) {
-    let client = reqwest::Client::new();
+    let client = clients.leads;
     let period = Duration::from_secs_f64(1.0 / per_second.max(0.01));
     let mut ticker = tokio::time::interval(period);
     loop {
@@ -180,7 +209,11 @@ pub async fn traffic(
             )
         };
         if let (Some(lead_id), true) = (lead_id, touch) {
-            let (client, base_url, shutdown) = (client.clone(), base_url.clone(), shutdown.clone());
+            let (client, base_url, shutdown) = (
+                clients.dispositions.clone(),
+                base_url.clone(),
+                shutdown.clone(),
+            );
             tokio::spawn(async move {
                 tokio::select! {
                     () = shutdown.cancelled() => return,

@@ -12,7 +12,7 @@ use axum::Router;
 use handoff_kafka::rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::LoadedConfig;
+use handoff_config::{FormSettings, IngestSettings, LoadedConfig, Scope};
 use handoff_kafka::Topics;
 use handoff_telemetry::Metrics;
 
@@ -52,6 +52,7 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
         .context("cannot clear the dev namespace in Redis")?;
     let bootstrap = kafka.bootstrap_servers.clone();
     let topic_prefix = kafka.topic_prefix.clone();
+    let keys = dev_keys(&mut loaded.settings.ingest);
     let teams: Vec<String> = loaded.rules.routing.team_ids().map(str::to_owned).collect();
     let sample_leads = loaded.rules_path.with_file_name("leads.sample.jsonl");
 
@@ -62,10 +63,17 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     let api = running
         .ingest_addr
         .map_or_else(|| "?".to_owned(), |a| format!("http://{a}"));
+    let internal = running
+        .admin_addr
+        .map_or_else(|| "?".to_owned(), |a| format!("http://{a}"));
     println!("handoff dev is running");
-    println!("  API:              {api}/v1/leads   (POST JSON or a form)");
-    println!("  metrics:          {api}/metrics    health: {api}/healthz  {api}/readyz");
+    println!("  public API:       {api}/v1/leads   (POST JSON with a key, or a form with form_token={DEV_FORM_TOKEN})");
+    println!("  internal:         {internal}/metrics  {internal}/v1/reps/{{id}}  health: {api}/healthz  {api}/readyz");
     println!("  embedded Kafka:   {bootstrap}   (topics {topic_prefix}*)");
+    println!("  dev API keys (this run only; Authorization: Bearer <key>):");
+    for (scope, key) in &keys {
+        println!("    {:<20} {key}", scope.as_str());
+    }
     match sink {
         Some(addr) => {
             println!("  webhook sink:     http://{addr}/hooks/…   (the sample rules notify here)")
@@ -79,8 +87,12 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
         "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
         options.leads_per_second, options.first_touch_seconds
     );
+    let demo_clients = demo::Clients::new(
+        key_for(&keys, Scope::LeadsWrite),
+        key_for(&keys, Scope::DispositionsWrite),
+    )?;
     if let Some(addr) = running.ingest_addr {
-        let replayed = demo::replay(&format!("http://{addr}"), &sample_leads).await;
+        let replayed = demo::replay(&demo_clients, &format!("http://{addr}"), &sample_leads).await;
         if replayed > 0 {
             println!(
                 "  sample leads:     {replayed} posted from {} (compare: handoff simulate --rules … --leads …)",
@@ -91,6 +103,7 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     if options.leads_per_second > 0.0 {
         if let Some(addr) = running.ingest_addr {
             tokio::spawn(demo::traffic(
+                demo_clients,
                 format!("http://{addr}"),
                 options.leads_per_second,
                 Duration::from_secs(u64::from(options.first_touch_seconds)),
@@ -107,6 +120,35 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     let outcome = running.wait().await;
     drop(mock);
     outcome
+}
+
+/// The public token of dev's sample web form.
+const DEV_FORM_TOKEN: &str = "dev-website-form";
+
+/// One fresh key per scope for this run (printed, and used by the demo traffic), and a
+/// sample web form: `make run` works with no set-up, and nothing dev makes outlives it.
+fn dev_keys(ingest: &mut IngestSettings) -> Vec<(Scope, String)> {
+    let mut keys = Vec::new();
+    for scope in Scope::ALL {
+        let name = format!("dev-{}", scope.as_str().replace(':', "-"));
+        let (key, settings) = crate::keys::new_key(&name, [scope].into(), false, None);
+        ingest.keys.push(settings);
+        keys.push((scope, key));
+    }
+    if !ingest.forms.iter().any(|f| f.token == DEV_FORM_TOKEN) {
+        ingest.forms.push(FormSettings {
+            token: DEV_FORM_TOKEN.to_owned(),
+            source: "dev-website".to_owned(),
+            redirect_url: None,
+        });
+    }
+    keys
+}
+
+fn key_for(keys: &[(Scope, String)], scope: Scope) -> &str {
+    keys.iter()
+        .find(|(s, _)| *s == scope)
+        .map_or("", |(_, key)| key.as_str())
 }
 
 /// A local stand-in for Slack and CRM webhooks: counts what it receives.

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod dev;
+pub mod keys;
 pub mod reload;
 pub mod services;
 pub mod shutdown;

@@ -7,7 +7,7 @@ mod rules_check;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, RulesCommand};
+use cli::{Cli, Command, KeysCommand, RulesCommand};
 use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
@@ -25,6 +25,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules {
             command: RulesCommand::Check { files },
         } => return rules_check::run(files),
+        Command::Keys {
+            command:
+                KeysCommand::New {
+                    name,
+                    scopes,
+                    trusted,
+                    rep,
+                },
+        } => {
+            let (key, entry) = handoff::keys::new_key(
+                name,
+                scopes.iter().copied().collect(),
+                *trusted,
+                rep.clone(),
+            );
+            println!("key (shown once; give it to {name}): {key}\n");
+            println!("# add to the configuration file:");
+            print!("{}", handoff::keys::config_entry(&entry));
+            return Ok(());
+        }
         Command::Simulate { rules, leads, at } => {
             let (report, _) =
                 handoff::simulate::run(rules, leads, at.unwrap_or_else(chrono::Utc::now))?;

@@ -15,7 +15,7 @@ use handoff_domain::sla::SlaPolicy;
 use handoff_ingest::{Ingest, IngestDeps};
 use handoff_kafka::{ensure_topics, EventProducer, Topics};
 use handoff_store::Store;
-use handoff_telemetry::{serve_admin, Metrics, Readiness, ReadinessCheck};
+use handoff_telemetry::{admin_router, serve_admin, Metrics, Readiness, ReadinessCheck};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -65,9 +65,10 @@ impl ServiceSet {
 /// Services started and serving.
 #[derive(Debug)]
 pub struct Running {
-    /// Where the HTTP API listens, if ingest runs.
+    /// Where the public HTTP API listens, if ingest runs.
     pub ingest_addr: Option<SocketAddr>,
-    /// Where `/metrics`, `/healthz`, `/readyz` listen when ingest does not run.
+    /// The internal listener: `/metrics`, `/healthz`, `/readyz`, `/openapi.json` and,
+    /// where ingest runs, rep administration.
     pub admin_addr: Option<SocketAddr>,
     pub metrics: Metrics,
     shutdown: CancellationToken,
@@ -149,6 +150,7 @@ pub async fn start(
     });
 
     let mut ingest_addr = None;
+    let mut internal_routes = axum::Router::new();
     if set.has(Service::Ingest) {
         // Ingest answers within its publish timeout, so its producer gives up then too:
         // a 503 must mean the event will not appear later.
@@ -168,6 +170,7 @@ pub async fn start(
         )
         .await?;
         ingest_addr = ingest.local_addr();
+        internal_routes = ingest.internal_routes();
         let stop = shutdown.clone();
         tasks.spawn(async move {
             (
@@ -233,25 +236,21 @@ pub async fn start(
         });
     }
 
-    let mut admin_addr = None;
-    if !set.has(Service::Ingest) {
-        let listener = TcpListener::bind(settings.admin.listen)
-            .await
-            .with_context(|| {
-                format!("cannot listen on {} (admin.listen)", settings.admin.listen)
-            })?;
-        admin_addr = listener.local_addr().ok();
-        let (metrics, readiness, stop) = (metrics.clone(), readiness.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            let stopped = async move { stop.cancelled().await };
-            (
-                "admin",
-                serve_admin(listener, metrics, readiness, stopped)
-                    .await
-                    .map_err(Into::into),
-            )
-        });
-    }
+    let listener = TcpListener::bind(settings.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin.listen)", settings.admin.listen))?;
+    let admin_addr = listener.local_addr().ok();
+    let internal = admin_router(metrics.clone(), readiness.clone()).merge(internal_routes);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let stopped = async move { stop.cancelled().await };
+        (
+            "admin",
+            serve_admin(listener, internal, stopped)
+                .await
+                .map_err(Into::into),
+        )
+    });
     tracing::info!(
         services = ?set.0.iter().map(|s| s.name()).collect::<Vec<_>>(),
         ingest = ?ingest_addr,
