@@ -42,6 +42,36 @@ impl TestEnv {
     }
 }
 
+/// An API key with every scope, trusted (may set lead ids): what most tests call with.
+pub const TEST_KEY: &str = "hk_test_all_scopes_0000000000000000";
+/// `leads:write` only, untrusted: a typical lead source.
+pub const LEADS_KEY: &str = "hk_test_leads_only_000000000000000";
+/// `dispositions:write` for any rep: a CRM (named `sfdc`).
+pub const CRM_KEY: &str = "hk_test_crm_00000000000000000000000";
+/// `dispositions:write` as rep `a` only.
+pub const REP_A_KEY: &str = "hk_test_rep_a_000000000000000000000";
+/// `reps:read` only.
+pub const REPS_READ_KEY: &str = "hk_test_reps_read_0000000000000000";
+/// A web form's public token; its plain form posts are redirected to [`FORM_THANKS`].
+pub const FORM_TOKEN: &str = "test-landing-page-form";
+pub const FORM_THANKS: &str = "https://www.example.com/thanks";
+/// The one browser origin allowed to post leads from JavaScript.
+pub const CORS_ORIGIN: &str = "https://www.example.com";
+/// The signed webhook intake source `leadgen` (with [`StackOptions::webhook_intake`]).
+pub const WEBHOOK_SOURCE: &str = "leadgen";
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WEBHOOK_SECRET_ENV: &str = "HANDOFF_TEST_LEADGEN_SECRET";
+
+/// An HTTP client that presents [`TEST_KEY`].
+pub fn client() -> reqwest::Client {
+    client_with_key(TEST_KEY)
+}
+
+/// An HTTP client that presents `key` as `Authorization: Bearer`.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    handoff::demo::with_key(key).expect("http client")
+}
+
 /// A short random id: topic prefix, group prefix and Redis key prefix of one test.
 pub fn unique_id() -> String {
     format!("t{:08x}", rand::random::<u32>())
@@ -108,6 +138,13 @@ pub struct StackOptions {
     pub id: Option<String>,
     /// Create topics at start-up (off when the caller made them, e.g. on a mock cluster).
     pub create_topics: bool,
+    /// Configure the signed webhook intake source [`WEBHOOK_SOURCE`] (its secret comes
+    /// from an environment variable, which a child process must then be given).
+    pub webhook_intake: bool,
+    /// More TOML appended to the configuration file (tables only).
+    pub extra_config: String,
+    /// The body of `[ingest.limits]`; by default high enough that no test is throttled.
+    pub ingest_limits: String,
 }
 
 impl Default for StackOptions {
@@ -119,6 +156,11 @@ impl Default for StackOptions {
             webhook_base: None,
             id: None,
             create_topics: true,
+            webhook_intake: false,
+            extra_config: String::new(),
+            ingest_limits:
+                "per_key_per_minute = 10000000\nper_address_per_minute = 10000000\nburst = 100000\n"
+                    .to_owned(),
         }
     }
 }
@@ -131,6 +173,8 @@ pub struct Stack {
     /// The configuration file (and rules file beside it), for child processes.
     pub config_path: PathBuf,
     pub api: Option<String>,
+    /// The internal listener (`/metrics`, rep administration).
+    pub internal: Option<String>,
     pub topics: Topics,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
@@ -144,12 +188,13 @@ impl Stack {
     pub async fn start_with(env: TestEnv, options: StackOptions) -> Self {
         let id = options.id.clone().unwrap_or_else(unique_id);
         let config_path = write_config(&env, &id, &options);
-        let loaded = handoff_config::load(&config_path, std::iter::empty()).expect("test config");
+        let loaded = handoff_config::load(&config_path, config_env(&options)).expect("test config");
         let shutdown = CancellationToken::new();
         let running = services::start(options.services, loaded, shutdown.clone())
             .await
             .expect("services start");
         let api = running.ingest_addr.map(|a| format!("http://{a}"));
+        let internal = running.admin_addr.map(|a| format!("http://{a}"));
         let task = tokio::spawn(running.wait());
         Self {
             topics: Topics::new(format!("{id}.")),
@@ -157,6 +202,7 @@ impl Stack {
             env,
             config_path,
             api,
+            internal,
             shutdown,
             task,
         }
@@ -164,6 +210,12 @@ impl Stack {
 
     pub fn api(&self) -> &str {
         self.api.as_deref().expect("this stack runs ingest")
+    }
+
+    pub fn internal(&self) -> &str {
+        self.internal
+            .as_deref()
+            .expect("every stack has an internal listener")
     }
 
     /// Stops every service (drain and commit) and returns how they ended.
@@ -232,7 +284,9 @@ key_prefix = "{id}"
 listen = "127.0.0.1:0"
 max_body_bytes = 65536
 publish_timeout_ms = 10000
-[admin]
+cors_allowed_origins = ["{CORS_ORIGIN}"]
+[ingest.limits]
+{limits}[admin]
 listen = "127.0.0.1:0"
 [sla]
 first_touch_seconds = {sla}
@@ -247,7 +301,12 @@ max_backoff_ms = 200
 level = "warn,handoff=info"
 [shutdown]
 drain_seconds = 5
+{keys}
+{extra}
 "#,
+        keys = access_config(options),
+        limits = options.ingest_limits,
+        extra = options.extra_config,
         kafka = env.kafka,
         redis = env.redis,
         sla = options.first_touch_seconds,
@@ -256,6 +315,48 @@ drain_seconds = 5
     let path = dir.join("handoff.toml");
     std::fs::write(&path, settings).expect("write config");
     path
+}
+
+/// The environment a stack's configuration needs (secrets it names).
+pub fn config_env(options: &StackOptions) -> Vec<(String, String)> {
+    if options.webhook_intake {
+        vec![(WEBHOOK_SECRET_ENV.to_owned(), WEBHOOK_SECRET.to_owned())]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The test keys, form and (optionally) webhook source, as configuration.
+fn access_config(options: &StackOptions) -> String {
+    let key = |name: &str, key: &str, scopes: &str, extra: &str| {
+        format!(
+            "[[ingest.keys]]\nname = \"{name}\"\nsha256 = \"{}\"\nscopes = [{scopes}]\n{extra}\n",
+            handoff_config::key_digest(key)
+        )
+    };
+    let all = r#""leads:write", "leads:read", "dispositions:write", "reps:read", "reps:write""#;
+    let mut config = [
+        key("test", TEST_KEY, all, "trusted = true"),
+        key("website", LEADS_KEY, r#""leads:write""#, ""),
+        key("sfdc", CRM_KEY, r#""dispositions:write""#, ""),
+        key(
+            "rep-a",
+            REP_A_KEY,
+            r#""dispositions:write""#,
+            r#"rep = "a""#,
+        ),
+        key("dashboard", REPS_READ_KEY, r#""reps:read""#, ""),
+    ]
+    .concat();
+    config.push_str(&format!(
+        "[[ingest.forms]]\ntoken = \"{FORM_TOKEN}\"\nsource = \"landing-page\"\nredirect_url = \"{FORM_THANKS}\"\n"
+    ));
+    if options.webhook_intake {
+        config.push_str(&format!(
+            "[[ingest.webhooks]]\nsource = \"{WEBHOOK_SOURCE}\"\nsecret_env = \"{WEBHOOK_SECRET_ENV}\"\n"
+        ));
+    }
+    config
 }
 
 /// A lead that qualifies under [`RULES`].

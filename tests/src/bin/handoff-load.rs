@@ -67,8 +67,14 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let url = format!("{}/v1/leads", stack.api());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", handoff_e2e::TEST_KEY))?,
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
+        .default_headers(headers)
         .build()?;
     let mut reader = TopicReader::new(&args.kafka, &stack.topics.of(EventKind::LeadAssigned));
 

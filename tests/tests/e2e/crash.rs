@@ -37,7 +37,7 @@ async fn a_router_killed_mid_stream_loses_and_duplicates_nothing() {
     .await;
     let mut router = spawn_router(&stack);
 
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
     let poster = tokio::spawn(async move {
         let mut ids = BTreeSet::new();

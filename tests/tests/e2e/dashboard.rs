@@ -36,11 +36,11 @@ async fn every_dashboard_query_and_alert_rule_runs_against_real_metrics() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     for n in 0..5 {
         stack.post_lead(&client, &qualified_lead(n)).await;
     }
-    let target = stack.api().trim_start_matches("http://").to_owned();
+    let target = stack.internal().trim_start_matches("http://").to_owned();
 
     let dir = stack.config_path.parent().unwrap().join("prometheus");
     std::fs::create_dir_all(&dir).unwrap();

@@ -10,7 +10,7 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disposition_reaches_marketing_with_its_attribution() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let mut lead = qualified_lead(7);
     lead["source"] = json!({
         "kind": "web_form", "name": "pricing-page", "campaign": "spring-launch",
@@ -62,7 +62,7 @@ async fn a_disposition_reaches_marketing_with_its_attribution() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unqualified_lead_goes_to_nurture_with_its_breakdown() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let lead = json!({
         "contact": { "email": "kid@gmail.com", "title": "Student" },
         "source": { "kind": "web_form", "campaign": "back-to-school" }

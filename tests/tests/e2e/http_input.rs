@@ -13,7 +13,7 @@ async fn bad_input_is_refused_clearly_and_publishes_nothing() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
     let send = |content_type: &'static str, body: Vec<u8>| {
         let (client, url) = (client.clone(), url.clone());
@@ -120,7 +120,7 @@ async fn an_idempotency_key_makes_retries_safe() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
     let mut ids = Vec::new();
     for _ in 0..3 {

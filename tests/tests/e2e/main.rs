@@ -10,5 +10,6 @@ mod http_input;
 mod poison;
 mod routing;
 mod rules_live;
+mod security;
 mod sla;
 mod webhooks;

@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
     let mut lead_ids = BTreeSet::new();
     for n in 0..200 {
@@ -80,7 +80,7 @@ async fn a_lead_nobody_can_take_waits_in_overflow_with_a_disposition() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let lead_id = stack.post_lead(&client, &qualified_lead(1)).await;
 
     let mut reader = stack.reader(EventKind::LeadDisposition);

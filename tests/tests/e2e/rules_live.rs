@@ -37,8 +37,8 @@ async fn assign_one(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
-    let rep_url = |rep: &str| format!("{}/v1/reps/{rep}", stack.api());
+    let client = handoff_e2e::client();
+    let rep_url = |rep: &str| format!("{}/v1/reps/{rep}", stack.internal());
 
     let a: Value = client
         .get(rep_url("a"))
@@ -120,7 +120,7 @@ async fn rep_state_set_over_the_api_applies_to_the_next_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_reload_live_and_an_invalid_file_changes_nothing() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let mut reader = stack.reader(EventKind::LeadAssigned);
     let first = assign_one(&stack, &mut reader, &client, 1).await;
     assert_eq!(first["explanation"]["rule"], "everyone");
@@ -159,7 +159,7 @@ async fn rules_reload_live_and_an_invalid_file_changes_nothing() {
 /// Waits until `/metrics` counts one reload with `outcome`.
 async fn reloads_reach(stack: &Stack, client: &reqwest::Client, outcome: &str) {
     let line = format!("handoff_rules_reloads_total{{outcome=\"{outcome}\"}} 1");
-    let url = format!("{}/metrics", stack.api());
+    let url = format!("{}/metrics", stack.internal());
     handoff_e2e::eventually(Duration::from_secs(15), &line, || {
         let (client, url, line) = (client.clone(), url.clone(), line.clone());
         async move {
@@ -174,7 +174,7 @@ async fn reloads_reach(stack: &Stack, client: &reqwest::Client, outcome: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeat_contact_goes_to_the_same_rep() {
     let stack = Stack::start(StackOptions::default()).await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let mut reader = stack.reader(EventKind::LeadAssigned);
     let first = assign_one(&stack, &mut reader, &client, 7).await;
     let other = assign_one(&stack, &mut reader, &client, 8).await;

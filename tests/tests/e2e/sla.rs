@@ -16,7 +16,7 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
     let (_, untouched) = post_json(&client, &url, &qualified_lead(1)).await;
     let (_, contacted) = post_json(&client, &url, &qualified_lead(2)).await;

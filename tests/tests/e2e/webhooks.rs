@@ -48,7 +48,7 @@ async fn assignments_reach_the_rep_webhook_signed_and_retried() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let (status, body) = post_json(
         &client,
         &format!("{}/v1/leads", stack.api()),
