@@ -54,6 +54,18 @@ else fail hadolint "$(echo "$out" | tr '\n' ' ')"; fi
 # The compose file.
 "$py" scripts/check_deploy.py compose "$npm_dir/node_modules/dclint/schemas/compose.schema.json" || failed=1
 
+# Compose's Prometheus configuration with the alert rules, laid out as the compose file
+# mounts them. promtool comes with Debian's prometheus, which `make test` installs.
+if command -v promtool >/dev/null 2>&1; then
+  staged=$work/prometheus && rm -rf "$staged" && mkdir -p "$staged"
+  cp deploy/compose/prometheus.yml "$staged/prometheus.yml"
+  cp deploy/prometheus/alerts.yml "$staged/alerts.yml"
+  if out=$(promtool check config "$staged/prometheus.yml" 2>&1); then echo "ok compose-prometheus"
+  else fail compose-prometheus "$(echo "$out" | grep -v SUCCESS | tr '\n' ' ')"; fi
+else
+  echo "skip compose-prometheus: promtool not installed (apt-get install prometheus)"
+fi
+
 # The Kubernetes manifests, rendered as `kubectl apply -k` would.
 "$py" scripts/check_deploy.py samples || failed=1
 if ! command -v kubectl >/dev/null 2>&1; then

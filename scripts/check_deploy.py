@@ -63,11 +63,13 @@ def check_compose(schema_path):
             continue
         if svc.get("command") != [role]:
             problems.append(f"{role}: command is {svc.get('command')}, not [{role!r}]")
-        if "build" not in svc or "image" not in svc:
-            problems.append(f"{role}: not built from the repository's Dockerfile")
         env = svc.get("environment", {})
         if env.get("HANDOFF_ADMIN_LISTEN") != f"0.0.0.0:{ADMIN_PORT}":
             problems.append(f"{role}: internal listener not on 0.0.0.0:{ADMIN_PORT}")
+    images = {services.get(role, {}).get("image") for role in ROLES}
+    builders = [r for r in ROLES if "build" in services.get(r, {})]
+    if len(images) != 1 or len(builders) != 1:
+        problems.append(f"the roles should share one image built once (images {images}, built by {builders})")
     notifier_env = services.get("notifier", {}).get("environment", {})
     if "HANDOFF_NOTIFIER_SIGNING_SECRET" not in notifier_env:
         problems.append("notifier has no HANDOFF_NOTIFIER_SIGNING_SECRET")
