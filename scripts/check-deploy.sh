@@ -6,8 +6,9 @@
 # exits non-zero when any check fails. Installs its tools on first use (pinned):
 # PyPI packages of deploy/requirements-check.txt into .run/deploy-check/venv, and two npm
 # packages into .run/deploy-check/npm (the compose-spec schema ships in dclint; the
-# ServiceMonitor schema in @kubernetes-models/prometheus-operator). Needs python3, npm and
-# kubectl (its built-in kustomize), which this project's machines have.
+# ServiceMonitor schema in @kubernetes-models/prometheus-operator), and Debian's prometheus
+# for promtool. Needs python3, npm and kubectl (its built-in kustomize), which this
+# project's machines have.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,7 +56,12 @@ else fail hadolint "$(echo "$out" | tr '\n' ' ')"; fi
 "$py" scripts/check_deploy.py compose "$npm_dir/node_modules/dclint/schemas/compose.schema.json" || failed=1
 
 # Compose's Prometheus configuration with the alert rules, laid out as the compose file
-# mounts them. promtool comes with Debian's prometheus, which `make test` installs.
+# mounts them. promtool comes with Debian's prometheus (scripts/test-env.sh installs it too).
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus; } \
+    >"$work/apt.log" 2>&1
+fi
 if command -v promtool >/dev/null 2>&1; then
   staged=$work/prometheus && rm -rf "$staged" && mkdir -p "$staged"
   cp deploy/compose/prometheus.yml "$staged/prometheus.yml"
@@ -63,7 +69,7 @@ if command -v promtool >/dev/null 2>&1; then
   if out=$(promtool check config "$staged/prometheus.yml" 2>&1); then echo "ok compose-prometheus"
   else fail compose-prometheus "$(echo "$out" | grep -v SUCCESS | tr '\n' ' ')"; fi
 else
-  echo "skip compose-prometheus: promtool not installed (apt-get install prometheus)"
+  fail compose-prometheus "promtool missing and apt-get install prometheus failed (see $work/apt.log)"
 fi
 
 # The Kubernetes manifests, rendered as `kubectl apply -k` would.
