@@ -5,13 +5,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build
+.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build check-deploy
 
 help:
 	@echo "make run    build and start handoff dev (embedded Kafka, local Redis, demo traffic)"
 	@echo "make test   fmt check, clippy -D warnings, every test (starts Redis and Tansu)"
 	@echo "make bench  criterion benchmark of score + route"
 	@echo "make load   end-to-end load figures (N leads through ingest -> router -> assigned)"
+	@echo "make check-deploy  lint the Dockerfile, validate deploy/compose and deploy/k8s (no engine needed)"
 
 build:
 	$(CARGO) build --release --bin handoff
@@ -38,3 +39,8 @@ load:
 	@eval "$$(scripts/test-env.sh up)"; \
 	  $(CARGO) run --release -p handoff-e2e --bin handoff-load -- --kafka $$HANDOFF_TEST_KAFKA --redis $$HANDOFF_TEST_REDIS $(LOAD_ARGS); rc=$$?; \
 	  scripts/test-env.sh down; exit $$rc
+
+# Dockerfile (hadolint), compose file (compose-spec schema), Kubernetes overlays (rendered,
+# strict Kubernetes schemas, ServiceMonitor CRD schema); installs its pinned tools in .run/.
+check-deploy:
+	scripts/check-deploy.sh

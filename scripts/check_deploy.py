@@ -1,0 +1,288 @@
+"""The checks behind scripts/check-deploy.sh: the compose file against the compose-spec
+schema, the rendered Kubernetes manifests against the Kubernetes schemas (strict), and the
+promises the README makes about both (probes, AOF, hot-reloadable rules, ...), which no
+schema knows. Each check prints `ok <name>` or `FAIL <name>: <why>`; the exit code is the
+number of failures.
+
+Each schema check first proves it is not vacuous: a copy with an unknown field must fail.
+"""
+
+import copy
+import json
+import sys
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("ingest", "router", "sla", "notifier")
+ADMIN_PORT = 9464
+API_PORT = 8080
+# Versions the manifests are checked against: the oldest Kubernetes we claim, the newest
+# the pinned kubernetes-validate knows.
+K8S_VERSIONS = ("1.30.0", "1.37.0")
+# Kinds Kubernetes does not define; validated against their CRD schema by the node check.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+failures = 0
+
+
+def report(name, problems):
+    global failures
+    if problems:
+        failures += 1
+        print(f"FAIL {name}: " + "; ".join(problems))
+    else:
+        print(f"ok {name}")
+
+
+# --- compose -------------------------------------------------------------------------
+
+def check_compose(schema_path):
+    compose_dir = ROOT / "deploy/compose"
+    doc = yaml.safe_load((compose_dir / "compose.yaml").read_text())
+    schema = json.loads(Path(schema_path).read_text())
+    validator = jsonschema.Draft7Validator(schema)
+
+    problems = [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+                for e in validator.iter_errors(doc)]
+    canary = copy.deepcopy(doc)
+    canary["services"]["redis"]["restart_polcy"] = "always"
+    if validator.is_valid(canary):
+        problems.append("the schema accepts an unknown service key: the check is vacuous")
+    report("compose-schema", problems)
+
+    services = doc.get("services", {})
+    problems = []
+    for role in ROLES:
+        svc = services.get(role)
+        if svc is None:
+            problems.append(f"no service {role}")
+            continue
+        if svc.get("command") != [role]:
+            problems.append(f"{role}: command is {svc.get('command')}, not [{role!r}]")
+        env = svc.get("environment", {})
+        if env.get("HANDOFF_ADMIN_LISTEN") != f"0.0.0.0:{ADMIN_PORT}":
+            problems.append(f"{role}: internal listener not on 0.0.0.0:{ADMIN_PORT}")
+    images = {services.get(role, {}).get("image") for role in ROLES}
+    builders = [r for r in ROLES if "build" in services.get(r, {})]
+    if len(images) != 1 or len(builders) != 1:
+        problems.append(f"the roles should share one image built once (images {images}, built by {builders})")
+    notifier_env = services.get("notifier", {}).get("environment", {})
+    if "HANDOFF_NOTIFIER_SIGNING_SECRET" not in notifier_env:
+        problems.append("notifier has no HANDOFF_NOTIFIER_SIGNING_SECRET")
+    redis_cmd = " ".join(services.get("redis", {}).get("command", []))
+    if "--appendonly yes" not in redis_cmd or "--appendfsync" not in redis_cmd:
+        problems.append("redis runs without AOF (--appendonly yes, --appendfsync)")
+    # Bind mounts must name files of this repository (the schema cannot know).
+    for name, svc in services.items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                if not (compose_dir / source).exists():
+                    problems.append(f"{name}: mount source {source} does not exist")
+    prom = yaml.safe_load((compose_dir / "prometheus.yml").read_text())
+    targets = {t for sc in prom["scrape_configs"] for c in sc["static_configs"] for t in c["targets"]}
+    for role in ROLES:
+        if f"{role}:{ADMIN_PORT}" not in targets:
+            problems.append(f"prometheus does not scrape {role}:{ADMIN_PORT}")
+    for provisioning in (compose_dir / "grafana/provisioning").rglob("*.yml"):
+        yaml.safe_load(provisioning.read_text())
+    for dashboard in (ROOT / "deploy/grafana").glob("*.json"):
+        json.loads(dashboard.read_text())
+    report("compose-contents", problems)
+
+
+# --- kubernetes ------------------------------------------------------------------------
+
+def check_k8s(overlay, rendered_path, crd_out):
+    import kubernetes_validate
+    from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
+
+    docs = [d for d in yaml.safe_load_all(Path(rendered_path).read_text()) if d]
+    crds = [d for d in docs if (d["apiVersion"], d["kind"]) in CRD_KINDS]
+    Path(crd_out).write_text(json.dumps(crds))
+
+    problems = []
+    for version in K8S_VERSIONS:
+        for doc in docs:
+            if (doc["apiVersion"], doc["kind"]) in CRD_KINDS:
+                continue
+            what = f"{doc['kind']}/{doc['metadata']['name']} ({version})"
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except ValidationError as e:
+                problems.append(f"{what}: {'.'.join(map(str, e.path))}: {e.message}")
+            except SchemaNotFoundError:
+                problems.append(f"{what}: no schema for {doc['apiVersion']}")
+    canary = copy.deepcopy(next(d for d in docs if d["kind"] == "Deployment"))
+    canary["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    try:
+        kubernetes_validate.validate(canary, K8S_VERSIONS[0], strict=True)
+        problems.append("the schema accepts an unknown container field: the check is vacuous")
+    except ValidationError:
+        pass
+    report(f"k8s-schema-{overlay}", problems)
+    report(f"k8s-contents-{overlay}", k8s_contents(docs))
+
+
+def matches(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def k8s_contents(docs):
+    problems = []
+    by_kind = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    configmaps = {d["metadata"]["name"]: d for d in by_kind.get("ConfigMap", [])}
+    secrets = {d["metadata"]["name"]: d for d in by_kind.get("Secret", [])}
+    deployments = {d["metadata"]["name"]: d for d in by_kind.get("Deployment", [])}
+    services = by_kind.get("Service", [])
+    env_cm = next((c for n, c in configmaps.items() if n.startswith("handoff-env")), None)
+
+    for role in ROLES:
+        dep = deployments.get(f"handoff-{role}")
+        if dep is None:
+            problems.append(f"no Deployment handoff-{role}")
+            continue
+        pod = dep["spec"]["template"]["spec"]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        (c,) = pod["containers"]
+        where = f"handoff-{role}"
+        if c.get("args") != [role]:
+            problems.append(f"{where}: args {c.get('args')}, not [{role!r}]")
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if ports.get("admin") != ADMIN_PORT:
+            problems.append(f"{where}: no port admin={ADMIN_PORT}")
+        if role == "ingest" and ports.get("http") != API_PORT:
+            problems.append(f"{where}: no port http={API_PORT}")
+        for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+            get = c.get(probe, {}).get("httpGet", {})
+            if get.get("path") != path or get.get("port") not in ("admin", ADMIN_PORT):
+                problems.append(f"{where}: {probe} is not GET {path} on the internal port")
+        res = c.get("resources", {})
+        for kind in ("requests", "limits"):
+            if not {"cpu", "memory"} <= set(res.get(kind, {})):
+                problems.append(f"{where}: resources.{kind} lacks cpu or memory")
+        if not pod.get("securityContext", {}).get("runAsNonRoot"):
+            problems.append(f"{where}: runAsNonRoot is not set")
+        sc = c.get("securityContext", {})
+        if not sc.get("readOnlyRootFilesystem") or sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: root filesystem writable or privilege escalation allowed")
+        if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            problems.append(f"{where}: capabilities are not dropped")
+
+        # Config and rules: HANDOFF_CONFIG names a file of the mounted config ConfigMap, and
+        # its rules_file lies in a directory mount (subPath mounts never see updates).
+        env = {e["name"]: e for e in c.get("env", [])}
+        config_path = env.get("HANDOFF_CONFIG", {}).get("value", "")
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mounts = {}
+        for m in c.get("volumeMounts", []):
+            cm = volumes.get(m["name"], {}).get("configMap", {}).get("name")
+            if cm and "subPath" in m:
+                problems.append(f"{where}: ConfigMap {cm} mounted with subPath: updates never arrive")
+            elif cm:
+                mounts[m["mountPath"].rstrip("/")] = (cm, m)
+        config_dir, _, config_key = config_path.rpartition("/")
+        cm_name, _ = mounts.get(config_dir, (None, None))
+        settings = None
+        if cm_name not in configmaps or config_key not in configmaps[cm_name].get("data", {}):
+            problems.append(f"{where}: HANDOFF_CONFIG={config_path} is not in a mounted ConfigMap")
+        else:
+            settings = tomllib.loads(configmaps[cm_name]["data"][config_key])
+        if settings is not None:
+            rules_dir, _, rules_key = settings.get("rules_file", "").rpartition("/")
+            rules_cm, _ = mounts.get(rules_dir, (None, None))
+            if rules_cm is None or rules_key not in configmaps.get(rules_cm, {}).get("data", {}):
+                problems.append(f"{where}: rules_file is not in a mounted ConfigMap")
+            elif rules_cm != "handoff-rules":
+                problems.append(f"{where}: the rules ConfigMap name has a hash suffix: edits would not reach running pods")
+
+        for e in env.values():
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["name"] in secrets and ref["key"] not in secrets[ref["name"]].get("data", {}):
+                problems.append(f"{where}: Secret {ref['name']} has no key {ref['key']}")
+        for source in c.get("envFrom", []):
+            ref = source.get("configMapRef")
+            if ref and ref["name"] not in configmaps:
+                problems.append(f"{where}: envFrom ConfigMap {ref['name']} is not rendered")
+        if role == "notifier" and "HANDOFF_NOTIFIER_SIGNING_SECRET" not in env:
+            problems.append(f"{where}: no signing secret")
+
+        if not any(matches(p["spec"]["selector"]["matchLabels"], labels)
+                   for p in by_kind.get("PodDisruptionBudget", [])):
+            problems.append(f"{where}: no PodDisruptionBudget")
+        internal = [s for s in services
+                    if s["metadata"].get("labels", {}).get("handoff/listener") == "internal"
+                    and matches(s["spec"]["selector"], labels)]
+        if not any(p["port"] == ADMIN_PORT and p.get("name") == "admin"
+                   for s in internal for p in s["spec"]["ports"]):
+            problems.append(f"{where}: no internal Service on {ADMIN_PORT}")
+        if role == "ingest" and not any(
+                p["port"] == API_PORT for s in services if s["metadata"]["name"] == "handoff-ingest"
+                for p in s["spec"]["ports"]):
+            problems.append("ingest: no public Service on 8080")
+
+    hpas = by_kind.get("HorizontalPodAutoscaler", [])
+    if [h["spec"]["scaleTargetRef"]["name"] for h in hpas] != ["handoff-router"]:
+        problems.append("expected exactly one HPA, for handoff-router")
+    elif "replicas" in deployments.get("handoff-router", {}).get("spec", {}):
+        problems.append("handoff-router sets replicas although the HPA owns them")
+    else:
+        partitions = int((env_cm or {}).get("data", {}).get("HANDOFF_KAFKA_PARTITIONS", 6))
+        if hpas[0]["spec"]["maxReplicas"] > partitions:
+            problems.append(f"router maxReplicas {hpas[0]['spec']['maxReplicas']} > {partitions} partitions: the rest would idle")
+
+    for sm in by_kind.get("ServiceMonitor", []):
+        selected = [s for s in services if matches(sm["spec"]["selector"]["matchLabels"],
+                                                   s["metadata"].get("labels", {}))]
+        roles = {s["metadata"]["labels"].get("app.kubernetes.io/component") for s in selected}
+        if roles != set(ROLES):
+            problems.append(f"ServiceMonitor selects {sorted(r for r in roles if r)}, not every role")
+        for ep in sm["spec"]["endpoints"]:
+            if not all(any(p.get("name") == ep["port"] for p in s["spec"]["ports"]) for s in selected):
+                problems.append(f"ServiceMonitor port {ep['port']} is missing on a selected Service")
+    return problems
+
+
+# --- the sample files the manifests carry ---------------------------------------------------
+
+def check_samples():
+    problems = []
+    sample_rules = ROOT / "deploy/config/rules.toml"
+    k8s_rules = ROOT / "deploy/k8s/base/rules.toml"
+    if sample_rules.read_bytes() != k8s_rules.read_bytes():
+        problems.append("deploy/k8s/base/rules.toml differs from deploy/config/rules.toml "
+                        "(kustomize cannot read outside its folder; copy it over)")
+    # handoff rejects unknown keys: every key of the Kubernetes settings must exist in the
+    # sample, which the test suite loads.
+    sample = tomllib.loads((ROOT / "deploy/config/handoff.toml").read_text())
+    k8s = tomllib.loads((ROOT / "deploy/k8s/base/handoff.toml").read_text())
+    for key, value in k8s.items():
+        if key not in sample:
+            problems.append(f"deploy/k8s/base/handoff.toml: unknown key {key}")
+        elif isinstance(value, dict):
+            problems.extend(f"deploy/k8s/base/handoff.toml: unknown key {key}.{k}"
+                            for k in value if k not in sample[key])
+    report("k8s-sample-config", problems)
+
+
+def main(argv):
+    command, *args = argv
+    if command == "compose":
+        check_compose(*args)
+    elif command == "k8s":
+        check_k8s(*args)
+    elif command == "samples":
+        check_samples()
+    else:
+        sys.exit(f"unknown command {command}")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
