@@ -25,12 +25,10 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# The e2e suite kills and restarts the real binary, so it is built first.
-test: lint
-	$(CARGO) build --bin handoff
-	@eval "$$(scripts/test-env.sh up)"; \
-	  RUST_TEST_THREADS=2 $(CARGO) test --workspace --all-targets; rc=$$?; \
-	  scripts/test-env.sh down; exit $$rc
+# Everything: lints, every test against real servers, the deploy checks and the bounded
+# fuzz/contract runs; ends with one line `N passed, N failed` (scripts/run-tests.sh).
+test:
+	scripts/run-tests.sh
 
 bench:
 	$(CARGO) bench -p handoff-domain --bench decide
