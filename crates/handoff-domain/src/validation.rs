@@ -229,7 +229,12 @@ pub fn normalize_domain(raw: &str) -> Result<String, &'static str> {
         .split(['/', '?', '#'])
         .next()
         .unwrap_or_default();
-    let host = host.strip_prefix("www.").unwrap_or(host);
+    // Every leading `www.` goes, as long as a domain is left: normalizing a normalized
+    // domain must change nothing (the router checks ingest's leads again).
+    let mut host = host;
+    while let Some(rest) = host.strip_prefix("www.").filter(|rest| rest.contains('.')) {
+        host = rest;
+    }
     if host.is_empty()
         || !host.contains('.')
         || host.len() > limits::DOMAIN
@@ -291,5 +296,11 @@ mod tests {
             Ok("acme.io".to_owned())
         );
         assert_eq!(normalize_domain("acme"), Err("invalid"));
+        // Idempotent, so the router's second check of a lead changes nothing.
+        assert_eq!(
+            normalize_domain("www.www.acme.io"),
+            Ok("acme.io".to_owned())
+        );
+        assert_eq!(normalize_domain("www.com"), Ok("www.com".to_owned()));
     }
 }

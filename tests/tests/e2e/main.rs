@@ -11,4 +11,5 @@ mod poison;
 mod routing;
 mod rules_live;
 mod sla;
+mod untrusted_input;
 mod webhooks;
