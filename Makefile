@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build check-deploy
+.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build check-deploy fuzz-smoke
 
 help:
 	@echo "make run    build and start handoff dev (embedded Kafka, local Redis, demo traffic)"
@@ -32,6 +32,10 @@ test:
 
 bench:
 	$(CARGO) bench -p handoff-domain --bench decide
+
+# Every fuzz target for at most FUZZ_SECONDS (30) from the committed seeds (docs/fuzzing.md).
+fuzz-smoke:
+	scripts/fuzz-smoke.sh
 
 load:
 	@eval "$$(scripts/test-env.sh up)"; \

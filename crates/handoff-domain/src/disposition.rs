@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::validation::{limits, FieldError, ValidationErrors};
+use crate::validation::{has_control_character, limits, FieldError, Lines, ValidationErrors};
 
 /// proto: `handoff.v1.LeadDisposition.Outcome` (JSON: the enum value names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,7 +133,9 @@ impl DispositionSubmission {
             ));
         }
         let note = self.note.unwrap_or_default().trim().to_owned();
-        if note.chars().count() > limits::NOTE {
+        if has_control_character(&note, Lines::Many) {
+            errors.push(FieldError::control_character("note", Lines::Many));
+        } else if note.chars().count() > limits::NOTE {
             errors.push(FieldError::too_long("note", limits::NOTE));
         }
         let kind = match self.actor.as_deref().map(str::trim) {
@@ -150,7 +152,9 @@ impl DispositionSubmission {
             }
         };
         let actor_id = self.actor_id.unwrap_or_default().trim().to_owned();
-        if actor_id.len() > limits::ID {
+        if has_control_character(&actor_id, Lines::One) {
+            errors.push(FieldError::control_character("actor_id", Lines::One));
+        } else if actor_id.len() > limits::ID {
             errors.push(FieldError::too_long("actor_id", limits::ID));
         }
         match (outcome, kind, errors.is_empty()) {
@@ -197,6 +201,36 @@ mod tests {
         assert!(
             system_outcome.is_err(),
             "reps cannot report system outcomes"
+        );
+    }
+
+    #[test]
+    fn a_note_may_span_lines_but_holds_no_other_control_character() {
+        let report = |note: &str, actor_id: &str| {
+            DispositionSubmission {
+                outcome: Some("contacted".into()),
+                note: Some(note.into()),
+                actor_id: Some(actor_id.into()),
+                ..Default::default()
+            }
+            .validate(Utc::now())
+            .map(|d| d.note)
+            .map_err(|e| {
+                e.0.iter()
+                    .map(|f| (f.field.clone(), f.code))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            report("called\r\nleft a message\tretry", "ana"),
+            Ok("called\r\nleft a message\tretry".to_owned())
+        );
+        assert_eq!(
+            report("called\0", "ana\u{1b}[2J"),
+            Err(vec![
+                ("note".to_owned(), "control_character"),
+                ("actor_id".to_owned(), "control_character")
+            ])
         );
     }
 }

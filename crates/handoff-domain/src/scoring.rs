@@ -261,9 +261,11 @@ fn decayed(lead: &Lead, kind: &str, half_life_days: f64, points: i32) -> i32 {
 
 /// Word-boundary match, so "cto" matches "CTO & co-founder" but not "director".
 fn contains_word(haystack: &str, word: &str) -> bool {
-    haystack.match_indices(word).any(|(start, _)| {
-        let before = haystack[..start].chars().next_back();
-        let after = haystack[start + word.len()..].chars().next();
+    haystack.match_indices(word).any(|(start, found)| {
+        let before = haystack.get(..start).and_then(|s| s.chars().next_back());
+        let after = haystack
+            .get(start + found.len()..)
+            .and_then(|s| s.chars().next());
         !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
     })
 }

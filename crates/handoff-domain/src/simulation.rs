@@ -93,8 +93,8 @@ impl<'a> Simulation<'a> {
                     let state = self.states.entry(decision.team.clone()).or_default();
                     state.rotation = decision.rotation_after.clone();
                     let rep_state = state.reps.entry(rep.clone()).or_default();
-                    rep_state.open_leads += 1;
-                    rep_state.assigned_today += 1;
+                    rep_state.open_leads = rep_state.open_leads.saturating_add(1);
+                    rep_state.assigned_today = rep_state.assigned_today.saturating_add(1);
                     if self.routing.sticky_days() > 0 {
                         self.contact_owners
                             .insert(lead.contact.email.clone(), rep.clone());

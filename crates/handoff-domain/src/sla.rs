@@ -26,7 +26,11 @@ impl SlaPolicy {
     /// window, when it has one, wins over the default.
     pub fn due_at(&self, assigned_at: DateTime<Utc>, team_seconds: Option<u32>) -> DateTime<Utc> {
         let seconds = team_seconds.unwrap_or(self.first_touch_seconds);
-        assigned_at + Duration::seconds(i64::from(seconds))
+        // `assigned_at` may come off a topic: a time near the end of chrono's range must
+        // not overflow (`+` panics), it is due at the end of time instead.
+        assigned_at
+            .checked_add_signed(Duration::seconds(i64::from(seconds)))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 
@@ -54,6 +58,15 @@ mod tests {
         let policy = SlaPolicy::default();
         assert_eq!(policy.due_at(t0, None), t0 + Duration::seconds(300));
         assert_eq!(policy.due_at(t0, Some(60)), t0 + Duration::seconds(60));
+    }
+
+    #[test]
+    fn an_assignment_at_the_end_of_time_does_not_overflow() {
+        let policy = SlaPolicy::default();
+        assert_eq!(
+            policy.due_at(DateTime::<Utc>::MAX_UTC, Some(u32::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 
     #[test]

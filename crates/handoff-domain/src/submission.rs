@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::lead::{Company, Contact, Engagement, Lead, LeadId, Source};
 use crate::validation::{
     limits, normalize_country, normalize_domain, normalize_email, normalize_phone, Checker,
-    FieldError, ValidationErrors,
+    FieldError, Lines, ValidationErrors,
 };
 
 /// The JSON body of `POST /v1/leads`: a [`Lead`] without the fields the system assigns
@@ -144,12 +144,8 @@ pub fn check_lead(lead: &Lead) -> Result<Lead, ValidationErrors> {
 
 fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
-    if lead.id.as_str().len() > limits::ID
-        || lead
-            .id
-            .as_str()
-            .chars()
-            .any(|ch| ch.is_control() || ch == ' ')
+    let id = lead.id.as_str();
+    if c.no_control_characters("id", id, Lines::One) && (id.len() > limits::ID || id.contains(' '))
     {
         c.push(FieldError::new(
             "id",
@@ -164,7 +160,7 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
     let contact = &mut lead.contact;
     if contact.email.trim().is_empty() {
         c.push(FieldError::required("contact.email"));
-    } else {
+    } else if c.no_control_characters("contact.email", contact.email.trim(), Lines::One) {
         match normalize_email(&contact.email) {
             Ok(email) => contact.email = email,
             Err("too_long") => c.push(FieldError::too_long("contact.email", limits::EMAIL)),
@@ -178,7 +174,9 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
     c.text("contact.first_name", &mut contact.first_name, limits::NAME);
     c.text("contact.last_name", &mut contact.last_name, limits::NAME);
     c.text("contact.title", &mut contact.title, limits::TITLE);
-    if !contact.phone.trim().is_empty() {
+    if contact.phone.trim().is_empty() {
+        contact.phone.clear();
+    } else if c.no_control_characters("contact.phone", contact.phone.trim(), Lines::One) {
         match normalize_phone(&contact.phone) {
             Ok(phone) => contact.phone = phone,
             Err(_) => c.push(FieldError::new(
@@ -187,13 +185,13 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
                 "contact.phone must hold 7 to 15 digits, optionally with a leading +",
             )),
         }
-    } else {
-        contact.phone.clear();
     }
 
     let company = &mut lead.company;
     c.text("company.name", &mut company.name, limits::COMPANY);
-    if !company.domain.trim().is_empty() {
+    if company.domain.trim().is_empty() {
+        company.domain.clear();
+    } else if c.no_control_characters("company.domain", company.domain.trim(), Lines::One) {
         match normalize_domain(&company.domain) {
             Ok(domain) => company.domain = domain,
             Err(_) => c.push(FieldError::new(
@@ -202,13 +200,13 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
                 "company.domain must be a host name such as example.com",
             )),
         }
-    } else {
-        company.domain.clear();
     }
     c.text("company.industry", &mut company.industry, limits::SHORT);
     c.text("company.region", &mut company.region, limits::SHORT);
     c.text("company.postal_code", &mut company.postal_code, 16);
-    if !company.country.trim().is_empty() {
+    if company.country.trim().is_empty() {
+        company.country.clear();
+    } else if c.no_control_characters("company.country", company.country.trim(), Lines::One) {
         match normalize_country(&company.country) {
             Some(code) => company.country = code,
             None => c.push(FieldError::new(
@@ -217,8 +215,6 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
                 "company.country must be an ISO 3166-1 country (alpha-2, alpha-3 or English name)",
             )),
         }
-    } else {
-        company.country.clear();
     }
 
     let source = &mut lead.source;
@@ -248,7 +244,7 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
             &mut activity.kind,
             limits::SHORT,
         );
-        c.text(
+        c.free_text(
             &format!("engagement.activities[{i}].detail"),
             &mut activity.detail,
             limits::CUSTOM_VALUE,
@@ -263,9 +259,14 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
         ));
     }
     for (key, value) in &lead.custom {
+        let field = format!("custom.{key}");
+        if !c.no_control_characters(&field, key, Lines::One) {
+            // The name is unusable; its value is not worth checking.
+            continue;
+        }
         if key.is_empty() || key.len() > limits::CUSTOM_KEY {
             c.push(FieldError::new(
-                format!("custom.{key}"),
+                field.as_str(),
                 "invalid",
                 format!(
                     "custom attribute names are 1 to {} characters",
@@ -273,11 +274,10 @@ fn normalize(lead: &mut Lead) -> Result<(), ValidationErrors> {
                 ),
             ));
         }
-        if value.chars().count() > limits::CUSTOM_VALUE {
-            c.push(FieldError::too_long(
-                &format!("custom.{key}"),
-                limits::CUSTOM_VALUE,
-            ));
+        if c.no_control_characters(&field, value, Lines::Many)
+            && value.chars().count() > limits::CUSTOM_VALUE
+        {
+            c.push(FieldError::too_long(&field, limits::CUSTOM_VALUE));
         }
     }
     c.finish()
@@ -385,6 +385,143 @@ mod tests {
             errors.map(|e| e.0[0].clone()),
             Some(FieldError::required("contact.email"))
         );
+    }
+
+    fn field_errors(submission: LeadSubmission) -> Vec<(String, &'static str)> {
+        match submission.into_lead(Utc::now()) {
+            Ok(lead) => panic!("accepted: {lead:?}"),
+            Err(e) => e.0.into_iter().map(|f| (f.field, f.code)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_in_the_email_is_a_control_character_error() {
+        let submission = LeadSubmission {
+            contact: Contact {
+                email: "a\0@b.de".into(),
+                ..Contact::default()
+            },
+            ..LeadSubmission::default()
+        };
+        assert_eq!(
+            field_errors(submission),
+            [("contact.email".to_owned(), "control_character")]
+        );
+    }
+
+    #[test]
+    fn control_characters_are_named_in_every_one_line_field() {
+        let bad = "x\u{7}y";
+        let submission = LeadSubmission {
+            id: Some("lead\u{1b}1".into()),
+            source: Source {
+                kind: bad.into(),
+                name: bad.into(),
+                campaign: bad.into(),
+                utm: crate::lead::Utm {
+                    source: bad.into(),
+                    medium: bad.into(),
+                    campaign: bad.into(),
+                    term: bad.into(),
+                    content: bad.into(),
+                },
+            },
+            contact: Contact {
+                email: "a@b.de".into(),
+                first_name: "Ja\nne".into(),
+                last_name: bad.into(),
+                phone: "+49 151\u{0}1234567".into(),
+                title: "V\u{85}P".into(),
+            },
+            company: Company {
+                name: bad.into(),
+                domain: "acme\u{7f}.io".into(),
+                employees: None,
+                industry: bad.into(),
+                country: "D\u{0}E".into(),
+                region: bad.into(),
+                postal_code: "80\r331".into(),
+            },
+            engagement: Engagement {
+                activities: vec![crate::lead::Activity {
+                    kind: "view\tpage".into(),
+                    at: Utc::now(),
+                    detail: "fine".into(),
+                }],
+                ..Engagement::default()
+            },
+            custom: [
+                ("bad\u{0}name".to_owned(), "x".to_owned()),
+                ("message".to_owned(), "x\u{0}".to_owned()),
+            ]
+            .into(),
+        };
+        let fields: Vec<String> = field_errors(submission)
+            .into_iter()
+            .map(|(field, code)| {
+                assert_eq!(code, "control_character", "{field}");
+                field
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "id",
+                "contact.first_name",
+                "contact.last_name",
+                "contact.title",
+                "contact.phone",
+                "company.name",
+                "company.domain",
+                "company.industry",
+                "company.region",
+                "company.postal_code",
+                "company.country",
+                "source.kind",
+                "source.name",
+                "source.campaign",
+                "source.utm.source",
+                "source.utm.medium",
+                "source.utm.campaign",
+                "source.utm.term",
+                "source.utm.content",
+                "engagement.activities[0].kind",
+                "custom.bad\u{0}name",
+                "custom.message",
+            ]
+        );
+    }
+
+    #[test]
+    fn free_text_keeps_its_line_breaks_and_tabs() {
+        let submission = LeadSubmission {
+            contact: Contact {
+                email: "a@b.de".into(),
+                // Surrounding whitespace (a pasted trailing newline) is trimmed, not refused.
+                first_name: " Jane\n".into(),
+                ..Contact::default()
+            },
+            engagement: Engagement {
+                activities: vec![crate::lead::Activity {
+                    kind: "chat".into(),
+                    at: Utc::now(),
+                    detail: "line one\r\n\tline two".into(),
+                }],
+                ..Engagement::default()
+            },
+            custom: [("message".to_owned(), "Hello,\nplease call me.".to_owned())].into(),
+            ..LeadSubmission::default()
+        };
+        let lead = match submission.into_lead(Utc::now()) {
+            Ok(lead) => lead,
+            Err(e) => panic!("rejected: {e}"),
+        };
+        assert_eq!(lead.contact.first_name, "Jane");
+        assert_eq!(
+            lead.engagement.activities[0].detail,
+            "line one\r\n\tline two"
+        );
+        assert_eq!(lead.custom["message"], "Hello,\nplease call me.");
     }
 
     #[test]

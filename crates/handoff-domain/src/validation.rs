@@ -53,6 +53,36 @@ impl FieldError {
             format!("{field} must be at most {max} characters"),
         )
     }
+
+    pub fn control_character(field: &str, lines: Lines) -> Self {
+        let message = match lines {
+            Lines::One => format!("{field} must not contain control characters"),
+            Lines::Many => format!(
+                "{field} must not contain control characters other than line breaks and tabs"
+            ),
+        };
+        Self::new(field, "control_character", message)
+    }
+}
+
+/// Whether a text field may span lines.
+///
+/// Control characters (NUL, escape, DEL, C1, ...) are never data in a lead: they break CSV
+/// exports, CRM fields and terminals, and a NUL truncates strings in C-based consumers. Only
+/// free text may hold line breaks and tabs: custom attribute values (a form's "message"
+/// textarea lands there), activity details and disposition notes. Everything else (names,
+/// email, phone, company, source, ids, attribute names) is one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    One,
+    Many,
+}
+
+/// `true` if `value` holds a control character not allowed in a field of this kind.
+pub fn has_control_character(value: &str, lines: Lines) -> bool {
+    value
+        .chars()
+        .any(|c| c.is_control() && !(lines == Lines::Many && matches!(c, '\n' | '\r' | '\t')))
 }
 
 /// Every problem found in one input, so a client can fix them all in one go.
@@ -81,11 +111,34 @@ impl Checker {
         self.errors.push(error);
     }
 
-    /// Trims `value` in place and checks its length.
+    /// Trims `value` in place and checks its length and that it is one line without
+    /// control characters.
     pub fn text(&mut self, field: &str, value: &mut String, max: usize) {
+        self.checked_text(field, value, max, Lines::One);
+    }
+
+    /// As [`Self::text`], for free text: line breaks and tabs are allowed.
+    pub fn free_text(&mut self, field: &str, value: &mut String, max: usize) {
+        self.checked_text(field, value, max, Lines::Many);
+    }
+
+    /// Pushes a `control_character` error and returns `false` when `value` has one.
+    pub fn no_control_characters(&mut self, field: &str, value: &str, lines: Lines) -> bool {
+        if has_control_character(value, lines) {
+            self.push(FieldError::control_character(field, lines));
+            false
+        } else {
+            true
+        }
+    }
+
+    fn checked_text(&mut self, field: &str, value: &mut String, max: usize, lines: Lines) {
         let trimmed = value.trim();
         if trimmed.len() != value.len() {
             *value = trimmed.to_owned();
+        }
+        if !self.no_control_characters(field, value, lines) {
+            return;
         }
         if value.chars().count() > max {
             self.push(FieldError::too_long(field, max));
@@ -176,7 +229,12 @@ pub fn normalize_domain(raw: &str) -> Result<String, &'static str> {
         .split(['/', '?', '#'])
         .next()
         .unwrap_or_default();
-    let host = host.strip_prefix("www.").unwrap_or(host);
+    // Every leading `www.` goes, as long as a domain is left: normalizing a normalized
+    // domain must change nothing (the router checks ingest's leads again).
+    let mut host = host;
+    while let Some(rest) = host.strip_prefix("www.").filter(|rest| rest.contains('.')) {
+        host = rest;
+    }
     if host.is_empty()
         || !host.contains('.')
         || host.len() > limits::DOMAIN
@@ -238,5 +296,11 @@ mod tests {
             Ok("acme.io".to_owned())
         );
         assert_eq!(normalize_domain("acme"), Err("invalid"));
+        // Idempotent, so the router's second check of a lead changes nothing.
+        assert_eq!(
+            normalize_domain("www.www.acme.io"),
+            Ok("acme.io".to_owned())
+        );
+        assert_eq!(normalize_domain("www.com"), Ok("www.com".to_owned()));
     }
 }

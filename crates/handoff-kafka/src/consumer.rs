@@ -11,11 +11,19 @@
 //! stored offset always means "this and everything before it is durable". If an effect
 //! fails for good, nothing after it is stored and the loop stops with an error: the
 //! events are redelivered to whoever consumes the partition next.
+//!
+//! A panic while handling an event, or in its effects, is caught and the event is
+//! dead-lettered (`handler_panic`): a bug triggered by one event must not stop the
+//! partition behind it, and a consumer that crashed on it would crash again on every
+//! redelivery.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -42,6 +50,8 @@ pub enum PoisonReason {
     UnexpectedType,
     /// Its effect (e.g. a webhook) failed for good after every retry.
     DeliveryFailed,
+    /// Handling it (or its effects) panicked: a bug, caught so the partition keeps moving.
+    HandlerPanic,
 }
 
 impl PoisonReason {
@@ -51,6 +61,7 @@ impl PoisonReason {
             PoisonReason::ContractInvalid => "contract_invalid",
             PoisonReason::UnexpectedType => "unexpected_type",
             PoisonReason::DeliveryFailed => "delivery_failed",
+            PoisonReason::HandlerPanic => "handler_panic",
         }
     }
 }
@@ -226,10 +237,16 @@ pub async fn run_consumer<H: EventHandler>(
             break;
         };
         let in_flight = InFlight {
-            topic: event.topic,
+            topic: event.topic.clone(),
             partition: event.partition,
             offset: event.offset,
-            effects: tokio::spawn(effects),
+            effects: tokio::spawn(dead_letter_on_panic(
+                effects,
+                event,
+                producer.clone(),
+                metrics.clone(),
+                spec.service,
+            )),
         };
         if queue.send(in_flight).await.is_err() {
             break;
@@ -260,8 +277,8 @@ pub async fn run_consumer<H: EventHandler>(
     outcome
 }
 
-/// Handles one event until it yields effects: poison goes to the dead-letter topic,
-/// transient errors are retried. `None` if shutdown came first.
+/// Handles one event until it yields effects: poison (and a panic) goes to the dead-letter
+/// topic, transient errors are retried. `None` if shutdown came first.
 async fn process<H: EventHandler>(
     handler: &H,
     event: &InboundEvent,
@@ -272,47 +289,112 @@ async fn process<H: EventHandler>(
 ) -> Option<Effects> {
     let mut backoff = Backoff::new();
     loop {
-        let error = match handler.handle(event).await {
-            Ok(effects) => return Some(effects),
-            Err(HandleError::Poison { reason, detail }) => {
-                match producer.dead_letter(event, reason, &detail, service).await {
-                    Ok(ack) => {
-                        metrics
-                            .dead_lettered
-                            .with_label_values(&[service, reason.as_str()])
-                            .inc();
-                        tracing::warn!(
-                            service,
-                            topic = %event.topic,
-                            partition = event.partition,
-                            offset = event.offset,
-                            reason = reason.as_str(),
-                            %detail,
-                            "event dead-lettered"
-                        );
-                        return Some(ack);
-                    }
-                    Err(e) => e.to_string(),
+        // The call is inside the async block so that a panic before its first await is
+        // caught too.
+        let handled = AssertUnwindSafe(async { handler.handle(event).await })
+            .catch_unwind()
+            .await;
+        let (reason, detail) = match handled {
+            Ok(Ok(effects)) => return Some(effects),
+            Ok(Err(HandleError::Poison { reason, detail })) => (reason, detail),
+            Err(panic) => (PoisonReason::HandlerPanic, panic_message(&*panic)),
+            Ok(Err(HandleError::Transient(error))) => {
+                retrying(metrics, service, event, &error);
+                if !backoff.wait(shutdown).await {
+                    return None;
+                }
+                continue;
+            }
+        };
+        match dead_letter(producer, metrics, service, event, reason, &detail).await {
+            Ok(ack) => return Some(ack),
+            Err(e) => {
+                retrying(metrics, service, event, &e.to_string());
+                if !backoff.wait(shutdown).await {
+                    return None;
                 }
             }
-            Err(HandleError::Transient(e)) => e,
-        };
-        metrics
-            .consumer_errors
-            .with_label_values(&[service, "transient"])
-            .inc();
-        tracing::warn!(
-            service,
-            topic = %event.topic,
-            partition = event.partition,
-            offset = event.offset,
-            error = %error,
-            "processing failed; retrying the same event"
-        );
-        if !backoff.wait(shutdown).await {
-            return None;
         }
     }
+}
+
+fn retrying(metrics: &Metrics, service: &'static str, event: &InboundEvent, error: &str) {
+    metrics
+        .consumer_errors
+        .with_label_values(&[service, "transient"])
+        .inc();
+    tracing::warn!(
+        service,
+        topic = %event.topic,
+        partition = event.partition,
+        offset = event.offset,
+        error = %error,
+        "processing failed; retrying the same event"
+    );
+}
+
+/// Enqueues the event on the dead-letter topic, counts and logs it; the ack is its effect.
+async fn dead_letter(
+    producer: &EventProducer,
+    metrics: &Metrics,
+    service: &'static str,
+    event: &InboundEvent,
+    reason: PoisonReason,
+    detail: &str,
+) -> Result<Effects, KafkaError> {
+    let ack = producer.dead_letter(event, reason, detail, service).await?;
+    metrics
+        .dead_lettered
+        .with_label_values(&[service, reason.as_str()])
+        .inc();
+    tracing::warn!(
+        service,
+        topic = %event.topic,
+        partition = event.partition,
+        offset = event.offset,
+        reason = reason.as_str(),
+        %detail,
+        "event dead-lettered"
+    );
+    Ok(ack)
+}
+
+/// Runs an event's effects; if they panic, the event goes to the dead-letter topic instead
+/// and the dead letter's ack becomes the effect, so the offset can move on. (Without this
+/// the join error would stop the consumer and the event would panic again on redelivery.)
+async fn dead_letter_on_panic(
+    effects: Effects,
+    event: InboundEvent,
+    producer: EventProducer,
+    metrics: Metrics,
+    service: &'static str,
+) -> Result<(), KafkaError> {
+    match AssertUnwindSafe(effects).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let detail = panic_message(&*panic);
+            dead_letter(
+                &producer,
+                &metrics,
+                service,
+                &event,
+                PoisonReason::HandlerPanic,
+                &detail,
+            )
+            .await?
+            .await
+        }
+    }
+}
+
+/// The message a panic was raised with (`panic!` with a literal or a format string).
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    format!("panicked: {message}")
 }
 
 async fn store_offsets_in_order(

@@ -37,6 +37,11 @@ impl TraceParent {
         if version != "00" || trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
             return None;
         }
+        // from_str_radix also takes a leading `+`, which the spec does not.
+        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !(hex(trace) && hex(span) && hex(flags)) {
+            return None;
+        }
         let trace_id = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
         let span_id = u64::from_str_radix(span, 16).ok().filter(|s| *s != 0)?;
         let flags = u8::from_str_radix(flags, 16).ok()?;
@@ -87,6 +92,14 @@ mod tests {
         assert_eq!(TraceParent::parse("garbage"), None);
         assert_eq!(
             TraceParent::parse("00-00000000000000000000000000000000-0000000000000001-01"),
+            None
+        );
+        assert_eq!(
+            TraceParent::parse("00-+0000000000000000000000000000001-+000000000000001-01"),
+            None
+        );
+        assert_eq!(
+            TraceParent::parse("00-000000000000000000000000000000é-0000000000000001-01"),
             None
         );
     }

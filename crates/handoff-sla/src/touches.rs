@@ -35,7 +35,8 @@ impl TouchHandler {
             .await
             .map_err(HandleError::transient)?;
         if let Some(touch) = touch {
-            let seconds = (touched_ms - touch.assigned_ms).max(0) as f64 / 1000.0;
+            // Saturating: `occurred_at` comes from the reporter and may be far in the past.
+            let seconds = touched_ms.saturating_sub(touch.assigned_ms).max(0) as f64 / 1000.0;
             self.metrics
                 .first_touch_seconds
                 .with_label_values(&[touch.team.as_str()])

@@ -77,3 +77,42 @@ fn working_hours_follow_the_clock() {
     assert_eq!(ana, 0);
     assert!(report.contains("ana (outside_working_hours)"), "{report}");
 }
+
+/// Issue 6: this web-form lead panicked the `prefix` condition of the sample rules (its
+/// postal code was sliced inside the `é`). The simulator now prints its decision, and the
+/// lead behind it is routed too.
+#[test]
+fn the_crash_lead_of_issue_6_gets_a_decision() {
+    let leads = std::env::temp_dir().join(format!(
+        "handoff-simulate-crash-lead-{}.jsonl",
+        std::process::id()
+    ));
+    std::fs::write(
+        &leads,
+        concat!(
+            r#"{"contact":{"email":"a@b.de"},"company":{"country":"DE","postal_code":"8é"},"engagement":{"demo_request":true}}"#,
+            "\n",
+            r#"{"contact":{"email":"lea@munich-startup.de","title":"CTO"},"company":{"country":"DE","postal_code":"80331"},"engagement":{"demo_request":true}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let at = "2026-11-24T10:00:00Z".parse().unwrap();
+    let outcome = handoff::simulate::run(&sample("rules.toml"), &leads, at);
+    std::fs::remove_file(&leads).unwrap();
+    let (report, summary) = outcome.unwrap();
+
+    assert_eq!(summary.leads, 2);
+    // A demo request takes the fast lane; `8é` does not start with 80 or 81, so the lead
+    // misses the Munich rule and lands in EMEA SMB.
+    assert!(report.contains("line-1"), "{report}");
+    assert!(
+        report.contains(
+            "not emea-enterprise: none of: company.employees = missing, outside 1000..; company.postal_code = \"8é\", no prefix in [80, 81]"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("-> emea-smb / dara"), "{report}");
+    // The Munich lead behind it still matches the prefix.
+    assert!(report.contains("-> emea-enterprise / ana"), "{report}");
+}

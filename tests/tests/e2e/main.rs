@@ -12,4 +12,5 @@ mod routing;
 mod rules_live;
 mod security;
 mod sla;
+mod untrusted_input;
 mod webhooks;

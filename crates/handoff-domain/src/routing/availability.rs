@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -127,8 +127,12 @@ impl Availability {
 
     /// `Ok` when the rep works at `now`; otherwise why not.
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), Unavailable> {
-        let local = now.with_timezone(&self.time_zone);
-        let today = local.date_naive();
+        // Not `with_timezone`: at the ends of chrono's range (a simulation `--at` far away)
+        // the local time may not exist and it would panic; the UTC time stands in then.
+        let utc = now.naive_utc();
+        let offset = self.time_zone.offset_from_utc_datetime(&utc).fix();
+        let local = utc.checked_add_offset(offset).unwrap_or(utc);
+        let today = local.date();
         if self
             .out_of_office
             .iter()
@@ -242,6 +246,20 @@ mod tests {
             Err(Unavailable::OutOfOffice)
         );
         assert_eq!(a.check(at("2026-08-17T10:00:00Z")), Ok(()));
+    }
+
+    #[test]
+    fn the_ends_of_time_do_not_panic() {
+        let a = berlin_nine_to_five();
+        assert_eq!(
+            a.check(DateTime::<Utc>::MAX_UTC),
+            Err(Unavailable::OutsideWorkingHours)
+        );
+        let st_johns = Availability::parse(Some("America/St_Johns"), None, &[], &[]);
+        assert_eq!(
+            st_johns.map(|a| a.check(DateTime::<Utc>::MIN_UTC)),
+            Ok(Ok(()))
+        );
     }
 
     #[test]

@@ -154,6 +154,16 @@ impl FieldRef {
     }
 }
 
+/// `value` starts with `prefix`, ASCII case ignored. Compares bytes: a prefix length that
+/// falls inside a multi-byte character of `value` cannot match (the lead byte would differ),
+/// and nothing is sliced at a byte index that may not be a character boundary.
+fn starts_with_ignore_ascii_case(value: &str, prefix: &str) -> bool {
+    value
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// A field's value for an explanation: quoted, or `missing`.
 fn shown(value: Option<&str>) -> String {
     value.map_or_else(|| "missing".to_owned(), |v| format!("{v:?}"))
@@ -312,11 +322,9 @@ impl Condition {
             }
             Condition::Prefix(field, prefixes) => {
                 let value = field.value(lead, score);
-                let matches = value.as_deref().is_some_and(|v| {
-                    prefixes
-                        .iter()
-                        .any(|p| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p))
-                });
+                let matches = value
+                    .as_deref()
+                    .is_some_and(|v| prefixes.iter().any(|p| starts_with_ignore_ascii_case(v, p)));
                 if matches {
                     Ok(())
                 } else {

@@ -168,7 +168,7 @@ impl RoutingModel {
     /// its fallback. The caller loads them (in one round trip) before [`Self::choose`].
     pub fn teams_for<'a>(&'a self, matched: &'a RuleMatch) -> Vec<&'a str> {
         let mut teams: Vec<&str> = matched.owner.iter().map(|o| o.team.as_str()).collect();
-        if let Some(rule) = matched.rule.map(|i| &self.rules()[i]) {
+        if let Some(rule) = matched.rule.and_then(|i| self.rules().get(i)) {
             teams.push(rule.team.as_str());
             teams.extend(rule.fallback.as_deref());
         }
@@ -228,7 +228,7 @@ impl RoutingModel {
         let empty = TeamState::default();
         let rule_and_team = matched
             .rule
-            .map(|i| &self.rules()[i])
+            .and_then(|i| self.rules().get(i))
             .and_then(|rule| self.team(&rule.team).map(|team| (rule, team)));
         let Some((rule, team)) = rule_and_team else {
             return RoutingDecision {

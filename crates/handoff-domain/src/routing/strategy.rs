@@ -122,8 +122,11 @@ pub(super) fn pick(
                 .iter()
                 .map(|r| i64::from(model.rep_weight(r)))
                 .sum();
+            // Saturating: the credits come back from the store, and a corrupt one must not
+            // overflow (a panic in debug builds, a wrapped credit in release).
             for rep in &eligible {
-                *credits.entry((*rep).to_owned()).or_default() += i64::from(model.rep_weight(rep));
+                let credit = credits.entry((*rep).to_owned()).or_default();
+                *credit = credit.saturating_add(i64::from(model.rep_weight(rep)));
             }
             // Highest credit wins; ties go to the earlier member in roster order.
             let chosen = members
@@ -142,7 +145,7 @@ pub(super) fn pick(
                 })
                 .map_or(first, String::as_str);
             if let Some(credit) = credits.get_mut(chosen) {
-                *credit -= total;
+                *credit = credit.saturating_sub(total);
             }
             Pick {
                 rep: Some(chosen.to_owned()),

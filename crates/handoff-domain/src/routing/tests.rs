@@ -150,6 +150,41 @@ fn weighted_round_robin_gives_exact_shares_per_cycle() {
     assert_eq!(picks, ["a", "b", "c", "a"]);
 }
 
+/// Credits come back from the store: extreme ones saturate instead of overflowing.
+#[test]
+fn weighted_round_robin_survives_extreme_credits() {
+    let m = team_model(
+        "weighted_round_robin",
+        json!([{"id": "a", "capacity": 10, "weight": 4294967295u32}, {"id": "b", "capacity": 10}]),
+        None,
+    );
+    let mut states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: format!("a={};b={}", i64::MAX, i64::MIN),
+            ..TeamState::default()
+        },
+    )]);
+    let picks = run(&m, &mut states, 3);
+    assert_eq!(picks[0], "a");
+    assert_eq!(picks.len(), 3);
+}
+
+/// A match from another model (a rules reload between match and choose) must not index
+/// past the rules: it reads as no match.
+#[test]
+fn a_rule_index_out_of_range_reads_as_no_match() {
+    let m = team_model("round_robin", json!([{"id": "a", "capacity": 1}]), None);
+    let matched = RuleMatch {
+        rule: Some(7),
+        misses: vec![],
+        owner: None,
+    };
+    assert!(m.teams_for(&matched).is_empty());
+    let decision = m.choose(matched, &BTreeMap::new(), now());
+    assert_eq!(decision.placement, Placement::Queue("unrouted".into()));
+}
+
 #[test]
 fn least_loaded_picks_the_fewest_open_leads_then_rotation_order() {
     let m = team_model(
@@ -257,6 +292,32 @@ fn every_condition_operator() {
             "{spec:?}"
         );
     }
+}
+
+/// The crash of issue 6: `8é` against the prefix `80` sliced the value at byte 2, inside
+/// the `é`, and panicked. A prefix that ends inside a character of the value cannot match.
+#[test]
+fn a_prefix_never_splits_a_character() {
+    let check = |postal_code: &str, prefixes: &[&str]| {
+        let mut lead = lead();
+        lead.company.postal_code = postal_code.to_owned();
+        let condition = Condition::Prefix(
+            FieldRef::PostalCode,
+            prefixes.iter().map(|p| (*p).to_owned()).collect(),
+        );
+        condition.check(&lead, &score()).is_ok()
+    };
+    assert!(!check("8é", &["80", "81"]));
+    assert!(!check("é", &["e"]));
+    assert!(!check("8", &["80"]));
+    assert!(check("8é1", &["8é"]));
+    assert!(check("SW1A 1AA", &["sw1"]), "ASCII case is ignored");
+    assert!(
+        !check("É1", &["é"]),
+        "only ASCII case is ignored, as for equals"
+    );
+    assert!(check("😀80", &["😀"]));
+    assert!(check("anything", &[""]));
 }
 
 #[test]
