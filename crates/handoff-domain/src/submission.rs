@@ -414,6 +414,7 @@ mod tests {
         let bad = "x\u{7}y";
         let submission = LeadSubmission {
             id: Some("lead\u{1b}1".into()),
+            received_at: None,
             source: Source {
                 kind: bad.into(),
                 name: bad.into(),
