@@ -65,7 +65,7 @@ async fn the_crash_lead_is_routed_and_the_leads_behind_it_are_assigned() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let crash_json = stack
         .post_lead(
             &client,
@@ -152,7 +152,7 @@ async fn control_characters_are_refused_naming_the_field() {
         ..StackOptions::default()
     })
     .await;
-    let client = reqwest::Client::new();
+    let client = handoff_e2e::client();
     let url = format!("{}/v1/leads", stack.api());
 
     let (status, body) = post_json(
