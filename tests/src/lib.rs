@@ -96,6 +96,9 @@ name = "everyone"
 team = "sales"
 "#;
 
+/// The webhook signing secret of every test stack (long enough for a deployment).
+pub const TEST_SIGNING_SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -108,6 +111,8 @@ pub struct StackOptions {
     pub id: Option<String>,
     /// Create topics at start-up (off when the caller made them, e.g. on a mock cluster).
     pub create_topics: bool,
+    /// Allow webhooks to loopback (the tests' receivers); off: the default egress policy.
+    pub allow_loopback_webhooks: bool,
 }
 
 impl Default for StackOptions {
@@ -119,6 +124,7 @@ impl Default for StackOptions {
             webhook_base: None,
             id: None,
             create_topics: true,
+            allow_loopback_webhooks: true,
         }
     }
 }
@@ -239,7 +245,8 @@ first_touch_seconds = {sla}
 poll_interval_ms = 100
 lease_seconds = 5
 [notifier]
-signing_secret = "test-secret"
+signing_secret = "{secret}"
+allowed_private_targets = [{allowed}]
 max_attempts = 4
 initial_backoff_ms = 50
 max_backoff_ms = 200
@@ -252,6 +259,12 @@ drain_seconds = 5
         redis = env.redis,
         sla = options.first_touch_seconds,
         create_topics = options.create_topics,
+        secret = TEST_SIGNING_SECRET,
+        allowed = if options.allow_loopback_webhooks {
+            "\"127.0.0.0/8\""
+        } else {
+            ""
+        },
     );
     let path = dir.join("handoff.toml");
     std::fs::write(&path, settings).expect("write config");

@@ -3,6 +3,7 @@
 //! teams, reps, routing rules). Everything is checked at start-up; an error names the file,
 //! the key and what is allowed.
 
+mod address_block;
 mod env;
 mod handle;
 mod rules;
@@ -11,6 +12,7 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
+pub use address_block::AddressBlock;
 pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;

@@ -6,6 +6,7 @@
 //! failing webhook does not hold up other leads. A delivery that fails for good sends the
 //! event to the dead-letter topic: it is never dropped silently.
 
+mod egress;
 mod handler;
 mod message;
 mod signature;
@@ -19,7 +20,8 @@ use handoff_domain::events::EventKind;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_telemetry::Metrics;
 
-pub use signature::{sign, verify, SIGNATURE_HEADER};
+pub use egress::RefusedTarget;
+pub use signature::{sign, verify, verify_at, SignatureError, SIGNATURE_HEADER, TOLERANCE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
