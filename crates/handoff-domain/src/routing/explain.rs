@@ -257,6 +257,44 @@ mod tests {
     }
 
     #[test]
+    fn the_rules_file_option_reaches_the_explanation_of_every_miss() {
+        use crate::routing::{RoutingConfig, RoutingModel};
+        let misses = |explain_values: &str| {
+            let config: RoutingConfig = match serde_json::from_value(serde_json::json!({
+                "explain_values": explain_values,
+                "teams": [{ "id": "t", "members": ["a"] }],
+                "reps": [{ "id": "a", "capacity": 1 }],
+                "rules": [
+                    { "name": "na", "team": "t", "when": { "field": "company.country", "in": ["US"] } },
+                    { "name": "rest", "team": "t" },
+                ],
+            })) {
+                Ok(c) => c,
+                Err(e) => panic!("{e}"),
+            };
+            let model = match RoutingModel::new(config, "v") {
+                Ok(m) => m,
+                Err(e) => panic!("{e:?}"),
+            };
+            let l = lead(serde_json::json!({ "company": { "country": "DE" } }));
+            model
+                .match_rule(&l, &score())
+                .misses
+                .into_iter()
+                .map(|m| m.failed_condition)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            misses("rule_fields"),
+            ["company.country = \"DE\", not in [US]"]
+        );
+        assert_eq!(
+            misses("none"),
+            ["company.country = [redacted], not in [US]"]
+        );
+    }
+
+    #[test]
     fn the_option_is_written_in_snake_case() {
         #[derive(Deserialize)]
         struct Holder {
