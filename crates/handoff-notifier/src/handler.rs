@@ -231,9 +231,7 @@ impl Delivery {
         tracing::warn!(event_id = %n.event_id, error = %last_error, "webhook delivery gave up; event dead-lettered");
         Err(last_error)
     }
-}
 
-impl Delivery {
     /// A target the egress policy refuses: permanent, so no retries.
     fn refused(&self, n: &Notification, refused: &egress::RefusedTarget) -> String {
         self.metrics

@@ -42,7 +42,8 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
     let notifier = &mut loaded.settings.notifier;
     // Dev ships no secret and needs none from the user: one per run, unless a real one is set.
-    if notifier.check_signing_secret().is_err() {
+    let random_secret = notifier.check_signing_secret().is_err();
+    if random_secret {
         let bytes: [u8; 32] = rand::random();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         notifier.signing_secret = Secret::new(hex);
@@ -89,6 +90,9 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
             "  webhook sink:     not started ({} is busy)",
             options.webhook_sink
         ),
+    }
+    if random_secret {
+        println!("  webhook signing:  a random secret for this run (set HANDOFF_NOTIFIER_SIGNING_SECRET to verify signatures)");
     }
     println!(
         "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
