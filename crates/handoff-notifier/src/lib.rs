@@ -5,6 +5,9 @@
 //! Each delivery runs on its own (bounded) task with retries and backoff, so one slow or
 //! failing webhook does not hold up other leads. A delivery that fails for good sends the
 //! event to the dead-letter topic: it is never dropped silently.
+//!
+//! Webhooks reach only public addresses unless `notifier.allowed_private_targets` names
+//! them, judged on the address connected to (`egress`); redirects are never followed.
 
 mod egress;
 mod handler;
