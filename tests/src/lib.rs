@@ -126,6 +126,9 @@ name = "everyone"
 team = "sales"
 "#;
 
+/// The webhook signing secret of every test stack (long enough for a deployment).
+pub const TEST_SIGNING_SECRET: &str = "test-secret-0123456789abcdef0123456789";
+
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -145,6 +148,8 @@ pub struct StackOptions {
     pub extra_config: String,
     /// The body of `[ingest.limits]`; by default high enough that no test is throttled.
     pub ingest_limits: String,
+    /// Allow webhooks to loopback (the tests' receivers); off: the default egress policy.
+    pub allow_loopback_webhooks: bool,
 }
 
 impl Default for StackOptions {
@@ -161,6 +166,7 @@ impl Default for StackOptions {
             ingest_limits:
                 "per_key_per_minute = 10000000\nper_address_per_minute = 10000000\nburst = 100000\n"
                     .to_owned(),
+            allow_loopback_webhooks: true,
         }
     }
 }
@@ -293,7 +299,8 @@ first_touch_seconds = {sla}
 poll_interval_ms = 100
 lease_seconds = 5
 [notifier]
-signing_secret = "test-secret"
+signing_secret = "{secret}"
+allowed_private_targets = [{allowed}]
 max_attempts = 4
 initial_backoff_ms = 50
 max_backoff_ms = 200
@@ -314,6 +321,12 @@ drain_seconds = 5
         // CreateTopics request: HANDOFF_TEST_CREATE_TOPICS=false lets the suite run on it.
         create_topics = options.create_topics
             && std::env::var("HANDOFF_TEST_CREATE_TOPICS").as_deref() != Ok("false"),
+        secret = TEST_SIGNING_SECRET,
+        allowed = if options.allow_loopback_webhooks {
+            "\"127.0.0.0/8\""
+        } else {
+            ""
+        },
     );
     let path = dir.join("handoff.toml");
     std::fs::write(&path, settings).expect("write config");

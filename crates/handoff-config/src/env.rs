@@ -12,6 +12,7 @@ const TOP_LEVEL: &[&str] = &["rules_file"];
 /// Free-text keys: their values stay strings even when they look like numbers ("12345").
 const TEXT_KEYS: &[&str] = &[
     "notifier.signing_secret",
+    "notifier.allowed_private_targets",
     "kafka.bootstrap_servers",
     "kafka.topic_prefix",
     "kafka.group_prefix",

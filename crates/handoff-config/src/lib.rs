@@ -4,6 +4,7 @@
 //! the key and what is allowed.
 
 mod access;
+mod address_block;
 mod env;
 mod handle;
 mod rules;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use access::{
     key_digest, ApiKeySettings, FormSettings, LimitSettings, Scope, WebhookSourceSettings,
 };
+pub use address_block::AddressBlock;
 pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;

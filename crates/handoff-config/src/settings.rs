@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
-use crate::Secret;
+use crate::{AddressBlock, ConfigError, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +74,19 @@ impl Settings {
             );
         }
         Ok(())
+    }
+
+    /// What a deployment needs and `handoff dev` does not: a real webhook signing secret.
+    /// The binary calls it for every mode that runs the notifier, except `handoff dev`
+    /// (which makes a random secret per run). `path` is the configuration file, for the
+    /// message.
+    pub fn check_production(&self, path: &Path) -> Result<(), ConfigError> {
+        self.notifier
+            .check_signing_secret()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })
     }
 }
 
@@ -301,13 +314,23 @@ fn default_claim_batch() -> u32 {
     500
 }
 
+/// The shortest signing secret a deployment accepts: HMAC-SHA256's block of entropy.
+pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
+
+/// Secrets that were shipped in samples: public, so never a deployment's.
+const SAMPLE_SIGNING_SECRETS: &[&str] = &["dev-only-secret"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifierSettings {
-    /// HMAC-SHA256 key of the `Handoff-Signature` header. Empty: deliveries are unsigned
-    /// (and a warning is logged at start-up).
+    /// HMAC-SHA256 key of the `Handoff-Signature` header. Required outside `handoff dev`
+    /// ([`Settings::check_production`]); set it through `HANDOFF_NOTIFIER_SIGNING_SECRET`.
     #[serde(default)]
     pub signing_secret: Secret,
+    /// Private, loopback, link-local (and other non-public) addresses webhooks may still
+    /// go to: IP addresses or CIDR blocks. Empty: only public addresses.
+    #[serde(default, deserialize_with = "crate::address_block::list")]
+    pub allowed_private_targets: Vec<AddressBlock>,
     #[serde(default = "default_webhook_timeout_ms")]
     pub timeout_ms: u64,
     #[serde(default = "default_max_attempts")]
@@ -325,11 +348,37 @@ impl Default for NotifierSettings {
     fn default() -> Self {
         Self {
             signing_secret: Secret::default(),
+            allowed_private_targets: Vec::new(),
             timeout_ms: default_webhook_timeout_ms(),
             max_attempts: default_max_attempts(),
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             concurrency: default_concurrency(),
+        }
+    }
+}
+
+impl NotifierSettings {
+    /// `Err` says what is wrong with the signing secret for a deployment, naming the key
+    /// and its variable; never the secret.
+    pub fn check_signing_secret(&self) -> Result<(), String> {
+        let secret = self.signing_secret.expose();
+        let how = format!(
+            "set HANDOFF_NOTIFIER_SIGNING_SECRET to a random value of at least {MIN_SIGNING_SECRET_BYTES} bytes, e.g. `openssl rand -hex 32`"
+        );
+        if secret.trim().is_empty() {
+            Err(format!("notifier.signing_secret is not set: {how}"))
+        } else if SAMPLE_SIGNING_SECRETS.contains(&secret) {
+            Err(format!(
+                "notifier.signing_secret is a published sample value: {how}"
+            ))
+        } else if secret.len() < MIN_SIGNING_SECRET_BYTES {
+            Err(format!(
+                "notifier.signing_secret is {} bytes, too short to sign webhooks: {how}",
+                secret.len()
+            ))
+        } else {
+            Ok(())
         }
     }
 }

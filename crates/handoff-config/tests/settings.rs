@@ -154,3 +154,117 @@ fn a_webhook_source_needs_its_secret_in_the_environment() {
         Some(secret.to_owned())
     );
 }
+
+const STRONG_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+fn production_error(text: &str, env: &[(&str, &str)]) -> Option<String> {
+    let settings = match parse_settings(Path::new("handoff.toml"), text, vars(env)) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    settings
+        .check_production(Path::new("handoff.toml"))
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[test]
+fn a_missing_signing_secret_stops_a_deployment_naming_the_setting() {
+    let message = production_error(BASE, &[]).unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "invalid configuration in handoff.toml: notifier.signing_secret is not set"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("HANDOFF_NOTIFIER_SIGNING_SECRET"),
+        "{message}"
+    );
+    let blank = format!("{BASE}\n[notifier]\nsigning_secret = \"  \"\n");
+    assert!(production_error(&blank, &[]).is_some_and(|m| m.contains("is not set")));
+}
+
+#[test]
+fn the_old_sample_secret_or_a_short_one_stops_a_deployment() {
+    let sample = format!("{BASE}\n[notifier]\nsigning_secret = \"dev-only-secret\"\n");
+    let message = production_error(&sample, &[]).unwrap_or_default();
+    assert!(
+        message.contains("notifier.signing_secret is a published sample value"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("dev-only-secret"),
+        "the secret is never echoed: {message}"
+    );
+
+    let short = production_error(
+        BASE,
+        &[("HANDOFF_NOTIFIER_SIGNING_SECRET", "s3cret-but-short")],
+    )
+    .unwrap_or_default();
+    assert!(
+        short.contains("notifier.signing_secret is 16 bytes"),
+        "{short}"
+    );
+    assert!(short.contains("HANDOFF_NOTIFIER_SIGNING_SECRET"), "{short}");
+    assert!(
+        !short.contains("s3cret"),
+        "the secret is never echoed: {short}"
+    );
+}
+
+#[test]
+fn a_strong_secret_from_the_environment_passes_the_shipped_config() {
+    let shipped = include_str!("../../../deploy/config/handoff.toml");
+    let message = production_error(shipped, &[]).unwrap_or_default();
+    assert!(
+        message.contains("notifier.signing_secret is not set"),
+        "the sample ships no secret: {message}"
+    );
+    assert_eq!(
+        production_error(
+            shipped,
+            &[("HANDOFF_NOTIFIER_SIGNING_SECRET", STRONG_SECRET)]
+        ),
+        None
+    );
+}
+
+#[test]
+fn private_webhook_targets_are_allowed_by_address_or_block_from_file_or_env() {
+    let text =
+        format!("{BASE}\n[notifier]\nallowed_private_targets = [\"127.0.0.1\", \"10.1.2.0/24\"]\n");
+    let settings = match parse_settings(Path::new("handoff.toml"), &text, vars(&[])) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let shown: Vec<String> = settings
+        .notifier
+        .allowed_private_targets
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["127.0.0.1/32", "10.1.2.0/24"]);
+
+    let from_env = parse_settings(
+        Path::new("handoff.toml"),
+        &text,
+        vars(&[(
+            "HANDOFF_NOTIFIER_ALLOWED_PRIVATE_TARGETS",
+            "fd00::/8, 192.168.0.0/16",
+        )]),
+    );
+    let blocks = from_env.map(|s| s.notifier.allowed_private_targets.len());
+    assert_eq!(blocks.map_err(|e| e.to_string()), Ok(2));
+
+    let bad = text.replace("10.1.2.0/24", "hooks.internal:8090");
+    let message = parse_settings(Path::new("handoff.toml"), &bad, vars(&[]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("`hooks.internal:8090` is not an IP address or CIDR block"),
+        "{message}"
+    );
+}

@@ -106,7 +106,8 @@ impl Utm {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Debug output is masked (see below): a `{:?}` of a lead must not put a person in a log.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -119,6 +120,19 @@ pub struct Contact {
     pub phone: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub title: String,
+}
+
+impl fmt::Debug for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |value: &str| if value.is_empty() { "" } else { "[redacted]" };
+        f.debug_struct("Contact")
+            .field("email", &crate::privacy::mask_email(&self.email))
+            .field("first_name", &hidden(&self.first_name))
+            .field("last_name", &hidden(&self.last_name))
+            .field("phone", &hidden(&self.phone))
+            .field("title", &self.title)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,4 +188,28 @@ fn is_false(value: &bool) -> bool {
 
 fn is_zero(value: &u32) -> bool {
     *value == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_contact_debug_shows_no_person() {
+        let contact = Contact {
+            email: "jane.doe@example.com".into(),
+            first_name: "Jane".into(),
+            last_name: "Doe".into(),
+            phone: "+4930123456".into(),
+            title: "CTO".into(),
+        };
+        let shown = format!("{contact:?}");
+        for personal in ["jane.doe", "Jane", "Doe", "4930123456"] {
+            assert!(!shown.contains(personal), "{shown}");
+        }
+        assert!(
+            shown.contains("j***@example.com") && shown.contains("CTO"),
+            "{shown}"
+        );
+    }
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use handoff_domain::events::EventKind;
+use handoff_domain::privacy::without_values;
 
 use crate::consumer::{HandleError, PoisonReason};
 use crate::TraceParent;
@@ -154,13 +155,27 @@ impl InboundEvent {
         let payload = self.payload.as_deref().ok_or_else(|| {
             HandleError::poison(PoisonReason::Undecodable, "the record has no payload")
         })?;
-        serde_json::from_slice(payload).map_err(|e| {
-            let reason = if e.is_syntax() || e.is_eof() {
+        let mut deserializer = serde_json::Deserializer::from_slice(payload);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let reason = if e.inner().is_syntax() || e.inner().is_eof() {
                 PoisonReason::Undecodable
             } else {
                 PoisonReason::ContractInvalid
             };
-            HandleError::poison(reason, format!("{} payload: {e}", kind.proto_message()))
+            // The detail is logged and travels in a header: where the problem is, never the
+            // value (a phone number in the wrong type is still a phone number).
+            let at = match e.path().to_string() {
+                root if root == "." => String::new(),
+                path => format!("{path}: "),
+            };
+            HandleError::poison(
+                reason,
+                format!(
+                    "{} payload: {at}{}",
+                    kind.proto_message(),
+                    without_values(&e.inner().to_string())
+                ),
+            )
         })
     }
 

@@ -12,6 +12,7 @@ use handoff_kafka::{
 };
 use handoff_telemetry::Metrics;
 
+use crate::egress::{self, EgressPolicy, GuardedResolver};
 use crate::{message, sign, NotifierError, SIGNATURE_HEADER};
 
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub(crate) struct NotifierHandler {
 #[derive(Debug)]
 struct Delivery {
     client: reqwest::Client,
+    /// Where webhooks may go; the client's resolver enforces it for host names.
+    egress: Arc<EgressPolicy>,
     secret: Secret,
     max_attempts: u32,
     initial_backoff: Duration,
@@ -48,13 +51,20 @@ impl NotifierHandler {
         producer: EventProducer,
         metrics: Metrics,
     ) -> Result<Self, NotifierError> {
+        let egress = Arc::new(EgressPolicy::new(settings.allowed_private_targets.clone()));
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .user_agent(concat!("handoff-notifier/", env!("CARGO_PKG_VERSION")))
+            // A redirect would lead past the address check to wherever the receiver says.
+            .redirect(reqwest::redirect::Policy::none())
+            // Through a proxy the connection's address is the proxy's, not the target's.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver::new(egress.clone())))
             .build()?;
         Ok(Self {
             delivery: Arc::new(Delivery {
                 client,
+                egress,
                 secret: settings.signing_secret.clone(),
                 max_attempts: settings.max_attempts,
                 initial_backoff: Duration::from_millis(settings.initial_backoff_ms),
@@ -146,6 +156,9 @@ impl EventHandler for NotifierHandler {
 impl Delivery {
     /// POSTs until a 2xx, a permanent refusal, or the last attempt. `Err` says why it gave up.
     async fn deliver(&self, n: &Notification) -> Result<(), String> {
+        if let Err(refused) = self.egress.check_url(&n.url) {
+            return Err(self.refused(n, &refused));
+        }
         let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let mut backoff = self.initial_backoff;
         let mut last_error = String::new();
@@ -174,6 +187,14 @@ impl Delivery {
                     tracing::debug!(event_id = %n.event_id, attempt, "webhook delivered");
                     return Ok(());
                 }
+                Ok(response) if response.status().is_redirection() => {
+                    // Permanent: the receiver moved, and only a new URL in the rules fixes that.
+                    last_error = format!(
+                        "webhook answered {}: redirects are not followed (set the webhook URL to where it redirects)",
+                        response.status()
+                    );
+                    break;
+                }
                 Ok(response) => {
                     let status = response.status();
                     last_error = format!("webhook answered {status}");
@@ -184,8 +205,13 @@ impl Delivery {
                         wait = after.min(self.max_backoff);
                     }
                 }
-                // The URL is never logged: it often embeds a token (Slack webhooks do).
-                Err(e) => last_error = format!("webhook request failed: {}", e.without_url()),
+                Err(e) => {
+                    if let Some(refused) = egress::refusal(&e) {
+                        return Err(self.refused(n, &refused));
+                    }
+                    // The URL is never logged: it often embeds a token (Slack webhooks do).
+                    last_error = format!("webhook request failed: {}", e.without_url());
+                }
             }
             if attempt == self.max_attempts {
                 break;
@@ -204,6 +230,16 @@ impl Delivery {
             .inc();
         tracing::warn!(event_id = %n.event_id, error = %last_error, "webhook delivery gave up; event dead-lettered");
         Err(last_error)
+    }
+
+    /// A target the egress policy refuses: permanent, so no retries.
+    fn refused(&self, n: &Notification, refused: &egress::RefusedTarget) -> String {
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&["refused"])
+            .inc();
+        tracing::warn!(event_id = %n.event_id, error = %refused, "webhook target refused; event dead-lettered");
+        refused.to_string()
     }
 }
 

@@ -5,7 +5,11 @@
 //! Each delivery runs on its own (bounded) task with retries and backoff, so one slow or
 //! failing webhook does not hold up other leads. A delivery that fails for good sends the
 //! event to the dead-letter topic: it is never dropped silently.
+//!
+//! Webhooks reach only public addresses unless `notifier.allowed_private_targets` names
+//! them, judged on the address connected to (`egress`); redirects are never followed.
 
+mod egress;
 mod handler;
 mod message;
 mod signature;
@@ -19,7 +23,8 @@ use handoff_domain::events::EventKind;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_telemetry::Metrics;
 
-pub use signature::{sign, verify, SIGNATURE_HEADER};
+pub use egress::RefusedTarget;
+pub use signature::{sign, verify, verify_at, SignatureError, SIGNATURE_HEADER, TOLERANCE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {

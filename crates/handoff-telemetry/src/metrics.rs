@@ -34,7 +34,7 @@ pub struct Metrics {
     /// Consumer-side errors, by service and kind (receive, transient, effect).
     pub consumer_errors: IntCounterVec,
     pub dead_lettered: IntCounterVec,
-    /// Webhook deliveries, by outcome (delivered, retried, failed).
+    /// Webhook deliveries, by outcome (delivered, retried, failed, refused).
     pub webhook_deliveries: IntCounterVec,
     /// Rules file reloads, by outcome (applied, rejected).
     pub rules_reloads: IntCounterVec,

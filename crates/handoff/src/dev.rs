@@ -1,7 +1,7 @@
 //! `handoff dev`: every service on an embedded Kafka (librdkafka's mock cluster, in
 //! memory) and the local Redis, with demo traffic, a webhook sink, and a summary line.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use axum::Router;
 use handoff_kafka::rdkafka::mocking::MockCluster;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{FormSettings, IngestSettings, LoadedConfig, Scope};
+use handoff_config::{AddressBlock, FormSettings, IngestSettings, LoadedConfig, Scope, Secret};
 use handoff_kafka::Topics;
 use handoff_telemetry::Metrics;
 
@@ -40,6 +40,22 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     // The mock cluster answers a waiting fetch only when its wait runs out.
     kafka.fetch_wait_max_ms = 50;
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
+    let notifier = &mut loaded.settings.notifier;
+    // Dev ships no secret and needs none from the user: one per run, unless a real one is set.
+    let random_secret = notifier.check_signing_secret().is_err();
+    if random_secret {
+        let bytes: [u8; 32] = rand::random();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        notifier.signing_secret = Secret::new(hex);
+    }
+    // The sample rules notify the local sink: the one private target dev may reach.
+    notifier.allowed_private_targets.push(AddressBlock::from(
+        if options.webhook_sink.ip().is_unspecified() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            options.webhook_sink.ip()
+        },
+    ));
     // The embedded broker starts empty, so dev's Redis state must too: its own namespace,
     // cleared at start (production keys under the configured prefix are never touched).
     let redis = &mut loaded.settings.redis;
@@ -82,6 +98,9 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
             "  webhook sink:     not started ({} is busy)",
             options.webhook_sink
         ),
+    }
+    if random_secret {
+        println!("  webhook signing:  a random secret for this run (set HANDOFF_NOTIFIER_SIGNING_SECRET to verify signatures)");
     }
     println!(
         "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",

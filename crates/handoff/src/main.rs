@@ -70,6 +70,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let loaded = load(&cli)?;
+    if set.has(Service::Notifier) {
+        loaded.settings.check_production(&cli.config)?;
+    }
     let shutdown = shutdown::on_signal();
     let running = services::start(set, loaded, shutdown).await?;
     running.wait().await

@@ -57,7 +57,7 @@ impl ServiceSet {
         Self(services.to_vec())
     }
 
-    fn has(&self, service: Service) -> bool {
+    pub fn has(&self, service: Service) -> bool {
         self.0.contains(&service)
     }
 }

@@ -107,7 +107,7 @@ impl FieldRef {
         }
     }
 
-    fn value<'a>(&self, lead: &'a Lead, score: &'a Score) -> Option<Cow<'a, str>> {
+    pub(crate) fn value<'a>(&self, lead: &'a Lead, score: &'a Score) -> Option<Cow<'a, str>> {
         use FieldRef::*;
         let text = |s: &'a str| (!s.is_empty()).then_some(Cow::Borrowed(s));
         let count = |n: u32| Some(Cow::Owned(n.to_string()));
@@ -141,7 +141,7 @@ impl FieldRef {
         }
     }
 
-    fn name(&self) -> Cow<'static, str> {
+    pub(crate) fn name(&self) -> Cow<'static, str> {
         match self {
             FieldRef::Custom(name) => Cow::Owned(format!("custom.{name}")),
             other => Cow::Borrowed(
@@ -349,7 +349,7 @@ impl Condition {
         }
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Condition::Always => "always".to_owned(),
             Condition::All(c) => format!("all of {} conditions", c.len()),

@@ -4,6 +4,7 @@
 
 mod availability;
 mod condition;
+mod explain;
 mod model;
 mod strategy;
 #[cfg(test)]
@@ -11,6 +12,7 @@ mod tests;
 
 pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleSpec};
 pub use condition::{Condition, ConditionSpec, FieldRef};
+pub use explain::ExplainValues;
 pub use model::{
     AccountConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
     TeamConfig,
@@ -143,15 +145,15 @@ impl RoutingModel {
     fn match_rules_only(&self, lead: &Lead, score: &Score) -> RuleMatch {
         let mut misses = Vec::new();
         for (index, rule) in self.rules().iter().enumerate() {
-            match rule.condition.check(lead, score) {
-                Ok(()) => {
+            match explain::failed_condition(&rule.condition, lead, score, self.explain_values()) {
+                None => {
                     return RuleMatch {
                         rule: Some(index),
                         misses,
                         owner: None,
                     }
                 }
-                Err(failed_condition) => misses.push(RuleMiss {
+                Some(failed_condition) => misses.push(RuleMiss {
                     rule: rule.name.clone(),
                     failed_condition,
                 }),

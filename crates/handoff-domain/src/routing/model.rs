@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::availability::{Availability, DateRangeSpec, WeeklyScheduleSpec};
 use super::condition::{Condition, ConditionSpec};
+use super::explain::ExplainValues;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,10 @@ pub struct RoutingConfig {
     /// them already (0: off).
     #[serde(default = "default_sticky_days")]
     pub sticky_days: u32,
+    /// What explanations (in `lead.assigned` and webhooks) show of the lead: `rule_fields`
+    /// (the values of fields rules name, never emails or phone numbers) or `none`.
+    #[serde(default)]
+    pub explain_values: ExplainValues,
 }
 
 fn default_sticky_days() -> u32 {
@@ -185,6 +190,7 @@ pub struct RoutingModel {
     /// The team a rep's owner-routed leads count in: the first team listing them.
     home_team: BTreeMap<String, String>,
     sticky_days: u32,
+    explain_values: ExplainValues,
     teams: BTreeMap<String, Team>,
     reps: BTreeMap<String, Rep>,
     rules: Vec<Rule>,
@@ -396,6 +402,7 @@ impl RoutingModel {
                 free_mail: BTreeSet::new(),
                 home_team,
                 sticky_days: config.sticky_days,
+                explain_values: config.explain_values,
                 teams,
                 reps,
                 rules,
@@ -437,6 +444,11 @@ impl RoutingModel {
     /// How long a contact sticks to their rep (0: never).
     pub fn sticky_days(&self) -> u32 {
         self.sticky_days
+    }
+
+    /// What explanations show of the lead.
+    pub fn explain_values(&self) -> ExplainValues {
+        self.explain_values
     }
 
     /// Content hash of the rules this model was built from.
