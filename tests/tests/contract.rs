@@ -28,8 +28,8 @@ use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
 use handoff_e2e::contract::Contract;
 use handoff_kafka::{OutboundEvent, TraceParent};
-use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 use proptest::prelude::*;
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 
 /// The package of handoff's own messages (the well-known types are protobuf's business).
 const PACKAGE: &str = "handoff.v1";
@@ -123,10 +123,7 @@ fn time() -> BoxedStrategy<DateTime<Utc>> {
         .boxed()
 }
 
-fn list<T: std::fmt::Debug + 'static>(
-    item: BoxedStrategy<T>,
-    full: bool,
-) -> BoxedStrategy<Vec<T>> {
+fn list<T: std::fmt::Debug + 'static>(item: BoxedStrategy<T>, full: bool) -> BoxedStrategy<Vec<T>> {
     proptest::collection::vec(item, usize::from(full)..4).boxed()
 }
 
@@ -254,7 +251,13 @@ fn engagement(full: bool) -> BoxedStrategy<Engagement> {
         list(activity(full), full),
     )
         .prop_map(
-            |(demo_request, pricing_page_views, content_downloads, webinars_attended, activities)| {
+            |(
+                demo_request,
+                pricing_page_views,
+                content_downloads,
+                webinars_attended,
+                activities,
+            )| {
                 Engagement {
                     demo_request,
                     pricing_page_views,
@@ -455,9 +458,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
 fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
     match kind {
         EventKind::LeadCreated => lead(full).prop_map(Emitted::LeadCreated).boxed(),
-        EventKind::LeadAssigned => lead_assigned(full)
-            .prop_map(Emitted::LeadAssigned)
-            .boxed(),
+        EventKind::LeadAssigned => lead_assigned(full).prop_map(Emitted::LeadAssigned).boxed(),
         EventKind::SlaBreached => sla_breached(full).prop_map(Emitted::SlaBreached).boxed(),
         EventKind::LeadDisposition => lead_disposition(full)
             .prop_map(Emitted::LeadDisposition)
