@@ -70,20 +70,21 @@ def compile_contract(out_dir):
 
 def set_fields(message, seen):
     """Records every field set anywhere in message as 'full.MessageName.field'."""
+    from google.protobuf.message import Message
+
     for field, value in message.ListFields():
         seen.add(f"{message.DESCRIPTOR.full_name}.{field.name}")
         if field.message_type is None:
             continue
-        if field.message_type.GetOptions().map_entry:
-            entry = field.message_type.fields_by_name["value"]
-            if entry.message_type is not None:
-                for item in value.values():
+        if isinstance(value, Message):
+            set_fields(value, seen)
+        elif field.message_type.GetOptions().map_entry:
+            for item in value.values():
+                if isinstance(item, Message):
                     set_fields(item, seen)
-        elif field.label == field.LABEL_REPEATED:
+        else:
             for item in value:
                 set_fields(item, seen)
-        else:
-            set_fields(value, seen)
 
 
 def main():
