@@ -136,11 +136,11 @@ fn full_lead(n: usize, country: &str, employees: u32, title: &str, email: &str) 
 }
 
 /// Every record on the stack's event topics, read as a downstream consumer would.
-struct Topics {
+struct EventLog {
     readers: Vec<(EventKind, TopicReader)>,
 }
 
-impl Topics {
+impl EventLog {
     fn new(stack: &Stack) -> Self {
         Self {
             readers: EventKind::ALL
@@ -208,7 +208,7 @@ async fn a_consumer_generated_from_proto_by_protobuf_reads_every_event_of_a_run(
     })
     .await;
     let client = reqwest::Client::new();
-    let mut topics = Topics::new(&stack);
+    let mut topics = EventLog::new(&stack);
 
     // dach: misses enterprise and partner; d1 inactive, d2 full: fallback team sales.
     let dach = stack
