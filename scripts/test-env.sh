@@ -19,8 +19,9 @@ up() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
   fi
   # Python tools some tests drive (a third-party Standard Webhooks signer, ...).
-  if ! python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt >&2; then
-    echo "==> could not install tests/requirements.txt" >&2
+  if ! python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt \
+      -r tests/contract/requirements.txt >&2; then
+    echo "==> could not install the tests' Python requirements" >&2
   fi
   tansu=$(scripts/ensure-tansu.sh)
   if ! (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null; then

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use handoff_domain::events::EventKind;
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage};
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor};
 
 use crate::topics::Record;
 
@@ -53,17 +53,20 @@ impl Contract {
     }
 
     pub fn check_payload(&self, kind: EventKind, payload: &[u8]) -> Result<(), String> {
-        let descriptor = self
-            .pool
-            .get_message_by_name(kind.proto_message())
-            .ok_or_else(|| format!("{} not in proto/", kind.proto_message()))?;
+        self.decode(kind, payload).map(|_| ())
+    }
+
+    /// The payload as the message `kind` names, decoded strictly: a field proto/ does not
+    /// define is an error, as it is for a consumer generated from proto/.
+    pub fn decode(&self, kind: EventKind, payload: &[u8]) -> Result<DynamicMessage, String> {
+        let descriptor = self.message(kind)?;
         let mut deserializer = serde_json::Deserializer::from_slice(payload);
         DynamicMessage::deserialize_with_options(
             descriptor,
             &mut deserializer,
             &DeserializeOptions::new().deny_unknown_fields(true),
         )
-        .map(|_| ())
+        .and_then(|message| deserializer.end().map(|()| message))
         .map_err(|e| {
             format!(
                 "{}: {e}: {}",
@@ -71,5 +74,17 @@ impl Contract {
                 String::from_utf8_lossy(payload)
             )
         })
+    }
+
+    /// The descriptor of the message `kind`'s payload is.
+    pub fn message(&self, kind: EventKind) -> Result<MessageDescriptor, String> {
+        self.pool
+            .get_message_by_name(kind.proto_message())
+            .ok_or_else(|| format!("{} not in proto/", kind.proto_message()))
+    }
+
+    /// Every message and enum compiled from proto/ (and the well-known types it imports).
+    pub fn pool(&self) -> &DescriptorPool {
+        &self.pool
     }
 }

@@ -1,6 +1,7 @@
 //! The events handoff emits, as they appear on the wire (proto3 JSON of the messages in
-//! proto/handoff/v1). A test in the e2e suite decodes each of them strictly against the
-//! proto descriptors, so these types and the contract cannot drift.
+//! proto/handoff/v1). tests/tests/contract.rs builds each of them with arbitrary values and
+//! every field populated and decodes it strictly against the proto descriptors, both ways,
+//! so these types and the contract cannot drift (docs/adr/0004-contract-drift.md).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

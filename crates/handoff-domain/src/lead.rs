@@ -61,6 +61,102 @@ pub struct Lead {
     pub custom: BTreeMap<String, String>,
 }
 
+/// `lead.created` as a producer wrote it. proto3 leaves every field optional; the two a lead
+/// cannot do without are filled from the record when unset ([`LeadPayload::into_lead`], the
+/// rules are in proto/handoff/v1/lead.proto).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadPayload {
+    #[serde(default)]
+    pub id: Option<LeadId>,
+    #[serde(default, alias = "receivedAt")]
+    pub received_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub source: Source,
+    #[serde(default)]
+    pub contact: Contact,
+    #[serde(default)]
+    pub company: Company,
+    #[serde(default)]
+    pub engagement: Engagement,
+    #[serde(default)]
+    pub custom: BTreeMap<String, String>,
+}
+
+/// The Kafka record a `lead.created` payload came in: what a missing id or receipt time
+/// is taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOrigin<'a> {
+    /// The CloudEvents `ce_source` and `ce_id` headers, when the producer set them.
+    pub ce_source: Option<&'a str>,
+    pub ce_id: Option<&'a str>,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's Kafka timestamp (CreateTime or LogAppendTime).
+    pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// A `lead.created` payload that cannot become a lead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncompleteLead {
+    #[error("received_at is unset and the record carries no timestamp")]
+    NoReceivedAt,
+}
+
+/// Namespace of lead ids derived from records (UUIDv5), apart from event ids.
+const RECORD_LEAD_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x1ead_1d00_5e1d_4c8a_9b1e_4ad0_ff00_0001);
+
+impl LeadId {
+    /// The id of a lead whose producer left `id` unset: a UUIDv5 of the record's `ce_id`
+    /// (with `ce_source`) when it has one, so a producer's retry is the same lead; else of
+    /// its position in the log, with the timestamp so a recreated topic (offsets from 0
+    /// again) does not reuse the ids of old leads. Either way a redelivery of the record
+    /// gets the same id.
+    pub fn derived_from(origin: &RecordOrigin<'_>) -> Self {
+        // NUL separates the parts: it cannot occur in a header value or topic name.
+        let name = match origin.ce_id.filter(|id| !id.is_empty()) {
+            Some(ce_id) => format!("ce\0{}\0{ce_id}", origin.ce_source.unwrap_or_default()),
+            None => format!(
+                "log\0{}\0{}\0{}\0{}",
+                origin.topic,
+                origin.partition,
+                origin.offset,
+                origin
+                    .timestamp
+                    .map(|t| t.timestamp_millis().to_string())
+                    .unwrap_or_default()
+            ),
+        };
+        Self(uuid::Uuid::new_v5(&RECORD_LEAD_ID_NAMESPACE, name.as_bytes()).to_string())
+    }
+}
+
+impl LeadPayload {
+    /// The lead, with an unset (or empty) `id` derived from the record and an unset
+    /// `received_at` taken from the record's timestamp.
+    pub fn into_lead(self, origin: &RecordOrigin<'_>) -> Result<Lead, IncompleteLead> {
+        let received_at = self
+            .received_at
+            .or(origin.timestamp)
+            .ok_or(IncompleteLead::NoReceivedAt)?;
+        let id = self
+            .id
+            .filter(|id| !id.as_str().is_empty())
+            .unwrap_or_else(|| LeadId::derived_from(origin));
+        Ok(Lead {
+            id,
+            received_at,
+            source: self.source,
+            contact: self.contact,
+            company: self.company,
+            engagement: self.engagement,
+            custom: self.custom,
+        })
+    }
+}
+
 impl Lead {
     /// The domain of the contact's email address, lower case (emails are normalized at ingest).
     pub fn email_domain(&self) -> Option<&str> {
@@ -176,6 +272,7 @@ pub struct Engagement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
+    #[serde(default)]
     pub kind: String,
     pub at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -210,6 +307,69 @@ mod tests {
         assert!(
             shown.contains("j***@example.com") && shown.contains("CTO"),
             "{shown}"
+        );
+    }
+
+    fn origin(ce_id: Option<&str>, offset: i64) -> RecordOrigin<'_> {
+        RecordOrigin {
+            ce_source: Some("crm-sync"),
+            ce_id,
+            topic: "prod.lead.created",
+            partition: 2,
+            offset,
+            timestamp: DateTime::from_timestamp_millis(1_795_000_000_000),
+        }
+    }
+
+    fn payload(json: &str) -> LeadPayload {
+        match serde_json::from_str(json) {
+            Ok(payload) => payload,
+            Err(e) => panic!("{json}: {e}"),
+        }
+    }
+
+    #[test]
+    fn an_unset_id_and_receipt_come_from_the_record_the_same_way_every_time() {
+        let json = r#"{"contact":{"email":"a@b.io"}}"#;
+        let first = payload(json).into_lead(&origin(None, 7));
+        let again = payload(json).into_lead(&origin(None, 7));
+        assert_eq!(first, again, "a redelivery is the same lead");
+        let lead = first.map_err(|e| e.to_string());
+        assert_eq!(
+            lead.as_ref().map(|l| l.received_at),
+            Ok(origin(None, 7).timestamp.unwrap_or_default())
+        );
+        let other = payload(json).into_lead(&origin(None, 8));
+        assert_ne!(
+            lead.map(|l| l.id),
+            other.map(|l| l.id).map_err(|e| e.to_string()),
+            "another record is another lead"
+        );
+    }
+
+    #[test]
+    fn a_ce_id_names_the_lead_wherever_the_record_sits() {
+        let json = r#"{"id":"","contact":{"email":"a@b.io"}}"#;
+        let at_7 = payload(json).into_lead(&origin(Some("evt-1"), 7));
+        let at_9 = payload(json).into_lead(&origin(Some("evt-1"), 9));
+        assert_eq!(at_7.map(|l| l.id), at_9.map(|l| l.id));
+    }
+
+    #[test]
+    fn what_the_producer_set_wins_and_no_timestamp_at_all_is_an_error() {
+        let lead = payload(r#"{"id":"crm-1","receivedAt":"2026-11-22T10:00:00Z"}"#)
+            .into_lead(&origin(Some("evt-1"), 7));
+        assert_eq!(
+            lead.map(|l| (l.id.to_string(), l.received_at.to_rfc3339())),
+            Ok(("crm-1".to_owned(), "2026-11-22T10:00:00+00:00".to_owned()))
+        );
+        let no_time = RecordOrigin {
+            timestamp: None,
+            ..origin(None, 7)
+        };
+        assert_eq!(
+            payload("{}").into_lead(&no_time),
+            Err(IncompleteLead::NoReceivedAt)
         );
     }
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use handoff_domain::events::EventKind;
+use handoff_domain::lead::RecordOrigin;
 use handoff_domain::privacy::without_values;
 
 use crate::consumer::{HandleError, PoisonReason};
@@ -87,6 +88,9 @@ pub struct InboundEvent {
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's Kafka timestamp (CreateTime or LogAppendTime); none only on records
+    /// of the pre-0.10 message format.
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 impl InboundEvent {
@@ -111,6 +115,10 @@ impl InboundEvent {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
             headers,
+            timestamp: message
+                .timestamp()
+                .to_millis()
+                .and_then(DateTime::from_timestamp_millis),
         }
     }
 
@@ -134,6 +142,19 @@ impl InboundEvent {
 
     pub fn ce_id(&self) -> Option<&str> {
         self.header("ce_id")
+    }
+
+    /// Where this record sits and what it says about itself: what a lead id or receipt
+    /// time the producer left unset is derived from.
+    pub fn origin(&self) -> RecordOrigin<'_> {
+        RecordOrigin {
+            ce_source: self.header("ce_source"),
+            ce_id: self.ce_id(),
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+        }
     }
 
     /// The trace this event belongs to, continued with a new span.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use handoff_config::{Rules, RulesHandle};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{stable_event_id, EventKind, LeadAssigned, LeadDisposition};
+use handoff_domain::lead::LeadPayload;
 use handoff_domain::privacy::mask_email;
 use handoff_domain::routing::{Placement, RoutingDecision};
 use handoff_domain::scoring::Score;
@@ -319,8 +320,13 @@ impl RouterHandler {
 
 impl EventHandler for RouterHandler {
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
-        let lead: Lead = event.decode(EventKind::LeadCreated)?;
-        // Other producers publish here too: hold their leads to ingest's rules.
+        let payload: LeadPayload = event.decode(EventKind::LeadCreated)?;
+        // Other producers publish here too: what they left unset comes from the record
+        // (deterministically, so a redelivery is the same lead), and their leads are held to
+        // ingest's rules.
+        let lead = payload
+            .into_lead(&event.origin())
+            .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
         let lead = check_lead(&lead)
             .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
         let trace = event.child_trace();

@@ -1,0 +1,645 @@
+//! The Rust event types and proto/ cannot drift. Every event the services emit is built
+//! here with arbitrary values, encoded by the production encoder (`OutboundEvent::new`, what
+//! every producer publishes) and decoded strictly against the descriptors compiled from
+//! proto/, as a consumer generated from proto/ would:
+//! - a field the Rust side emits that proto/ does not define fails (unknown field);
+//! - with every optional field populated, every field of every message the event reaches in
+//!   proto/ must be set: a field added to proto/, or renamed, but never emitted fails;
+//! - every message and enum value of proto/ is emitted by some event;
+//! - what a producer generated from proto/ writes on `lead.created` (canonical proto3 JSON:
+//!   lowerCamelCase names, default values left out, `id`/`received_at` unset) is the same
+//!   lead to the router's decoder.
+//!
+//! No broker, no Redis: this runs in every `cargo test`. docs/adr/0004-contract-drift.md
+//! says why a test and not generated types.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use handoff_domain::disposition::{Actor, ActorKind, Outcome};
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
+use handoff_domain::lead::{
+    Activity, Company, Contact, Engagement, Lead, LeadId, LeadPayload, RecordOrigin, Source, Utm,
+};
+use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
+use handoff_domain::scoring::{Score, ScoreContribution};
+use handoff_e2e::contract::Contract;
+use handoff_kafka::{OutboundEvent, TraceParent};
+use proptest::prelude::*;
+use prost_reflect::{DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
+
+/// The package of handoff's own messages (the well-known types are protobuf's business).
+const PACKAGE: &str = "handoff.v1";
+
+fn contract() -> &'static Contract {
+    static CONTRACT: OnceLock<Contract> = OnceLock::new();
+    CONTRACT.get_or_init(Contract::load)
+}
+
+/// One event as a service emits it.
+#[derive(Debug, Clone)]
+enum Emitted {
+    LeadCreated(Lead),
+    LeadAssigned(LeadAssigned),
+    SlaBreached(SlaBreached),
+    LeadDisposition(LeadDisposition),
+}
+
+impl Emitted {
+    fn kind(&self) -> EventKind {
+        match self {
+            Emitted::LeadCreated(_) => EventKind::LeadCreated,
+            Emitted::LeadAssigned(_) => EventKind::LeadAssigned,
+            Emitted::SlaBreached(_) => EventKind::SlaBreached,
+            Emitted::LeadDisposition(_) => EventKind::LeadDisposition,
+        }
+    }
+
+    /// The payload the producers put on the wire.
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Emitted::LeadCreated(e) => encode(self.kind(), e),
+            Emitted::LeadAssigned(e) => encode(self.kind(), e),
+            Emitted::SlaBreached(e) => encode(self.kind(), e),
+            Emitted::LeadDisposition(e) => encode(self.kind(), e),
+        }
+    }
+}
+
+fn encode<T: serde::Serialize>(kind: EventKind, data: &T) -> Vec<u8> {
+    OutboundEvent::new(
+        kind,
+        "event-id".to_owned(),
+        "lead-id",
+        Utc::now(),
+        TraceParent::new_root(),
+        data,
+    )
+    .expect("every event encodes")
+    .payload
+}
+
+// Strategies. `full`: every optional field populated (strings and lists non-empty, numbers
+// non-zero, flags true, options `Some`), so that every field proto/ defines must show up.
+
+fn text(full: bool) -> BoxedStrategy<String> {
+    // Any char, control characters and astral planes included: the encoder must escape them.
+    proptest::collection::vec(any::<char>(), usize::from(full)..12)
+        .prop_map(|chars| chars.into_iter().collect())
+        .boxed()
+}
+
+fn count(full: bool) -> BoxedStrategy<u32> {
+    if full {
+        (1..=u32::MAX).boxed()
+    } else {
+        any::<u32>().boxed()
+    }
+}
+
+fn points(full: bool) -> BoxedStrategy<i32> {
+    if full {
+        prop_oneof![i32::MIN..0, 1..=i32::MAX].boxed()
+    } else {
+        any::<i32>().boxed()
+    }
+}
+
+fn flag(full: bool) -> BoxedStrategy<bool> {
+    if full {
+        Just(true).boxed()
+    } else {
+        any::<bool>().boxed()
+    }
+}
+
+/// Any instant a `google.protobuf.Timestamp` can hold (years 1 to 9999), to the nanosecond.
+fn time() -> BoxedStrategy<DateTime<Utc>> {
+    (-62_135_596_800_i64..=253_402_300_799, 0_u32..1_000_000_000)
+        .prop_map(|(secs, nanos)| DateTime::from_timestamp(secs, nanos).expect("in range"))
+        .boxed()
+}
+
+fn list<T: std::fmt::Debug + 'static>(item: BoxedStrategy<T>, full: bool) -> BoxedStrategy<Vec<T>> {
+    proptest::collection::vec(item, usize::from(full)..4).boxed()
+}
+
+fn maybe<T: std::fmt::Debug + Clone + 'static>(
+    value: BoxedStrategy<T>,
+    full: bool,
+) -> BoxedStrategy<Option<T>> {
+    if full {
+        value.prop_map(Some).boxed()
+    } else {
+        proptest::option::of(value).boxed()
+    }
+}
+
+/// Every outcome. A new variant is a compile error in `listed` until it is added here too.
+fn outcomes() -> Vec<Outcome> {
+    fn listed(outcome: Outcome) {
+        match outcome {
+            Outcome::Accepted
+            | Outcome::Contacted
+            | Outcome::Rejected
+            | Outcome::Converted
+            | Outcome::Recycled
+            | Outcome::Unqualified
+            | Outcome::Overflowed => {}
+        }
+    }
+    let all = vec![
+        Outcome::Accepted,
+        Outcome::Contacted,
+        Outcome::Rejected,
+        Outcome::Converted,
+        Outcome::Recycled,
+        Outcome::Unqualified,
+        Outcome::Overflowed,
+    ];
+    all.iter().copied().for_each(listed);
+    all
+}
+
+/// Every actor kind; see [`outcomes`].
+fn actor_kinds() -> Vec<ActorKind> {
+    fn listed(kind: ActorKind) {
+        match kind {
+            ActorKind::Rep | ActorKind::Crm | ActorKind::System => {}
+        }
+    }
+    let all = vec![ActorKind::Rep, ActorKind::Crm, ActorKind::System];
+    all.iter().copied().for_each(listed);
+    all
+}
+
+fn utm(full: bool) -> BoxedStrategy<Utm> {
+    (text(full), text(full), text(full), text(full), text(full))
+        .prop_map(|(source, medium, campaign, term, content)| Utm {
+            source,
+            medium,
+            campaign,
+            term,
+            content,
+        })
+        .boxed()
+}
+
+fn source(full: bool) -> BoxedStrategy<Source> {
+    (text(full), text(full), text(full), utm(full))
+        .prop_map(|(kind, name, campaign, utm)| Source {
+            kind,
+            name,
+            campaign,
+            utm,
+        })
+        .boxed()
+}
+
+fn contact(full: bool) -> BoxedStrategy<Contact> {
+    (text(full), text(full), text(full), text(full), text(full))
+        .prop_map(|(email, first_name, last_name, phone, title)| Contact {
+            email,
+            first_name,
+            last_name,
+            phone,
+            title,
+        })
+        .boxed()
+}
+
+fn company(full: bool) -> BoxedStrategy<Company> {
+    (
+        text(full),
+        text(full),
+        // Explicit presence: `Some(0)` is a value too.
+        maybe(any::<u32>().boxed(), full),
+        text(full),
+        text(full),
+        text(full),
+        text(full),
+    )
+        .prop_map(
+            |(name, domain, employees, industry, country, region, postal_code)| Company {
+                name,
+                domain,
+                employees,
+                industry,
+                country,
+                region,
+                postal_code,
+            },
+        )
+        .boxed()
+}
+
+fn activity(full: bool) -> BoxedStrategy<Activity> {
+    (text(full), time(), text(full))
+        .prop_map(|(kind, at, detail)| Activity { kind, at, detail })
+        .boxed()
+}
+
+fn engagement(full: bool) -> BoxedStrategy<Engagement> {
+    (
+        flag(full),
+        count(full),
+        count(full),
+        count(full),
+        list(activity(full), full),
+    )
+        .prop_map(
+            |(
+                demo_request,
+                pricing_page_views,
+                content_downloads,
+                webinars_attended,
+                activities,
+            )| {
+                Engagement {
+                    demo_request,
+                    pricing_page_views,
+                    content_downloads,
+                    webinars_attended,
+                    activities,
+                }
+            },
+        )
+        .boxed()
+}
+
+fn lead(full: bool) -> BoxedStrategy<Lead> {
+    (
+        text(full),
+        time(),
+        source(full),
+        contact(full),
+        company(full),
+        engagement(full),
+        proptest::collection::btree_map(text(false), text(false), usize::from(full)..4),
+    )
+        .prop_map(
+            |(id, received_at, source, contact, company, engagement, custom)| Lead {
+                id: LeadId::from(id),
+                received_at,
+                source,
+                contact,
+                company,
+                engagement,
+                custom,
+            },
+        )
+        .boxed()
+}
+
+fn score(full: bool) -> BoxedStrategy<Score> {
+    let contribution = (text(full), points(full))
+        .prop_map(|(rule, points)| ScoreContribution { rule, points })
+        .boxed();
+    (
+        points(full),
+        text(full),
+        flag(full),
+        flag(full),
+        list(contribution, full),
+        text(full),
+    )
+        .prop_map(
+            |(points, band, qualified, fast_lane, contributions, model_version)| Score {
+                points,
+                band,
+                qualified,
+                fast_lane,
+                contributions,
+                model_version,
+            },
+        )
+        .boxed()
+}
+
+fn explanation(full: bool) -> BoxedStrategy<RoutingExplanation> {
+    let skipped = (text(full), text(full))
+        .prop_map(|(rep_id, reason)| SkippedRep { rep_id, reason })
+        .boxed();
+    let miss = (text(full), text(full))
+        .prop_map(|(rule, failed_condition)| RuleMiss {
+            rule,
+            failed_condition,
+        })
+        .boxed();
+    (
+        text(full),
+        text(full),
+        text(full),
+        list(skipped, full),
+        text(full),
+        list(miss, full),
+    )
+        .prop_map(
+            |(rule, strategy, reason, skipped, rules_version, rules_not_matched)| {
+                RoutingExplanation {
+                    rule,
+                    strategy,
+                    reason,
+                    skipped,
+                    rules_version,
+                    rules_not_matched,
+                }
+            },
+        )
+        .boxed()
+}
+
+fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
+    (
+        text(full),
+        count(full),
+        text(full),
+        text(full),
+        (time(), time(), time()),
+        score(full),
+        explanation(full),
+        source(full),
+    )
+        .prop_map(
+            |(
+                lead_id,
+                attempt,
+                team_id,
+                rep_id,
+                (received_at, assigned_at, first_touch_due_at),
+                score,
+                explanation,
+                source,
+            )| LeadAssigned {
+                lead_id: LeadId::from(lead_id),
+                attempt,
+                team_id,
+                rep_id,
+                received_at,
+                assigned_at,
+                first_touch_due_at,
+                score,
+                explanation,
+                source,
+            },
+        )
+        .boxed()
+}
+
+fn sla_breached(full: bool) -> BoxedStrategy<SlaBreached> {
+    (
+        text(full),
+        count(full),
+        text(full),
+        text(full),
+        time(),
+        time(),
+    )
+        .prop_map(
+            |(lead_id, attempt, team_id, rep_id, due_at, breached_at)| SlaBreached {
+                lead_id: LeadId::from(lead_id),
+                attempt,
+                team_id,
+                rep_id,
+                due_at,
+                breached_at,
+            },
+        )
+        .boxed()
+}
+
+fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
+    let actor = (proptest::sample::select(actor_kinds()), text(full))
+        .prop_map(|(kind, id)| Actor { kind, id })
+        .boxed();
+    (
+        text(full),
+        proptest::sample::select(outcomes()),
+        text(full),
+        text(full),
+        actor,
+        time(),
+        source(full),
+        maybe(score(full), full),
+        (text(full), text(full), text(full)),
+    )
+        .prop_map(
+            |(
+                lead_id,
+                outcome,
+                reason_code,
+                note,
+                actor,
+                occurred_at,
+                source,
+                score,
+                (team_id, rep_id, queue),
+            )| LeadDisposition {
+                lead_id: LeadId::from(lead_id),
+                outcome,
+                reason_code,
+                note,
+                actor,
+                occurred_at,
+                source,
+                score,
+                team_id,
+                rep_id,
+                queue,
+            },
+        )
+        .boxed()
+}
+
+/// The events of one kind. Exhaustive: a new kind is a compile error until it is built here.
+fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
+    match kind {
+        EventKind::LeadCreated => lead(full).prop_map(Emitted::LeadCreated).boxed(),
+        EventKind::LeadAssigned => lead_assigned(full).prop_map(Emitted::LeadAssigned).boxed(),
+        EventKind::SlaBreached => sla_breached(full).prop_map(Emitted::SlaBreached).boxed(),
+        EventKind::LeadDisposition => lead_disposition(full)
+            .prop_map(Emitted::LeadDisposition)
+            .boxed(),
+    }
+}
+
+fn any_event(full: bool) -> BoxedStrategy<Emitted> {
+    proptest::strategy::Union::new(EventKind::ALL.into_iter().map(|kind| events_of(kind, full)))
+        .boxed()
+}
+
+/// Walks a decoded event: every handoff message it contains (`seen`), and every field of
+/// those messages that is not set (`unset`, as `Message.field`).
+fn walk(message: &DynamicMessage, seen: &mut BTreeSet<String>, unset: &mut BTreeSet<String>) {
+    let descriptor = message.descriptor();
+    if descriptor.package_name() != PACKAGE {
+        return;
+    }
+    seen.insert(descriptor.full_name().to_owned());
+    for field in descriptor.fields() {
+        if !message.has_field(&field) {
+            unset.insert(format!("{}.{}", descriptor.full_name(), field.name()));
+            continue;
+        }
+        let nested: Vec<DynamicMessage> = match &*message.get_field(&field) {
+            Value::Message(m) => vec![m.clone()],
+            Value::List(items) => items
+                .iter()
+                .filter_map(|v| v.as_message().cloned())
+                .collect(),
+            Value::Map(entries) => entries
+                .values()
+                .filter_map(|v| v.as_message().cloned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        for m in &nested {
+            walk(m, seen, unset);
+        }
+    }
+}
+
+/// The handoff messages an event's payload can contain, by the descriptors.
+fn reachable(descriptor: &MessageDescriptor, out: &mut BTreeSet<String>) {
+    if descriptor.package_name() != PACKAGE || !out.insert(descriptor.full_name().to_owned()) {
+        return;
+    }
+    for field in descriptor.fields() {
+        if let Kind::Message(nested) = field.kind() {
+            if nested.is_map_entry() {
+                if let Kind::Message(value) = nested.map_entry_value_field().kind() {
+                    reachable(&value, out);
+                }
+            } else {
+                reachable(&nested, out);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Whatever values the services put in an event, a strict consumer generated from
+    /// proto/ reads it: every field the Rust side emits is in proto/, with its type.
+    #[test]
+    fn every_event_the_services_emit_decodes_strictly(event in any_event(false)) {
+        let payload = event.encode();
+        contract().decode(event.kind(), &payload).map_err(TestCaseError::fail)?;
+    }
+
+    /// The reverse: with everything populated, every field proto/ defines is emitted, so a
+    /// field added to proto/ (or renamed on one side) but not produced fails here.
+    #[test]
+    fn with_every_field_populated_every_field_proto_defines_is_emitted(event in any_event(true)) {
+        let kind = event.kind();
+        let message = contract().decode(kind, &event.encode()).map_err(TestCaseError::fail)?;
+        let (mut seen, mut unset) = (BTreeSet::new(), BTreeSet::new());
+        walk(&message, &mut seen, &mut unset);
+        prop_assert!(
+            unset.is_empty(),
+            "{} fields defined in proto/ but not emitted by the Rust type: {:?}",
+            kind.proto_message(),
+            unset
+        );
+        let mut expected = BTreeSet::new();
+        reachable(&contract().message(kind).map_err(TestCaseError::fail)?, &mut expected);
+        prop_assert_eq!(seen, expected);
+    }
+
+    /// A producer generated from proto/ writes canonical proto3 JSON (lowerCamelCase names,
+    /// defaults left out) and may leave `id` and `received_at` unset: the router's decoder
+    /// reads the same lead, with the id and receipt time the record gives it.
+    #[test]
+    fn a_lead_from_a_producer_generated_from_proto_is_the_same_lead_to_the_router(
+        lead in lead(false),
+        leave_unset in any::<bool>(),
+        record_time in time(),
+        offset in 0_i64..i64::MAX,
+    ) {
+        let payload = Emitted::LeadCreated(lead.clone()).encode();
+        let mut message = contract()
+            .decode(EventKind::LeadCreated, &payload)
+            .map_err(TestCaseError::fail)?;
+        if leave_unset {
+            message.clear_field_by_name("id");
+            message.clear_field_by_name("received_at");
+        }
+        let canonical = serde_json::to_vec(&message).unwrap();
+        let decoded: LeadPayload = serde_json::from_slice(&canonical).map_err(|e| {
+            TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&canonical)))
+        })?;
+        let origin = RecordOrigin {
+            ce_source: None,
+            ce_id: None,
+            topic: "prod.lead.created",
+            partition: 0,
+            offset,
+            timestamp: Some(record_time),
+        };
+        let expected = if leave_unset || lead.id.as_str().is_empty() {
+            Lead {
+                id: LeadId::derived_from(&origin),
+                received_at: if leave_unset { record_time } else { lead.received_at },
+                ..lead
+            }
+        } else {
+            lead
+        };
+        prop_assert_eq!(decoded.into_lead(&origin), Ok(expected));
+    }
+}
+
+/// Every message proto/ defines is carried by some event, and every enum value (but the
+/// `_UNSPECIFIED` zero) is a variant the Rust side emits, and nothing else.
+#[test]
+fn every_message_and_enum_value_of_proto_is_emitted() {
+    let pool = contract().pool();
+    let mut carried = BTreeSet::new();
+    for kind in EventKind::ALL {
+        reachable(&contract().message(kind).unwrap(), &mut carried);
+    }
+    let defined: BTreeSet<String> = pool
+        .all_messages()
+        .filter(|m| m.package_name() == PACKAGE && !m.is_map_entry())
+        .map(|m| m.full_name().to_owned())
+        .collect();
+    assert_eq!(defined, carried, "messages in proto/ that no event carries");
+
+    let names = |values: Vec<serde_json::Value>| -> BTreeSet<String> {
+        values
+            .into_iter()
+            .map(|v| v.as_str().expect("enums are strings").to_owned())
+            .collect()
+    };
+    let rust: BTreeMap<&str, BTreeSet<String>> = BTreeMap::from([
+        (
+            "handoff.v1.LeadDisposition.Outcome",
+            names(outcomes().iter().map(|o| serde_json::json!(o)).collect()),
+        ),
+        (
+            "handoff.v1.LeadDisposition.ActorKind",
+            names(actor_kinds().iter().map(|k| serde_json::json!(k)).collect()),
+        ),
+    ]);
+    let proto: BTreeMap<String, BTreeSet<String>> = pool
+        .all_enums()
+        .filter(|e| e.package_name() == PACKAGE)
+        .map(|e| {
+            let values = e
+                .values()
+                .filter(|v| v.number() != 0)
+                .map(|v| v.name().to_owned())
+                .collect();
+            (e.full_name().to_owned(), values)
+        })
+        .collect();
+    let rust: BTreeMap<String, BTreeSet<String>> = rust
+        .into_iter()
+        .map(|(name, values)| (name.to_owned(), values))
+        .collect();
+    assert_eq!(proto, rust, "enum values of proto/ and of the Rust types");
+}
