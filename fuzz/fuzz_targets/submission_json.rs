@@ -9,8 +9,7 @@ use handoff_fuzz::{now, route, sample_rules};
 
 fuzz_target!(|data: &[u8]| {
     let deserializer = &mut serde_json::Deserializer::from_slice(data);
-    let Ok(submission) = serde_path_to_error::deserialize::<_, LeadSubmission>(deserializer)
-    else {
+    let Ok(submission) = serde_path_to_error::deserialize::<_, LeadSubmission>(deserializer) else {
         return;
     };
     if let Ok(lead) = submission.into_lead(now()) {

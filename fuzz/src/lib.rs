@@ -18,10 +18,12 @@ pub const SAMPLE_RULES: &str = include_str!("../../deploy/config/rules.toml");
 
 pub fn sample_rules() -> &'static Rules {
     static RULES: OnceLock<Rules> = OnceLock::new();
-    RULES.get_or_init(|| match parse_rules(Path::new("rules.toml"), SAMPLE_RULES) {
-        Ok(rules) => rules,
-        Err(e) => panic!("the sample rules do not load: {e}"),
-    })
+    RULES.get_or_init(
+        || match parse_rules(Path::new("rules.toml"), SAMPLE_RULES) {
+            Ok(rules) => rules,
+            Err(e) => panic!("the sample rules do not load: {e}"),
+        },
+    )
 }
 
 /// A fixed instant (a Tuesday, 10:30 UTC: most reps at work), so runs are reproducible.
@@ -47,7 +49,11 @@ pub fn route(rules: &Rules, lead: &Lead) {
 
 fn decide_twice(rules: &Rules, lead: &Lead) {
     let first = decide(rules, lead);
-    assert_eq!(first, decide(rules, lead), "the decision is not deterministic");
+    assert_eq!(
+        first,
+        decide(rules, lead),
+        "the decision is not deterministic"
+    );
     // The simulator: the same code over in-memory state, three times in a row (rotation,
     // capacity and stickiness move on), and its summary arithmetic.
     let mut simulation = Simulation::new(&rules.scoring, &rules.routing);

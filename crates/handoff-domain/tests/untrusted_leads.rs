@@ -261,9 +261,8 @@ fn every_rule_set(lead: &Lead, now: DateTime<Utc>) {
     }
 }
 
+// 256 cases each by default; more with PROPTEST_CASES=N.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
-
     /// Ingest's path: the JSON body parses, normalizes (or is refused field by field), and
     /// an accepted lead scores and routes; normalizing it again changes nothing, so the
     /// router's check of ingest's leads never refuses or alters them.

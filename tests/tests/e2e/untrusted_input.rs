@@ -75,7 +75,8 @@ async fn the_crash_lead_is_routed_and_the_leads_behind_it_are_assigned() {
     let response = client
         .post(format!("{}/v1/leads", stack.api()))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("email=a%40b.de&country=DE&postal_code=8%C3%A9&demo_request=on")
+        // Another address: the same one would stick to the first lead's rep (sticky routing).
+        .body("email=b%40b.de&country=DE&postal_code=8%C3%A9&demo_request=on")
         .send()
         .await
         .unwrap();
