@@ -39,10 +39,10 @@ for target in "${targets[@]}"; do
       -- -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
     runs="$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" | tail -1 || true)"
     cov="$(grep -oP '#[0-9]+\s+DONE\s+cov: \K[0-9]+' "$log" | tail -1 || true)"
-    echo "fuzz $target: ok, ${runs:-?} runs in $((SECONDS - start)) s, cov ${cov:-?}"
+    echo "ok fuzz-$target: ${runs:-?} runs in $((SECONDS - start)) s, cov ${cov:-?}"
   else
     failed=1
-    echo "fuzz $target: CRASH (input in fuzz/artifacts/$target)"
+    echo "FAIL fuzz-$target: crashed (input in fuzz/artifacts/$target)"
     grep -E "panicked at|ERROR: libFuzzer|SUMMARY" "$log" | head -5 | sed 's/^/    /' || true
   fi
   rm -f "$log"

@@ -72,6 +72,10 @@ eval "$env_out"
 trap 'scripts/test-env.sh down' EXIT
 
 export RUST_TEST_THREADS=2
+# The fuzz build (nightly, sanitizer flags) shares nothing with target/: keep it between runs,
+# like the Tansu binary. 20 s a target keeps the smoke run short (docs/fuzzing.md).
+export FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/handoff/fuzz-target}
+export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 run cargo count_cargo $CARGO test --workspace --all-targets
 run deploy count_lines scripts/check-deploy.sh
 for step in fuzz-smoke schemathesis strict-consumer; do

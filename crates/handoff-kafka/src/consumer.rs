@@ -347,13 +347,19 @@ async fn dead_letter(
         .dead_lettered
         .with_label_values(&[service, reason.as_str()])
         .inc();
+    // A panic message may quote input (std's slicing panics print the string they cut),
+    // so it goes only onto the dead-letter record, next to the payload it came from.
+    let logged = match reason {
+        PoisonReason::HandlerPanic => "handling panicked; the message is on the dead-letter record",
+        _ => detail,
+    };
     tracing::warn!(
         service,
         topic = %event.topic,
         partition = event.partition,
         offset = event.offset,
         reason = reason.as_str(),
-        %detail,
+        detail = %logged,
         "event dead-lettered"
     );
     Ok(ack)

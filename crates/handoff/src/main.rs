@@ -13,6 +13,15 @@ use handoff::{dev, shutdown};
 
 #[tokio::main]
 async fn main() {
+    // A panic's message may quote the input that caused it (a lead's fields): log where it
+    // happened, never the message. The consume loop dead-letters the event with the message.
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map_or_else(String::new, |l| format!("{}:{}", l.file(), l.line()));
+        tracing::error!(%location, "a task panicked (message withheld from the log: it may quote input)");
+        eprintln!("panic at {location} (message withheld: it may quote input)");
+    }));
     // Errors reach people: print the cause chain, not a backtrace, and exit non-zero.
     if let Err(error) = run(Cli::parse()).await {
         eprintln!("error: {error:#}");

@@ -396,7 +396,9 @@ async fn idempotency_keys_are_scoped_to_the_caller_and_bound_to_the_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_apply_per_key_and_per_address() {
     let stack = Stack::start(StackOptions {
-        ingest_limits: "per_key_per_minute = 60\nper_address_per_minute = 100000\nburst = 3\n"
+        // One request a minute after a burst of three: no refill between the requests below,
+        // however slow the broker's acknowledgements are.
+        ingest_limits: "per_key_per_minute = 1\nper_address_per_minute = 100000\nburst = 3\n"
             .to_owned(),
         ..ingest_only()
     })
@@ -430,7 +432,7 @@ async fn rate_limits_apply_per_key_and_per_address() {
     stack.stop().await.unwrap();
 
     let stack = Stack::start(StackOptions {
-        ingest_limits: "per_key_per_minute = 100000\nper_address_per_minute = 60\nburst = 2\n"
+        ingest_limits: "per_key_per_minute = 100000\nper_address_per_minute = 1\nburst = 2\n"
             .to_owned(),
         ..ingest_only()
     })
