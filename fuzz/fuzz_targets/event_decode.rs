@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
 use handoff_domain::sla::{is_first_touch, SlaPolicy};
-use handoff_domain::Lead;
+use handoff_domain::lead::LeadPayload;
+use handoff_domain::submission::check_lead;
 use handoff_fuzz::{now, route, sample_rules};
 use handoff_kafka::InboundEvent;
 
@@ -56,14 +57,23 @@ fuzz_target!(|data: &[u8]| {
         key: Some(b"lead-1".to_vec()),
         payload: (selector & 0x80 == 0).then(|| payload.to_vec()),
         headers,
+        // Another producer's record may carry any time, or (pre-0.10 format) none.
+        timestamp: (selector & 0x40 == 0)
+            .then(|| chrono::DateTime::from_timestamp_millis(i64::from(selector) << 36))
+            .flatten(),
     };
     let _ = event.kind();
     let _ = event.ce_id();
     let _ = event.child_trace().to_string();
     match kind {
         EventKind::LeadCreated => {
-            if let Ok(lead) = event.decode::<Lead>(kind) {
-                route(sample_rules(), &lead);
+            // As the router reads it: fields a producer left unset come from the record.
+            if let Ok(payload) = event.decode::<LeadPayload>(kind) {
+                if let Ok(lead) = payload.into_lead(&event.origin()) {
+                    if let Ok(lead) = check_lead(&lead) {
+                        route(sample_rules(), &lead);
+                    }
+                }
             }
         }
         EventKind::LeadAssigned => {
