@@ -112,7 +112,10 @@ fn an_unknown_scope_lists_the_allowed_ones() {
     );
     let message = error_of(&text, &[]);
     assert!(message.contains("handoff.toml"), "{message}");
-    assert!(message.contains("unknown variant `leads:delete`"), "{message}");
+    assert!(
+        message.contains("unknown variant `leads:delete`"),
+        "{message}"
+    );
     assert!(message.contains("`dispositions:write`"), "{message}");
 }
 
@@ -145,7 +148,9 @@ fn a_webhook_source_needs_its_secret_in_the_environment() {
         vars(&[("LEADGEN_SECRET", secret)]),
     );
     assert_eq!(
-        settings.map(|s| s.ingest.webhooks[0].secret.expose().to_owned()).ok(),
+        settings
+            .map(|s| s.ingest.webhooks[0].secret.expose().to_owned())
+            .ok(),
         Some(secret.to_owned())
     );
 }

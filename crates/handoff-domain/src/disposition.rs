@@ -62,6 +62,7 @@ pub struct Actor {
 /// The JSON body of `POST /v1/leads/{id}/dispositions`. Strings are accepted in any case
 /// (`contacted`, `CONTACTED`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DispositionSubmission {
     pub outcome: Option<String>,

@@ -73,6 +73,7 @@ impl Lead {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -86,6 +87,7 @@ pub struct Source {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Utm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -107,6 +109,7 @@ impl Utm {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -122,6 +125,7 @@ pub struct Contact {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Company {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -145,6 +149,7 @@ pub struct Company {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Engagement {
     #[serde(default, alias = "demoRequest", skip_serializing_if = "is_false")]
@@ -160,6 +165,7 @@ pub struct Engagement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
     pub kind: String,

@@ -2,12 +2,14 @@
 //! capacity override), stored in Redis and applied to the next routing decision. The rules
 //! file holds the defaults; these override them until cleared (`null`).
 
+use std::collections::BTreeMap;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use handoff_config::Scope;
 use handoff_domain::validation::FieldError;
@@ -15,9 +17,66 @@ use handoff_domain::validation::FieldError;
 use crate::request::{body_kind, json, read_body};
 use crate::{ApiError, AppState};
 
-const FIELDS: [&str; 3] = ["active", "available", "capacity"];
 const MAX_CAPACITY: u64 = 100_000;
 
+/// A rep's state as routing sees it: the rules file's defaults with the overrides applied.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RepState {
+    pub id: String,
+    pub active: bool,
+    pub available: bool,
+    pub capacity: u32,
+    /// Leads assigned to the rep and not yet closed.
+    pub open_leads: i64,
+    /// The overrides in force (field → value), as stored.
+    pub overrides: BTreeMap<String, String>,
+}
+
+/// The body of `PUT /v1/reps/{id}`: a field overrides the rules file's default, `null`
+/// clears the override, an absent field is left as it is.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RepChanges {
+    /// Takes part in routing at all.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    active: Option<Option<bool>>,
+    /// Available right now (not on a break, not out of office).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    available: Option<Option<bool>>,
+    /// Most open leads at once.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>, minimum = 0, maximum = 100000)]
+    capacity: Option<Option<u64>>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, the default).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A rep's runtime state.
+#[utoipa::path(
+    get,
+    path = "/v1/reps/{id}",
+    operation_id = "get_rep",
+    tag = "internal",
+    params(("id" = String, Path, min_length = 1, description = "The rep's id in the rules file.")),
+    responses(
+        (status = 200, description = "The rep's state.", body = RepState),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ),
+    security(("api_key" = ["reps:read"])),
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Path(rep): Path<String>,
@@ -33,6 +92,29 @@ pub(crate) async fn get(
     }
 }
 
+/// Overrides (or, with `null`, clears) a rep's runtime state; applies to the next
+/// routing decision.
+#[utoipa::path(
+    put,
+    path = "/v1/reps/{id}",
+    operation_id = "put_rep",
+    tag = "internal",
+    request_body(content = RepChanges, content_type = "application/json"),
+    params(("id" = String, Path, min_length = 1, description = "The rep's id in the rules file.")),
+    responses(
+        (status = 200, description = "The rep's state after the change.", body = RepState),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ),
+    security(("api_key" = ["reps:write"])),
+)]
 pub(crate) async fn put(
     State(state): State<AppState>,
     Path(rep): Path<String>,
@@ -43,7 +125,7 @@ pub(crate) async fn put(
         let caller = state.access.admit(&headers, None, Scope::RepsWrite)?;
         body_kind(&headers, false)?;
         let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
-        let changes: Map<String, Value> = json(&body)?;
+        let changes: RepChanges = json(&body)?;
         if !state.rules.current().routing.has_rep(&rep) {
             return Err(ApiError::NotFound("rep"));
         }
@@ -72,49 +154,33 @@ struct Changes {
     clear: Vec<&'static str>,
 }
 
-/// `{"active": false}` sets, `{"active": null}` clears; every problem is named.
-fn parse_changes(changes: &Map<String, Value>) -> Result<Changes, ApiError> {
+fn parse_changes(changes: &RepChanges) -> Result<Changes, ApiError> {
     let mut set = Vec::new();
     let mut clear = Vec::new();
-    let mut errors = Vec::new();
-    for (key, value) in changes {
-        let Some(field) = FIELDS.iter().copied().find(|f| f == key) else {
-            errors.push(FieldError::new(
-                key.clone(),
-                "unknown_field",
-                format!(
-                    "unknown field `{key}`, expected one of {}",
-                    FIELDS.join(", ")
-                ),
-            ));
-            continue;
-        };
-        match (field, value) {
-            (_, Value::Null) => clear.push(field),
-            ("active" | "available", Value::Bool(b)) => set.push((field, b.to_string())),
-            ("capacity", Value::Number(n)) if n.as_u64().is_some_and(|n| n <= MAX_CAPACITY) => {
-                set.push((field, n.to_string()))
-            }
-            ("capacity", _) => errors.push(FieldError::new(
-                field,
-                "invalid",
-                format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
-            )),
-            _ => errors.push(FieldError::new(
-                field,
-                "invalid",
-                format!("{field} must be true, false or null"),
-            )),
+    let flags = [("active", changes.active), ("available", changes.available)];
+    for (field, change) in flags {
+        match change {
+            Some(Some(value)) => set.push((field, value.to_string())),
+            Some(None) => clear.push(field),
+            None => {}
         }
     }
-    if errors.is_empty() {
-        Ok(Changes { set, clear })
-    } else {
-        Err(ApiError::Validation(errors))
+    match changes.capacity {
+        Some(Some(n)) if n > MAX_CAPACITY => {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "capacity",
+                "invalid",
+                format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
+            )]))
+        }
+        Some(Some(n)) => set.push(("capacity", n.to_string())),
+        Some(None) => clear.push("capacity"),
+        None => {}
     }
+    Ok(Changes { set, clear })
 }
 
-async fn describe(state: &AppState, rep: &str) -> Result<Value, ApiError> {
+async fn describe(state: &AppState, rep: &str) -> Result<RepState, ApiError> {
     let rules = state.rules.current();
     if !rules.routing.has_rep(rep) {
         return Err(ApiError::NotFound("rep"));
@@ -133,12 +199,12 @@ async fn describe(state: &AppState, rep: &str) -> Result<Value, ApiError> {
         .get("capacity")
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or_else(|| rules.routing.rep_capacity(rep));
-    Ok(json!({
-        "id": rep,
-        "active": flag("active", rules.routing.rep_active(rep)),
-        "available": flag("available", true),
-        "capacity": capacity,
-        "open_leads": open,
-        "overrides": overrides,
-    }))
+    Ok(RepState {
+        id: rep.to_owned(),
+        active: flag("active", rules.routing.rep_active(rep)),
+        available: flag("available", true),
+        capacity,
+        open_leads: open,
+        overrides,
+    })
 }
