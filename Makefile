@@ -5,13 +5,14 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build
+.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build schemathesis
 
 help:
 	@echo "make run    build and start handoff dev (embedded Kafka, local Redis, demo traffic)"
 	@echo "make test   fmt check, clippy -D warnings, every test (starts Redis and Tansu)"
 	@echo "make bench  criterion benchmark of score + route"
 	@echo "make load   end-to-end load figures (N leads through ingest -> router -> assigned)"
+	@echo "make schemathesis  the OpenAPI document against a live ingest (docs/api.md)"
 
 build:
 	$(CARGO) build --release --bin handoff
@@ -29,6 +30,13 @@ test: lint
 	$(CARGO) build --bin handoff
 	@eval "$$(scripts/test-env.sh up)"; \
 	  RUST_TEST_THREADS=2 $(CARGO) test --workspace --all-targets; rc=$$?; \
+	  scripts/schemathesis.sh || rc=1; \
+	  scripts/test-env.sh down; exit $$rc
+
+# The OpenAPI document against a live ingest (docs/api.md).
+schemathesis:
+	@eval "$$(scripts/test-env.sh up)"; \
+	  scripts/schemathesis.sh; rc=$$?; \
 	  scripts/test-env.sh down; exit $$rc
 
 bench:

@@ -112,12 +112,16 @@ impl Utm {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    /// Required in a submission; stored lower case.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub email: String,
     #[serde(default, alias = "firstName", skip_serializing_if = "String::is_empty")]
     pub first_name: String,
     #[serde(default, alias = "lastName", skip_serializing_if = "String::is_empty")]
     pub last_name: String,
+    /// 7 to 15 digits, optionally with a leading `+` (spaces, dashes, dots, slashes and
+    /// parentheses are dropped).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub phone: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -130,12 +134,14 @@ pub struct Contact {
 pub struct Company {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// A host name (`example.com`); a URL is reduced to its host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub domain: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employees: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub industry: String,
+    /// ISO 3166-1 alpha-2, alpha-3 or English name; stored as alpha-2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub country: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]

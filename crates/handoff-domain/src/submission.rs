@@ -22,18 +22,24 @@ use crate::validation::{
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeadSubmission {
+    /// Trusted keys only (imports, CRM syncs); ignored for everyone else.
     #[serde(default)]
     pub id: Option<String>,
+    /// Trusted keys only; ignored for everyone else, whose leads are received now.
     #[serde(default)]
     pub received_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub source: Source,
+    /// `contact.email` is required.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub contact: Contact,
     #[serde(default)]
     pub company: Company,
     #[serde(default)]
     pub engagement: Engagement,
+    /// Attributes of your own to route on (at most 50; names 1 to 64 characters,
+    /// values up to 1000).
     #[serde(default)]
     pub custom: BTreeMap<String, String>,
 }
@@ -47,7 +53,7 @@ pub struct LeadSubmission {
 pub struct LeadForm {
     /// The form's public token (or the `form_token` query parameter; or an API key).
     pub form_token: Option<String>,
-    /// Required.
+    #[schema(required = true)]
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,

@@ -7,6 +7,7 @@ mod crash;
 mod dashboard;
 mod dispositions;
 mod http_input;
+mod openapi;
 mod poison;
 mod routing;
 mod rules_live;
