@@ -28,14 +28,21 @@ async fn the_internal_listener_serves_the_committed_openapi_document() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json"),
     )
     .unwrap();
-    assert_eq!(served, committed, "the served document is not docs/openapi.json");
+    assert_eq!(
+        served, committed,
+        "the served document is not docs/openapi.json"
+    );
 
     let public = client
         .get(format!("{}/openapi.json", stack.api()))
         .send()
         .await
         .unwrap();
-    assert_eq!(public.status(), 404, "the document is not on the public listener");
+    assert_eq!(
+        public.status(),
+        404,
+        "the document is not on the public listener"
+    );
 
     stack.stop().await.unwrap();
 }
