@@ -130,6 +130,8 @@ export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=$root/tests
 started=$(date +%s)
 passed=0
 failed=0
+skipped=0
+status=0
 for listener in public internal; do
   base=$public
   [ "$listener" = internal ] && base=$internal
@@ -138,29 +140,47 @@ for listener in public internal; do
   "$venv/bin/schemathesis" --config-file "$root/tests/schemathesis.toml" run "$run/openapi.json" \
     --url "$base" --include-tag "$listener" \
     -H "Authorization: Bearer $key" \
-    --checks all --max-examples "$max_examples" --workers 2 --seed 1 \
+    --checks all --max-examples "$max_examples" --workers 1 --seed 1 \
     --report junit --report-junit-path "$run/junit-$listener.xml" \
     --report-dir "$run"
+  [ $? -eq 0 ] || status=1
   set -e
   counts=$(python3 - "$run/junit-$listener.xml" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
-cases = ET.parse(sys.argv[1]).getroot().iter("testcase")
-passed = failed = 0
-for case in cases:
+counts = {"passed": 0, "failed": 0, "skipped": 0}
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
     if case.find("failure") is not None or case.find("error") is not None:
-        failed += 1
+        counts["failed"] += 1
+    elif case.find("skipped") is not None:
+        counts["skipped"] += 1
     else:
-        passed += 1
-print(passed, failed)
+        counts["passed"] += 1
+print(counts["passed"], counts["failed"], counts["skipped"])
 EOF
-)
-  passed=$((passed + ${counts% *}))
-  failed=$((failed + ${counts#* }))
+) || counts="0 1 0"
+  read -r p f s <<<"$counts"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  skipped=$((skipped + s))
 done
 echo "schemathesis took $(($(date +%s) - started))s" >&2
+# What the server answered, by route and status (its own count, from /metrics).
+curl -fsS "$internal/metrics" | python3 -c '
+import re, sys
+rows = []
+for line in sys.stdin:
+    m = re.match(r"handoff_http_requests_total\{(.*)\} (\d+)", line)
+    if m:
+        labels = dict(re.findall(r"(\w+)=\"([^\"]*)\"", m.group(1)))
+        rows.append((labels.get("route", ""), labels.get("status", ""), int(m.group(2))))
+for route, status, count in sorted(rows):
+    print(f"  {route:32} {status} {count:6}", file=sys.stderr)
+' || true
 if [ "$failed" -ne 0 ]; then
   echo "handoff's log: $run/handoff.log" >&2
 fi
-echo "schemathesis: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary="schemathesis: $passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
+echo "$summary"
+[ "$failed" -eq 0 ] && [ "$status" -eq 0 ]

@@ -2,44 +2,67 @@
 
 Signs webhook deliveries (`POST /v1/webhooks/{source}`) the way a lead provider does
 (Standard Webhooks, the secret in SCHEMATHESIS_WEBHOOK_SECRET), so schemathesis reaches
-the handler behind the signature check instead of only ever seeing 401. The body is
-serialized here, once, so the signed bytes are the sent bytes.
+the handler behind the signature check instead of only ever seeing 401.
+
+Two steps, because the signature covers the exact bytes sent: the auth provider marks a
+case as signed (so schemathesis knows the credentials are explicit, and its
+`ignored_auth` check replays the request without them and with invalid ones), and a
+`requests` auth hook signs the prepared request, body as serialized, right before it
+leaves. Requests whose signature headers were removed or replaced go out as they are.
 """
 
 import base64
 import hashlib
 import hmac
-import json
 import os
 import time
 import uuid
 
+import requests
 import schemathesis
-from schemathesis.core import NOT_SET
+from schemathesis.generation.meta import negated_parameters
+
+SIGNATURE_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature"}
+TO_BE_SIGNED = "v1,to-be-signed"
+
+
+def _secret():
+    return base64.b64decode(os.environ["SCHEMATHESIS_WEBHOOK_SECRET"].removeprefix("whsec_"))
 
 
 @schemathesis.auth().apply_to(path="/v1/webhooks/{source}")
 class StandardWebhooksSignature:
     def get(self, case, context):
-        secret = os.environ["SCHEMATHESIS_WEBHOOK_SECRET"]
-        return base64.b64decode(secret.removeprefix("whsec_"))
+        return _secret()
 
     def set(self, case, key, context):
-        body = case.body
-        if body is NOT_SET:
-            payload = b""
-        elif isinstance(body, bytes):
-            payload = body
-        else:
-            payload = json.dumps(body).encode()
-            case.body = payload
-        webhook_id = f"msg_{uuid.uuid4().hex}"
-        timestamp = str(int(time.time()))
-        signed = f"{webhook_id}.{timestamp}.".encode() + payload
-        signature = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        # A negative case that broke a signature header must reach the server broken.
+        negated = negated_parameters(getattr(case, "_meta", None))
+        if any(name.lower() in SIGNATURE_HEADERS for name, _ in negated):
+            return
         case.headers = {
             **(case.headers or {}),
-            "webhook-id": webhook_id,
-            "webhook-timestamp": timestamp,
-            "webhook-signature": f"v1,{signature}",
+            "webhook-id": f"msg_{uuid.uuid4().hex}",
+            "webhook-timestamp": str(int(time.time())),
+            "webhook-signature": TO_BE_SIGNED,
         }
+
+
+class _Sign(requests.auth.AuthBase):
+    def __call__(self, request):
+        if request.headers.get("webhook-signature") != TO_BE_SIGNED:
+            return request
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        signed = (
+            f"{request.headers['webhook-id']}.{request.headers['webhook-timestamp']}.".encode() + body
+        )
+        digest = hmac.new(_secret(), signed, hashlib.sha256).digest()
+        request.headers["webhook-signature"] = "v1," + base64.b64encode(digest).decode()
+        return request
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    kwargs["auth"] = _Sign()

@@ -138,6 +138,10 @@ pub struct Company {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub domain: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub employees: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub industry: String,
@@ -161,10 +165,22 @@ pub struct Engagement {
     #[serde(default, alias = "demoRequest", skip_serializing_if = "is_false")]
     pub demo_request: bool,
     #[serde(default, alias = "pricingPageViews", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub pricing_page_views: u32,
     #[serde(default, alias = "contentDownloads", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub content_downloads: u32,
     #[serde(default, alias = "webinarsAttended", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub webinars_attended: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activities: Vec<Activity>,

@@ -64,6 +64,7 @@ pub struct LeadForm {
     pub company: Option<String>,
     /// Also `website`.
     pub company_domain: Option<String>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub employees: Option<u32>,
     pub industry: Option<String>,
     /// ISO 3166-1 alpha-2, alpha-3 or English name.
@@ -82,8 +83,11 @@ pub struct LeadForm {
     pub utm_content: Option<String>,
     /// `1`, `true`, `on` or `yes` for a demo request.
     pub demo_request: Option<String>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub pricing_page_views: Option<u32>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub content_downloads: Option<u32>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
     pub webinars_attended: Option<u32>,
 }
 

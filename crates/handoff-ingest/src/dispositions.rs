@@ -38,12 +38,13 @@ const CLOCK_SKEW: Duration = Duration::from_secs(60);
     path = "/v1/leads/{id}/dispositions",
     operation_id = "submit_disposition",
     tag = "public",
-    request_body(content = DispositionSubmission, content_type = "application/json"),
+    request_body(content = DispositionSubmission, content_type = "application/json",
+        example = json!({"outcome": "contacted", "note": "left a voicemail"})),
     params(
         ("id" = String, Path, min_length = 1, description = "The lead's id."),
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
             description = "Makes retries safe: 1 to 255 visible ASCII characters."),
-        ("traceparent" = Option<String>, Header, description = "W3C trace context."),
+        ("traceparent" = Option<String>, Header, nullable = false, description = "W3C trace context."),
     ),
     responses(
         (status = 202, description = "Accepted: `lead.disposition` is published.", body = DispositionAccepted),

@@ -37,10 +37,11 @@ pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
     path = "/v1/webhooks/{source}",
     operation_id = "submit_webhook",
     tag = "public",
-    request_body(content = LeadSubmission, content_type = "application/json"),
+    request_body(content = LeadSubmission, content_type = "application/json",
+        example = json!({"contact": {"email": "ana@example.com"}, "source": {"campaign": "partner-list"}})),
     params(
         ("source" = String, Path, min_length = 1, description = "The configured intake source."),
-        ("traceparent" = Option<String>, Header, description = "W3C trace context."),
+        ("traceparent" = Option<String>, Header, nullable = false, description = "W3C trace context."),
     ),
     responses(
         (status = 202, description = "Accepted: the lead is published.", body = crate::leads::LeadAccepted,

@@ -36,15 +36,16 @@ const FORM_TOKEN: &str = "form_token";
     operation_id = "submit_lead",
     tag = "public",
     request_body(content(
-        (LeadSubmission = "application/json"),
-        (LeadForm = "application/x-www-form-urlencoded"),
+        (LeadSubmission = "application/json", example = json!({"contact": {"email": "ana@example.com", "first_name": "Ana", "title": "VP Sales", "phone": "+49 30 1234567"}, "company": {"name": "Acme", "domain": "acme.example", "country": "DE", "employees": 250}, "source": {"kind": "web_form", "utm": {"campaign": "spring"}}, "engagement": {"demo_request": true}, "custom": {"plan": "enterprise"}})),
+        (LeadForm = "application/x-www-form-urlencoded",
+            example = json!({"email": "ana@example.com", "company": "Acme", "country": "Germany", "form_token": "ft_landing"})),
     )),
     params(
-        ("Idempotency-Key" = Option<String>, Header, max_length = 255,
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
             description = "Makes retries safe: 1 to 255 visible ASCII characters."),
-        ("traceparent" = Option<String>, Header,
+        ("traceparent" = Option<String>, Header, nullable = false,
             description = "W3C trace context; the lead's events continue the trace."),
-        ("form_token" = Option<String>, Query,
+        ("form_token" = Option<String>, Query, nullable = false,
             description = "A form's token, when not sent as a form field."),
     ),
     responses(

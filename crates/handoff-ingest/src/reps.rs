@@ -46,9 +46,10 @@ pub(crate) struct RepChanges {
     #[schema(value_type = Option<bool>)]
     available: Option<Option<bool>>,
     /// Most open leads at once.
+    /// A JSON number (`5` or `5.0`); whole numbers only.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 100000)]
-    capacity: Option<Option<u64>>,
+    capacity: Option<Option<serde_json::Number>>,
 }
 
 /// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, the default).
@@ -99,7 +100,8 @@ pub(crate) async fn get(
     path = "/v1/reps/{id}",
     operation_id = "put_rep",
     tag = "internal",
-    request_body(content = RepChanges, content_type = "application/json"),
+    request_body(content = RepChanges, content_type = "application/json",
+        example = json!({"available": false, "capacity": null})),
     params(("id" = String, Path, min_length = 1, description = "The rep's id in the rules file.")),
     responses(
         (status = 200, description = "The rep's state after the change.", body = RepState),
@@ -165,19 +167,30 @@ fn parse_changes(changes: &RepChanges) -> Result<Changes, ApiError> {
             None => {}
         }
     }
-    match changes.capacity {
-        Some(Some(n)) if n > MAX_CAPACITY => {
-            return Err(ApiError::Validation(vec![FieldError::new(
-                "capacity",
-                "invalid",
-                format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
-            )]))
-        }
-        Some(Some(n)) => set.push(("capacity", n.to_string())),
+    match &changes.capacity {
+        Some(Some(n)) => match whole_number(n).filter(|n| *n <= MAX_CAPACITY) {
+            Some(n) => set.push(("capacity", n.to_string())),
+            None => {
+                return Err(ApiError::Validation(vec![FieldError::new(
+                    "capacity",
+                    "invalid",
+                    format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
+                )]))
+            }
+        },
         Some(None) => clear.push("capacity"),
         None => {}
     }
     Ok(Changes { set, clear })
+}
+
+/// A JSON number that is a whole number ≥ 0: JSON Schema's `integer` includes `5.0`.
+fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64().or_else(|| {
+        let f = n.as_f64()?;
+        // Exact for every value up to MAX_CAPACITY, the only ones that matter here.
+        (f >= 0.0 && f.fract() == 0.0 && f <= MAX_CAPACITY as f64).then_some(f as u64)
+    })
 }
 
 async fn describe(state: &AppState, rep: &str) -> Result<RepState, ApiError> {
@@ -207,4 +220,33 @@ async fn describe(state: &AppState, rep: &str) -> Result<RepState, ApiError> {
         open_leads: open,
         overrides,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(body: &str) -> Result<Vec<(&'static str, String)>, ApiError> {
+        let changes: RepChanges = json(body.as_bytes())?;
+        parse_changes(&changes).map(|c| c.set)
+    }
+
+    #[test]
+    fn capacity_is_any_json_number_that_is_a_whole_number_in_range() {
+        for (body, expected) in [
+            (r#"{"capacity": 5}"#, Some("5")),
+            (r#"{"capacity": 67.0}"#, Some("67")),
+            (r#"{"capacity": 100000}"#, Some("100000")),
+            (r#"{"capacity": 100001}"#, None),
+            (r#"{"capacity": 1.5}"#, None),
+            (r#"{"capacity": -1}"#, None),
+        ] {
+            let set = changes(body).ok();
+            let capacity = set
+                .as_ref()
+                .and_then(|set| set.iter().find(|(f, _)| *f == "capacity"))
+                .map(|(_, v)| v.as_str());
+            assert_eq!(capacity, expected, "{body}");
+        }
+    }
 }
