@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
 use handoff_config::Scope;
 use handoff_domain::validation::FieldError;
@@ -17,7 +18,8 @@ use handoff_domain::validation::FieldError;
 use crate::request::{body_kind, json, read_body};
 use crate::{ApiError, AppState};
 
-const MAX_CAPACITY: u64 = 100_000;
+const FIELDS: [&str; 3] = ["active", "available", "capacity"];
+const MAX_CAPACITY: u32 = 100_000;
 
 /// A rep's state as routing sees it: the rules file's defaults with the overrides applied.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -45,8 +47,7 @@ pub(crate) struct RepChanges {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<bool>)]
     available: Option<Option<bool>>,
-    /// Most open leads at once.
-    /// A JSON number (`5` or `5.0`); whole numbers only.
+    /// Most open leads at once: a whole number (`5` or `5.0`).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 100000)]
     capacity: Option<Option<serde_json::Number>>,
@@ -59,6 +60,53 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl RepChanges {
+    /// Every problem is named at once (serde stops at the first), then the body is read.
+    fn parse(body: Map<String, Value>) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        for (key, value) in &body {
+            let valid = match key.as_str() {
+                "active" | "available" => value.is_null() || value.is_boolean(),
+                "capacity" => match value {
+                    Value::Null => true,
+                    Value::Number(n) => whole_number(n).is_some(),
+                    _ => false,
+                },
+                _ => {
+                    errors.push(FieldError::new(
+                        key.clone(),
+                        "unknown_field",
+                        format!(
+                            "unknown field `{key}`, expected one of {}",
+                            FIELDS.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+            };
+            if !valid && key == "capacity" {
+                errors.push(FieldError::new(
+                    "capacity",
+                    "invalid",
+                    format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
+                ));
+            } else if !valid {
+                errors.push(FieldError::new(
+                    key.clone(),
+                    "invalid",
+                    format!("{key} must be true, false or null"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        serde_json::from_value(Value::Object(body)).map_err(|e| {
+            ApiError::Validation(vec![FieldError::new("body", "invalid", e.to_string())])
+        })
+    }
 }
 
 /// A rep's runtime state.
@@ -127,11 +175,11 @@ pub(crate) async fn put(
         let caller = state.access.admit(&headers, None, Scope::RepsWrite)?;
         body_kind(&headers, false)?;
         let body = read_body(&headers, body, state.settings.max_body_bytes).await?;
-        let changes: RepChanges = json(&body)?;
+        let changes = RepChanges::parse(json(&body)?)?;
         if !state.rules.current().routing.has_rep(&rep) {
             return Err(ApiError::NotFound("rep"));
         }
-        let Changes { set, clear } = parse_changes(&changes)?;
+        let Changes { set, clear } = Changes::from(&changes);
         state
             .store
             .set_rep_overrides(&rep, &set, &clear)
@@ -156,41 +204,51 @@ struct Changes {
     clear: Vec<&'static str>,
 }
 
-fn parse_changes(changes: &RepChanges) -> Result<Changes, ApiError> {
-    let mut set = Vec::new();
-    let mut clear = Vec::new();
-    let flags = [("active", changes.active), ("available", changes.available)];
-    for (field, change) in flags {
-        match change {
-            Some(Some(value)) => set.push((field, value.to_string())),
-            Some(None) => clear.push(field),
-            None => {}
-        }
-    }
-    match &changes.capacity {
-        Some(Some(n)) => match whole_number(n).filter(|n| *n <= MAX_CAPACITY) {
-            Some(n) => set.push(("capacity", n.to_string())),
-            None => {
-                return Err(ApiError::Validation(vec![FieldError::new(
-                    "capacity",
-                    "invalid",
-                    format!("capacity must be a whole number from 0 to {MAX_CAPACITY}, or null"),
-                )]))
+impl From<&RepChanges> for Changes {
+    fn from(changes: &RepChanges) -> Self {
+        let mut set = Vec::new();
+        let mut clear = Vec::new();
+        let fields = [
+            ("active", changes.active.map(|v| v.map(|b| b.to_string()))),
+            (
+                "available",
+                changes.available.map(|v| v.map(|b| b.to_string())),
+            ),
+            (
+                "capacity",
+                // Checked by `parse`: a capacity that is not a whole number is not here.
+                changes
+                    .capacity
+                    .as_ref()
+                    .map(|v| v.as_ref().and_then(whole_number).map(|n| n.to_string())),
+            ),
+        ];
+        for (field, change) in fields {
+            match change {
+                Some(Some(value)) => set.push((field, value)),
+                Some(None) => clear.push(field),
+                None => {}
             }
-        },
-        Some(None) => clear.push("capacity"),
-        None => {}
+        }
+        Self { set, clear }
     }
-    Ok(Changes { set, clear })
 }
 
-/// A JSON number that is a whole number ≥ 0: JSON Schema's `integer` includes `5.0`.
-fn whole_number(n: &serde_json::Number) -> Option<u64> {
-    n.as_u64().or_else(|| {
-        let f = n.as_f64()?;
-        // Exact for every value up to MAX_CAPACITY, the only ones that matter here.
-        (f >= 0.0 && f.fract() == 0.0 && f <= MAX_CAPACITY as f64).then_some(f as u64)
-    })
+/// A capacity: a whole number from 0 to [`MAX_CAPACITY`], whether written `5` or `5.0`
+/// (JSON Schema's `integer` includes both).
+fn whole_number(n: &serde_json::Number) -> Option<u32> {
+    let value = match n.as_u64() {
+        Some(n) => n,
+        None => {
+            let f = n.as_f64()?;
+            if !(f >= 0.0 && f.fract() == 0.0 && f <= f64::from(MAX_CAPACITY)) {
+                return None;
+            }
+            // In range and whole: exact.
+            f as u64
+        }
+    };
+    u32::try_from(value).ok().filter(|n| *n <= MAX_CAPACITY)
 }
 
 async fn describe(state: &AppState, rep: &str) -> Result<RepState, ApiError> {
@@ -226,9 +284,15 @@ async fn describe(state: &AppState, rep: &str) -> Result<RepState, ApiError> {
 mod tests {
     use super::*;
 
-    fn changes(body: &str) -> Result<Vec<(&'static str, String)>, ApiError> {
-        let changes: RepChanges = json(body.as_bytes())?;
-        parse_changes(&changes).map(|c| c.set)
+    fn changes(body: &str) -> Result<Changes, ApiError> {
+        RepChanges::parse(json(body.as_bytes())?).map(|c| Changes::from(&c))
+    }
+
+    fn fields(error: ApiError) -> Vec<String> {
+        match error {
+            ApiError::Validation(fields) => fields.into_iter().map(|f| f.field).collect(),
+            other => vec![other.code().to_owned()],
+        }
     }
 
     #[test]
@@ -241,12 +305,31 @@ mod tests {
             (r#"{"capacity": 1.5}"#, None),
             (r#"{"capacity": -1}"#, None),
         ] {
-            let set = changes(body).ok();
+            let set = changes(body).ok().map(|c| c.set);
             let capacity = set
                 .as_ref()
                 .and_then(|set| set.iter().find(|(f, _)| *f == "capacity"))
                 .map(|(_, v)| v.as_str());
             assert_eq!(capacity, expected, "{body}");
         }
+    }
+
+    #[test]
+    fn null_clears_absent_keeps_and_every_problem_is_named() {
+        let parsed = changes(r#"{"available": false, "capacity": null}"#).ok();
+        let parsed = parsed.map(|c| (c.set, c.clear));
+        assert_eq!(
+            parsed,
+            Some((vec![("available", "false".to_owned())], vec!["capacity"]))
+        );
+        let error = changes(r#"{"active": 1, "capacity": -1, "colour": "red"}"#).err();
+        assert_eq!(
+            error.map(fields),
+            Some(vec!["active".into(), "capacity".into(), "colour".into()])
+        );
+        assert_eq!(
+            changes("[null, null]").err().map(fields),
+            Some(vec!["body".to_owned()])
+        );
     }
 }
