@@ -17,6 +17,8 @@ use utoipa::openapi::server::{Server, ServerBuilder};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToResponse};
 
+use handoff_telemetry::ReadinessReport;
+
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// Paths served on the internal listener only.
@@ -106,16 +108,6 @@ pub(crate) async fn document() -> Response {
 #[allow(dead_code)]
 fn healthz() {}
 
-/// The readiness report of `/readyz`: each dependency check and its outcome.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct Readiness {
-    /// Every check passed.
-    ready: bool,
-    /// Check name → `ok` or why it failed.
-    checks: std::collections::BTreeMap<String, String>,
-}
-
 /// Its dependencies (Redis, the broker) answer (readiness).
 #[utoipa::path(
     get,
@@ -123,8 +115,8 @@ struct Readiness {
     operation_id = "readyz",
     tag = "public",
     responses(
-        (status = 200, description = "Ready.", body = Readiness),
-        (status = 503, description = "A dependency does not answer.", body = Readiness),
+        (status = 200, description = "Ready.", body = ReadinessReport),
+        (status = 503, description = "A dependency does not answer.", body = ReadinessReport),
     ),
 )]
 #[allow(dead_code)]
@@ -256,7 +248,7 @@ const RETRY_AFTER: (&str, &str, Type) = (
     Type::Integer,
 );
 
-/// Declares the reusable error answers: (type, status phrase, description, headers).
+/// Declares the reusable error answers: `Name: "description", headers...;`.
 macro_rules! error_responses {
     ($($name:ident: $description:literal $(, $header:expr)*;)*) => {$(
         #[doc = $description]
