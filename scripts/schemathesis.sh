@@ -137,12 +137,13 @@ for listener in public internal; do
   [ "$listener" = internal ] && base=$internal
   echo "==> schemathesis: $listener listener ($base)" >&2
   set +e
-  "$venv/bin/schemathesis" --config-file "$root/tests/schemathesis.toml" run "$run/openapi.json" \
+  # From .run/: schemathesis keeps its crash cache in the working directory.
+  (cd "$run" && "$venv/bin/schemathesis" --config-file "$root/tests/schemathesis.toml" run "$run/openapi.json" \
     --url "$base" --include-tag "$listener" \
     -H "Authorization: Bearer $key" \
     --checks all --max-examples "$max_examples" --workers 1 --seed 1 \
     --report junit --report-junit-path "$run/junit-$listener.xml" \
-    --report-dir "$run"
+    --report-dir "$run")
   [ $? -eq 0 ] || status=1
   set -e
   counts=$(python3 - "$run/junit-$listener.xml" <<'EOF'
