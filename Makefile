@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build check-deploy fuzz-smoke
+.PHONY: help run test lint fmt unit e2e test-env-up test-env-down bench load build check-deploy fuzz-smoke schemathesis
 
 help:
 	@echo "make run    build and start handoff dev (embedded Kafka, local Redis, demo traffic)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  criterion benchmark of score + route"
 	@echo "make load   end-to-end load figures (N leads through ingest -> router -> assigned)"
 	@echo "make check-deploy  lint the Dockerfile, validate deploy/compose and deploy/k8s (no engine needed)"
+	@echo "make schemathesis  the OpenAPI document against a live ingest (docs/api.md)"
 
 build:
 	$(CARGO) build --release --bin handoff
@@ -29,6 +30,12 @@ lint:
 # fuzz/contract runs; ends with one line `N passed, N failed` (scripts/run-tests.sh).
 test:
 	scripts/run-tests.sh
+
+# The OpenAPI document against a live ingest (docs/api.md).
+schemathesis:
+	@eval "$$(scripts/test-env.sh up)"; \
+	  scripts/schemathesis.sh; rc=$$?; \
+	  scripts/test-env.sh down; exit $$rc
 
 bench:
 	$(CARGO) bench -p handoff-domain --bench decide

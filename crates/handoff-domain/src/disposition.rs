@@ -62,9 +62,13 @@ pub struct Actor {
 /// The JSON body of `POST /v1/leads/{id}/dispositions`. Strings are accepted in any case
 /// (`contacted`, `CONTACTED`).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DispositionSubmission {
+    /// One of `accepted`, `contacted`, `rejected`, `converted`, `recycled` (any case).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub outcome: Option<String>,
+    /// Required when the outcome is `rejected`; one of `ingest.reason_codes`.
     #[serde(default)]
     pub reason_code: Option<String>,
     #[serde(default)]
@@ -75,6 +79,7 @@ pub struct DispositionSubmission {
     /// The rep or CRM user reporting.
     #[serde(default)]
     pub actor_id: Option<String>,
+    /// When it happened (default now); not in the future, not before the assignment.
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
 }

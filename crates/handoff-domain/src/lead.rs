@@ -169,6 +169,7 @@ impl Lead {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -182,6 +183,7 @@ pub struct Source {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Utm {
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -202,16 +204,21 @@ impl Utm {
     }
 }
 
-/// Debug output is masked (see below): a `{:?}` of a lead must not put a person in a log.
+// Debug output is masked (see below): a `{:?}` of a lead must not put a person in a log.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    /// Required in a submission; stored lower case.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub email: String,
     #[serde(default, alias = "firstName", skip_serializing_if = "String::is_empty")]
     pub first_name: String,
     #[serde(default, alias = "lastName", skip_serializing_if = "String::is_empty")]
     pub last_name: String,
+    /// 7 to 15 digits, optionally with a leading `+` (spaces, dashes, dots, slashes and
+    /// parentheses are dropped).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub phone: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -232,16 +239,23 @@ impl fmt::Debug for Contact {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Company {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// A host name (`example.com`); a URL is reduced to its host.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub domain: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub employees: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub industry: String,
+    /// ISO 3166-1 alpha-2, alpha-3 or English name; stored as alpha-2.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub country: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -255,21 +269,35 @@ pub struct Company {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Engagement {
     #[serde(default, alias = "demoRequest", skip_serializing_if = "is_false")]
     pub demo_request: bool,
     #[serde(default, alias = "pricingPageViews", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub pricing_page_views: u32,
     #[serde(default, alias = "contentDownloads", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub content_downloads: u32,
     #[serde(default, alias = "webinarsAttended", skip_serializing_if = "is_zero")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uint32", maximum = 4294967295_u32)
+    )]
     pub webinars_attended: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub activities: Vec<Activity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Activity {
     #[serde(default)]

@@ -19,22 +19,76 @@ use crate::validation::{
 /// (`id` and `received_at` may be brought by trusted integrations that already have them;
 /// ingest drops them for everyone else).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeadSubmission {
+    /// Trusted keys only (imports, CRM syncs); ignored for everyone else.
     #[serde(default)]
     pub id: Option<String>,
+    /// Trusted keys only; ignored for everyone else, whose leads are received now.
     #[serde(default)]
     pub received_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub source: Source,
+    /// `contact.email` is required.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub contact: Contact,
     #[serde(default)]
     pub company: Company,
     #[serde(default)]
     pub engagement: Engagement,
+    /// Attributes of your own to route on (at most 50; names 1 to 64 characters,
+    /// values up to 1000).
     #[serde(default)]
     pub custom: BTreeMap<String, String>,
+}
+
+/// The fields of a plain HTML form post (`application/x-www-form-urlencoded`), as
+/// [`LeadSubmission::from_form`] reads them; documentation only (a form is read as pairs).
+/// Any other field becomes a custom attribute (`custom.NAME`, `custom[NAME]` or a bare
+/// name).
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::ToSchema)]
+pub struct LeadForm {
+    /// The form's public token (or the `form_token` query parameter; or an API key).
+    pub form_token: Option<String>,
+    #[schema(required = true)]
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub phone: Option<String>,
+    /// Also `job_title`.
+    pub title: Option<String>,
+    /// The company's name; also `company_name`.
+    pub company: Option<String>,
+    /// Also `website`.
+    pub company_domain: Option<String>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
+    pub employees: Option<u32>,
+    pub industry: Option<String>,
+    /// ISO 3166-1 alpha-2, alpha-3 or English name.
+    pub country: Option<String>,
+    /// Also `state`.
+    pub region: Option<String>,
+    /// Also `zip`.
+    pub postal_code: Option<String>,
+    /// The source kind (default `web_form`); also `source_kind`.
+    pub source: Option<String>,
+    pub campaign: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    /// `1`, `true`, `on` or `yes` for a demo request.
+    pub demo_request: Option<String>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
+    pub pricing_page_views: Option<u32>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
+    pub content_downloads: Option<u32>,
+    #[schema(format = "uint32", maximum = 4294967295_u32)]
+    pub webinars_attended: Option<u32>,
 }
 
 impl LeadSubmission {

@@ -24,6 +24,7 @@ pub mod limits {
 
 /// One problem with one field. Serialized as-is into HTTP error bodies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Dotted path of the field, e.g. `contact.email`.
     pub field: String,

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde::Serialize;
 
 use handoff_config::Scope;
 use handoff_domain::disposition::{Actor, ActorKind, Disposition, DispositionSubmission};
@@ -28,6 +28,40 @@ const IDEMPOTENCY_SCOPE: &str = "disposition";
 /// Clocks of reps' devices and CRMs drift; this much of the future is "now".
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
+/// Reports what became of a lead (accepted, contacted, rejected, converted, recycled).
+///
+/// A rep's own key reports only as that rep and only for leads assigned to them; a system
+/// key (a CRM) may name the rep in `actor_id`. With an `Idempotency-Key`, a retry with the
+/// same body answers with the first event.
+#[utoipa::path(
+    post,
+    path = "/v1/leads/{id}/dispositions",
+    operation_id = "submit_disposition",
+    tag = "public",
+    request_body(content = DispositionSubmission, content_type = "application/json",
+        example = json!({"outcome": "contacted", "note": "left a voicemail"})),
+    params(
+        ("id" = String, Path, min_length = 1, description = "The lead's id."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: 1 to 255 visible ASCII characters."),
+        ("traceparent" = Option<String>, Header, nullable = false, description = "W3C trace context."),
+    ),
+    responses(
+        (status = 202, description = "Accepted: `lead.disposition` is published.", body = DispositionAccepted),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ),
+    security(("api_key" = ["dispositions:write"])),
+)]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Path(lead_id): Path<String>,
@@ -199,10 +233,18 @@ fn check_occurred_at(
     Ok(())
 }
 
+/// The answer to an accepted disposition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DispositionAccepted {
+    pub lead_id: String,
+    /// The `lead.disposition` event's id; the same for every retry with one Idempotency-Key.
+    pub event_id: String,
+}
+
 fn accepted(lead_id: &str, event_id: &str) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({ "lead_id": lead_id, "event_id": event_id })),
-    )
-        .into_response()
+    let body = DispositionAccepted {
+        lead_id: lead_id.to_owned(),
+        event_id: event_id.to_owned(),
+    };
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }

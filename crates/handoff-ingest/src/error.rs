@@ -6,9 +6,30 @@ use std::time::Duration;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 
 use handoff_domain::validation::FieldError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `validation_failed`, `malformed_body`,
+    /// `unsupported_media_type`, `body_too_large`, `not_found`, `idempotency_key_in_use`,
+    /// `idempotency_key_reused`, `unavailable`, `unauthorized`, `forbidden`, `rate_limited`,
+    /// `request_timeout`, `overloaded`.
+    #[schema(example = "validation_failed")]
+    pub code: &'static str,
+    /// A sentence for people; may change between versions.
+    pub message: String,
+    /// Every offending field (`validation_failed` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -142,10 +163,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({ "error": { "code": self.code(), "message": self.message() } });
-        if let ApiError::Validation(fields) = &self {
-            body["error"]["fields"] = json!(fields);
-        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.message(),
+                fields: match &self {
+                    ApiError::Validation(fields) => fields.clone(),
+                    _ => Vec::new(),
+                },
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         if let Some(seconds) = self.retry_after() {
             response

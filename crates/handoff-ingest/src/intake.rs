@@ -29,6 +29,39 @@ use crate::{ApiError, AppState};
 /// How far a delivery's timestamp may be from our clock, either way.
 pub const TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
+/// A lead from a lead provider or ad platform, signed per Standard Webhooks with the
+/// source's secret (`[[ingest.webhooks]]`). A redelivery (same `webhook-id`, same body)
+/// answers with the first lead.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{source}",
+    operation_id = "submit_webhook",
+    tag = "public",
+    request_body(content = LeadSubmission, content_type = "application/json",
+        example = json!({"contact": {"email": "ana@example.com"}, "source": {"campaign": "partner-list"}})),
+    params(
+        ("source" = String, Path, min_length = 1, description = "The configured intake source."),
+        ("traceparent" = Option<String>, Header, nullable = false, description = "W3C trace context."),
+    ),
+    responses(
+        (status = 202, description = "Accepted: the lead is published.", body = crate::leads::LeadAccepted,
+            headers(
+                ("idempotent-replayed" = String, description = "`true` for a redelivery of an accepted webhook-id."),
+                ("traceparent" = String, description = "The trace of the lead's events."),
+            )),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ),
+    security(("webhook-id" = [], "webhook-timestamp" = [], "webhook-signature" = [])),
+)]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     Path(source): Path<String>,

@@ -7,12 +7,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::json;
+use serde::Serialize;
 
 use handoff_config::Scope;
 use handoff_domain::events::{stable_event_id, EventKind};
 use handoff_domain::privacy::mask_email;
-use handoff_domain::submission::LeadSubmission;
+use handoff_domain::submission::{LeadForm, LeadSubmission};
 use handoff_domain::Lead;
 use handoff_kafka::{OutboundEvent, TraceParent};
 
@@ -25,6 +25,50 @@ const IDEMPOTENCY_SCOPE: &str = "lead";
 /// The form field (or query parameter) carrying a form's public token.
 const FORM_TOKEN: &str = "form_token";
 
+/// Submits a lead: JSON from integrations and browsers, or a plain HTML form post
+/// (`application/x-www-form-urlencoded`) carrying its form token.
+///
+/// With an `Idempotency-Key`, a retry with the same body answers with the first lead
+/// (and `idempotent-replayed: true`). Only trusted keys may set `id` and `received_at`.
+#[utoipa::path(
+    post,
+    path = "/v1/leads",
+    operation_id = "submit_lead",
+    tag = "public",
+    request_body(content(
+        (LeadSubmission = "application/json", example = json!({"contact": {"email": "ana@example.com", "first_name": "Ana", "title": "VP Sales", "phone": "+49 30 1234567"}, "company": {"name": "Acme", "domain": "acme.example", "country": "DE", "employees": 250}, "source": {"kind": "web_form", "utm": {"campaign": "spring"}}, "engagement": {"demo_request": true}, "custom": {"plan": "enterprise"}})),
+        (LeadForm = "application/x-www-form-urlencoded",
+            example = json!({"email": "ana@example.com", "company": "Acme", "country": "Germany", "form_token": "ft_landing"})),
+    )),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
+            description = "Makes retries safe: 1 to 255 visible ASCII characters."),
+        ("traceparent" = Option<String>, Header, nullable = false,
+            description = "W3C trace context; the lead's events continue the trace."),
+        ("form_token" = Option<String>, Query, nullable = false,
+            description = "A form's token, when not sent as a form field."),
+    ),
+    responses(
+        (status = 202, description = "Accepted: the lead is published.", body = LeadAccepted,
+            headers(
+                ("idempotent-replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key."),
+                ("traceparent" = String, description = "The trace of the lead's events."),
+            )),
+        (status = 303, description = "A form post of a form with a `redirect_url`: go to its thank-you page.",
+            headers(("Location" = String, description = "The form's redirect_url."))),
+        (status = 400, response = crate::openapi::BadRequest),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 408, response = crate::openapi::RequestTimeout),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 413, response = crate::openapi::PayloadTooLarge),
+        (status = 415, response = crate::openapi::UnsupportedMediaType),
+        (status = 422, response = crate::openapi::UnprocessableEntity),
+        (status = 429, response = crate::openapi::TooManyRequests),
+        (status = 503, response = crate::openapi::ServiceUnavailable),
+    ),
+    security(("api_key" = ["leads:write"]), ("form_token" = [])),
+)]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -71,6 +115,13 @@ pub(crate) async fn submit(
             .inc();
         error.into_response()
     })
+}
+
+/// The answer to an accepted lead.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct LeadAccepted {
+    /// The lead's id (a UUIDv7 unless a trusted caller brought its own).
+    pub lead_id: String,
 }
 
 /// A lead that was published (or had been, for a replayed request).
@@ -218,7 +269,9 @@ fn answer(kind: BodyKind, caller: &Caller, accepted: Accepted) -> Response {
 pub(crate) fn accepted_response(accepted: &Accepted) -> Response {
     let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({ "lead_id": accepted.lead_id })),
+        Json(LeadAccepted {
+            lead_id: accepted.lead_id.clone(),
+        }),
     )
         .into_response();
     if accepted.replayed {

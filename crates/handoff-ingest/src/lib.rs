@@ -21,6 +21,7 @@ mod error;
 mod idempotency;
 mod intake;
 mod leads;
+mod openapi;
 mod reps;
 mod request;
 mod server;
@@ -46,8 +47,9 @@ use handoff_store::Store;
 use handoff_telemetry::{Metrics, Readiness};
 
 use crate::access::Access;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use intake::{verify as verify_webhook, TOLERANCE as WEBHOOK_TOLERANCE};
+pub use openapi::document_json as openapi_document;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -134,6 +136,7 @@ impl Ingest {
             .merge(handoff_telemetry::health_router(deps.readiness));
         let internal = Router::new()
             .route("/v1/reps/{id}", get(reps::get).put(reps::put))
+            .route("/openapi.json", get(openapi::document))
             .with_state(state)
             .layer(from_fn_with_state(deps.metrics, count_requests));
         Ok(Self {

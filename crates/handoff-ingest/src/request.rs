@@ -69,16 +69,23 @@ pub(crate) async fn read_body(
     Ok(Bytes::from(kept))
 }
 
-/// JSON syntax errors are 400; a well-formed body with a wrong field is 422 naming it.
+/// A JSON object into `T`: JSON syntax errors are 400; a well-formed body of another shape,
+/// or with a wrong field, is 422 naming it.
 pub(crate) fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    // serde's derived structs also read a JSON array as the fields in order: `[null, null]`
+    // would be taken for an object. Every body of this API is an object.
+    if !value.is_object() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "invalid_type",
+            "the body must be a JSON object",
+        )]));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::MalformedBody(inner.to_string());
-        }
-        let message = inner.to_string();
+        let message = e.into_inner().to_string();
         let (field, code) = match message.strip_prefix("unknown field `") {
             Some(rest) => {
                 // The path already ends at the unknown key, except at the top level.
@@ -99,4 +106,36 @@ pub(crate) fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             .to_owned();
         ApiError::Validation(vec![FieldError::new(field, code, message)])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handoff_domain::submission::LeadSubmission;
+
+    fn rejection(body: &str) -> Option<(u16, String)> {
+        json::<LeadSubmission>(body.as_bytes()).err().map(|e| {
+            let field = match &e {
+                ApiError::Validation(fields) => fields.first().map(|f| f.field.clone()),
+                _ => None,
+            };
+            (e.status().as_u16(), field.unwrap_or_default())
+        })
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        assert_eq!(rejection(r#"{"contact": {"email": "a@b.co"}}"#), None);
+        assert_eq!(
+            rejection("[null, null, {}]"),
+            Some((422, "body".to_owned()))
+        );
+        assert_eq!(rejection("null"), Some((422, "body".to_owned())));
+        assert_eq!(rejection("{"), Some((400, String::new())));
+        assert_eq!(
+            rejection(r#"{"contact": {"email": 1}}"#),
+            Some((422, "contact.email".to_owned()))
+        );
+        assert_eq!(rejection(r#"{"nope": 1}"#), Some((422, "nope".to_owned())));
+    }
 }

@@ -1,5 +1,6 @@
 //! `/metrics`, `/healthz` (the process answers) and `/readyz` (its dependencies answer).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,9 +37,9 @@ impl Readiness {
         self
     }
 
-    async fn run(&self) -> (bool, serde_json::Value) {
+    async fn run(&self) -> ReadinessReport {
         let mut ready = true;
-        let mut report = serde_json::Map::new();
+        let mut checks = BTreeMap::new();
         for (name, check) in &self.checks {
             let outcome = tokio::time::timeout(Duration::from_secs(2), check()).await;
             let status = match outcome {
@@ -52,10 +53,20 @@ impl Readiness {
                     "timed out".to_owned()
                 }
             };
-            report.insert((*name).to_owned(), serde_json::Value::String(status));
+            checks.insert((*name).to_owned(), status);
         }
-        (ready, serde_json::Value::Object(report))
+        ReadinessReport { ready, checks }
     }
+}
+
+/// The body of `/readyz`.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadinessReport {
+    /// Every check passed.
+    pub ready: bool,
+    /// Check name → `ok`, or why it failed.
+    pub checks: BTreeMap<String, String>,
 }
 
 /// The internal listener's operations routes: `/metrics`, `/healthz`, `/readyz`.
@@ -101,12 +112,11 @@ async fn metrics_handler(State(metrics): State<Metrics>) -> Response {
 }
 
 async fn readiness_handler(State(readiness): State<Arc<Readiness>>) -> Response {
-    let (ready, checks) = readiness.run().await;
-    let status = if ready {
+    let report = readiness.run().await;
+    let status = if report.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({ "ready": ready, "checks": checks });
-    (status, Json(body)).into_response()
+    (status, Json(report)).into_response()
 }

@@ -5,7 +5,9 @@ mod admin;
 mod logging;
 mod metrics;
 
-pub use admin::{admin_router, health_router, serve_admin, Readiness, ReadinessCheck};
+pub use admin::{
+    admin_router, health_router, serve_admin, Readiness, ReadinessCheck, ReadinessReport,
+};
 pub use logging::init_logging;
 pub use metrics::Metrics;
 
