@@ -22,8 +22,6 @@ count_cargo() { # log
   local p f
   p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$1" | awk '{s+=$4} END {print s+0}')
   f=$(grep -Eo '[0-9]+ failed;' "$1" | awk '{s+=$1} END {print s+0}')
-  passed=$((passed + p))
-  failed=$((failed + f))
   echo "$p $f"
 }
 
@@ -31,8 +29,6 @@ count_lines() { # log
   local p f
   p=$(grep -Ec '^ok ' "$1")
   f=$(grep -Ec '^FAIL ' "$1")
-  passed=$((passed + p))
-  failed=$((failed + f))
   echo "$p $f"
 }
 
@@ -43,8 +39,6 @@ count_summary() { # log: the step's own last `NAME: N passed, N failed` line
   f=$(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')
   p=${p:-0}
   f=${f:-0}
-  passed=$((passed + p))
-  failed=$((failed + f))
   echo "$p $f"
 }
 
@@ -55,7 +49,10 @@ run() {
   echo "==> $name"
   "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
+  # The counters only read the log (they run in a subshell); the totals are kept here.
   read -r p f < <($counter "$logs/$name.log")
+  passed=$((passed + p))
+  failed=$((failed + f))
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     # Failed without a failing test to show for it (build error, crash, missing tool).
     failed=$((failed + 1))
