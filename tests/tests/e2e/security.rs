@@ -452,7 +452,7 @@ async fn rate_limits_apply_per_key_and_per_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_and_floods_are_cut_off() {
     let stack = Stack::start(StackOptions {
-        ingest_limits: "per_key_per_minute = 100000\nper_address_per_minute = 100000\nburst = 1000\nmax_concurrent_requests = 1\nheader_timeout_ms = 500\nrequest_timeout_ms = 3000\n"
+        ingest_limits: "per_key_per_minute = 100000\nper_address_per_minute = 100000\nburst = 1000\nmax_concurrent_requests = 1\nheader_timeout_ms = 500\nrequest_timeout_ms = 5000\n"
             .to_owned(),
         ..ingest_only()
     })
@@ -489,10 +489,13 @@ async fn slow_clients_and_floods_are_cut_off() {
     // Probed without a key: the bound comes before authentication, so the probe answers
     // 503 while the slot is taken (401 until the slow request holds it), and never waits
     // on the broker itself.
-    let overloaded = handoff_e2e::eventually(Duration::from_secs(2), "a 503", || {
-        let url = url.clone();
+    let probe = anonymous();
+    let overloaded = handoff_e2e::eventually(Duration::from_secs(4), "a 503", || {
+        let (probe, url) = (probe.clone(), url.clone());
         async move {
-            let (status, body) = post_json(&anonymous(), &url, &qualified_lead(1)).await;
+            let (status, body) = post_json(&probe, &url, &qualified_lead(1)).await;
+            // Shown if the test fails: what the probes saw instead.
+            eprintln!("probe answered {status} {body}");
             (status == 503).then_some(body)
         }
     })
