@@ -85,7 +85,7 @@ export RUST_TEST_THREADS=2
 # like the Tansu binary. 20 s a target keeps the smoke run short (docs/fuzzing.md).
 export FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/handoff/fuzz-target}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-run cargo count_cargo $CARGO test --workspace --all-targets
+run cargo count_cargo $CARGO test --workspace --all-targets --no-fail-fast
 run deploy count_lines scripts/check-deploy.sh
 run fuzz-smoke count_lines scripts/fuzz-smoke.sh
 run schemathesis count_summary scripts/schemathesis.sh
