@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use handoff_config::Scope;
 use handoff_domain::submission::LeadSubmission;
 
 use crate::access::Caller;
-use crate::leads::{accept_lead, accepted_response};
+use crate::leads::{accept_lead, accepted_response, refused};
 use crate::request::{body_kind, json, read_body};
 use crate::{ApiError, AppState};
 
@@ -94,14 +94,7 @@ pub(crate) async fn submit(
         Ok(accepted_response(&accepted))
     }
     .await;
-    outcome.unwrap_or_else(|error: ApiError| {
-        state
-            .metrics
-            .leads_rejected
-            .with_label_values(&[error.rejection_reason()])
-            .inc();
-        error.into_response()
-    })
+    outcome.unwrap_or_else(|error| refused(&state, error))
 }
 
 /// Checks a delivery's signature and timestamp; returns its `webhook-id`.

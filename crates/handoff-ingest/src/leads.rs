@@ -107,14 +107,7 @@ pub(crate) async fn submit(
         Ok(answer(kind, &caller, accepted))
     }
     .await;
-    outcome.unwrap_or_else(|error: ApiError| {
-        state
-            .metrics
-            .leads_rejected
-            .with_label_values(&[error.rejection_reason()])
-            .inc();
-        error.into_response()
-    })
+    outcome.unwrap_or_else(|error| refused(&state, error))
 }
 
 /// The answer to an accepted lead.
@@ -122,6 +115,16 @@ pub(crate) async fn submit(
 pub(crate) struct LeadAccepted {
     /// The lead's id (a UUIDv7 unless a trusted caller brought its own).
     pub lead_id: String,
+}
+
+/// A refused lead submission: counted by reason, answered with the error body.
+pub(crate) fn refused(state: &AppState, error: ApiError) -> Response {
+    state
+        .metrics
+        .leads_rejected
+        .with_label_values(&[error.rejection_reason()])
+        .inc();
+    error.into_response()
 }
 
 /// A lead that was published (or had been, for a replayed request).
