@@ -22,7 +22,7 @@ use handoff_store::LeadRecord;
 use crate::access::Caller;
 use crate::idempotency::{idempotency_key, Begin, IdempotentRequest};
 use crate::request::{body_kind, json, read_body};
-use crate::{publish_timeout, unavailable, ApiError, AppState};
+use crate::{publish, unavailable, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "disposition";
 /// Clocks of reps' devices and CRMs drift; this much of the future is "now".
@@ -136,20 +136,14 @@ async fn accept(
         trace,
         &event,
     ) {
-        Ok(outbound) => tokio::time::timeout(
-            publish_timeout(&state.settings),
-            state.producer.publish(&outbound),
-        )
-        .await
-        .map_err(|_| "publish timed out".to_owned())
-        .and_then(|r| r.map_err(|e| e.to_string())),
-        Err(e) => Err(e.to_string()),
+        Ok(outbound) => publish(state, &outbound).await,
+        Err(e) => Err(unavailable("encoder", &e)),
     };
     if let Err(error) = published {
         if let Some(reservation) = reservation {
             reservation.release(state).await;
         }
-        return Err(unavailable("the event broker", &error));
+        return Err(error);
     }
     if let Some(reservation) = reservation {
         reservation.complete(state, &event_id).await;

@@ -19,7 +19,7 @@ use handoff_kafka::{OutboundEvent, TraceParent};
 use crate::access::{Caller, CallerKind};
 use crate::idempotency::{idempotency_key, Begin, IdempotentRequest};
 use crate::request::{body_kind, json, read_body, BodyKind};
-use crate::{publish_timeout, unavailable, ApiError, AppState};
+use crate::{publish, unavailable, ApiError, AppState};
 
 const IDEMPOTENCY_SCOPE: &str = "lead";
 /// The form field (or query parameter) carrying a form's public token.
@@ -190,7 +190,7 @@ pub(crate) async fn accept_lead(
     };
 
     let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    if let Err(error) = publish(state, &lead, trace).await {
+    if let Err(error) = publish_lead(state, &lead, trace).await {
         if let Some(reservation) = reservation {
             reservation.release(state).await;
         }
@@ -229,7 +229,7 @@ pub(crate) async fn accept_lead(
     })
 }
 
-async fn publish(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<(), ApiError> {
+async fn publish_lead(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<(), ApiError> {
     let event = OutboundEvent::new(
         EventKind::LeadCreated,
         stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
@@ -239,15 +239,7 @@ async fn publish(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<()
         lead,
     )
     .map_err(|e| unavailable("encoder", &e))?;
-    let sent = tokio::time::timeout(publish_timeout(&state.settings), async {
-        state.producer.publish(&event).await
-    })
-    .await;
-    match sent {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(unavailable("the event broker", &e)),
-        Err(_) => Err(unavailable("the event broker", &"publish timed out")),
-    }
+    publish(state, &event).await
 }
 
 fn form_token_in_query(query: &str) -> Option<String> {

@@ -243,9 +243,19 @@ async fn count_requests(State(metrics): State<Metrics>, request: Request, next: 
     response
 }
 
-/// How long a request waits for the broker before answering 503.
-pub(crate) fn publish_timeout(settings: &IngestSettings) -> Duration {
-    Duration::from_millis(settings.publish_timeout_ms)
+/// Publishes `event`, waiting at most `ingest.publish_timeout_ms` for the broker's
+/// acknowledgement; any failure is a 503 (nothing will appear later: ingest's producer
+/// gives up at the same deadline).
+pub(crate) async fn publish(
+    state: &AppState,
+    event: &handoff_kafka::OutboundEvent,
+) -> Result<(), ApiError> {
+    let wait = Duration::from_millis(state.settings.publish_timeout_ms);
+    match tokio::time::timeout(wait, state.producer.publish(event)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(unavailable("the event broker", &e)),
+        Err(_) => Err(unavailable("the event broker", &"publish timed out")),
+    }
 }
 
 /// Logs why a dependency failed (the client only learns which one) and answers 503.
