@@ -5,6 +5,7 @@
 
 pub mod disposition;
 pub mod events;
+pub mod ids;
 pub mod lead;
 pub mod privacy;
 pub mod routing;
@@ -14,4 +15,5 @@ pub mod sla;
 pub mod submission;
 pub mod validation;
 
+pub use ids::{QueueName, RepId, TeamId, Transience};
 pub use lead::{Lead, LeadId};

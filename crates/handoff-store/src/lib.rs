@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use handoff_domain::Transience;
+
 pub use deadlines::{DueBreach, FirstTouch};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
@@ -24,6 +26,23 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("stored data is corrupt at {key}: {message}")]
     Corrupt { key: String, message: String },
+}
+
+impl Transience for StoreError {
+    /// Redis unreachable, slow, loading, failing over or read-only (a replica mid-failover)
+    /// passes; a script error or corrupt stored data does not.
+    fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::ReadOnly | redis::ErrorKind::ExtensionError
+                    )
+            }
+            StoreError::Corrupt { .. } => false,
+        }
+    }
 }
 
 /// A connection (auto-reconnecting, multiplexed) and the key namespace. Cheap to clone.
