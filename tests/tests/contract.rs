@@ -26,6 +26,7 @@ use handoff_domain::lead::{
 };
 use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
+use handoff_domain::{QueueName, RepId, TeamId};
 use handoff_e2e::contract::Contract;
 use handoff_kafka::{OutboundEvent, TraceParent};
 use proptest::prelude::*;
@@ -352,6 +353,11 @@ fn explanation(full: bool) -> BoxedStrategy<RoutingExplanation> {
         .boxed()
 }
 
+/// An optional id: `Some` when `full`.
+fn id<T: From<String> + std::fmt::Debug + Clone + 'static>(full: bool) -> BoxedStrategy<Option<T>> {
+    maybe(text(full).prop_map(T::from).boxed(), full)
+}
+
 fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
     (
         text(full),
@@ -362,6 +368,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
         score(full),
         explanation(full),
         source(full),
+        (id::<QueueName>(full), maybe(time(), full)),
     )
         .prop_map(
             |(
@@ -373,17 +380,20 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 score,
                 explanation,
                 source,
+                (queue, queued_at),
             )| LeadAssigned {
                 lead_id: LeadId::from(lead_id),
                 attempt,
-                team_id,
-                rep_id,
+                team_id: TeamId::from(team_id),
+                rep_id: RepId::from(rep_id),
                 received_at,
                 assigned_at,
                 first_touch_due_at,
                 score,
                 explanation,
                 source,
+                queue,
+                queued_at,
             },
         )
         .boxed()
@@ -393,8 +403,8 @@ fn sla_breached(full: bool) -> BoxedStrategy<SlaBreached> {
     (
         text(full),
         count(full),
-        text(full),
-        text(full),
+        id::<TeamId>(full),
+        id::<RepId>(full),
         time(),
         time(),
     )
@@ -424,7 +434,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
         time(),
         source(full),
         maybe(score(full), full),
-        (text(full), text(full), text(full)),
+        (id::<TeamId>(full), id::<RepId>(full), id::<QueueName>(full)),
     )
         .prop_map(
             |(

@@ -7,6 +7,8 @@ mod deadlines;
 mod idempotency;
 mod keys;
 mod leads;
+mod lifecycle;
+mod reconcile;
 mod routing_state;
 
 use std::time::Duration;
@@ -15,10 +17,14 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use handoff_domain::Transience;
 
-pub use deadlines::{DueBreach, FirstTouch};
+pub use deadlines::DueBreach;
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
-pub use routing_state::{AssignmentCommit, CommitOutcome, QueueOutcome};
+pub use lifecycle::{
+    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, QueueView, RecordedDecision,
+    ReportOutcome, TimelineEntry, WaitingLead,
+};
+pub use reconcile::ReconcileReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,6 +32,12 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("stored data is corrupt at {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// A value could not be encoded for Redis (a bug, not bad luck).
+    #[error("cannot encode for redis: {0}")]
+    Encode(String),
+    /// A step kept losing races with concurrent writers to the same lead.
+    #[error("contended: {0}")]
+    Contended(String),
 }
 
 impl Transience for StoreError {
@@ -40,7 +52,8 @@ impl Transience for StoreError {
                         redis::ErrorKind::ReadOnly | redis::ErrorKind::ExtensionError
                     )
             }
-            StoreError::Corrupt { .. } => false,
+            StoreError::Contended(_) => true,
+            StoreError::Corrupt { .. } | StoreError::Encode(_) => false,
         }
     }
 }

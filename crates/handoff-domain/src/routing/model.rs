@@ -460,6 +460,17 @@ impl RoutingModel {
         &self.unrouted_queue
     }
 
+    /// Every queue a lead can wait in under these rules: the unrouted queue and each
+    /// team's overflow queue, sorted, without repeats.
+    pub fn queue_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = std::iter::once(self.unrouted_queue.as_str())
+            .chain(self.teams.values().map(|t| t.overflow_queue.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// Team ids, sorted.
     pub fn team_ids(&self) -> impl Iterator<Item = &str> {
         self.teams.keys().map(String::as_str)
