@@ -312,6 +312,8 @@ cors_allowed_origins = ["{CORS_ORIGIN}"]
 [ingest.limits]
 {limits}[admin]
 listen = "127.0.0.1:0"
+[router]
+queue_poll_ms = 200
 [sla]
 first_touch_seconds = {sla}
 poll_interval_ms = 100
