@@ -204,6 +204,12 @@ impl RouterHandler {
     ) -> Result<Effects, HandleError> {
         let routing = &rules.routing;
         let mut matched = routing.match_rule(lead, &score);
+        // The account owner a CRM published on account.owner, over the rules file's accounts.
+        let domains = routing.account_domains(lead);
+        let account_owner = self.store.account_owner(&domains).await;
+        if let Some(owner) = account_owner.map_err(HandleError::transient)? {
+            matched = routing.with_account_owner(matched, &owner);
+        }
         // The rep who already works this contact, if they are still in the rules.
         if let Some(rep) = prior_owner.filter(|rep| routing.has_rep(rep)) {
             matched = routing.with_prior_owner(matched, &rep);

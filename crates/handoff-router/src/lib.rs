@@ -4,11 +4,16 @@
 //!
 //! Redelivery is safe: a lead already assigned republishes the recorded event (same event
 //! id) and charges no capacity again.
+//!
+//! Beside it, a second consumer keeps account owners current from `account.owner`
+//! (accounts.rs): records a CRM connector publishes, applied to Redis for every instance.
 
+mod accounts;
 mod handler;
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use handoff_config::{KafkaSettings, RulesHandle};
@@ -18,6 +23,7 @@ use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
+pub use accounts::AccountOwnerHandler;
 pub use handler::RouterHandler;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +45,11 @@ pub struct RouterDeps {
     pub drain: Duration,
 }
 
-/// Routes leads until `shutdown` is cancelled; then drains and commits.
+/// Routes leads and applies account owners until `shutdown` is cancelled; then drains and
+/// commits. If either consumer fails, the other is stopped too and the error returned.
 pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), RouterError> {
     let topics = deps.producer.topics().clone();
+    let stop = shutdown.child_token();
     let spec = ConsumerSpec {
         service: "router",
         topics: vec![topics.of(EventKind::LeadCreated)],
@@ -49,21 +57,43 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         drain: deps.drain,
     };
     let handler = RouterHandler::new(
-        deps.store,
+        deps.store.clone(),
         deps.producer.clone(),
         deps.metrics.clone(),
         deps.rules,
         deps.sla,
         deps.lead_retention,
     );
-    run_consumer(
+    let leads = run_consumer(
         &deps.kafka,
         spec,
         handler,
+        deps.producer.clone(),
+        deps.metrics.clone(),
+        stop.clone(),
+    );
+    // A group of its own: an owner update does not wait behind a backlog of leads, and a
+    // router started later reads the compacted topic from its start (auto.offset.reset).
+    let owners_spec = ConsumerSpec {
+        service: "account_owners",
+        topics: vec![topics.account_owner()],
+        max_in_flight: deps.max_in_flight,
+        drain: deps.drain,
+    };
+    let owners = run_consumer(
+        &deps.kafka,
+        owners_spec,
+        AccountOwnerHandler::new(deps.store, deps.metrics.clone()),
         deps.producer,
         deps.metrics,
-        shutdown,
-    )
-    .await?;
+        stop.clone(),
+    );
+    let stop_on_exit = |outcome: Result<(), KafkaError>| {
+        stop.cancel();
+        outcome
+    };
+    let (leads, owners) = tokio::join!(leads.map(stop_on_exit), owners.map(stop_on_exit));
+    leads?;
+    owners?;
     Ok(())
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Rules file reloads, by outcome (applied, rejected).
     pub rules_reloads: IntCounterVec,
+    /// `account.owner` records applied, by outcome (applied, stale, removed).
+    pub account_owner_records: IntCounterVec,
 }
 
 impl Metrics {
@@ -147,6 +149,11 @@ impl Metrics {
             rules_reloads: counter_vec(
                 "handoff_rules_reloads_total",
                 "Rules file reloads, by outcome (applied, rejected).",
+                &["outcome"],
+            )?,
+            account_owner_records: counter_vec(
+                "handoff_account_owner_records_total",
+                "account.owner records, by outcome (applied, stale, removed).",
                 &["outcome"],
             )?,
             registry,
