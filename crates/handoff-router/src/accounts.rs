@@ -6,8 +6,10 @@
 use futures::FutureExt;
 
 use handoff_domain::accounts::{
-    AccountDomain, AccountOwner, ACCOUNT_OWNER_CE_TYPE, ACCOUNT_OWNER_MESSAGE,
+    AccountDomain, AccountOwner, AccountOwnership, ACCOUNT_OWNER_CE_TYPE, ACCOUNT_OWNER_MESSAGE,
 };
+use handoff_domain::routing::RoutingModel;
+use handoff_domain::{Lead, Transience};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent, PoisonReason};
 use handoff_store::{OwnerUpdate, Store};
 use handoff_telemetry::Metrics;
@@ -86,5 +88,24 @@ impl EventHandler for AccountOwnerHandler {
         }
         // The Redis write above is acknowledged: nothing is left in flight.
         Ok(async { Ok(()) }.boxed())
+    }
+}
+
+/// The owner `account.owner` names for the lead's domains (nearest first), for
+/// [`RoutingModel::with_account_owner`]. Redis down is transient (the lead is retried); an
+/// unreadable stored owner is logged and routing goes on without it, so it cannot hold up
+/// every lead of that account.
+pub(crate) async fn published_owner(
+    store: &Store,
+    routing: &RoutingModel,
+    lead: &Lead,
+) -> Result<Option<AccountOwnership>, HandleError> {
+    match store.account_owner(&routing.account_domains(lead)).await {
+        Ok(owner) => Ok(owner),
+        Err(e) if e.is_transient() => Err(HandleError::transient(e)),
+        Err(e) => {
+            tracing::error!(lead_id = %lead.id, error = %e, "stored account owner unreadable; routing without it");
+            Ok(None)
+        }
     }
 }

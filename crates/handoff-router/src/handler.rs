@@ -205,9 +205,7 @@ impl RouterHandler {
         let routing = &rules.routing;
         let mut matched = routing.match_rule(lead, &score);
         // The account owner a CRM published on account.owner, over the rules file's accounts.
-        let domains = routing.account_domains(lead);
-        let account_owner = self.store.account_owner(&domains).await;
-        if let Some(owner) = account_owner.map_err(HandleError::transient)? {
+        if let Some(owner) = crate::accounts::published_owner(&self.store, routing, lead).await? {
             matched = routing.with_account_owner(matched, &owner);
         }
         // The rep who already works this contact, if they are still in the rules.
