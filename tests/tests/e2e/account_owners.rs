@@ -74,7 +74,7 @@ async fn records_reach(stack: &Stack, outcome: &str, n: u64) {
     let line = format!("handoff_account_owner_records_total{{outcome=\"{outcome}\"}} {n}");
     let url = format!("{}/metrics", stack.internal());
     let client = reqwest::Client::new();
-    handoff_e2e::eventually(Duration::from_secs(30), &line, || {
+    handoff_e2e::eventually(Duration::from_secs(60), &line, || {
         let (client, url, line) = (client.clone(), url.clone(), line.clone());
         async move {
             let text = client.get(url).send().await.ok()?.text().await.ok()?;
