@@ -10,6 +10,11 @@
 //!   lowerCamelCase names, default values left out, `id`/`received_at` unset) is the same
 //!   lead to the router's decoder.
 //!
+//! `account.owner` (proto/handoff/v1/accounts.proto) is consumed, not emitted: other
+//! systems produce it, so it is checked both ways too: what the Rust type writes (as the
+//! router stores it) is a strict `handoff.v1.AccountOwner`, and what a producer generated
+//! from proto/ writes is the same owner to the router's decoder.
+//!
 //! No broker, no Redis: this runs in every `cargo test`. docs/adr/0004-contract-drift.md
 //! says why a test and not generated types.
 
@@ -19,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
+use handoff_domain::accounts::{AccountOwner, ACCOUNT_OWNER_MESSAGE};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
 use handoff_domain::lead::{
@@ -464,6 +470,24 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
         .boxed()
 }
 
+fn account_owner(full: bool) -> BoxedStrategy<AccountOwner> {
+    (
+        maybe(text(full), full),
+        maybe(text(full), full),
+        text(full),
+        time(),
+    )
+        .prop_map(
+            |(domain, account_name, owner_rep_id, updated_at)| AccountOwner {
+                domain,
+                account_name,
+                owner_rep_id: RepId::from(owner_rep_id),
+                updated_at,
+            },
+        )
+        .boxed()
+}
+
 /// The events of one kind. Exhaustive: a new kind is a compile error until it is built here.
 fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
     match kind {
@@ -603,8 +627,56 @@ proptest! {
     }
 }
 
-/// Every message proto/ defines is carried by some event, and every enum value (but the
-/// `_UNSPECIFIED` zero) is a variant the Rust side emits, and nothing else.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the Rust type writes (the router stores owners in this form) is a strict
+    /// `handoff.v1.AccountOwner`; with every field populated, every field proto/ defines is
+    /// written.
+    #[test]
+    fn account_owners_written_by_the_rust_type_decode_strictly(
+        owner in account_owner(false),
+        full in account_owner(true),
+    ) {
+        let payload = serde_json::to_vec(&owner).unwrap();
+        contract().decode_as(ACCOUNT_OWNER_MESSAGE, &payload).map_err(TestCaseError::fail)?;
+        let message = contract()
+            .decode_as(ACCOUNT_OWNER_MESSAGE, &serde_json::to_vec(&full).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let (mut seen, mut unset) = (BTreeSet::new(), BTreeSet::new());
+        walk(&message, &mut seen, &mut unset);
+        prop_assert!(unset.is_empty(), "AccountOwner fields not written: {:?}", unset);
+    }
+
+    /// A CRM connector generated from proto/ writes canonical proto3 JSON (lowerCamelCase,
+    /// defaults left out): the router's decoder reads the same owner. (An empty
+    /// `owner_rep_id`, left out, is refused: a tombstone removes an owner.)
+    #[test]
+    fn an_account_owner_from_a_producer_generated_from_proto_is_the_same_owner_to_the_router(
+        owner in account_owner(false),
+        owner_rep_id in text(true),
+    ) {
+        let owner = AccountOwner { owner_rep_id: RepId::from(owner_rep_id), ..owner };
+        let message = contract()
+            .decode_as(ACCOUNT_OWNER_MESSAGE, &serde_json::to_vec(&owner).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let canonical = serde_json::to_vec(&message).unwrap();
+        let decoded: AccountOwner = serde_json::from_slice(&canonical).map_err(|e| {
+            TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&canonical)))
+        })?;
+        // proto3 has no "set but empty" for a string: "" and unset are both none.
+        let expected = AccountOwner {
+            domain: owner.domain.clone().filter(|d| !d.is_empty()),
+            account_name: owner.account_name.clone().filter(|n| !n.is_empty()),
+            ..owner
+        };
+        prop_assert_eq!(decoded, expected);
+    }
+}
+
+/// Every message proto/ defines is carried by some event (or is `account.owner`'s), and
+/// every enum value (but the `_UNSPECIFIED` zero) is a variant the Rust side emits, and
+/// nothing else.
 #[test]
 fn every_message_and_enum_value_of_proto_is_emitted() {
     let pool = contract().pool();
@@ -612,6 +684,10 @@ fn every_message_and_enum_value_of_proto_is_emitted() {
     for kind in EventKind::ALL {
         reachable(&contract().message(kind).unwrap(), &mut carried);
     }
+    reachable(
+        &contract().message_named(ACCOUNT_OWNER_MESSAGE).unwrap(),
+        &mut carried,
+    );
     let defined: BTreeSet<String> = pool
         .all_messages()
         .filter(|m| m.package_name() == PACKAGE && !m.is_map_entry())

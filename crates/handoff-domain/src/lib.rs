@@ -3,6 +3,7 @@
 //! due. Services are adapters around this crate; the simulator and the benchmarks use it
 //! directly.
 
+pub mod accounts;
 pub mod assignment;
 pub mod disposition;
 pub mod events;

@@ -5,13 +5,18 @@
 //!
 //! Redelivery is safe: a lead decided before replays its first decision (same event id)
 //! and charges no capacity again.
+//!
+//! Beside it, a second consumer keeps account owners current from `account.owner`
+//! (accounts.rs): records a CRM connector publishes, applied to Redis for every instance.
 
+mod accounts;
 mod drain;
 mod handler;
 mod placement;
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use handoff_config::{KafkaSettings, RouterSettings, RulesHandle};
@@ -22,6 +27,7 @@ use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
+pub use accounts::AccountOwnerHandler;
 pub use handler::RouterHandler;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,10 +50,12 @@ pub struct RouterDeps {
     pub drain: Duration,
 }
 
-/// Routes leads (new ones from the topic, waiting ones from the queues) until `shutdown`
-/// is cancelled; then drains and commits.
+/// Routes leads (new ones from the topic, waiting ones from the queues) and applies
+/// account owners until `shutdown` is cancelled; then drains and commits. If either
+/// consumer fails, everything is stopped and the error returned: the process restarts whole.
 pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), RouterError> {
     let topics = deps.producer.topics().clone();
+    let stop = shutdown.child_token();
     let spec = ConsumerSpec {
         service: "router",
         topics: vec![topics.of(EventKind::LeadCreated)],
@@ -55,7 +63,7 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         drain: deps.drain,
     };
     let placer = placement::Placer {
-        store: deps.store,
+        store: deps.store.clone(),
         metrics: deps.metrics.clone(),
         rules: deps.rules,
         sla: deps.sla,
@@ -72,22 +80,41 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
             .then(|| Duration::from_secs(deps.settings.reconcile_interval_seconds)),
     };
     let handler = RouterHandler::new(placer, deps.producer.clone());
-    // The consumer failing stops the drainer too, so the process exits and restarts whole.
-    let stop = shutdown.child_token();
     let draining = tokio::spawn(drainer.run(stop.clone()));
-    let consumed = run_consumer(
+    let leads = run_consumer(
         &deps.kafka,
         spec,
         handler,
+        deps.producer.clone(),
+        deps.metrics.clone(),
+        stop.clone(),
+    );
+    // A group of its own: an owner update does not wait behind a backlog of leads, and a
+    // router started later reads the compacted topic from its start (auto.offset.reset).
+    let owners_spec = ConsumerSpec {
+        service: "account_owners",
+        topics: vec![topics.account_owner()],
+        max_in_flight: deps.settings.max_in_flight,
+        drain: deps.drain,
+    };
+    let owners = run_consumer(
+        &deps.kafka,
+        owners_spec,
+        AccountOwnerHandler::new(deps.store, deps.metrics.clone()),
         deps.producer,
         deps.metrics,
         stop.clone(),
-    )
-    .await;
+    );
+    let stop_on_exit = |outcome: Result<(), KafkaError>| {
+        stop.cancel();
+        outcome
+    };
+    let (leads, owners) = tokio::join!(leads.map(stop_on_exit), owners.map(stop_on_exit));
     stop.cancel();
     if let Err(e) = draining.await {
         tracing::error!(error = %e, "queue drainer task failed");
     }
-    consumed?;
+    leads?;
+    owners?;
     Ok(())
 }

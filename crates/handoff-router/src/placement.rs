@@ -7,15 +7,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use handoff_config::{Rules, RulesHandle};
+use handoff_domain::accounts::AccountOwnership;
 use handoff_domain::assignment::{Assignment, QueueWait, FIRST_ATTEMPT};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{stable_event_id, EventKind, LeadAssigned, LeadDisposition};
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::privacy::mask_email;
-use handoff_domain::routing::{Placement, RoutingDecision};
+use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel};
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::SlaPolicy;
-use handoff_domain::{Lead, QueueName, RepId, TeamId};
+use handoff_domain::{Lead, QueueName, RepId, TeamId, Transience};
 use handoff_store::{
     AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, RecordedDecision, Store,
     StoreError,
@@ -116,6 +117,11 @@ impl Placer {
     ) -> Result<Placed, PlaceError> {
         let routing = &rules.routing;
         let mut matched = routing.match_rule(lead, score);
+        // The account owner a CRM published on account.owner, over the rules file's
+        // accounts; before the sticky owner, who wins over both.
+        if let Some(owner) = self.published_owner(routing, lead).await? {
+            matched = routing.with_account_owner(matched, &owner);
+        }
         // The rep who already works this contact, if they are still in the rules.
         if let Some(rep) = prior_owner.filter(|rep| routing.has_rep(rep.as_str())) {
             matched = routing.with_prior_owner(matched, rep.as_str());
@@ -198,6 +204,28 @@ impl Placer {
             }
         }
         Err(PlaceError::Contended(lead.id.to_string()))
+    }
+
+    /// The owner `account.owner` names for the lead's domains (nearest first). An
+    /// unreadable stored owner is logged and routing goes on without it, so it cannot hold
+    /// up every lead of that account; Redis down is an error (retried).
+    async fn published_owner(
+        &self,
+        routing: &RoutingModel,
+        lead: &Lead,
+    ) -> Result<Option<AccountOwnership>, PlaceError> {
+        match self
+            .store
+            .account_owner(&routing.account_domains(lead))
+            .await
+        {
+            Ok(owner) => Ok(owner),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                tracing::error!(lead_id = %lead.id, error = %e, "stored account owner unreadable; routing without it");
+                Ok(None)
+            }
+        }
     }
 
     /// Nobody can take the lead now: it waits in `queue`, its clock running from receipt.

@@ -84,6 +84,12 @@ impl Keys {
         format!("{}:contact:{digest}", self.tag)
     }
 
+    /// Hash of a domain's account owner from `account.owner`: `owner` (AccountOwner JSON)
+    /// and `updated_ms`. Domains are checked (letters, digits, `-`, `.`): safe in a key.
+    pub fn account(&self, domain: &handoff_domain::accounts::AccountDomain) -> String {
+        format!("{}:account:{domain}", self.tag)
+    }
+
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
         format!("{}:idem:{scope}:{key_digest}", self.tag)
     }

@@ -3,6 +3,7 @@
 //! docs/adr/0001-redis-keys-share-one-hash-tag.md). Each state change that must be atomic
 //! is one Lua script.
 
+mod accounts;
 mod deadlines;
 mod idempotency;
 mod keys;
@@ -17,6 +18,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use handoff_domain::Transience;
 
+pub use accounts::OwnerUpdate;
 pub use deadlines::DueBreach;
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;

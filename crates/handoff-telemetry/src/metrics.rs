@@ -51,6 +51,8 @@ pub struct Metrics {
     pub capacity_drift: IntCounterVec,
     /// Reported outcomes not applied, by reason (closed, unknown_lead).
     pub reports_refused: IntCounterVec,
+    /// `account.owner` records applied, by outcome (applied, stale, removed).
+    pub account_owner_records: IntCounterVec,
 }
 
 impl Metrics {
@@ -201,6 +203,11 @@ impl Metrics {
                 "handoff_reports_refused_total",
                 "Reported outcomes not applied to the lead, by reason.",
                 &["reason"],
+            )?,
+            account_owner_records: counter_vec(
+                "handoff_account_owner_records_total",
+                "account.owner records, by outcome (applied, stale, removed).",
+                &["outcome"],
             )?,
             registry,
         })

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
+mod account_owners;
 mod contract;
 mod crash;
 mod dashboard;

@@ -418,6 +418,11 @@ impl RoutingModel {
         self
     }
 
+    /// Whether a (lowercase) domain is free mail: never an account's.
+    pub(crate) fn is_free_mail(&self, domain: &str) -> bool {
+        self.free_mail.contains(domain)
+    }
+
     /// The account a domain belongs to (subdomains included): (account, owner).
     pub fn account_of(&self, domain: &str) -> Option<(&str, &str)> {
         let domain = domain.to_lowercase();
