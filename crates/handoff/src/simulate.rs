@@ -256,8 +256,8 @@ fn write_summary(out: &mut String, summary: &SimulationSummary) {
         let _ = writeln!(
             out,
             "{:<18} {:<10} {:>8} {:>7.1}% {:>7.1}% {:>+7.1}",
-            share.team,
-            share.rep,
+            share.team.as_str(),
+            share.rep.as_str(),
             share.assigned,
             share.actual * 100.0,
             share.target * 100.0,
@@ -277,7 +277,7 @@ fn write_flow(out: &mut String, report: &ReplayReport) {
         let _ = writeln!(
             out,
             "{:<18} {:>8} {:>11} {:>9} {:>8}",
-            rep.rep, rep.assigned, rep.open_at_end, rep.peak_open, rep.capacity
+            rep.rep.as_str(), rep.assigned, rep.open_at_end, rep.peak_open, rep.capacity
         );
     }
     if !report.queues.is_empty() {
@@ -290,7 +290,7 @@ fn write_flow(out: &mut String, report: &ReplayReport) {
             let _ = writeln!(
                 out,
                 "{:<24} {:>7} {:>9} {:>12} {:>14}",
-                queue.queue,
+                queue.queue.as_str(),
                 queue.entered,
                 queue.max_depth,
                 duration(queue.longest_wait),

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use crate::ids::RepId;
 use crate::routing::{RepState, RoutingModel, TeamState};
@@ -54,8 +54,8 @@ impl RosterEdit {
         match &self.out_of_office {
             Some(Some(span)) => parts.push(format!(
                 "out of office {} to {}",
-                span.from.to_rfc3339(),
-                span.to.to_rfc3339()
+                span.from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                span.to.to_rfc3339_opts(SecondsFormat::Secs, true)
             )),
             Some(None) => parts.push("out of office cleared".to_owned()),
             None => {}

@@ -30,7 +30,7 @@ use crate::lead::{Lead, LeadId};
 use crate::routing::{Placement, RoutingDecision, RoutingExplanation, RoutingModel, RuleMatch};
 use crate::scoring::ScoringModel;
 
-use super::input::{LineKind, Scenario};
+use super::input::{LineKind, Scenario, ScenarioLine};
 use super::roster::{Roster, RosterEdit};
 use super::{RepShare, SimulatedDecision, SimulatedOutcome, SimulationSummary};
 
@@ -202,15 +202,7 @@ pub fn replay(
 ) -> ReplayReport {
     let mut engine = Replay::new(scoring, routing);
     for line in &scenario.lines {
-        match &line.what {
-            LineKind::Lead(lead) => {
-                engine.receive((**lead).clone(), Some(line.line), line.at);
-            }
-            LineKind::Touch { lead, outcome } => {
-                engine.touch(lead, *outcome, Some(line.line), line.at);
-            }
-            LineKind::Roster(edit) => engine.edit_roster(edit.clone(), Some(line.line), line.at),
-        }
+        engine.apply(line);
     }
     let end = until.map_or(scenario.last_time(), |u| u.max(scenario.last_time()));
     let started_at = scenario.lines.first().map_or(scenario.start, |l| l.at);
@@ -300,6 +292,37 @@ impl<'a> Replay<'a> {
         }
         self.clock = Some(to);
         to
+    }
+
+    /// Plays one line of a scenario.
+    pub fn apply(&mut self, line: &ScenarioLine) {
+        match &line.what {
+            LineKind::Lead(lead) => {
+                self.receive((**lead).clone(), Some(line.line), line.at);
+            }
+            LineKind::Touch { lead, outcome } => {
+                self.touch(lead, *outcome, Some(line.line), line.at);
+            }
+            LineKind::Roster(edit) => self.edit_roster(edit.clone(), Some(line.line), line.at),
+        }
+    }
+
+    /// Waiting leads a rep could take right now: always none, since every change that can
+    /// make a rep eligible drains the queues (the tests hold the engine to it).
+    #[cfg(test)]
+    pub(super) fn routable_but_waiting(&self) -> Vec<String> {
+        let Some(now) = self.clock else {
+            return Vec::new();
+        };
+        self.waiting
+            .iter()
+            .filter_map(|index| {
+                let tracked = self.leads.get(*index)?;
+                let decision = self.decide(&tracked.lead, tracked.matched.clone()?, now);
+                matches!(decision.placement, Placement::Rep(_))
+                    .then(|| tracked.history.decision.lead_id.clone())
+            })
+            .collect()
     }
 
     /// A lead arrives at `at`: routed at once, or queued. Returns its index.
