@@ -273,11 +273,28 @@ fn write_flow(out: &mut String, report: &ReplayReport) {
         "\n{:<18} {:>8} {:>11} {:>9} {:>8}",
         "rep", "assigned", "open at end", "peak open", "capacity"
     );
-    for rep in report.reps.iter().filter(|r| r.assigned > 0) {
+    // Reps who got leads or whose roster changed: the others did not take part.
+    let edited: std::collections::BTreeSet<&str> = report
+        .log
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::Roster(edit) => Some(edit.rep.as_str()),
+            _ => None,
+        })
+        .collect();
+    for rep in report
+        .reps
+        .iter()
+        .filter(|r| r.assigned > 0 || edited.contains(r.rep.as_str()))
+    {
         let _ = writeln!(
             out,
             "{:<18} {:>8} {:>11} {:>9} {:>8}",
-            rep.rep.as_str(), rep.assigned, rep.open_at_end, rep.peak_open, rep.capacity
+            rep.rep.as_str(),
+            rep.assigned,
+            rep.open_at_end,
+            rep.peak_open,
+            rep.capacity
         );
     }
     if !report.queues.is_empty() {
