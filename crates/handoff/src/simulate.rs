@@ -12,7 +12,8 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use handoff_domain::routing::RoutingExplanation;
 use handoff_domain::simulation::timeline::{Event, LeadEnd, LeadHistory, TouchEffect};
 use handoff_domain::simulation::{
-    replay as replay_scenario, ReplayReport, Scenario, SimulatedOutcome, SimulationSummary,
+    max_span, replay as replay_scenario, ReplayReport, Scenario, SimulatedOutcome,
+    SimulationSummary, MAX_SPAN_DAYS,
 };
 
 /// What to simulate and how to report it.
@@ -59,6 +60,14 @@ pub fn replay(options: &Options<'_>) -> anyhow::Result<(String, ReplayReport)> {
                 time(until),
                 options.leads.display(),
                 time(scenario.last_time())
+            );
+        }
+        if until.signed_duration_since(scenario.first_time()) > max_span() {
+            anyhow::bail!(
+                "--until {} is more than {MAX_SPAN_DAYS} days after the first line of {} ({}): a replay covers at most that",
+                time(until),
+                options.leads.display(),
+                time(scenario.first_time())
             );
         }
     }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::disposition::Outcome;
@@ -27,6 +27,14 @@ use super::roster::{RosterEdit, Span};
 
 /// The same bound as `PUT /v1/reps/{id}`.
 const MAX_CAPACITY: u64 = 100_000;
+
+/// The longest stretch of time a replay covers, first line to last (or to `until`): a year
+/// of leads is the most a what-if needs, and it bounds the work a file can ask for.
+pub const MAX_SPAN_DAYS: i64 = 366;
+
+pub fn max_span() -> TimeDelta {
+    TimeDelta::days(MAX_SPAN_DAYS)
+}
 
 /// A problem with one line of a simulation file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +122,27 @@ impl Scenario {
         }
         // Stable: lines at the same time keep their file order.
         lines.sort_by_key(|l| l.at);
+        if let Some(first) = lines.first() {
+            let (first_line, first_at) = (first.line, first.at);
+            let too_late = lines
+                .iter()
+                .find(|l| l.at.signed_duration_since(first_at) > max_span());
+            if let Some(line) = too_late {
+                let field = match line.what {
+                    LineKind::Lead(_) => "received_at",
+                    LineKind::Touch { .. } | LineKind::Roster(_) => "at",
+                };
+                return Err(LineError {
+                    line: line.line,
+                    field: Some(field.to_owned()),
+                    message: format!(
+                        "{} is more than {MAX_SPAN_DAYS} days after the first line (line {first_line}, {}): a replay covers at most that",
+                        line.at.to_rfc3339(),
+                        first_at.to_rfc3339()
+                    ),
+                });
+            }
+        }
         let mut received = BTreeSet::new();
         for line in &lines {
             match &line.what {
@@ -144,6 +173,11 @@ impl Scenario {
             }
         }
         Ok(Self { start, lines })
+    }
+
+    /// The time of the first line (the start time for an empty file).
+    pub fn first_time(&self) -> DateTime<Utc> {
+        self.lines.first().map_or(self.start, |l| l.at)
     }
 
     /// The time of the last line (the start time for an empty file).

@@ -23,7 +23,7 @@ use crate::lead::Lead;
 use crate::routing::{RoutingExplanation, RoutingModel};
 use crate::scoring::{Score, ScoringModel};
 
-pub use input::{LineError, LineKind, Scenario, ScenarioLine};
+pub use input::{max_span, LineError, LineKind, Scenario, ScenarioLine, MAX_SPAN_DAYS};
 pub use roster::{RosterEdit, Span};
 pub use timeline::{replay, Replay, ReplayReport};
 

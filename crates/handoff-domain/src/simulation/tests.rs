@@ -176,6 +176,11 @@ fn every_bad_line_names_its_line_and_field() {
             Some("id"),
             "already used on line 1",
         ),
+        (
+            r#"{"contact": {"email": "y@acme.io"}, "received_at": "2028-01-01T00:00:00Z"}"#,
+            Some("received_at"),
+            "more than 366 days after the first line (line 1, 2026-11-30T08:00:00+00:00)",
+        ),
     ];
     for (bad, field, message) in cases {
         let lines = [good.clone(), bad.to_owned()];

@@ -3,10 +3,11 @@
 //! ```text
 //!   line (lead | touch | roster edit), in time order
 //!     │
-//!     ├─ advance the clock to the line's time ── while leads wait: minute by minute (and at
-//!     │                                          the edges of roster out-of-office spans);
-//!     │                                          when who-works-now or the UTC day changes,
-//!     │                                          drain the queues
+//!     ├─ advance the clock to the line's time ── while leads wait: from one possible change
+//!     │                                          to the next (working hours begin or end,
+//!     │                                          a local or UTC day turns, a roster span
+//!     │                                          begins or ends); when who-works-now or
+//!     │                                          the UTC day changed, drain the queues
 //!     ├─ lead:   score, match, choose ──► a rep (open lead, counted for the UTC day)
 //!     │                               └─► a queue (waits, oldest first)
 //!     ├─ touch:  the first one takes the lead off its rep's open leads ──► drain
@@ -17,12 +18,13 @@
 //! lead, oldest first, once: an assignment only takes eligibility away, so a lead that
 //! finds nobody cannot be helped by a later one in the same pass. Since every change that can
 //! make a rep eligible drains, a waiting lead never sits behind an eligible rep, and a new lead
-//! can be routed at once without jumping the queue. Working hours are whole minutes in the
-//! rep's time zone, so checking at every minute finds each opening at its exact time.
+//! can be routed at once without jumping the queue. The clock stops at every moment a rep's
+//! availability may change (`Availability::next_change`), so each opening is found at its
+//! exact time, and a quiet weekend costs a few steps, not thousands of minutes.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::disposition::Outcome;
 use crate::ids::{QueueName, RepId, TeamId};
@@ -192,8 +194,8 @@ impl ReplayReport {
     }
 }
 
-/// Replays a scenario; the clock runs on to `until` (when later than the last line), so
-/// queues can drain after the last line.
+/// Replays a scenario; the clock runs on to `until` (when later than the last line, and
+/// at most [`super::MAX_SPAN_DAYS`] after the first), so queues can drain after the last line.
 pub fn replay(
     scoring: &ScoringModel,
     routing: &RoutingModel,
@@ -204,8 +206,14 @@ pub fn replay(
     for line in &scenario.lines {
         engine.apply(line);
     }
-    let end = until.map_or(scenario.last_time(), |u| u.max(scenario.last_time()));
-    let started_at = scenario.lines.first().map_or(scenario.start, |l| l.at);
+    let started_at = scenario.first_time();
+    // The file is checked against the span; `until` is held to it here.
+    let limit = started_at
+        .checked_add_signed(super::max_span())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let end = until.map_or(scenario.last_time(), |u| {
+        u.min(limit).max(scenario.last_time())
+    });
     engine.finish(started_at, end)
 }
 
@@ -275,10 +283,7 @@ impl<'a> Replay<'a> {
         }
         let mut seen = self.working_now(now);
         while !self.waiting.is_empty() && now < to {
-            let mut next = next_minute(now).map_or(to, |m| m.min(to));
-            if let Some(edge) = self.roster.next_span_edge(now) {
-                next = next.min(edge);
-            }
+            let next = self.next_change(now).map_or(to, |next| next.min(to));
             if next <= now {
                 break;
             }
@@ -653,6 +658,21 @@ impl<'a> Replay<'a> {
         }
     }
 
+    /// The next moment who-works-now may change: a rep's working hours begin or end, a
+    /// local day or the UTC day (daily caps) turns, a roster span begins or ends.
+    fn next_change(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let utc_midnight = now
+            .date_naive()
+            .succ_opt()
+            .map(|day| day.and_time(NaiveTime::MIN).and_utc());
+        self.routing
+            .rep_ids()
+            .filter_map(|rep| self.routing.rep(rep)?.availability.next_change(now))
+            .chain(utc_midnight)
+            .chain(self.roster.next_span_edge(now))
+            .min()
+    }
+
     /// Who works at `now` by the clock (schedules, holidays, out-of-office in the rules
     /// file and spans from roster lines), and the UTC day (daily caps): when this changes,
     /// someone may have become eligible.
@@ -671,11 +691,4 @@ impl<'a> Replay<'a> {
             .collect();
         (now.date_naive(), working)
     }
-}
-
-/// The next whole minute after `t`.
-fn next_minute(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    t.duration_trunc(TimeDelta::minutes(1))
-        .ok()?
-        .checked_add_signed(TimeDelta::minutes(1))
 }
