@@ -155,7 +155,7 @@ impl Scenario {
                             line: line.line,
                             field: Some("at".to_owned()),
                             message: format!(
-                                "the touch ({}) is before lead `{lead}` is received (line {lead_line}, {})",
+                                "the touch ({}) comes before lead `{lead}` is received (line {lead_line}, {}): give it a later time, or put it after that line",
                                 line.at.to_rfc3339(),
                                 lead_at.to_rfc3339()
                             ),

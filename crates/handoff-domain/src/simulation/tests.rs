@@ -124,7 +124,7 @@ fn every_bad_line_names_its_line_and_field() {
         (
             r#"{"touch": "a", "outcome": "contacted", "at": "2026-11-29T08:00:00Z"}"#,
             Some("at"),
-            "before lead `a` is received (line 1",
+            "comes before lead `a` is received (line 1",
         ),
         (
             r#"{"roster": {"rep": "dora", "active": false}}"#,
@@ -660,5 +660,119 @@ proptest! {
         prop_assert_eq!(report.summary.stranded.values().sum::<usize>(), waiting);
         let open_at_end: usize = report.reps.iter().map(|r| r.open_at_end).sum();
         prop_assert_eq!(open_at_end, open.values().map(BTreeSet::len).sum::<usize>());
+    }
+}
+
+/// A value a user might put anywhere in a line: the right kind, the wrong kind, the ends of
+/// time, ids that exist and ids that do not.
+fn any_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("0000-01-01T00:00:00Z"),
+            Just("9999-12-31T23:59:59Z"),
+            Just("9999-12-31T23:59:59-23:59"),
+            Just("2026-03-29T01:30:00+01:00"),
+            Just("2026-11-30T09:00:00+01:00"),
+            Just("2026-12-01T09:00:00+01:00"),
+            Just("l1"),
+            Just("line-1"),
+            Just("ana"),
+            Just("contacted"),
+            Just("a@acme.io"),
+            Just("b@acme.io"),
+            Just(""),
+        ]
+        .prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        Just(json!({"from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"})),
+        Just(json!({"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59Z"})),
+        Just(json!({"email": "a@acme.io"})),
+    ]
+}
+
+fn any_line() -> impl Strategy<Value = String> {
+    let keys = || {
+        prop_oneof![
+            Just("touch"),
+            Just("outcome"),
+            Just("at"),
+            Just("received_at"),
+            Just("id"),
+            Just("contact"),
+            Just("rep"),
+            Just("active"),
+            Just("capacity"),
+            Just("out_of_office"),
+        ]
+    };
+    let object = || proptest::collection::btree_map(keys(), any_value(), 0..4);
+    let time = || {
+        prop_oneof![
+            3 => Just(Value::Null),
+            1 => Just(json!("0000-01-01T00:00:00Z")),
+            1 => Just(json!("9999-12-31T23:59:59-23:59")),
+            1 => Just(json!("2026-03-29T01:30:00+01:00")),
+            8 => (0i64..4000).prop_map(|m| json!((at("2026-11-30T06:00:00Z") + TimeDelta::minutes(m)).to_rfc3339())),
+        ]
+    };
+    let id = || {
+        prop_oneof![
+            Just("l1"),
+            Just("l2"),
+            Just("line-1"),
+            Just("line-3"),
+            Just("nope")
+        ]
+    };
+    // Mostly good lines, so that many files replay; now and then a broken one.
+    prop_oneof![
+        1 => ".{0,40}",
+        1 => Just(String::new()),
+        1 => object().prop_map(|map| json!(map).to_string()),
+        1 => (object(), object()).prop_map(|(outer, inner)| {
+            let mut value = json!(outer);
+            value["roster"] = json!(inner);
+            value.to_string()
+        }),
+        12 => (proptest::option::weighted(0.1, Just("x1")), time(), prop_oneof![Just("a@acme.io"), Just("b@acme.io")]).prop_map(|(id, received_at, email)| {
+            json!({"id": id, "received_at": received_at, "contact": {"email": email}}).to_string()
+        }),
+        6 => (id(), prop_oneof![3 => Just(Value::Null), 1 => time()], prop_oneof![Just("contacted"), Just("REJECTED"), Just("recycled")]).prop_map(|(id, at, outcome)| {
+            json!({"touch": id, "at": at, "outcome": outcome}).to_string()
+        }),
+        6 => (prop_oneof![Just("ana"), Just("bruno"), Just("chiara")], prop_oneof![Just("active"), Just("available"), Just("capacity"), Just("out_of_office")], prop_oneof![1 => any_value(), 3 => Just(Value::Null)], time()).prop_map(|(rep, field, value, at)| {
+            let mut roster = json!({"rep": rep});
+            roster[field] = value;
+            json!({"roster": roster, "at": at}).to_string()
+        }),
+    ]
+}
+
+proptest! {
+    /// Lines are user input: any file is an error naming a line of it, or a replay; never
+    /// a panic, never a hang (the ends of time included).
+    #[test]
+    fn any_file_is_an_error_or_a_replay(
+        lines in proptest::collection::vec(any_line(), 0..12),
+        until in proptest::option::of(any_value()),
+    ) {
+        let model = team(Some(weekdays("09:00-17:00")));
+        let text = lines.join("\n");
+        match Scenario::parse(&text, at("2026-11-30T08:00:00Z"), &model) {
+            Err(e) => {
+                prop_assert!(e.line >= 1 && e.line <= lines.len().max(1), "{e}");
+            }
+            Ok(scenario) => {
+                let until = until.and_then(|u| u.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()));
+                let report = replay(&scoring(), &model, &scenario, until.map(|t| t.with_timezone(&Utc)));
+                let leads = scenario.lines.iter().filter(|l| matches!(l.what, LineKind::Lead(_))).count();
+                prop_assert_eq!(report.leads.len(), leads);
+                prop_assert!(report.ended_at >= report.started_at);
+            }
+        }
     }
 }
