@@ -34,7 +34,8 @@ pub enum Command {
     All,
     /// Every service on an embedded Kafka, with demo traffic: a first look.
     Dev(DevArgs),
-    /// Runs leads through a rules file with in-memory state and explains every decision.
+    /// Replays leads (and touches and roster edits, over time) through a rules file with
+    /// in-memory state and explains every decision.
     Simulate {
         /// The rules file to try.
         #[arg(long)]
