@@ -54,9 +54,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", handoff::keys::config_entry(&entry));
             return Ok(());
         }
-        Command::Simulate { rules, leads, at } => {
-            let (report, _) =
-                handoff::simulate::run(rules, leads, at.unwrap_or_else(chrono::Utc::now))?;
+        Command::Simulate {
+            rules,
+            leads,
+            at,
+            until,
+            timeline,
+        } => {
+            let (report, _) = handoff::simulate::replay(&handoff::simulate::Options {
+                rules,
+                leads,
+                at: at.unwrap_or_else(chrono::Utc::now),
+                until: *until,
+                timeline: *timeline,
+            })?;
             print!("{report}");
             return Ok(());
         }
