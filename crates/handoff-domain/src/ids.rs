@@ -65,7 +65,8 @@ macro_rules! string_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                // `pad`, not `write_str`: widths and alignment (`{:<18}`) apply.
+                f.pad(&self.0)
             }
         }
     };
