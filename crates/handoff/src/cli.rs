@@ -69,6 +69,18 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Inspect and repair the state kept in Redis.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Checks reps' open-lead counts and the queues against the leads' states, repairs
+    /// what drifted, and prints what it repaired (the router does this periodically too).
+    Reconcile,
 }
 
 #[derive(Debug, Clone, Args)]

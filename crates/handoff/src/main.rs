@@ -7,7 +7,7 @@ mod rules_check;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, KeysCommand, RulesCommand};
+use cli::{Cli, Command, KeysCommand, RulesCommand, StateCommand};
 use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
@@ -69,6 +69,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 timeline: *timeline,
             })?;
             print!("{report}");
+            return Ok(());
+        }
+        Command::State {
+            command: StateCommand::Reconcile,
+        } => {
+            let loaded = load(&cli)?;
+            let report = handoff::state::reconcile(&loaded).await?;
+            print!("{}", handoff::state::describe(&report));
             return Ok(());
         }
         Command::Ingest => ServiceSet::only(Service::Ingest),
