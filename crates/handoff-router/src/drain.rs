@@ -97,7 +97,8 @@ impl QueueDrainer {
             match decode(&entry) {
                 Some(lead) => {
                     let score = rules.scoring.score(&lead);
-                    candidates.push((entry.queued_ms, lead, score));
+                    let queued_ms = entry.queued_ms.unwrap_or(entry.received_ms);
+                    candidates.push((entry.received_ms, queued_ms, lead, score));
                 }
                 None => {
                     // Its record expired (or was written by a newer version): nothing can
@@ -114,10 +115,10 @@ impl QueueDrainer {
             }
         }
         if self.order == QueueOrder::Score {
-            candidates.sort_by(|a, b| b.2.points.cmp(&a.2.points).then(a.0.cmp(&b.0)));
+            candidates.sort_by(|a, b| b.3.points.cmp(&a.3.points).then(a.0.cmp(&b.0)));
         }
         let mut still_waiting = 0;
-        for (queued_ms, lead, score) in candidates {
+        for (_, queued_ms, lead, score) in candidates {
             let waited = Waited {
                 queue: queue.clone(),
                 since: DateTime::from_timestamp_millis(queued_ms).unwrap_or(lead.received_at),
@@ -200,7 +201,7 @@ impl QueueDrainer {
             .queue_depth
             .with_label_values(&[queue.as_str()])
             .set(i64::try_from(view.depth).unwrap_or(i64::MAX));
-        let oldest = view.oldest_queued_ms.map_or(0.0, |ms| {
+        let oldest = view.oldest_received_ms.map_or(0.0, |ms| {
             (Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0
         });
         metrics

@@ -88,6 +88,7 @@ impl Placer {
             .store
             .record_decision(
                 &lead.id,
+                lead.received_at,
                 &Parked::Nurture,
                 &payload,
                 Utc::now(),
@@ -269,6 +270,7 @@ impl Placer {
             .store
             .record_decision(
                 &lead.id,
+                lead.received_at,
                 &parked,
                 &payload,
                 Utc::now(),

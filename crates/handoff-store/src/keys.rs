@@ -56,7 +56,7 @@ impl Keys {
         format!("{}:rep:{rep_id}", self.tag)
     }
 
-    /// Sorted set lead id -> when it started waiting (ms): a queue, oldest first.
+    /// Sorted set lead id -> when the lead arrived (ms): a queue, first come first.
     pub fn queue(&self, queue: &str) -> String {
         format!("{}:queue:{queue}", self.tag)
     }

@@ -124,17 +124,19 @@ pub struct WaitingLead {
     pub lead_id: LeadId,
     /// The lead's `lead.created` payload (JSON); `None` if the record expired.
     pub lead: Option<String>,
-    pub queued_ms: i64,
+    /// When it arrived (the queue's order) and when it started waiting.
+    pub received_ms: i64,
+    pub queued_ms: Option<i64>,
 }
 
-/// A queue's current content.
+/// A queue's current content, in order of arrival.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueView {
     pub name: QueueName,
     pub depth: u64,
-    /// When the oldest waiting lead started waiting.
-    pub oldest_queued_ms: Option<i64>,
-    /// Lead ids, oldest first (up to the limit asked for).
+    /// When the lead at the head (the first to arrive) was received.
+    pub oldest_received_ms: Option<i64>,
+    /// Lead ids with their arrival times (ms), first come first (up to the limit asked for).
     pub leads: Vec<(LeadId, i64)>,
 }
 
@@ -180,6 +182,7 @@ struct AssignArgs<'a> {
 #[derive(Serialize)]
 struct DecideArgs<'a> {
     lead_id: &'a str,
+    received_ms: i64,
     state: &'static str,
     event: &'a str,
     queue: &'a str,
@@ -348,6 +351,7 @@ impl Store {
     pub async fn record_decision(
         &self,
         lead_id: &LeadId,
+        received_at: DateTime<Utc>,
         parked: &Parked<'_>,
         event: &str,
         now: DateTime<Utc>,
@@ -369,6 +373,7 @@ impl Store {
         }
         let payload = DecideArgs {
             lead_id: id,
+            received_ms: received_at.timestamp_millis(),
             state: state.as_str(),
             event,
             queue: queue.map_or("", QueueName::as_str),
@@ -622,7 +627,7 @@ impl Store {
         Ok(QueueView {
             name: name.clone(),
             depth,
-            oldest_queued_ms: leads.first().map(|(_, ms)| *ms),
+            oldest_received_ms: leads.first().map(|(_, ms)| *ms),
             leads: if limit == 0 { Vec::new() } else { leads },
         })
     }
@@ -642,17 +647,20 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for (id, _) in &view.leads {
-            pipe.hget(self.keys.lead(id.as_str()), "lead");
+            pipe.cmd("HMGET")
+                .arg(self.keys.lead(id.as_str()))
+                .arg(&["lead", "queued_ms"]);
         }
         let mut connection = self.connection();
-        let leads: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        let leads: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut connection).await?;
         Ok(view
             .leads
             .into_iter()
             .zip(leads)
-            .map(|((lead_id, queued_ms), lead)| WaitingLead {
+            .map(|((lead_id, received_ms), (lead, queued_ms))| WaitingLead {
                 lead_id,
                 lead,
+                received_ms,
                 queued_ms,
             })
             .collect())
