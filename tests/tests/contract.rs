@@ -155,7 +155,9 @@ fn outcomes() -> Vec<Outcome> {
             | Outcome::Converted
             | Outcome::Recycled
             | Outcome::Unqualified
-            | Outcome::Overflowed => {}
+            | Outcome::Overflowed
+            | Outcome::Reassigned
+            | Outcome::Escalated => {}
         }
     }
     let all = vec![
@@ -166,6 +168,8 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Recycled,
         Outcome::Unqualified,
         Outcome::Overflowed,
+        Outcome::Reassigned,
+        Outcome::Escalated,
     ];
     all.iter().copied().for_each(listed);
     all

@@ -338,6 +338,36 @@ pub struct SlaSettings {
     /// first call) or `close` (capacity bounds the leads a rep works at once).
     #[serde(default)]
     pub release_capacity_on: CapacityRelease,
+    /// What a missed first touch sets off; a team's `escalation` in the rules file
+    /// overrides these.
+    #[serde(default)]
+    pub escalation: EscalationSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// Assignment attempts before escalating: 2 means one reassignment to another rep of
+    /// the team, then escalation.
+    #[serde(default = "default_escalation_attempts")]
+    pub max_attempts: u32,
+    /// The team escalated leads go to; none: the lead stays with its rep and the team's
+    /// manager channel is told.
+    #[serde(default)]
+    pub to_team: Option<String>,
+}
+
+impl Default for EscalationSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_escalation_attempts(),
+            to_team: None,
+        }
+    }
+}
+
+fn default_escalation_attempts() -> u32 {
+    2
 }
 
 impl Default for SlaSettings {
@@ -348,6 +378,7 @@ impl Default for SlaSettings {
             lease_seconds: default_lease_seconds(),
             claim_batch: default_claim_batch(),
             release_capacity_on: CapacityRelease::default(),
+            escalation: EscalationSettings::default(),
         }
     }
 }

@@ -23,8 +23,8 @@ pub use deadlines::DueBreach;
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{
-    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, QueueView, RecordedDecision,
-    ReportOutcome, TimelineEntry, WaitingLead,
+    AssignOutcome, CommitContext, DecideOutcome, EscalateOutcome, Escalation, FromQueue, Parked,
+    QueueView, RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
 

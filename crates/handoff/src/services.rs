@@ -101,6 +101,26 @@ impl Running {
 
 /// Connects to Redis and Kafka (creating topics if configured), then starts the services.
 /// Fails fast, naming the dependency, when one is unreachable at start-up.
+/// `[sla.escalation]` names a team of the rules file and at least one attempt.
+fn check_escalation(
+    escalation: &handoff_config::EscalationSettings,
+    rules: &handoff_config::Rules,
+) -> anyhow::Result<()> {
+    if escalation.max_attempts == 0 {
+        anyhow::bail!("sla.escalation.max_attempts: must be at least 1");
+    }
+    if let Some(team) = &escalation.to_team {
+        let teams: Vec<&str> = rules.routing.team_ids().collect();
+        if !teams.contains(&team.as_str()) {
+            anyhow::bail!(
+                "sla.escalation.to_team: unknown team `{team}`, expected one of {}",
+                teams.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn start(
     set: ServiceSet,
     loaded: LoadedConfig,
@@ -111,6 +131,7 @@ pub async fn start(
         rules,
         rules_path,
     } = loaded;
+    check_escalation(&settings.sla.escalation, &rules)?;
     let rules_version = rules.version.clone();
     let (rules, publisher) = RulesHandle::new(rules);
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
@@ -192,6 +213,7 @@ pub async fn start(
             lead_retention,
             settings: settings.router.clone(),
             release: settings.sla.release_capacity_on,
+            escalation: settings.sla.escalation.clone(),
             drain,
         };
         let stop = shutdown.clone();

@@ -8,6 +8,7 @@ mod contract;
 mod crash;
 mod dashboard;
 mod dispositions;
+mod escalation;
 mod http_input;
 mod lifecycle;
 mod openapi;

@@ -14,8 +14,8 @@ pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleS
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
-    AccountConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
-    TeamConfig,
+    AccountConfig, EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel,
+    RuleConfig, StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 
@@ -97,6 +97,17 @@ pub struct RoutingDecision {
     pub placement: Placement,
     pub explanation: RoutingExplanation,
     /// The team's rotation the decision was made from, and the one to store with it.
+    pub rotation_before: String,
+    pub rotation_after: String,
+}
+
+/// A rep found for a reassignment (see [`RoutingModel::reassign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub rep: String,
+    pub strategy: &'static str,
+    pub reason: String,
+    pub skipped: Vec<SkippedRep>,
     pub rotation_before: String,
     pub rotation_after: String,
 }
@@ -287,6 +298,36 @@ impl RoutingModel {
         decision
     }
 
+    /// A new rep for a lead whose first touch was missed: the team's strategy (that of the
+    /// first rule routing to it), never a rep in `exclude` (who had the lead already).
+    /// `None` when nobody in the team can take it now.
+    pub fn reassign(
+        &self,
+        team: &str,
+        states: &BTreeMap<String, TeamState>,
+        now: DateTime<Utc>,
+        exclude: &[&str],
+    ) -> Option<Reassignment> {
+        let team = self.team(team)?;
+        let strategy = self
+            .rules()
+            .iter()
+            .find(|r| r.team == team.id)
+            .map(|r| r.strategy)
+            .unwrap_or_default();
+        let empty = TeamState::default();
+        let state = states.get(&team.id).unwrap_or(&empty);
+        let pick = strategy::pick(strategy, self, team, state, now, exclude);
+        Some(Reassignment {
+            rep: pick.rep?,
+            strategy: strategy.as_str(),
+            reason: pick.reason,
+            skipped: pick.skipped,
+            rotation_before: state.rotation.clone(),
+            rotation_after: pick.rotation_after,
+        })
+    }
+
     fn choose_by_rules(
         &self,
         matched: RuleMatch,
@@ -324,7 +365,7 @@ impl RoutingModel {
                 rules_not_matched: misses,
             };
         let state = states.get(&team.id).unwrap_or(&empty);
-        let primary = strategy::pick(rule.strategy, self, team, state, now);
+        let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);
         if let Some(rep) = primary.rep {
             return RoutingDecision {
                 team: team.id.clone(),
@@ -337,7 +378,7 @@ impl RoutingModel {
         let mut skipped = primary.skipped;
         if let Some(fallback) = rule.fallback.as_deref().and_then(|f| self.team(f)) {
             let fallback_state = states.get(&fallback.id).unwrap_or(&empty);
-            let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now);
+            let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now, &[]);
             skipped.extend(pick.skipped);
             if let Some(rep) = pick.rep {
                 return RoutingDecision {
