@@ -128,9 +128,9 @@ impl QueueDrainer {
                 .route(rules, &lead, &score, None, Some(&waited))
                 .await?
             {
-                Placed::Assigned(event) => {
+                Placed::Assigned(event, payload) => {
                     still_waiting = 0;
-                    self.publish(&lead, &event).await?;
+                    self.publish(&lead, &event, payload).await?;
                 }
                 Placed::StillWaiting => {
                     still_waiting += 1;
@@ -138,22 +138,26 @@ impl QueueDrainer {
                         break;
                     }
                 }
-                Placed::Parked(_) | Placed::Replay(_) | Placed::Nothing => {}
+                Placed::Parked(..) | Placed::Replay(_) | Placed::Nothing => {}
             }
         }
         Ok(())
     }
 
-    async fn publish(&self, lead: &Lead, event: &LeadAssigned) -> Result<(), DrainError> {
-        let outbound = OutboundEvent::new(
+    async fn publish(
+        &self,
+        lead: &Lead,
+        event: &LeadAssigned,
+        payload: String,
+    ) -> Result<(), DrainError> {
+        let outbound = OutboundEvent::encoded(
             EventKind::LeadAssigned,
             event.event_id(),
             lead.id.as_str(),
             Utc::now(),
             TraceParent::new_root(),
-            event,
-        )
-        .map_err(|e| DrainError::Publish(e.to_string()))?;
+            payload,
+        );
         self.producer
             .publish(&outbound)
             .await
@@ -170,20 +174,21 @@ impl QueueDrainer {
             .outbox_pending(Utc::now() - grace, 100)
             .await?;
         for (lead_id, payload) in pending {
-            let Some(event) = payload.and_then(|p| serde_json::from_str::<LeadAssigned>(&p).ok())
-            else {
+            let Some((event, payload)) = payload.and_then(|p| {
+                let event = serde_json::from_str::<LeadAssigned>(&p).ok()?;
+                Some((event, p))
+            }) else {
                 self.placer.store.outbox_done(&lead_id).await?;
                 continue;
             };
-            let outbound = OutboundEvent::new(
+            let outbound = OutboundEvent::encoded(
                 EventKind::LeadAssigned,
                 event.event_id(),
                 lead_id.as_str(),
                 Utc::now(),
                 TraceParent::new_root(),
-                &event,
-            )
-            .map_err(|e| DrainError::Publish(e.to_string()))?;
+                payload,
+            );
             self.producer
                 .publish(&outbound)
                 .await

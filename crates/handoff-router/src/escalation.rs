@@ -24,7 +24,7 @@ use handoff_kafka::{
 };
 use handoff_store::{EscalateOutcome, Escalation};
 
-use crate::placement::{PlaceError, Placer};
+use crate::placement::{effective_capacity, PlaceError, Placer};
 
 /// Optimistic commits that lost a race are decided again this many times.
 const MAX_DECISION_ATTEMPTS: usize = 16;
@@ -101,11 +101,7 @@ impl EscalationHandler {
                     .team_states(&[(target.as_str(), members)], now)
                     .await?;
                 if let Some(pick) = routing.reassign(target.as_str(), &states, now, &exclude) {
-                    let capacity = states
-                        .get(target.as_str())
-                        .and_then(|s| s.reps.get(&pick.rep))
-                        .and_then(|r| r.capacity)
-                        .unwrap_or_else(|| routing.rep_capacity(&pick.rep));
+                    let capacity = effective_capacity(routing, &states, target.as_str(), &pick.rep);
                     chosen = Some((target.clone(), *outcome, pick, capacity));
                     break;
                 }
