@@ -369,10 +369,8 @@ impl Store {
             now_ms: context.now.timestamp_millis(),
             entry: entry.encode()?,
         };
-        let queue_key = from_queue.map_or_else(
-            || self.keys.lead(lead_id),
-            |q| self.keys.queue(q.queue.as_str()),
-        );
+        let queue_key =
+            from_queue.map_or_else(|| self.keys.unused(), |q| self.keys.queue(q.queue.as_str()));
         let mut connection = self.connection();
         let reply: (String, String, String) = ASSIGN
             .key(self.keys.lead(lead_id))
@@ -383,7 +381,7 @@ impl Store {
             .key(
                 context
                     .contact_email
-                    .map_or_else(|| self.keys.lead(lead_id), |e| self.keys.contact_owner(e)),
+                    .map_or_else(|| self.keys.unused(), |e| self.keys.contact_owner(e)),
             )
             .key(self.keys.deadlines())
             .key(self.keys.claims())
@@ -451,7 +449,7 @@ impl Store {
         let reply: (String, String, String) = DECIDE
             .key(self.keys.lead(id))
             .key(self.keys.lead_log(id))
-            .key(queue.map_or_else(|| self.keys.lead(id), |q| self.keys.queue(q.as_str())))
+            .key(queue.map_or_else(|| self.keys.unused(), |q| self.keys.queue(q.as_str())))
             .key(self.keys.queues())
             .key(self.keys.deadlines())
             .arg(args(&payload)?)
@@ -506,14 +504,14 @@ impl Store {
                 .key(self.keys.lead(id))
                 .key(self.keys.lead_log(id))
                 .key(if rep.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.rep_open(&rep)
                 })
                 .key(self.keys.deadlines())
                 .key(self.keys.claims())
                 .key(if queue.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.queue(&queue)
                 })
@@ -590,12 +588,12 @@ impl Store {
                 .key(self.keys.deadlines())
                 .key(self.keys.claims())
                 .key(if previous_rep.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.rep_open(&previous_rep)
                 })
                 .key(if queue.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.queue(&queue)
                 })
@@ -666,7 +664,7 @@ impl Store {
             .key(self.keys.lead_log(id))
             .key(self.keys.rep_open(e.old_rep.as_str()))
             .key(new.map_or_else(
-                || self.keys.lead(id),
+                || self.keys.unused(),
                 |a| self.keys.rep_open(a.rep.as_str()),
             ))
             .key(self.keys.rotation())

@@ -530,3 +530,49 @@ async fn the_timeline_of_a_lead_shows_every_step() {
     assert!(stack.lead_view("no-such-lead").await.is_null());
     stack.stop().await.unwrap();
 }
+
+/// Leads nobody was assigned can be closed too (a CRM recycles a nurtured lead, rejects a
+/// waiting one): the report applies once, and a closed waiting lead leaves its queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unassigned_leads_can_be_closed_and_leave_their_queue() {
+    let stack = Stack::start(StackOptions {
+        rules: capacities(0, 0),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let waiting = stack.post_lead(&client, &qualified_lead(1)).await;
+    let mut student = qualified_lead(2);
+    student["contact"]["title"] = json!("Student");
+    let nurtured = stack.post_lead(&client, &student).await;
+    for (lead, state) in [(&waiting, "waiting"), (&nurtured, "unqualified")] {
+        eventually(WAIT, state, || async {
+            (stack.lead_view(lead).await["state"] == state).then_some(())
+        })
+        .await;
+    }
+    report(
+        &stack,
+        &waiting,
+        json!({"outcome": "rejected", "reason_code": "duplicate", "actor": "crm", "actor_id": "sfdc"}),
+    )
+    .await;
+    report(
+        &stack,
+        &nurtured,
+        json!({"outcome": "recycled", "actor": "crm", "actor_id": "sfdc"}),
+    )
+    .await;
+    for lead in [&waiting, &nurtured] {
+        eventually(WAIT, "closed", || async {
+            (stack.lead_view(lead).await["state"] == "closed").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(stack.queue_view("sales-overflow").await["depth"], 0);
+    // Closed means closed: the API refuses a later report.
+    let url = format!("{}/v1/leads/{nurtured}/dispositions", stack.api());
+    let (status, _) = post_json(&client, &url, &json!({"outcome": "accepted"})).await;
+    assert_eq!(status, 409);
+    stack.stop().await.unwrap();
+}
