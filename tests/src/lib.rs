@@ -250,6 +250,39 @@ impl Stack {
             .unwrap_or_else(|| panic!("open_leads of {rep}: {body}"))
     }
 
+    /// Publishes `record` to this stack's `kind` topic again, headers and all, as a
+    /// redelivery or a producer's retry would.
+    pub async fn republish(
+        &self,
+        kind: handoff_domain::events::EventKind,
+        record: &topics::Record,
+    ) {
+        use handoff_kafka::rdkafka::message::{Header, OwnedHeaders};
+        use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = handoff_kafka::rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.env.kafka)
+            .create()
+            .expect("producer");
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        producer
+            .send(
+                FutureRecord::to(&self.topics.of(kind))
+                    .key(record.key.as_deref().unwrap_or_default())
+                    .payload(&record.payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("republished");
+    }
+
     /// `GET /v1/leads/{id}`: the lead's lifecycle (`Value::Null` for 404).
     pub async fn lead_view(&self, lead_id: &str) -> Value {
         get_json(&format!("{}/v1/leads/{lead_id}", self.api())).await

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use handoff_config::{QueueOrder, Rules};
 use handoff_domain::events::{EventKind, LeadAssigned};
-use handoff_domain::{Lead, QueueName};
+use handoff_domain::{Lead, LeadId, QueueName};
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{StoreError, WaitingLead};
 
@@ -150,10 +150,21 @@ impl QueueDrainer {
         event: &LeadAssigned,
         payload: String,
     ) -> Result<(), DrainError> {
+        self.publish_assignment(&lead.id, event, payload).await
+    }
+
+    /// Publishes an assignment made from a queue and clears it from the outbox once the
+    /// broker has acknowledged it.
+    async fn publish_assignment(
+        &self,
+        lead_id: &LeadId,
+        event: &LeadAssigned,
+        payload: String,
+    ) -> Result<(), DrainError> {
         let outbound = OutboundEvent::encoded(
             EventKind::LeadAssigned,
             event.event_id(),
-            lead.id.as_str(),
+            lead_id.as_str(),
             Utc::now(),
             TraceParent::new_root(),
             payload,
@@ -162,7 +173,7 @@ impl QueueDrainer {
             .publish(&outbound)
             .await
             .map_err(|e| DrainError::Publish(e.to_string()))?;
-        self.placer.store.outbox_done(&lead.id).await?;
+        self.placer.store.outbox_done(lead_id).await?;
         Ok(())
     }
 
@@ -181,19 +192,7 @@ impl QueueDrainer {
                 self.placer.store.outbox_done(&lead_id).await?;
                 continue;
             };
-            let outbound = OutboundEvent::encoded(
-                EventKind::LeadAssigned,
-                event.event_id(),
-                lead_id.as_str(),
-                Utc::now(),
-                TraceParent::new_root(),
-                payload,
-            );
-            self.producer
-                .publish(&outbound)
-                .await
-                .map_err(|e| DrainError::Publish(e.to_string()))?;
-            self.placer.store.outbox_done(&lead_id).await?;
+            self.publish_assignment(&lead_id, &event, payload).await?;
             tracing::info!(%lead_id, "assignment from a queue published again from the outbox");
         }
         Ok(())

@@ -268,39 +268,34 @@ impl EventHandler for EscalationHandler {
             .await
             .map_err(HandleError::transient)?;
         let trace = event.child_trace();
-        let mut acks = Vec::new();
         let key = breach.lead_id.as_str();
+        let mut outbound = Vec::new();
         if let Some(assigned) = &steps.assigned {
-            let outbound = OutboundEvent::new(
+            outbound.push(OutboundEvent::new(
                 EventKind::LeadAssigned,
                 assigned.event_id(),
                 key,
                 Utc::now(),
                 trace,
                 assigned,
-            )
-            .map_err(HandleError::transient)?;
-            acks.push(
-                self.producer
-                    .enqueue(&outbound)
-                    .await
-                    .map_err(HandleError::transient)?,
-            );
+            ));
         }
         if let Some(disposition) = &steps.disposition {
-            let id = disposition_id(key, disposition.outcome, breach.attempt);
-            let outbound = OutboundEvent::new(
+            outbound.push(OutboundEvent::new(
                 EventKind::LeadDisposition,
-                id,
+                disposition_id(key, disposition.outcome, breach.attempt),
                 key,
                 Utc::now(),
                 trace,
                 disposition,
-            )
-            .map_err(HandleError::transient)?;
+            ));
+        }
+        let mut acks = Vec::with_capacity(outbound.len());
+        for event in outbound {
+            let event = event.map_err(HandleError::transient)?;
             acks.push(
                 self.producer
-                    .enqueue(&outbound)
+                    .enqueue(&event)
                     .await
                     .map_err(HandleError::transient)?,
             );

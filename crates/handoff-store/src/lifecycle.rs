@@ -481,13 +481,7 @@ impl Store {
         let entry = entry.encode()?;
         let mut connection = self.connection();
         for _ in 0..MOVED_RETRIES {
-            let (rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(self.keys.lead(id))
-                .arg(&["rep", "queue"])
-                .query_async(&mut connection)
-                .await?;
-            let rep = rep.unwrap_or_default();
-            let queue = queue.unwrap_or_default();
+            let (rep, queue) = self.rep_and_queue(id).await?;
             let payload = ReportArgs {
                 lead_id: id,
                 event_id,
@@ -539,6 +533,17 @@ impl Store {
         )))
     }
 
+    /// The lead's current rep and queue ("" for none): the keys a step must name.
+    async fn rep_and_queue(&self, id: &str) -> Result<(String, String), StoreError> {
+        let mut connection = self.connection();
+        let (rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.lead(id))
+            .arg(&["rep", "queue"])
+            .query_async(&mut connection)
+            .await?;
+        Ok((rep.unwrap_or_default(), queue.unwrap_or_default()))
+    }
+
     /// Adopts an assignment another producer announced (its due time as announced),
     /// unless this attempt or a later one is known. `true` if adopted.
     pub async fn adopt_assignment(
@@ -557,13 +562,7 @@ impl Store {
             .encode()?;
         let mut connection = self.connection();
         for _ in 0..MOVED_RETRIES {
-            let (previous_rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(self.keys.lead(id))
-                .arg(&["rep", "queue"])
-                .query_async(&mut connection)
-                .await?;
-            let previous_rep = previous_rep.unwrap_or_default();
-            let queue = queue.unwrap_or_default();
+            let (previous_rep, queue) = self.rep_and_queue(id).await?;
             let payload = AdoptArgs {
                 lead_id: id,
                 team: assignment.team.as_str(),

@@ -8,9 +8,6 @@ use std::time::Duration;
 use handoff_domain::events::EventKind;
 use handoff_e2e::topics::Record;
 use handoff_e2e::{qualified_lead, Stack, StackOptions, RULES};
-use handoff_kafka::rdkafka::message::{Header, OwnedHeaders};
-use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
-use handoff_kafka::rdkafka::ClientConfig;
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -120,33 +117,12 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
     assert_eq!(attempts, BTreeSet::from([1, 2, 3]));
 
     // A breach delivered again changes nothing and repeats the same events.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.env.kafka)
-        .create()
-        .unwrap();
     let first_breach = of_lead(&breaches, &lead)
         .into_iter()
         .find(|r| r.json()["attempt"] == 1)
         .unwrap()
         .clone();
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in &first_breach.headers {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_str()),
-        });
-    }
-    producer
-        .send(
-            FutureRecord::to(&stack.topics.of(EventKind::SlaBreached))
-                .key(lead.as_str())
-                .payload(&first_breach.payload)
-                .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
+    stack.republish(EventKind::SlaBreached, &first_breach).await;
     let later = assigned.read_for(Duration::from_secs(3)).await.to_vec();
     let later_reports = dispositions.read_for(Duration::from_secs(1)).await.to_vec();
     assert_eq!(

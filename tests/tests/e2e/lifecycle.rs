@@ -194,32 +194,6 @@ async fn a_rep_reactivated_over_the_api_drains_the_teams_queue() {
     stack.stop().await.unwrap();
 }
 
-/// Publishes `record` again, as a redelivery or a producer's retry would.
-async fn redeliver(stack: &Stack, record: &Record) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.env.kafka)
-        .create()
-        .unwrap();
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in &record.headers {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_str()),
-        });
-    }
-    producer
-        .send(
-            FutureRecord::to(&stack.topics.of(EventKind::LeadCreated))
-                .key(record.key.as_deref().unwrap_or_default())
-                .payload(&record.payload)
-                .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-}
-
 /// A redelivered lead whose first handling nurtured or queued it is not decided again —
 /// not after capacity frees, not after a rules reload — and its first decision's event is
 /// replayed with the same id; the queued one is then routed once, from its queue.
@@ -268,7 +242,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
         .await
         .to_vec();
     let nurtured_record = of_lead(&originals, &nurtured)[0].clone();
-    redeliver(&stack, &nurtured_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &nurtured_record)
+        .await;
     let records = dispositions
         .read_until(WAIT, "the replayed UNQUALIFIED", |r| {
             of_lead(r, &nurtured).len() >= 2
@@ -286,7 +262,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
     );
 
     let queued_record = of_lead(&originals, &queued)[0].clone();
-    redeliver(&stack, &queued_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &queued_record)
+        .await;
     let records = dispositions
         .read_until(WAIT, "the replayed OVERFLOWED", |r| {
             of_lead(r, &queued).len() >= 2
@@ -310,7 +288,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
     let mut assigned = stack.reader(EventKind::LeadAssigned);
     let event = assignment_of(&mut assigned, &queued).await;
     assert_eq!(event["queue"], "sales-overflow");
-    redeliver(&stack, &queued_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &queued_record)
+        .await;
     let records = assigned.read_for(Duration::from_secs(3)).await.to_vec();
     let assignments: BTreeSet<&str> = of_lead(&records, &queued)
         .iter()
