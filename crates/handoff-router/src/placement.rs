@@ -143,25 +143,27 @@ impl Placer {
             };
             let decision = routing.choose(matched.clone(), &states, now);
             let rep = match &decision.placement {
-                Placement::Rep(rep) => RepId::from(rep.as_str()),
+                Placement::Rep(rep) => rep.clone(),
                 Placement::Queue(_) if waited.is_some() => return Ok(Placed::StillWaiting),
                 Placement::Queue(queue) => {
-                    let queue = QueueName::from(queue.as_str());
+                    let queue = queue.clone();
                     return self.queue(rules, lead, score, decision, queue).await;
                 }
             };
-            let capacity = effective_capacity(routing, &states, &decision.team, rep.as_str());
+            // A rep was placed, so a team was: owner, rule or fallback.
+            let team = decision.team.clone().unwrap_or_else(|| TeamId::from(""));
+            let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
             let assignment = Assignment {
                 lead_id: lead.id.clone(),
                 attempt: FIRST_ATTEMPT,
-                team: TeamId::from(decision.team.as_str()),
+                team: team.clone(),
                 daily_cap: routing.rep_daily_cap(rep.as_str()),
                 rep,
                 capacity,
                 assigned_at: now,
                 first_touch_due_at: self
                     .sla
-                    .due_at(now, routing.first_touch_seconds(&decision.team)),
+                    .due_at(now, routing.first_touch_seconds(team.as_str())),
                 rotation_before: decision.rotation_before.clone(),
                 rotation_after: decision.rotation_after.clone(),
                 waited: waited.map(|w| QueueWait {
@@ -236,9 +238,7 @@ impl Placer {
         decision: RoutingDecision,
         queue: QueueName,
     ) -> Result<Placed, PlaceError> {
-        let team = Some(decision.team.as_str())
-            .filter(|t| !t.is_empty())
-            .map(TeamId::from);
+        let team = decision.team.clone();
         let event = system_disposition(
             lead,
             score.clone(),
@@ -256,7 +256,7 @@ impl Placer {
         let stored_lead = encode("lead", lead)?;
         let wait_due = self.sla.due_at(
             lead.received_at,
-            rules.routing.first_touch_seconds(&decision.team),
+            rules.routing.first_touch_seconds(decision.team_str()),
         );
         let parked = Parked::Waiting {
             queue: &queue,

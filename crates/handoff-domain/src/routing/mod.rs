@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::accounts::{AccountDomain, AccountOwnership};
+use crate::ids::{QueueName, RepId, TeamId};
 use crate::lead::Lead;
 use crate::scoring::Score;
 
@@ -85,15 +86,15 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
     /// The lead goes to this rep.
-    Rep(String),
+    Rep(RepId),
     /// Nobody eligible (or no rule matched): the lead waits in this queue.
-    Queue(String),
+    Queue(QueueName),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingDecision {
-    /// The team the lead went to (the rule's, or its fallback); empty when no rule matched.
-    pub team: String,
+    /// The team the lead went to (the rule's, or its fallback); `None` when no rule matched.
+    pub team: Option<TeamId>,
     pub placement: Placement,
     pub explanation: RoutingExplanation,
     /// The team's rotation the decision was made from, and the one to store with it.
@@ -115,9 +116,14 @@ pub struct Reassignment {
 impl RoutingDecision {
     pub fn rep(&self) -> Option<&str> {
         match &self.placement {
-            Placement::Rep(rep) => Some(rep),
+            Placement::Rep(rep) => Some(rep.as_str()),
             Placement::Queue(_) => None,
         }
+    }
+
+    /// The team's id, `""` when no rule matched (for lookups keyed by team).
+    pub fn team_str(&self) -> &str {
+        self.team.as_ref().map_or("", TeamId::as_str)
     }
 }
 
@@ -271,8 +277,8 @@ impl RoutingModel {
             match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
                 None => {
                     return RoutingDecision {
-                        team: owner.team.clone(),
-                        placement: Placement::Rep(owner.rep.clone()),
+                        team: Some(TeamId::from(owner.team.as_str())),
+                        placement: Placement::Rep(RepId::from(owner.rep.as_str())),
                         explanation: RoutingExplanation {
                             rule: owner.kind.to_owned(),
                             strategy: owner.kind.to_owned(),
@@ -341,8 +347,8 @@ impl RoutingModel {
             .and_then(|rule| self.team(&rule.team).map(|team| (rule, team)));
         let Some((rule, team)) = rule_and_team else {
             return RoutingDecision {
-                team: String::new(),
-                placement: Placement::Queue(self.unrouted_queue().to_owned()),
+                team: None,
+                placement: Placement::Queue(QueueName::from(self.unrouted_queue())),
                 explanation: RoutingExplanation {
                     rule: String::new(),
                     strategy: String::new(),
@@ -368,8 +374,8 @@ impl RoutingModel {
         let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);
         if let Some(rep) = primary.rep {
             return RoutingDecision {
-                team: team.id.clone(),
-                placement: Placement::Rep(rep),
+                team: Some(TeamId::from(team.id.as_str())),
+                placement: Placement::Rep(RepId::from(rep)),
                 explanation: explanation(primary.reason, primary.skipped, matched.misses),
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
@@ -382,8 +388,8 @@ impl RoutingModel {
             skipped.extend(pick.skipped);
             if let Some(rep) = pick.rep {
                 return RoutingDecision {
-                    team: fallback.id.clone(),
-                    placement: Placement::Rep(rep),
+                    team: Some(TeamId::from(fallback.id.as_str())),
+                    placement: Placement::Rep(RepId::from(rep)),
                     explanation: explanation(
                         format!(
                             "no eligible rep in team {}; fallback team {}: {}",
@@ -398,8 +404,8 @@ impl RoutingModel {
             }
         }
         RoutingDecision {
-            team: team.id.clone(),
-            placement: Placement::Queue(team.overflow_queue.clone()),
+            team: Some(TeamId::from(team.id.as_str())),
+            placement: Placement::Queue(QueueName::from(team.overflow_queue.as_str())),
             explanation: explanation(
                 format!(
                     "no eligible rep in team {}; queued in {}",
