@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
-use crate::{AddressBlock, ConfigError, Secret};
+use crate::{AddressBlock, ConfigError, FunnelSettings, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,8 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub notifier: NotifierSettings,
+    #[serde(default)]
+    pub funnel: FunnelSettings,
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
@@ -68,6 +70,7 @@ impl Settings {
             &self.ingest.limits,
             &self.ingest.reason_codes,
         )?;
+        self.funnel.check()?;
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(
                 "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),
