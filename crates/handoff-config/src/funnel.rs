@@ -21,9 +21,10 @@ pub struct FunnelSettings {
     #[serde(default = "default_top_n")]
     pub top_n: usize,
     /// Feedback overdue: an assigned lead without an outcome marketing can use (accepted,
-    /// rejected, converted, recycled) after this many hours counts in the backlog.
-    #[serde(default = "default_backlog_hours")]
-    pub backlog_after_hours: u32,
+    /// rejected, converted, recycled) this long after its first assignment counts in the
+    /// backlog. Default 48 h, the feedback promise of the sales–marketing agreement.
+    #[serde(default = "default_backlog_after_seconds")]
+    pub backlog_after_seconds: u64,
     /// How often the backlog gauges and the busiest campaigns are read from Redis.
     #[serde(default = "default_refresh_seconds")]
     pub refresh_seconds: u32,
@@ -35,7 +36,7 @@ impl Default for FunnelSettings {
             source_kinds: default_source_kinds(),
             campaigns: Vec::new(),
             top_n: default_top_n(),
-            backlog_after_hours: default_backlog_hours(),
+            backlog_after_seconds: default_backlog_after_seconds(),
             refresh_seconds: default_refresh_seconds(),
         }
     }
@@ -52,8 +53,8 @@ fn default_source_kinds() -> Vec<String> {
 fn default_top_n() -> usize {
     10
 }
-fn default_backlog_hours() -> u32 {
-    48
+fn default_backlog_after_seconds() -> u64 {
+    48 * 3600
 }
 fn default_refresh_seconds() -> u32 {
     15
@@ -103,8 +104,8 @@ impl FunnelSettings {
                 self.top_n
             ));
         }
-        if self.backlog_after_hours == 0 {
-            return Err("funnel.backlog_after_hours must be greater than 0".to_owned());
+        if self.backlog_after_seconds == 0 {
+            return Err("funnel.backlog_after_seconds must be greater than 0".to_owned());
         }
         if self.refresh_seconds == 0 {
             return Err("funnel.refresh_seconds must be greater than 0".to_owned());

@@ -79,6 +79,8 @@ impl LabelFolder {
         let next: BTreeSet<String> = busiest
             .iter()
             .filter(|c| is_label_value(c) && c.as_str() != OTHER && c.as_str() != NONE)
+            // A listed campaign keeps its name anyway: it takes no place among the busiest.
+            .filter(|c| !self.campaigns.contains(*c))
             .take(self.top_n)
             .cloned()
             .collect();
@@ -87,7 +89,7 @@ impl LabelFolder {
         };
         let added = next
             .iter()
-            .filter(|c| !current.contains(*c) && !self.campaigns.contains(*c))
+            .filter(|c| !current.contains(*c))
             .cloned()
             .collect();
         *current = next;
@@ -189,11 +191,13 @@ mod tests {
         let added = f.set_busiest(&[
             "Black Friday!".to_owned(), // not a label value: never named
             "webinar".to_owned(),
-            "spring-launch".to_owned(), // listed anyway: not new
-            "retargeting".to_owned(),   // third valid one: beyond top_n
+            "spring-launch".to_owned(), // listed anyway: takes no place
+            "partner".to_owned(),
+            "retargeting".to_owned(), // third: beyond top_n
         ]);
-        assert_eq!(added, vec!["webinar".to_owned()]);
+        assert_eq!(added, vec!["partner".to_owned(), "webinar".to_owned()]);
         assert_eq!(f.source("api", "webinar"), labels("api", "webinar"));
+        assert_eq!(f.source("api", "partner"), labels("api", "partner"));
         assert_eq!(f.source("api", "retargeting"), labels("api", "other"));
         assert_eq!(f.source("api", "Black Friday!"), labels("api", "other"));
         // A campaign that drops out of the busiest folds into other again.

@@ -8,7 +8,7 @@
 //!   (from the first assignment to the first outcome marketing can use).
 //! - First-touch SLA attainment by team: each assignment attempt's first touch is `met`
 //!   (within its window) or `missed` (breached, or touched late).
-//! - Gauges: the feedback backlog (assigned longer than `funnel.backlog_after_hours` with no
+//! - Gauges: the feedback backlog (assigned longer than `funnel.backlog_after_seconds` with no
 //!   usable outcome), everything still awaiting feedback, and the leads overdue for a first
 //!   touch right now.
 //!

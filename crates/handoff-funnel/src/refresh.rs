@@ -44,7 +44,9 @@ impl Refresher {
 
     async fn once(&self) {
         let now = Utc::now().timestamp_millis();
-        let window = i64::from(self.settings.backlog_after_hours) * 3_600_000;
+        let window = i64::try_from(self.settings.backlog_after_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
         let retention = i64::try_from(self.lead_retention.as_millis()).unwrap_or(i64::MAX);
         match self
             .store

@@ -110,7 +110,7 @@ impl FunnelMetrics {
             )?,
             disposition_backlog: gauge(
                 "handoff_funnel_disposition_backlog",
-                "Assigned leads with no outcome marketing can use after the feedback window (funnel.backlog_after_hours).",
+                "Assigned leads with no outcome marketing can use after the feedback window (funnel.backlog_after_seconds).",
             )?,
             awaiting_disposition: gauge(
                 "handoff_funnel_awaiting_disposition",
@@ -149,9 +149,10 @@ impl FunnelMetrics {
     }
 }
 
-/// Creates the shared metrics' per-team series, and both rules-reload outcomes, at zero
-/// (see [`FunnelMetrics::prime_source`]): the ops dashboard's rates then see the first
-/// assignment, breach and rejected reload too.
+/// Creates the shared metrics' per-team series, the rules-reload and webhook outcomes, at
+/// zero (see [`FunnelMetrics::prime_source`]): the ops dashboard's rates then see the first
+/// assignment, breach, rejected reload and failed webhook too. (The consume loop does the
+/// same for its error series.)
 pub fn prime_known_series(metrics: &Metrics, teams: &[&str]) {
     for team in teams {
         metrics.leads_assigned.with_label_values(&[team]);
@@ -161,6 +162,9 @@ pub fn prime_known_series(metrics: &Metrics, teams: &[&str]) {
     }
     for outcome in ["applied", "rejected"] {
         metrics.rules_reloads.with_label_values(&[outcome]);
+    }
+    for outcome in ["delivered", "retried", "failed", "refused"] {
+        metrics.webhook_deliveries.with_label_values(&[outcome]);
     }
 }
 
