@@ -1,5 +1,6 @@
 //! Demo traffic for `handoff dev` (and the load command): realistic leads posted over
-//! HTTP, and first touches reported for most of them, so every path of the system shows.
+//! HTTP, and first touches and outcomes reported for most of them, so every path of the
+//! system shows.
 
 use std::time::Duration;
 
@@ -164,8 +165,39 @@ pub async fn replay(clients: &Clients, base_url: &str, path: &std::path::Path) -
     accepted
 }
 
+/// Rejection reasons the demo gives (all among the default `ingest.reason_codes`).
+const REJECTION_REASONS: &[&str] = &["no_budget", "no_authority", "bad_timing", "competitor"];
+
+/// What a rep reports about a touched demo lead, in order: a first touch, then for most an
+/// outcome marketing can use, so the marketing dashboard has acceptance, rejection reasons
+/// and conversions to show.
+fn outcomes() -> Vec<Value> {
+    let mut rng = rand::rng();
+    let report = |outcome: &str| json!({ "outcome": outcome, "actor": "rep" });
+    let roll: f64 = rng.random();
+    if roll < 0.45 {
+        let mut reports = vec![report("accepted")];
+        if rng.random_bool(0.35) {
+            reports.push(report("converted"));
+        }
+        reports
+    } else if roll < 0.7 {
+        let reason = REJECTION_REASONS
+            .choose(&mut rng)
+            .copied()
+            .unwrap_or("other");
+        vec![json!({ "outcome": "rejected", "reason_code": reason, "actor": "rep" })]
+    } else if roll < 0.8 {
+        vec![report("recycled")]
+    } else {
+        // Contacted, and no outcome yet: these make the feedback backlog.
+        vec![report("contacted")]
+    }
+}
+
 /// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
-/// at a random moment within 1.5× the SLA window (so some are in time, some breach).
+/// at a random moment within 1.5× the SLA window (so some are in time, some breach), most
+/// with an outcome ([`outcomes`]).
 pub async fn traffic(
     clients: Clients,
     base_url: String,
@@ -220,9 +252,11 @@ pub async fn traffic(
                     () = tokio::time::sleep(delay) => {}
                 }
                 let url = format!("{base_url}/v1/leads/{lead_id}/dispositions");
-                let body = json!({ "outcome": "contacted", "actor": "rep" });
-                if let Err(e) = client.post(url).json(&body).send().await {
-                    tracing::warn!(error = %e, "demo disposition not posted");
+                for body in outcomes() {
+                    if let Err(e) = client.post(&url).json(&body).send().await {
+                        tracing::warn!(error = %e, "demo disposition not posted");
+                        return;
+                    }
                 }
             });
         }
