@@ -12,6 +12,10 @@ const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 
 async fn store() -> Store {
+    store_with_prefix().await.0
+}
+
+async fn store_with_prefix() -> (Store, String) {
     let url = std::env::var("HANDOFF_TEST_REDIS")
         .expect("HANDOFF_TEST_REDIS is not set: run with `make test` (scripts/test-env.sh up)");
     let nanos = std::time::SystemTime::now()
@@ -19,7 +23,7 @@ async fn store() -> Store {
         .unwrap()
         .as_nanos();
     let prefix = format!("funnel-test-{}-{nanos}", std::process::id());
-    Store::connect(&url, &prefix).await.unwrap()
+    (Store::connect(&url, &prefix).await.unwrap(), prefix)
 }
 
 fn web(campaign: &str) -> FunnelSource {
@@ -167,7 +171,7 @@ async fn a_touch_settles_once_whichever_of_it_and_the_assignment_comes_first() {
 
 #[tokio::test]
 async fn the_gauges_count_the_feedback_backlog_and_overdue_first_touches() {
-    let store = store().await;
+    let (store, prefix) = store_with_prefix().await;
     let now = 100 * HOUR;
     // Assigned 50 h ago, never touched: in the backlog and overdue.
     store
@@ -225,6 +229,21 @@ async fn the_gauges_count_the_feedback_backlog_and_overdue_first_touches() {
             overdue: 1
         }
     );
+    // Nothing stays without a bound life: the sets expire with their newest lead.
+    let url = std::env::var("HANDOFF_TEST_REDIS").unwrap();
+    let mut redis = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for set in ["awaiting_feedback", "touch_due"] {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(format!("{{{prefix}}}:funnel:{set}"))
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= TTL as i64, "{set}: TTL {ttl}");
+    }
     // Entries older than the leads' retention are forgotten.
     let gauges = store
         .funnel_gauges(now, now - 48 * HOUR, now - 10 * HOUR)

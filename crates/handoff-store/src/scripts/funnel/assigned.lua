@@ -21,6 +21,9 @@ if latest and not touched then
 end
 local qualified = redis.call('HSETNX', lead, 'seen:qualified', 1)
 redis.call('EXPIRE', lead, ARGV[9])
+-- The sets live as long as their newest member could (and are trimmed to it as they go).
+redis.call('EXPIRE', KEYS[2], ARGV[9])
+redis.call('EXPIRE', KEYS[3], ARGV[9])
 local v = redis.call('HMGET', lead, 'kind', 'campaign')
 local result = {first, qualified, v[1] or '', v[2] or ''}
 for _, x in ipairs(settle(lead)) do

@@ -11,6 +11,8 @@ redis.call('EXPIRE', lead, ARGV[4])
 if new == 1 and ARGV[2] ~= '' then
   redis.call('ZINCRBY', KEYS[2], 1, ARGV[2])
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+  -- Counts of a deployment that stopped receiving leads go with its lead records.
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 local v = redis.call('HMGET', lead, 'kind', 'campaign')
 return {new, v[1] or '', v[2] or ''}
