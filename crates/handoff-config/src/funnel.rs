@@ -25,7 +25,9 @@ pub struct FunnelSettings {
     /// backlog. Default 48 h, the feedback promise of the sales–marketing agreement.
     #[serde(default = "default_backlog_after_seconds")]
     pub backlog_after_seconds: u64,
-    /// How often the backlog gauges and the busiest campaigns are read from Redis.
+    /// How often the backlog gauges and the busiest campaigns are read from Redis. Keep it
+    /// at least the scrape interval: a campaign joining the busiest is named one refresh
+    /// after its series are created at zero, so Prometheus sees the zero first.
     #[serde(default = "default_refresh_seconds")]
     pub refresh_seconds: u32,
 }

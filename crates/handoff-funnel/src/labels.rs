@@ -21,13 +21,23 @@ pub struct SourceLabels {
     pub campaign: String,
 }
 
+/// A campaign that joins the busiest is first only primed (its series created at zero) and
+/// named from the next refresh on, so Prometheus can scrape the zero before the first
+/// increment: a series whose first sample is already 1 shows rate() no increase.
+/// (Hence `funnel.refresh_seconds` should be at least the scrape interval.)
+#[derive(Debug, Default)]
+struct Busiest {
+    named: BTreeSet<String>,
+    primed: BTreeSet<String>,
+}
+
 #[derive(Debug)]
 pub struct LabelFolder {
     kinds: BTreeSet<String>,
     campaigns: BTreeSet<String>,
     top_n: usize,
     /// The busiest campaigns as last read from Redis (shared by every instance).
-    busiest: RwLock<BTreeSet<String>>,
+    busiest: RwLock<Busiest>,
     reasons: BTreeSet<String>,
 }
 
@@ -37,7 +47,7 @@ impl LabelFolder {
             kinds: settings.source_kinds.iter().cloned().collect(),
             campaigns: settings.campaigns.iter().cloned().collect(),
             top_n: settings.top_n,
-            busiest: RwLock::new(BTreeSet::new()),
+            busiest: RwLock::new(Busiest::default()),
             reasons: reason_codes.iter().cloned().collect(),
         }
     }
@@ -68,13 +78,14 @@ impl LabelFolder {
     fn is_busiest(&self, campaign: &str) -> bool {
         self.busiest
             .read()
-            .map(|busiest| busiest.contains(campaign))
+            .map(|busiest| busiest.named.contains(campaign))
             .unwrap_or(false)
     }
 
-    /// Takes the busiest campaigns (busiest first, as many as there are); keeps the first
-    /// `top_n` that are valid label values. Returns the ones that were not named before, so
-    /// their series can be created at zero.
+    /// Takes the busiest campaigns (busiest first, as many as there are); of the first
+    /// `top_n` that are valid label values, names those primed at the previous call and
+    /// primes the others. Returns the newly primed ones, whose series the caller creates at
+    /// zero now.
     pub fn set_busiest(&self, busiest: &[String]) -> Vec<String> {
         let next: BTreeSet<String> = busiest
             .iter()
@@ -87,12 +98,14 @@ impl LabelFolder {
         let Ok(mut current) = self.busiest.write() else {
             return Vec::new();
         };
-        let added = next
+        let named: BTreeSet<String> = next
             .iter()
-            .filter(|c| !current.contains(*c))
+            .filter(|c| current.named.contains(*c) || current.primed.contains(*c))
             .cloned()
             .collect();
-        *current = next;
+        let primed: BTreeSet<String> = next.difference(&named).cloned().collect();
+        let added = primed.difference(&current.primed).cloned().collect();
+        *current = Busiest { named, primed };
         added
     }
 
@@ -118,7 +131,8 @@ impl LabelFolder {
         kinds.extend([OTHER, NONE]);
         let mut campaigns: Vec<String> = self.campaigns.iter().cloned().collect();
         if let Ok(busiest) = self.busiest.read() {
-            campaigns.extend(busiest.iter().cloned());
+            campaigns.extend(busiest.named.iter().cloned());
+            campaigns.extend(busiest.primed.iter().cloned());
         }
         campaigns.extend([OTHER.to_owned(), NONE.to_owned()]);
         campaigns.sort();
@@ -188,23 +202,30 @@ mod tests {
     #[test]
     fn the_busiest_campaigns_keep_their_name_up_to_top_n() {
         let f = folder(&["spring-launch"], 2);
-        let added = f.set_busiest(&[
+        let busiest = [
             "Black Friday!".to_owned(), // not a label value: never named
             "webinar".to_owned(),
             "spring-launch".to_owned(), // listed anyway: takes no place
             "partner".to_owned(),
             "retargeting".to_owned(), // third: beyond top_n
-        ]);
+        ];
+        let added = f.set_busiest(&busiest);
         assert_eq!(added, vec!["partner".to_owned(), "webinar".to_owned()]);
+        // Primed, not yet named: their zeros must reach Prometheus first.
+        assert_eq!(f.source("api", "webinar"), labels("api", "other"));
+        assert!(f.known_sources().contains(&labels("api", "webinar")));
+        assert_eq!(f.set_busiest(&busiest), Vec::<String>::new());
         assert_eq!(f.source("api", "webinar"), labels("api", "webinar"));
         assert_eq!(f.source("api", "partner"), labels("api", "partner"));
         assert_eq!(f.source("api", "retargeting"), labels("api", "other"));
         assert_eq!(f.source("api", "Black Friday!"), labels("api", "other"));
         // A campaign that drops out of the busiest folds into other again.
-        assert!(f
-            .set_busiest(&["retargeting".to_owned()])
-            .contains(&"retargeting".to_owned()));
+        assert_eq!(
+            f.set_busiest(&["retargeting".to_owned()]),
+            vec!["retargeting".to_owned()]
+        );
         assert_eq!(f.source("api", "webinar"), labels("api", "other"));
+        assert_eq!(f.source("api", "retargeting"), labels("api", "other"));
         assert_eq!(
             f.source("api", "spring-launch"),
             labels("api", "spring-launch")
