@@ -90,7 +90,7 @@ impl FunnelCounter {
         let recorded = self
             .store
             .funnel_received(
-                lead.id.as_str(),
+                &lead.id,
                 &raw(&lead.source),
                 lead.received_at.timestamp_millis(),
                 self.ttl(),
@@ -110,7 +110,7 @@ impl FunnelCounter {
         let change = self
             .store
             .funnel_assigned(
-                assigned.lead_id.as_str(),
+                &assigned.lead_id,
                 &raw(&assigned.source),
                 AssignmentTimes {
                     attempt: assigned.attempt,
@@ -140,7 +140,7 @@ impl FunnelCounter {
         let Some(disposition) = decode::<LeadDisposition>(event, EventKind::LeadDisposition) else {
             return Ok(());
         };
-        let lead_id = disposition.lead_id.as_str();
+        let lead_id = &disposition.lead_id;
         let stage = outcome_stage(disposition.outcome);
         // As the SLA tracker does: a report from the future counts as now.
         let occurred_ms = disposition
@@ -203,12 +203,7 @@ impl FunnelCounter {
         let sla = sla_of(&breach);
         let change = self
             .store
-            .funnel_breached(
-                breach.lead_id.as_str(),
-                sla.as_str(),
-                breach.attempt,
-                self.ttl(),
-            )
+            .funnel_breached(&breach.lead_id, sla.as_str(), breach.attempt, self.ttl())
             .await
             .map_err(HandleError::transient)?;
         let team = self.team_label(&breach.team_id);

@@ -12,6 +12,8 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+use handoff_domain::LeadId;
+
 use crate::{Store, StoreError};
 
 fn with_settle(script: &str) -> Script {
@@ -121,7 +123,7 @@ pub struct FunnelGauges {
 }
 
 impl Store {
-    fn funnel_lead(&self, lead_id: &str) -> String {
+    fn funnel_lead(&self, lead_id: &LeadId) -> String {
         format!("{}:funnel:lead:{lead_id}", self.keys.tag())
     }
     fn funnel_awaiting(&self) -> String {
@@ -137,7 +139,7 @@ impl Store {
     /// A lead's receipt; `Some` with its recorded attribution the first time only.
     pub async fn funnel_received(
         &self,
-        lead_id: &str,
+        lead_id: &LeadId,
         source: &FunnelSource,
         received_ms: i64,
         ttl_seconds: u64,
@@ -158,7 +160,7 @@ impl Store {
 
     pub async fn funnel_assigned(
         &self,
-        lead_id: &str,
+        lead_id: &LeadId,
         source: &FunnelSource,
         times: AssignmentTimes<'_>,
         ttl_seconds: u64,
@@ -169,7 +171,7 @@ impl Store {
             .key(&key)
             .key(self.funnel_awaiting())
             .key(self.funnel_touch_due())
-            .arg(lead_id)
+            .arg(lead_id.as_str())
             .arg(times.attempt)
             .arg(times.team)
             .arg(times.assigned_ms)
@@ -196,7 +198,7 @@ impl Store {
     /// and no touch settled it before).
     pub async fn funnel_touched(
         &self,
-        lead_id: &str,
+        lead_id: &LeadId,
         touched_ms: i64,
         ttl_seconds: u64,
     ) -> Result<Option<SettledTouch>, StoreError> {
@@ -205,7 +207,7 @@ impl Store {
         let reply: Vec<redis::Value> = TOUCHED
             .key(&key)
             .key(self.funnel_touch_due())
-            .arg(lead_id)
+            .arg(lead_id.as_str())
             .arg(touched_ms)
             .arg(ttl_seconds)
             .invoke_async(&mut connection)
@@ -215,7 +217,7 @@ impl Store {
 
     pub async fn funnel_outcome(
         &self,
-        lead_id: &str,
+        lead_id: &LeadId,
         source: &FunnelSource,
         report: OutcomeReport<'_>,
         ttl_seconds: u64,
@@ -225,7 +227,7 @@ impl Store {
         let reply: Vec<redis::Value> = OUTCOME
             .key(&key)
             .key(self.funnel_awaiting())
-            .arg(lead_id)
+            .arg(lead_id.as_str())
             .arg(report.outcome)
             .arg(report.occurred_ms)
             .arg(if report.feedback { "1" } else { "0" })
@@ -251,7 +253,7 @@ impl Store {
     /// A breach of `sla` (`first_touch`, `disposition`) for one attempt.
     pub async fn funnel_breached(
         &self,
-        lead_id: &str,
+        lead_id: &LeadId,
         sla: &str,
         attempt: u32,
         ttl_seconds: u64,

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use handoff_domain::LeadId;
 use handoff_store::{AssignmentTimes, FunnelGauges, FunnelSource, OutcomeReport, Store};
 
 const TTL: u64 = 600;
@@ -56,13 +57,13 @@ fn report(outcome: &str, occurred_ms: i64, feedback: bool) -> OutcomeReport<'_> 
 async fn every_stage_counts_once_per_lead_under_redelivery() {
     let store = store().await;
     let first = store
-        .funnel_received("l1", &web("spring"), 1_000, TTL)
+        .funnel_received(&LeadId::from("l1"), &web("spring"), 1_000, TTL)
         .await
         .unwrap();
     assert_eq!(first, Some(web("spring")));
     assert_eq!(
         store
-            .funnel_received("l1", &web("other-attribution"), 1_000, TTL)
+            .funnel_received(&LeadId::from("l1"), &web("other-attribution"), 1_000, TTL)
             .await
             .unwrap(),
         None,
@@ -70,30 +71,45 @@ async fn every_stage_counts_once_per_lead_under_redelivery() {
     );
 
     let assigned = store
-        .funnel_assigned("l1", &web("spring"), times(1, 2_000), TTL)
+        .funnel_assigned(&LeadId::from("l1"), &web("spring"), times(1, 2_000), TTL)
         .await
         .unwrap();
     assert!(assigned.first && assigned.newly_qualified);
     let again = store
-        .funnel_assigned("l1", &web("spring"), times(1, 2_000), TTL)
+        .funnel_assigned(&LeadId::from("l1"), &web("spring"), times(1, 2_000), TTL)
         .await
         .unwrap();
     assert!(!again.first && !again.newly_qualified && again.settled.is_none());
 
     let accepted = store
-        .funnel_outcome("l1", &web("spring"), report("accepted", 3_000, true), TTL)
+        .funnel_outcome(
+            &LeadId::from("l1"),
+            &web("spring"),
+            report("accepted", 3_000, true),
+            TTL,
+        )
         .await
         .unwrap();
     assert!(accepted.new && accepted.first_feedback);
     assert_eq!(accepted.assigned_ms, Some(2_000));
     let redelivered = store
-        .funnel_outcome("l1", &web("spring"), report("accepted", 3_000, true), TTL)
+        .funnel_outcome(
+            &LeadId::from("l1"),
+            &web("spring"),
+            report("accepted", 3_000, true),
+            TTL,
+        )
         .await
         .unwrap();
     assert!(!redelivered.new && !redelivered.first_feedback);
     // A later, different outcome counts in its own stage; the feedback clock stopped already.
     let converted = store
-        .funnel_outcome("l1", &web("spring"), report("converted", 9_000, true), TTL)
+        .funnel_outcome(
+            &LeadId::from("l1"),
+            &web("spring"),
+            report("converted", 9_000, true),
+            TTL,
+        )
         .await
         .unwrap();
     assert!(converted.new && !converted.first_feedback);
@@ -110,11 +126,11 @@ async fn a_touch_settles_once_whichever_of_it_and_the_assignment_comes_first() {
     let store = store().await;
     // In time, assignment first.
     store
-        .funnel_assigned("a", &web(""), times(1, 10_000), TTL)
+        .funnel_assigned(&LeadId::from("a"), &web(""), times(1, 10_000), TTL)
         .await
         .unwrap();
     let settled = store
-        .funnel_touched("a", 70_000, TTL)
+        .funnel_touched(&LeadId::from("a"), 70_000, TTL)
         .await
         .unwrap()
         .unwrap();
@@ -126,18 +142,24 @@ async fn a_touch_settles_once_whichever_of_it_and_the_assignment_comes_first() {
         (settled.team.as_str(), settled.within_window),
         ("sales", Some(true))
     );
-    assert_eq!(store.funnel_touched("a", 80_000, TTL).await.unwrap(), None);
+    assert_eq!(
+        store
+            .funnel_touched(&LeadId::from("a"), 80_000, TTL)
+            .await
+            .unwrap(),
+        None
+    );
 
     // Late, touch first (the disposition topic ran ahead of lead.assigned).
     assert_eq!(
         store
-            .funnel_touched("b", 10_000 + 6 * MINUTE, TTL)
+            .funnel_touched(&LeadId::from("b"), 10_000 + 6 * MINUTE, TTL)
             .await
             .unwrap(),
         None
     );
     let assigned = store
-        .funnel_assigned("b", &web(""), times(1, 10_000), TTL)
+        .funnel_assigned(&LeadId::from("b"), &web(""), times(1, 10_000), TTL)
         .await
         .unwrap();
     let settled = assigned
@@ -147,21 +169,21 @@ async fn a_touch_settles_once_whichever_of_it_and_the_assignment_comes_first() {
 
     // Breached first: the breach is the attempt's verdict, the late touch adds none.
     store
-        .funnel_assigned("c", &web(""), times(1, 10_000), TTL)
+        .funnel_assigned(&LeadId::from("c"), &web(""), times(1, 10_000), TTL)
         .await
         .unwrap();
     let breach = store
-        .funnel_breached("c", "first_touch", 1, TTL)
+        .funnel_breached(&LeadId::from("c"), "first_touch", 1, TTL)
         .await
         .unwrap();
     assert!(breach.new && breach.verdict);
     let again = store
-        .funnel_breached("c", "first_touch", 1, TTL)
+        .funnel_breached(&LeadId::from("c"), "first_touch", 1, TTL)
         .await
         .unwrap();
     assert!(!again.new && !again.verdict);
     let settled = store
-        .funnel_touched("c", 10_000 + 9 * MINUTE, TTL)
+        .funnel_touched(&LeadId::from("c"), 10_000 + 9 * MINUTE, TTL)
         .await
         .unwrap()
         .unwrap();
@@ -175,21 +197,31 @@ async fn the_gauges_count_the_feedback_backlog_and_overdue_first_touches() {
     let now = 100 * HOUR;
     // Assigned 50 h ago, never touched: in the backlog and overdue.
     store
-        .funnel_assigned("old", &web(""), times(1, now - 50 * HOUR), TTL)
+        .funnel_assigned(
+            &LeadId::from("old"),
+            &web(""),
+            times(1, now - 50 * HOUR),
+            TTL,
+        )
         .await
         .unwrap();
     // Assigned 50 h ago, touched (contacted) but no usable outcome: in the backlog only.
     store
-        .funnel_assigned("called", &web(""), times(1, now - 50 * HOUR), TTL)
+        .funnel_assigned(
+            &LeadId::from("called"),
+            &web(""),
+            times(1, now - 50 * HOUR),
+            TTL,
+        )
         .await
         .unwrap();
     store
-        .funnel_touched("called", now - 49 * HOUR, TTL)
+        .funnel_touched(&LeadId::from("called"), now - 49 * HOUR, TTL)
         .await
         .unwrap();
     store
         .funnel_outcome(
-            "called",
+            &LeadId::from("called"),
             &web(""),
             report("contacted", now - 49 * HOUR, false),
             TTL,
@@ -198,16 +230,21 @@ async fn the_gauges_count_the_feedback_backlog_and_overdue_first_touches() {
         .unwrap();
     // Assigned 50 h ago and rejected: neither.
     store
-        .funnel_assigned("done", &web(""), times(1, now - 50 * HOUR), TTL)
+        .funnel_assigned(
+            &LeadId::from("done"),
+            &web(""),
+            times(1, now - 50 * HOUR),
+            TTL,
+        )
         .await
         .unwrap();
     store
-        .funnel_touched("done", now - 49 * HOUR, TTL)
+        .funnel_touched(&LeadId::from("done"), now - 49 * HOUR, TTL)
         .await
         .unwrap();
     store
         .funnel_outcome(
-            "done",
+            &LeadId::from("done"),
             &web(""),
             report("rejected", now - 49 * HOUR, true),
             TTL,
@@ -216,7 +253,7 @@ async fn the_gauges_count_the_feedback_backlog_and_overdue_first_touches() {
         .unwrap();
     // Assigned a minute ago: awaiting feedback, not yet overdue.
     store
-        .funnel_assigned("new", &web(""), times(1, now - MINUTE), TTL)
+        .funnel_assigned(&LeadId::from("new"), &web(""), times(1, now - MINUTE), TTL)
         .await
         .unwrap();
 
@@ -261,13 +298,18 @@ async fn the_busiest_campaigns_come_first() {
     let store = store().await;
     for (i, campaign) in ["a", "b", "b", "c", "c", "c"].iter().enumerate() {
         store
-            .funnel_received(&format!("lead{i}"), &web(campaign), 1_000, TTL)
+            .funnel_received(
+                &LeadId::from(format!("lead{i}")),
+                &web(campaign),
+                1_000,
+                TTL,
+            )
             .await
             .unwrap();
     }
     // A redelivery does not make a campaign busier.
     store
-        .funnel_received("lead0", &web("a"), 1_000, TTL)
+        .funnel_received(&LeadId::from("lead0"), &web("a"), 1_000, TTL)
         .await
         .unwrap();
     assert_eq!(store.busiest_campaigns(2).await.unwrap(), vec!["c", "b"]);
