@@ -10,7 +10,7 @@ use serde::Deserialize;
 use handoff_domain::lifecycle::CapacityRelease;
 
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
-use crate::{AddressBlock, ConfigError, Secret};
+use crate::{AddressBlock, ConfigError, FunnelSettings, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +29,8 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub notifier: NotifierSettings,
+    #[serde(default)]
+    pub funnel: FunnelSettings,
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
@@ -70,6 +72,7 @@ impl Settings {
             &self.ingest.limits,
             &self.ingest.reason_codes,
         )?;
+        self.funnel.check()?;
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(
                 "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),

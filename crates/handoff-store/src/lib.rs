@@ -5,6 +5,7 @@
 
 mod accounts;
 mod deadlines;
+mod funnel;
 mod idempotency;
 mod keys;
 mod leads;
@@ -20,6 +21,10 @@ use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
 pub use deadlines::DueBreach;
+pub use funnel::{
+    AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
+    OutcomeReport, SettledTouch,
+};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{

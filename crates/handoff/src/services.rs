@@ -135,6 +135,10 @@ pub async fn start(
     let rules_version = rules.version.clone();
     let (rules, publisher) = RulesHandle::new(rules);
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
+    handoff_telemetry::prime_known_series(
+        &metrics,
+        &rules.current().routing.team_ids().collect::<Vec<_>>(),
+    );
     let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
         .with_context(|| {
@@ -241,6 +245,27 @@ pub async fn start(
             (
                 "sla",
                 handoff_sla::run(deps, stop).await.map_err(Into::into),
+            )
+        });
+        // Marketing's funnel rides along with the SLA tracker: a consumer group of its own.
+        let deps = handoff_funnel::FunnelDeps {
+            kafka: settings.kafka.clone(),
+            settings: settings.funnel.clone(),
+            reason_codes: settings.ingest.reason_codes.clone(),
+            store: store.clone(),
+            producer: EventProducer::new(&settings.kafka, "funnel")?,
+            metrics: metrics.clone(),
+            funnel_metrics: handoff_telemetry::FunnelMetrics::new(&metrics.registry)
+                .context("cannot register the funnel's metrics")?,
+            rules: rules.clone(),
+            lead_retention,
+            drain,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            (
+                "funnel",
+                handoff_funnel::run(deps, stop).await.map_err(Into::into),
             )
         });
     }
