@@ -4,6 +4,7 @@
 //! is one Lua script.
 
 mod deadlines;
+mod deliveries;
 mod idempotency;
 mod keys;
 mod leads;
@@ -16,6 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use handoff_domain::Transience;
 
 pub use deadlines::{DueBreach, FirstTouch};
+pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use routing_state::{AssignmentCommit, CommitOutcome, QueueOutcome};

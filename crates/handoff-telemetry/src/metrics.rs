@@ -5,7 +5,7 @@
 
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, Opts, Registry,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Cloning is cheap: every field is an `Arc` inside.
@@ -34,8 +34,18 @@ pub struct Metrics {
     /// Consumer-side errors, by service and kind (receive, transient, effect).
     pub consumer_errors: IntCounterVec,
     pub dead_lettered: IntCounterVec,
-    /// Webhook deliveries, by outcome (delivered, retried, failed, refused).
+    /// Webhook delivery attempts and skips, by outcome (delivered, retried, failed,
+    /// refused, duplicate).
     pub webhook_deliveries: IntCounterVec,
+    /// Deliveries put in the delayed set, by reason (attempt_failed, circuit_open,
+    /// destination_busy).
+    pub webhook_retries_scheduled: IntCounterVec,
+    /// Open circuits, by webhook host (a host from the rules file: a closed set).
+    pub webhook_circuits_open: IntGaugeVec,
+    /// Time from the notifier first seeing an event to the receiver's 2xx.
+    pub webhook_delivery_latency: Histogram,
+    /// Deliveries stored and not yet delivered or given up (retries waiting, in flight).
+    pub webhook_pending: IntGauge,
     /// Rules file reloads, by outcome (applied, rejected).
     pub rules_reloads: IntCounterVec,
 }
@@ -85,6 +95,27 @@ impl Metrics {
             "Assigned leads whose first touch has not been reported yet.",
         )?;
         registry.register(Box::new(awaiting_first_touch.clone()))?;
+        let webhook_circuits_open = IntGaugeVec::new(
+            Opts::new(
+                "handoff_webhook_circuits_open",
+                "Webhook URLs whose circuit is open (or half-open), by host, in this process.",
+            ),
+            &["host"],
+        )?;
+        registry.register(Box::new(webhook_circuits_open.clone()))?;
+        let webhook_delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "handoff_webhook_delivery_latency_seconds",
+                "Time from the notifier first seeing an event to the webhook's 2xx, retries included.",
+            )
+            .buckets(exponential_buckets(0.005, 2.0, 18)?),
+        )?;
+        registry.register(Box::new(webhook_delivery_latency.clone()))?;
+        let webhook_pending = IntGauge::new(
+            "handoff_webhook_pending_deliveries",
+            "Webhook deliveries stored and not yet delivered or given up.",
+        )?;
+        registry.register(Box::new(webhook_pending.clone()))?;
 
         Ok(Self {
             leads_received: counter(
@@ -144,6 +175,14 @@ impl Metrics {
                 "Webhook delivery attempts, by outcome.",
                 &["outcome"],
             )?,
+            webhook_retries_scheduled: counter_vec(
+                "handoff_webhook_retries_scheduled_total",
+                "Webhook deliveries put in the delayed set, by reason.",
+                &["reason"],
+            )?,
+            webhook_circuits_open,
+            webhook_delivery_latency,
+            webhook_pending,
             rules_reloads: counter_vec(
                 "handoff_rules_reloads_total",
                 "Rules file reloads, by outcome (applied, rejected).",
