@@ -8,6 +8,7 @@ mod crash;
 mod dashboard;
 mod dispositions;
 mod http_input;
+mod notifier_faults;
 mod openapi;
 mod personal_data;
 mod poison;
