@@ -348,7 +348,7 @@ impl Deliveries {
                                 .with_label_values(&["attempt_failed"])
                                 .inc();
                         }
-                        tracing::info!(event_id = %delivery.event_id, attempt = delivery.attempts, retry_in_ms = wait.as_millis() as u64, %error, "webhook delivery failed; retry scheduled");
+                        tracing::info!(event_id = %delivery.event_id, attempt = delivery.attempts, retry_in_ms = wait.as_millis() as u64, %error, "webhook delivery failed; retrying");
                     }
                     Err(e) => self.store_trouble(&delivery.id, &e),
                 }
