@@ -55,13 +55,19 @@ impl Settings {
                 "notifier.per_destination_concurrency",
                 self.notifier.per_destination_concurrency as u64,
             ),
-            ("notifier.initial_backoff_ms", self.notifier.initial_backoff_ms),
+            (
+                "notifier.initial_backoff_ms",
+                self.notifier.initial_backoff_ms,
+            ),
             ("notifier.max_age_seconds", self.notifier.max_age_seconds),
             (
                 "notifier.breaker_threshold",
                 u64::from(self.notifier.breaker_threshold),
             ),
-            ("notifier.breaker_cooldown_ms", self.notifier.breaker_cooldown_ms),
+            (
+                "notifier.breaker_cooldown_ms",
+                self.notifier.breaker_cooldown_ms,
+            ),
             (
                 "notifier.dedup_window_seconds",
                 self.notifier.dedup_window_seconds,

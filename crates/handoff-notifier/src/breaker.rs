@@ -152,8 +152,7 @@ impl Circuits {
             circuit.consecutive_failures = circuit.consecutive_failures.saturating_add(1);
             // A failed probe reopens at once; a closed circuit opens at the threshold.
             // Failures of attempts started before the circuit opened change nothing.
-            if pass.probe
-                || (!was_open && circuit.consecutive_failures >= self.settings.threshold)
+            if pass.probe || (!was_open && circuit.consecutive_failures >= self.settings.threshold)
             {
                 circuit.open_until = Some(now + self.settings.cooldown);
             }

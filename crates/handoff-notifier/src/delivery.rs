@@ -83,7 +83,8 @@ impl RetryPolicy {
             .last_error
             .as_deref()
             .unwrap_or("no attempt was made");
-        let age = Duration::from_millis(u64::try_from(now_ms - delivery.first_seen_ms).unwrap_or(0));
+        let age =
+            Duration::from_millis(u64::try_from(now_ms - delivery.first_seen_ms).unwrap_or(0));
         if delivery.attempts >= self.max_attempts {
             Some(format!(
                 "gave up after {} attempts (notifier.max_attempts): {last}",
@@ -180,7 +181,10 @@ impl Deliveries {
             last_error: None,
             origin: origin_of(event),
         };
-        let begun = match self.circuits.admit(&delivery.url, tokio::time::Instant::now()) {
+        let begun = match self
+            .circuits
+            .admit(&delivery.url, tokio::time::Instant::now())
+        {
             Admission::Go(pass) => {
                 // Taken before the claim, so the lease does not run while waiting for it.
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
@@ -264,7 +268,10 @@ impl Deliveries {
             self.give_up(delivery, &token, &reason, "failed").await;
             return Ok(());
         }
-        match self.circuits.admit(&delivery.url, tokio::time::Instant::now()) {
+        match self
+            .circuits
+            .admit(&delivery.url, tokio::time::Instant::now())
+        {
             Admission::Go(pass) => {
                 self.attempt(delivery, token, pass, permit).await;
             }
@@ -424,7 +431,11 @@ fn delivery_id(event_id: &str, url: &str) -> String {
 }
 
 fn claim_token() -> String {
-    format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>())
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
 }
 
 fn now_ms() -> i64 {
@@ -546,9 +557,18 @@ mod tests {
     #[test]
     fn delivery_ids_differ_by_event_and_url_and_hide_the_url() {
         let a = delivery_id("e1", "https://hooks.slack.com/services/T/B/token");
-        assert_eq!(a, delivery_id("e1", "https://hooks.slack.com/services/T/B/token"));
-        assert_ne!(a, delivery_id("e2", "https://hooks.slack.com/services/T/B/token"));
-        assert_ne!(a, delivery_id("e1", "https://hooks.slack.com/services/T/B/other"));
+        assert_eq!(
+            a,
+            delivery_id("e1", "https://hooks.slack.com/services/T/B/token")
+        );
+        assert_ne!(
+            a,
+            delivery_id("e2", "https://hooks.slack.com/services/T/B/token")
+        );
+        assert_ne!(
+            a,
+            delivery_id("e1", "https://hooks.slack.com/services/T/B/other")
+        );
         assert!(!a.contains("token") && a.len() == 64);
     }
 }

@@ -108,7 +108,10 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
     }
     let tracker = deliveries.tracker();
     tracker.close();
-    if tokio::time::timeout(deps.drain, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(deps.drain, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             in_flight = tracker.len(),
             "webhook attempts still in flight at the drain deadline; they are retried after their claim's lease"

@@ -56,7 +56,8 @@ impl Receiver {
         let recorded = hits.clone();
         let app = Router::new().fallback(
             move |uri: axum::http::Uri, headers: HeaderMap, _body: Bytes| {
-                let (hits, counts, behaviour) = (recorded.clone(), counts.clone(), behaviour.clone());
+                let (hits, counts, behaviour) =
+                    (recorded.clone(), counts.clone(), behaviour.clone());
                 async move {
                     let path = uri.path().to_owned();
                     let nth = {
@@ -270,7 +271,9 @@ async fn a_dead_webhook_of_one_team_does_not_delay_another_teams_messages() {
     let mut worst = Duration::ZERO;
     for n in 0..10 {
         // Alpha keeps failing meanwhile: more of its events keep arriving.
-        publisher.breach("alpha", &format!("alpha-more-{n}"), 1).await;
+        publisher
+            .breach("alpha", &format!("alpha-more-{n}"), 1)
+            .await;
         let published = Instant::now();
         let id = publisher.breach("beta", &format!("beta-{n}"), 1).await;
         let arrived = receiver.delivered(&id, Duration::from_secs(30)).await;
@@ -290,13 +293,26 @@ async fn a_dead_webhook_of_one_team_does_not_delay_another_teams_messages() {
         "alpha's circuit opened: {alpha_attempts} attempts for 30 events"
     );
     let stack_ref = &stack;
-    eventually(Duration::from_secs(10), "alpha's circuit open in the metrics", || async move {
-        (metric(stack_ref, "handoff_webhook_circuits_open{host=\"127.0.0.1\"}").await >= 1.0)
-            .then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "alpha's circuit open in the metrics",
+        || async move {
+            (metric(
+                stack_ref,
+                "handoff_webhook_circuits_open{host=\"127.0.0.1\"}",
+            )
+            .await
+                >= 1.0)
+                .then_some(())
+        },
+    )
     .await;
     assert!(
-        metric(&stack, "handoff_webhook_retries_scheduled_total{reason=\"circuit_open\"}").await
+        metric(
+            &stack,
+            "handoff_webhook_retries_scheduled_total{reason=\"circuit_open\"}"
+        )
+        .await
             >= 1.0
     );
     stack.stop().await.unwrap();
@@ -409,7 +425,12 @@ async fn a_redelivered_event_is_delivered_once() {
 
     assert_eq!(receiver.to(&id).len(), 1, "one delivery for three copies");
     assert!(
-        metric(&stack, "handoff_webhook_deliveries_total{outcome=\"duplicate\"}").await >= 1.0,
+        metric(
+            &stack,
+            "handoff_webhook_deliveries_total{outcome=\"duplicate\"}"
+        )
+        .await
+            >= 1.0,
         "the copy after delivery is counted as a duplicate"
     );
     stack.stop().await.unwrap();
@@ -431,7 +452,9 @@ async fn a_delivery_that_never_succeeds_is_dead_lettered_with_the_reason() {
 
     let mut dead = TopicReader::new(&stack.env.kafka, &stack.topics.dead_letter());
     let records = dead
-        .read_until(Duration::from_secs(60), "the dead letter", |r| !r.is_empty())
+        .read_until(Duration::from_secs(60), "the dead letter", |r| {
+            !r.is_empty()
+        })
         .await
         .to_vec();
     let record = &records[0];
@@ -449,7 +472,12 @@ async fn a_delivery_that_never_succeeds_is_dead_lettered_with_the_reason() {
     assert_eq!(record.json()["lead_id"], "hopeless", "the original payload");
     assert_eq!(receiver.to(&id).len(), 3, "exactly max_attempts attempts");
     assert!(
-        metric(&stack, "handoff_webhook_deliveries_total{outcome=\"failed\"}").await >= 1.0
+        metric(
+            &stack,
+            "handoff_webhook_deliveries_total{outcome=\"failed\"}"
+        )
+        .await
+            >= 1.0
     );
     assert!(
         metric(
