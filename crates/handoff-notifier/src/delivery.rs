@@ -185,34 +185,31 @@ impl Deliveries {
             .circuits
             .admit(&delivery.url, tokio::time::Instant::now())
         {
-            Admission::Go(pass) => {
+            Admission::Go(pass) => match self.permits.clone().acquire_owned().await {
                 // Taken before the claim, so the lease does not run while waiting for it.
-                let Ok(permit) = self.permits.clone().acquire_owned().await else {
-                    return Ok(());
-                };
-                let token = claim_token();
-                let start = Start::Claim {
-                    token: &token,
-                    lease: self.policy.lease,
-                };
-                let begun = self.store.begin_delivery(&delivery, start).await?;
-                if begun == Begun::Claimed {
-                    let this = self.clone();
-                    self.tracker.spawn(async move {
-                        this.attempt(delivery, token, pass, permit).await;
-                    });
+                Ok(permit) => {
+                    let token = claim_token();
+                    let start = Start::Claim {
+                        token: &token,
+                        lease: self.policy.lease,
+                    };
+                    let begun = self.store.begin_delivery(&delivery, start).await?;
+                    if begun == Begun::Claimed {
+                        let this = self.clone();
+                        self.tracker.spawn(async move {
+                            this.attempt(delivery, token, pass, permit).await;
+                        });
+                    }
+                    begun
                 }
-                begun
-            }
+                // The semaphore is never closed; were it, the poller would still find this.
+                Err(_) => {
+                    self.defer(&delivery, self.policy.initial_backoff, None)
+                        .await?
+                }
+            },
             Admission::Later { after, reason } => {
-                let begun = self
-                    .store
-                    .begin_delivery(&delivery, Start::Defer { after })
-                    .await?;
-                if begun == Begun::Deferred {
-                    self.count_deferral(reason);
-                }
-                begun
+                self.defer(&delivery, after, Some(reason)).await?
             }
         };
         match begun {
@@ -396,6 +393,23 @@ impl Deliveries {
         {
             self.store_trouble(&delivery.id, &e);
         }
+    }
+
+    /// Stores a new delivery in the delayed set, due `after` from now.
+    async fn defer(
+        &self,
+        delivery: &PendingDelivery,
+        after: Duration,
+        reason: Option<Deferral>,
+    ) -> Result<Begun, StoreError> {
+        let begun = self
+            .store
+            .begin_delivery(delivery, Start::Defer { after })
+            .await?;
+        if let (Begun::Deferred, Some(reason)) = (begun, reason) {
+            self.count_deferral(reason);
+        }
+        Ok(begun)
     }
 
     fn count_deferral(&self, reason: Deferral) {
