@@ -108,7 +108,11 @@ impl Metrics {
                 "handoff_webhook_delivery_latency_seconds",
                 "Time from the notifier first seeing an event to the webhook's 2xx, retries included.",
             )
-            .buckets(exponential_buckets(0.005, 2.0, 18)?),
+            // Around the 5-minute SLA, with 1 s as a bucket: "not delayed by more than a second".
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                1800.0, 3600.0,
+            ]),
         )?;
         registry.register(Box::new(webhook_delivery_latency.clone()))?;
         let webhook_pending = IntGauge::new(

@@ -134,7 +134,7 @@ async fn every_dashboard_query_and_alert_rule_runs_against_real_metrics() {
             )
         })
         .collect();
-    assert_eq!(loaded.len(), 9, "{loaded:?}");
+    assert_eq!(loaded.len(), 10, "{loaded:?}");
     assert!(
         loaded.iter().all(|(_, health)| *health != "err"),
         "{loaded:?}"
