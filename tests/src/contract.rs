@@ -17,8 +17,15 @@ pub struct Contract {
 impl Contract {
     pub fn load() -> Self {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
-        let files = protox::compile(["handoff/v1/lead.proto", "handoff/v1/events.proto"], [root])
-            .expect("proto/ compiles");
+        let files = protox::compile(
+            [
+                "handoff/v1/lead.proto",
+                "handoff/v1/events.proto",
+                "handoff/v1/accounts.proto",
+            ],
+            [root],
+        )
+        .expect("proto/ compiles");
         let pool = DescriptorPool::from_file_descriptor_set(files).expect("descriptor pool");
         Self { pool }
     }
@@ -59,7 +66,13 @@ impl Contract {
     /// The payload as the message `kind` names, decoded strictly: a field proto/ does not
     /// define is an error, as it is for a consumer generated from proto/.
     pub fn decode(&self, kind: EventKind, payload: &[u8]) -> Result<DynamicMessage, String> {
-        let descriptor = self.message(kind)?;
+        self.decode_as(kind.proto_message(), payload)
+    }
+
+    /// [`Self::decode`] for a message by its full name (records that are not lead events,
+    /// such as `handoff.v1.AccountOwner`).
+    pub fn decode_as(&self, message: &str, payload: &[u8]) -> Result<DynamicMessage, String> {
+        let descriptor = self.message_named(message)?;
         let mut deserializer = serde_json::Deserializer::from_slice(payload);
         DynamicMessage::deserialize_with_options(
             descriptor,
@@ -67,20 +80,18 @@ impl Contract {
             &DeserializeOptions::new().deny_unknown_fields(true),
         )
         .and_then(|message| deserializer.end().map(|()| message))
-        .map_err(|e| {
-            format!(
-                "{}: {e}: {}",
-                kind.proto_message(),
-                String::from_utf8_lossy(payload)
-            )
-        })
+        .map_err(|e| format!("{message}: {e}: {}", String::from_utf8_lossy(payload)))
     }
 
     /// The descriptor of the message `kind`'s payload is.
     pub fn message(&self, kind: EventKind) -> Result<MessageDescriptor, String> {
+        self.message_named(kind.proto_message())
+    }
+
+    pub fn message_named(&self, message: &str) -> Result<MessageDescriptor, String> {
         self.pool
-            .get_message_by_name(kind.proto_message())
-            .ok_or_else(|| format!("{} not in proto/", kind.proto_message()))
+            .get_message_by_name(message)
+            .ok_or_else(|| format!("{message} not in proto/"))
     }
 
     /// Every message and enum compiled from proto/ (and the well-known types it imports).

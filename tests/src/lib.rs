@@ -249,6 +249,24 @@ impl Stack {
         topics::TopicReader::new(&self.env.kafka, &self.topics.of(kind))
     }
 
+    /// A rep's open leads (those holding capacity), as the reps API reports them.
+    pub async fn open_leads(&self, rep: &str) -> i64 {
+        let body = get_json(&format!("{}/v1/reps/{rep}", self.internal())).await;
+        body["open_leads"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("open_leads of {rep}: {body}"))
+    }
+
+    /// `GET /v1/leads/{id}`: the lead's lifecycle (`Value::Null` for 404).
+    pub async fn lead_view(&self, lead_id: &str) -> Value {
+        get_json(&format!("{}/v1/leads/{lead_id}", self.api())).await
+    }
+
+    /// `GET /v1/queues/{name}`.
+    pub async fn queue_view(&self, name: &str) -> Value {
+        get_json(&format!("{}/v1/queues/{name}", self.api())).await
+    }
+
     pub fn key(&self, suffix: &str) -> String {
         format!("{{{}}}:{suffix}", self.id)
     }
@@ -301,6 +319,8 @@ cors_allowed_origins = ["{CORS_ORIGIN}"]
 [ingest.limits]
 {limits}[admin]
 listen = "127.0.0.1:0"
+[router]
+queue_poll_ms = 200
 [sla]
 first_touch_seconds = {sla}
 poll_interval_ms = 100
@@ -395,6 +415,18 @@ pub async fn post_json(client: &reqwest::Client, url: &str, body: &Value) -> (u1
     let status = response.status().as_u16();
     let body = response.json::<Value>().await.unwrap_or(Value::Null);
     (status, body)
+}
+
+/// GETs `url` with the test key; the JSON body of a 200, `Value::Null` for a 404.
+pub async fn get_json(url: &str) -> Value {
+    let response = client().get(url).send().await.expect("request");
+    let status = response.status().as_u16();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    match status {
+        200 => body,
+        404 => Value::Null,
+        other => panic!("GET {url}: {other} {body}"),
+    }
 }
 
 /// The fields an API error body names, in order (`error.fields[].field`).

@@ -10,6 +10,11 @@
 //!   lowerCamelCase names, default values left out, `id`/`received_at` unset) is the same
 //!   lead to the router's decoder.
 //!
+//! `account.owner` (proto/handoff/v1/accounts.proto) is consumed, not emitted: other
+//! systems produce it, so it is checked both ways too: what the Rust type writes (as the
+//! router stores it) is a strict `handoff.v1.AccountOwner`, and what a producer generated
+//! from proto/ writes is the same owner to the router's decoder.
+//!
 //! No broker, no Redis: this runs in every `cargo test`. docs/adr/0004-contract-drift.md
 //! says why a test and not generated types.
 
@@ -19,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
+use handoff_domain::accounts::{AccountOwner, ACCOUNT_OWNER_MESSAGE};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
 use handoff_domain::lead::{
@@ -26,6 +32,7 @@ use handoff_domain::lead::{
 };
 use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
+use handoff_domain::{QueueName, RepId, TeamId};
 use handoff_e2e::contract::Contract;
 use handoff_kafka::{OutboundEvent, TraceParent};
 use proptest::prelude::*;
@@ -352,6 +359,11 @@ fn explanation(full: bool) -> BoxedStrategy<RoutingExplanation> {
         .boxed()
 }
 
+/// An optional id: `Some` when `full`.
+fn id<T: From<String> + std::fmt::Debug + Clone + 'static>(full: bool) -> BoxedStrategy<Option<T>> {
+    maybe(text(full).prop_map(T::from).boxed(), full)
+}
+
 fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
     (
         text(full),
@@ -362,6 +374,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
         score(full),
         explanation(full),
         source(full),
+        (id::<QueueName>(full), maybe(time(), full)),
     )
         .prop_map(
             |(
@@ -373,17 +386,20 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 score,
                 explanation,
                 source,
+                (queue, queued_at),
             )| LeadAssigned {
                 lead_id: LeadId::from(lead_id),
                 attempt,
-                team_id,
-                rep_id,
+                team_id: TeamId::from(team_id),
+                rep_id: RepId::from(rep_id),
                 received_at,
                 assigned_at,
                 first_touch_due_at,
                 score,
                 explanation,
                 source,
+                queue,
+                queued_at,
             },
         )
         .boxed()
@@ -393,8 +409,8 @@ fn sla_breached(full: bool) -> BoxedStrategy<SlaBreached> {
     (
         text(full),
         count(full),
-        text(full),
-        text(full),
+        id::<TeamId>(full),
+        id::<RepId>(full),
         time(),
         time(),
     )
@@ -424,7 +440,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
         time(),
         source(full),
         maybe(score(full), full),
-        (text(full), text(full), text(full)),
+        (id::<TeamId>(full), id::<RepId>(full), id::<QueueName>(full)),
     )
         .prop_map(
             |(
@@ -449,6 +465,24 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
                 team_id,
                 rep_id,
                 queue,
+            },
+        )
+        .boxed()
+}
+
+fn account_owner(full: bool) -> BoxedStrategy<AccountOwner> {
+    (
+        maybe(text(full), full),
+        maybe(text(full), full),
+        text(full),
+        time(),
+    )
+        .prop_map(
+            |(domain, account_name, owner_rep_id, updated_at)| AccountOwner {
+                domain,
+                account_name,
+                owner_rep_id: RepId::from(owner_rep_id),
+                updated_at,
             },
         )
         .boxed()
@@ -593,8 +627,56 @@ proptest! {
     }
 }
 
-/// Every message proto/ defines is carried by some event, and every enum value (but the
-/// `_UNSPECIFIED` zero) is a variant the Rust side emits, and nothing else.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the Rust type writes (the router stores owners in this form) is a strict
+    /// `handoff.v1.AccountOwner`; with every field populated, every field proto/ defines is
+    /// written.
+    #[test]
+    fn account_owners_written_by_the_rust_type_decode_strictly(
+        owner in account_owner(false),
+        full in account_owner(true),
+    ) {
+        let payload = serde_json::to_vec(&owner).unwrap();
+        contract().decode_as(ACCOUNT_OWNER_MESSAGE, &payload).map_err(TestCaseError::fail)?;
+        let message = contract()
+            .decode_as(ACCOUNT_OWNER_MESSAGE, &serde_json::to_vec(&full).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let (mut seen, mut unset) = (BTreeSet::new(), BTreeSet::new());
+        walk(&message, &mut seen, &mut unset);
+        prop_assert!(unset.is_empty(), "AccountOwner fields not written: {:?}", unset);
+    }
+
+    /// A CRM connector generated from proto/ writes canonical proto3 JSON (lowerCamelCase,
+    /// defaults left out): the router's decoder reads the same owner. (An empty
+    /// `owner_rep_id`, left out, is refused: a tombstone removes an owner.)
+    #[test]
+    fn an_account_owner_from_a_producer_generated_from_proto_is_the_same_owner_to_the_router(
+        owner in account_owner(false),
+        owner_rep_id in text(true),
+    ) {
+        let owner = AccountOwner { owner_rep_id: RepId::from(owner_rep_id), ..owner };
+        let message = contract()
+            .decode_as(ACCOUNT_OWNER_MESSAGE, &serde_json::to_vec(&owner).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let canonical = serde_json::to_vec(&message).unwrap();
+        let decoded: AccountOwner = serde_json::from_slice(&canonical).map_err(|e| {
+            TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&canonical)))
+        })?;
+        // proto3 has no "set but empty" for a string: "" and unset are both none.
+        let expected = AccountOwner {
+            domain: owner.domain.clone().filter(|d| !d.is_empty()),
+            account_name: owner.account_name.clone().filter(|n| !n.is_empty()),
+            ..owner
+        };
+        prop_assert_eq!(decoded, expected);
+    }
+}
+
+/// Every message proto/ defines is carried by some event (or is `account.owner`'s), and
+/// every enum value (but the `_UNSPECIFIED` zero) is a variant the Rust side emits, and
+/// nothing else.
 #[test]
 fn every_message_and_enum_value_of_proto_is_emitted() {
     let pool = contract().pool();
@@ -602,6 +684,10 @@ fn every_message_and_enum_value_of_proto_is_emitted() {
     for kind in EventKind::ALL {
         reachable(&contract().message(kind).unwrap(), &mut carried);
     }
+    reachable(
+        &contract().message_named(ACCOUNT_OWNER_MESSAGE).unwrap(),
+        &mut carried,
+    );
     let defined: BTreeSet<String> = pool
         .all_messages()
         .filter(|m| m.package_name() == PACKAGE && !m.is_map_entry())

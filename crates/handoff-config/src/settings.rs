@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use handoff_domain::lifecycle::CapacityRelease;
+
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
 use crate::{AddressBlock, ConfigError, Secret};
 
@@ -189,6 +191,9 @@ pub struct RedisSettings {
     /// How long a lead's record (attribution, assignment) is kept for dispositions.
     #[serde(default = "default_lead_retention_days")]
     pub lead_retention_days: u32,
+    /// How long a closed lead (converted, rejected, recycled) stays readable.
+    #[serde(default = "default_closed_lead_retention_days")]
+    pub closed_lead_retention_days: u32,
 }
 
 fn default_key_prefix() -> String {
@@ -196,6 +201,9 @@ fn default_key_prefix() -> String {
 }
 fn default_lead_retention_days() -> u32 {
     90
+}
+fn default_closed_lead_retention_days() -> u32 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,14 +297,52 @@ pub struct RouterSettings {
     /// Events consumed but whose effects are not yet acknowledged, per instance.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// How often waiting leads are offered to reps again (capacity freed, a rep back,
+    /// working hours begun, rules reloaded): a queued lead waits at most this much longer
+    /// than it must.
+    #[serde(default = "default_queue_poll_ms")]
+    pub queue_poll_ms: u64,
+    /// Which waiting lead goes first: `arrival` (oldest first) or `score` (highest score
+    /// first, then oldest; among the first `queue_scan` leads of a queue).
+    #[serde(default)]
+    pub queue_order: QueueOrder,
+    /// How many leads at the head of each queue one drain pass looks at.
+    #[serde(default = "default_queue_scan")]
+    pub queue_scan: u32,
+    /// How often reps' open-lead sets are checked against the leads' states (drift is
+    /// repaired and counted in `handoff_capacity_drift_total`); 0: never.
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_seconds: u64,
 }
 
 impl Default for RouterSettings {
     fn default() -> Self {
         Self {
             max_in_flight: default_max_in_flight(),
+            queue_poll_ms: default_queue_poll_ms(),
+            queue_order: QueueOrder::default(),
+            queue_scan: default_queue_scan(),
+            reconcile_interval_seconds: default_reconcile_interval(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueOrder {
+    #[default]
+    Arrival,
+    Score,
+}
+
+fn default_queue_poll_ms() -> u64 {
+    1000
+}
+fn default_queue_scan() -> u32 {
+    100
+}
+fn default_reconcile_interval() -> u64 {
+    300
 }
 
 fn default_max_in_flight() -> usize {
@@ -317,6 +363,10 @@ pub struct SlaSettings {
     pub lease_seconds: u32,
     #[serde(default = "default_claim_batch")]
     pub claim_batch: u32,
+    /// When a rep's capacity comes back: `first_touch` (capacity bounds leads awaiting a
+    /// first call) or `close` (capacity bounds the leads a rep works at once).
+    #[serde(default)]
+    pub release_capacity_on: CapacityRelease,
 }
 
 impl Default for SlaSettings {
@@ -326,6 +376,7 @@ impl Default for SlaSettings {
             poll_interval_ms: default_poll_interval_ms(),
             lease_seconds: default_lease_seconds(),
             claim_batch: default_claim_batch(),
+            release_capacity_on: CapacityRelease::default(),
         }
     }
 }

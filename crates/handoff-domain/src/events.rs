@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::disposition::{Actor, Outcome};
+use crate::ids::{empty_as_none, QueueName, RepId, TeamId};
 use crate::lead::{LeadId, Source};
 use crate::routing::RoutingExplanation;
 use crate::scoring::Score;
@@ -80,8 +81,8 @@ pub fn stable_event_id(kind: EventKind, parts: &[&str]) -> String {
 pub struct LeadAssigned {
     pub lead_id: LeadId,
     pub attempt: u32,
-    pub team_id: String,
-    pub rep_id: String,
+    pub team_id: TeamId,
+    pub rep_id: RepId,
     pub received_at: DateTime<Utc>,
     pub assigned_at: DateTime<Utc>,
     pub first_touch_due_at: DateTime<Utc>,
@@ -89,6 +90,16 @@ pub struct LeadAssigned {
     pub explanation: RoutingExplanation,
     #[serde(default)]
     pub source: Source,
+    /// The queue the lead waited in before this assignment, if it waited.
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue: Option<QueueName>,
+    /// When it started waiting there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<DateTime<Utc>>,
 }
 
 impl LeadAssigned {
@@ -105,9 +116,22 @@ impl LeadAssigned {
 #[serde(deny_unknown_fields)]
 pub struct SlaBreached {
     pub lead_id: LeadId,
+    /// The assignment attempt whose deadline passed; 0 while the lead waited in a queue.
     pub attempt: u32,
-    pub team_id: String,
-    pub rep_id: String,
+    /// Unset for a lead waiting in the unrouted queue.
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub team_id: Option<TeamId>,
+    /// Unset while the lead waited in a queue (attempt 0).
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rep_id: Option<RepId>,
     pub due_at: DateTime<Utc>,
     pub breached_at: DateTime<Utc>,
 }
@@ -138,12 +162,24 @@ pub struct LeadDisposition {
     pub source: Source,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<Score>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub team_id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub rep_id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub queue: String,
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub team_id: Option<TeamId>,
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rep_id: Option<RepId>,
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue: Option<QueueName>,
 }
 
 #[cfg(test)]

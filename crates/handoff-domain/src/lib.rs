@@ -3,10 +3,13 @@
 //! due. Services are adapters around this crate; the simulator and the benchmarks use it
 //! directly.
 
+pub mod accounts;
+pub mod assignment;
 pub mod disposition;
 pub mod events;
 pub mod ids;
 pub mod lead;
+pub mod lifecycle;
 pub mod privacy;
 pub mod routing;
 pub mod scoring;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use handoff_config::Scope;
 use handoff_domain::disposition::{Actor, ActorKind, Disposition, DispositionSubmission};
 use handoff_domain::events::{EventKind, LeadDisposition};
+use handoff_domain::lifecycle::LeadState;
 use handoff_domain::validation::FieldError;
 use handoff_domain::LeadId;
 use handoff_kafka::{OutboundEvent, TraceParent};
@@ -96,6 +97,13 @@ async fn accept(
         .await
         .map_err(|e| unavailable("redis", &e))?
         .ok_or(ApiError::NotFound("lead"))?;
+    // The tracker refuses reports for a closed lead too (a race between two reports); the
+    // reporter hears it here.
+    if record.state == LeadState::Closed {
+        return Err(ApiError::LeadClosed {
+            outcome: record.outcome,
+        });
+    }
     disposition.actor = actor(&caller, &disposition.actor, &record)?;
     check_occurred_at(disposition.occurred_at, now, &record)?;
 
@@ -125,7 +133,7 @@ async fn accept(
         score: None,
         team_id: record.team,
         rep_id: record.rep,
-        queue: String::new(),
+        queue: record.queue,
     };
     let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
     let published = match OutboundEvent::new(
@@ -179,7 +187,7 @@ fn actor(caller: &Caller, claimed: &Actor, record: &LeadRecord) -> Result<Actor,
                     "this key reports only as rep {rep}"
                 )));
             }
-            if record.rep != *rep {
+            if record.rep.as_ref().map(|r| r.as_str()) != Some(rep.as_str()) {
                 return Err(ApiError::Forbidden(format!(
                     "this key reports only for leads assigned to rep {rep}"
                 )));

@@ -59,6 +59,8 @@ pub enum ApiError {
     Timeout,
     #[error("too many requests in progress")]
     Overloaded,
+    #[error("the lead is closed")]
+    LeadClosed { outcome: Option<String> },
 }
 
 impl ApiError {
@@ -77,6 +79,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LeadClosed { .. } => StatusCode::CONFLICT,
         }
     }
 
@@ -95,6 +98,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::Timeout => "request_timeout",
             ApiError::Overloaded => "overloaded",
+            ApiError::LeadClosed { .. } => "lead_closed",
         }
     }
 
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => "conflict",
             ApiError::Timeout => "timeout",
             ApiError::Overloaded => "overloaded",
+            ApiError::LeadClosed { .. } => "conflict",
         }
     }
 
@@ -157,6 +162,10 @@ impl ApiError {
             ApiError::Overloaded => {
                 "the server is handling too many requests; retry shortly".to_owned()
             }
+            ApiError::LeadClosed { outcome } => format!(
+                "the lead is closed ({}); no further outcome can be reported",
+                outcome.as_deref().unwrap_or("closed")
+            ),
         }
     }
 }

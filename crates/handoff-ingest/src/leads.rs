@@ -199,9 +199,9 @@ pub(crate) async fn accept_lead(
     if let Err(e) = state
         .store
         .record_lead(
-            lead.id.as_str(),
+            &lead.id,
             &lead.source,
-            lead.received_at.timestamp_millis(),
+            lead.received_at,
             state.lead_retention.as_secs(),
             None,
         )

@@ -21,6 +21,7 @@ mod error;
 mod idempotency;
 mod intake;
 mod leads;
+mod lookup;
 mod openapi;
 mod reps;
 mod request;
@@ -128,7 +129,10 @@ impl Ingest {
         };
         let public = Router::new()
             .route("/v1/leads", post(leads::submit).layer(cors))
+            .route("/v1/leads/{id}", get(lookup::lead))
             .route("/v1/leads/{id}/dispositions", post(dispositions::submit))
+            .route("/v1/queues", get(lookup::queues))
+            .route("/v1/queues/{name}", get(lookup::queue))
             .route("/v1/webhooks/{source}", post(intake::submit))
             .with_state(state.clone())
             .layer(from_fn_with_state(guard, guard_request))

@@ -38,6 +38,9 @@ const SHARED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
     paths(
         crate::leads::submit,
         crate::dispositions::submit,
+        crate::lookup::lead,
+        crate::lookup::queues,
+        crate::lookup::queue,
         crate::intake::submit,
         crate::reps::get,
         crate::reps::put,

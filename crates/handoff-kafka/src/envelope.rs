@@ -165,11 +165,21 @@ impl InboundEvent {
     /// Decodes the payload as `kind`. A record without CloudEvents headers is accepted (other
     /// producers may not set them); a record whose `ce_type` names another kind is not.
     pub fn decode<T: DeserializeOwned>(&self, kind: EventKind) -> Result<T, HandleError> {
+        self.decode_as(kind.ce_type(), kind.proto_message())
+    }
+
+    /// [`Self::decode`] for records that are not lead events (e.g. `account.owner`): the
+    /// payload as the proto message `message`, whose CloudEvents type is `expected_ce_type`.
+    pub fn decode_as<T: DeserializeOwned>(
+        &self,
+        expected_ce_type: &str,
+        message: &str,
+    ) -> Result<T, HandleError> {
         if let Some(ce_type) = self.header("ce_type") {
-            if ce_type != kind.ce_type() {
+            if ce_type != expected_ce_type {
                 return Err(HandleError::poison(
                     PoisonReason::UnexpectedType,
-                    format!("ce_type {ce_type} on a topic of {}", kind.ce_type()),
+                    format!("ce_type {ce_type} on a topic of {expected_ce_type}"),
                 ));
             }
         }
@@ -192,8 +202,7 @@ impl InboundEvent {
             HandleError::poison(
                 reason,
                 format!(
-                    "{} payload: {at}{}",
-                    kind.proto_message(),
+                    "{message} payload: {at}{}",
                     without_values(&e.inner().to_string())
                 ),
             )

@@ -6,6 +6,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use handoff_config::KafkaSettings;
+use handoff_domain::accounts::ACCOUNT_OWNER_TOPIC_SUFFIX;
 use handoff_domain::events::EventKind;
 
 use crate::KafkaError;
@@ -32,15 +33,35 @@ impl Topics {
         format!("{}deadletter", self.prefix)
     }
 
+    /// Account owners published by other systems (a CRM connector), keyed by domain:
+    /// compacted, so it holds the latest owner of every domain (proto/handoff/v1/accounts.proto).
+    pub fn account_owner(&self) -> String {
+        format!("{}{ACCOUNT_OWNER_TOPIC_SUFFIX}", self.prefix)
+    }
+
     pub fn all(&self) -> Vec<String> {
         let mut all: Vec<String> = EventKind::ALL.iter().map(|k| self.of(*k)).collect();
         all.push(self.dead_letter());
+        all.push(self.account_owner());
         all
+    }
+
+    /// Topic-level settings a topic is created with: only `account.owner` has any.
+    pub fn config_of(&self, topic: &str) -> &'static [(&'static str, &'static str)] {
+        if topic == self.account_owner() {
+            // The latest record per key is the state; a tombstone removes the key. (Tansu
+            // 0.6 with SQLite keeps this setting and compacts in its periodic maintenance,
+            // every 10 minutes by default; librdkafka's mock cluster never compacts.)
+            &[("cleanup.policy", "compact")]
+        } else {
+            &[]
+        }
     }
 }
 
-/// Creates any missing topic. Brokers such as Tansu do not auto-create topics, and
-/// auto-created ones get the broker's defaults rather than ours.
+/// Creates any missing topic, with its settings. Brokers such as Tansu do not auto-create
+/// topics, and auto-created ones get the broker's defaults rather than ours. An existing
+/// topic is left as it is (check `account.owner` is compacted when it was made by hand).
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &Topics) -> Result<(), KafkaError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap_servers);
@@ -53,7 +74,12 @@ pub async fn ensure_topics(settings: &KafkaSettings, topics: &Topics) -> Result<
     let partitions = i32::try_from(settings.partitions).unwrap_or(1);
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+        .map(|name| {
+            topics.config_of(name).iter().fold(
+                NewTopic::new(name, partitions, TopicReplication::Fixed(replication)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin.create_topics(&new_topics, &options).await?;

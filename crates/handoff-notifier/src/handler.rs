@@ -29,8 +29,8 @@ impl NotifierHandler {
             Some(EventKind::LeadAssigned) => {
                 let e: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
                 (
-                    e.team_id.clone(),
-                    e.rep_id.clone(),
+                    Some(e.team_id.clone()),
+                    Some(e.rep_id.clone()),
                     e.event_id(),
                     "lead.assigned",
                     message::assigned(&e),
@@ -54,9 +54,13 @@ impl NotifierHandler {
             }
         };
         // Breaches go to the team channel (the manager's), assignments to the rep.
-        let rep_for_url = (event_type == "lead.assigned").then_some(rep.as_str());
+        let rep_for_url = rep
+            .as_ref()
+            .filter(|_| event_type == "lead.assigned")
+            .map(|r| r.as_str());
         let rules = self.rules.current();
-        let Some(url) = rules.routing.webhook_for(&team, rep_for_url) else {
+        let team = team.as_ref().map_or("", |t| t.as_str());
+        let Some(url) = rules.routing.webhook_for(team, rep_for_url) else {
             return Ok(None);
         };
         let body = serde_json::to_string(&body)

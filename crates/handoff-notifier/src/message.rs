@@ -30,13 +30,19 @@ pub(crate) fn assigned(event: &LeadAssigned) -> Value {
 }
 
 pub(crate) fn breached(event: &SlaBreached) -> Value {
-    let text = format!(
-        ":warning: First-touch SLA missed: lead {lead} assigned to {rep} (team {team}) was due at {due} UTC.",
-        lead = event.lead_id,
-        rep = event.rep_id,
-        team = event.team_id,
-        due = event.due_at.format("%H:%M:%S"),
-    );
+    let team = event.team_id.as_ref().map_or("none", |t| t.as_str());
+    let text = match &event.rep_id {
+        Some(rep) => format!(
+            ":warning: First-touch SLA missed: lead {lead} assigned to {rep} (team {team}) was due at {due} UTC.",
+            lead = event.lead_id,
+            due = event.due_at.format("%H:%M:%S"),
+        ),
+        None => format!(
+            ":warning: First-touch SLA missed: lead {lead} is still waiting in a queue of team {team}; it was due at {due} UTC.",
+            lead = event.lead_id,
+            due = event.due_at.format("%H:%M:%S"),
+        ),
+    };
     json!({
         "type": "sla.breached",
         "event_id": event.event_id(),

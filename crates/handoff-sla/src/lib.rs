@@ -1,6 +1,9 @@
-//! sla: tracks every assignment's first-touch deadline.
+//! sla: tracks every assignment's first-touch deadline (and every queued lead's, from
+//! receipt), and moves leads through their lifecycle from what reps and CRMs report.
 //!
-//! - Consumes `lead.disposition`: a rep's first touch stops the clock and frees capacity.
+//! - Consumes `lead.disposition`: a touch stops the clock (and frees the rep, by policy);
+//!   a close ends the lead; a touch before the assignment is recorded for it to see; a
+//!   report for a closed lead is refused (logged, counted), never applied.
 //! - Consumes `lead.assigned`: adopts assignments other producers made (the router already
 //!   scheduled its own deadlines in the same atomic step as the assignment).
 //! - Polls the deadline set: due entries are claimed with a lease, `sla.breached` is
@@ -16,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 
 use handoff_config::{KafkaSettings, RulesHandle, SlaSettings};
 use handoff_domain::events::EventKind;
-use handoff_domain::sla::SlaPolicy;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
@@ -38,6 +40,7 @@ pub struct SlaDeps {
     pub metrics: Metrics,
     pub rules: RulesHandle,
     pub lead_retention: Duration,
+    pub closed_retention: Duration,
     pub drain: Duration,
 }
 
@@ -53,18 +56,16 @@ pub async fn run(deps: SlaDeps, shutdown: CancellationToken) -> Result<(), SlaEr
         max_in_flight: 1024,
         drain: deps.drain,
     };
-    let policy = SlaPolicy {
-        first_touch_seconds: deps.settings.first_touch_seconds,
-    };
     let handler = touches::TouchHandler {
         store: deps.store.clone(),
         metrics: deps.metrics.clone(),
-        rules: deps.rules,
-        policy,
+        release: deps.settings.release_capacity_on,
         lead_retention: deps.lead_retention,
+        closed_retention: deps.closed_retention,
     };
     let poller = SlaPoller::new(
         deps.store,
+        deps.rules,
         deps.producer.clone(),
         deps.metrics.clone(),
         &deps.settings,

@@ -4,17 +4,17 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::SlaSettings;
+use handoff_config::{RulesHandle, SlaSettings};
 use handoff_domain::events::{EventKind, SlaBreached};
-use handoff_domain::LeadId;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
-use handoff_store::{DueBreach, Store};
+use handoff_store::{DueBreach, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
 
 /// Claims missed deadlines and publishes one `sla.breached` per (lead, attempt).
 #[derive(Debug)]
 pub struct SlaPoller {
     store: Store,
+    rules: RulesHandle,
     producer: EventProducer,
     metrics: Metrics,
     interval: Duration,
@@ -25,12 +25,14 @@ pub struct SlaPoller {
 impl SlaPoller {
     pub fn new(
         store: Store,
+        rules: RulesHandle,
         producer: EventProducer,
         metrics: Metrics,
         settings: &SlaSettings,
     ) -> Self {
         Self {
             store,
+            rules,
             producer,
             metrics,
             interval: Duration::from_millis(settings.poll_interval_ms),
@@ -67,7 +69,8 @@ impl SlaPoller {
             }
             gauge_tick = gauge_tick.wrapping_add(1);
             if gauge_tick % 5 == 0 {
-                if let Ok(open) = self.store.awaiting_first_touch().await {
+                let rules = self.rules.current();
+                if let Ok(open) = self.store.open_leads(rules.routing.rep_ids()).await {
                     self.metrics.awaiting_first_touch.set(open);
                 }
             }
@@ -97,7 +100,7 @@ impl SlaPoller {
 
     async fn breach(&self, due: DueBreach, now: DateTime<Utc>) -> Result<(), String> {
         let event = SlaBreached {
-            lead_id: LeadId::from(due.lead_id.as_str()),
+            lead_id: due.lead_id.clone(),
             attempt: due.attempt,
             team_id: due.team.clone(),
             rep_id: due.rep.clone(),
@@ -107,7 +110,7 @@ impl SlaPoller {
         let outbound = OutboundEvent::new(
             EventKind::SlaBreached,
             event.event_id(),
-            &due.lead_id,
+            due.lead_id.as_str(),
             now,
             TraceParent::new_root(),
             &event,
@@ -117,16 +120,32 @@ impl SlaPoller {
             .publish(&outbound)
             .await
             .map_err(|e| e.to_string())?;
+        let late_ms = (now.timestamp_millis() - due.due_ms).max(0);
+        let mut entry = TimelineEntry::new(now, "breached")
+            .with("attempt", due.attempt)
+            .with("due_at", event.due_at.to_rfc3339())
+            .with("late_ms", late_ms);
+        if let Some(rep) = &due.rep {
+            entry = entry.with("rep", rep.as_str());
+        }
+        // Timeline first: a crash between the two repeats the breach (same event id) and,
+        // at worst, its timeline entry; the other way round could lose the entry.
+        self.store
+            .append_timeline(&due.lead_id, &entry)
+            .await
+            .map_err(|e| e.to_string())?;
         self.store
             .complete_breach(&due.member)
             .await
             .map_err(|e| e.to_string())?;
-        self.metrics
-            .sla_breaches
-            .with_label_values(&[due.team.as_str()])
-            .inc();
-        let late_ms = (now.timestamp_millis() - due.due_ms).max(0);
-        tracing::warn!(lead_id = %due.lead_id, attempt = due.attempt, rep = %due.rep, team = %due.team, late_ms, "first-touch SLA breached");
+        let team = due.team.as_ref().map_or("unrouted", |t| t.as_str());
+        self.metrics.sla_breaches.with_label_values(&[team]).inc();
+        let what = if due.attempt == 0 {
+            "lead waited in its queue past its first-touch deadline"
+        } else {
+            "first-touch SLA breached"
+        };
+        tracing::warn!(lead_id = %due.lead_id, attempt = due.attempt, rep = due.rep.as_ref().map(|r| r.as_str()), team, late_ms, "{what}");
         Ok(())
     }
 }

@@ -3,81 +3,137 @@ use std::time::Duration;
 use chrono::Utc;
 use futures::FutureExt;
 
-use handoff_config::RulesHandle;
+use handoff_domain::assignment::Assignment;
+use handoff_domain::disposition::ActorKind;
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition};
-use handoff_domain::sla::{is_first_touch, SlaPolicy};
+use handoff_domain::lifecycle::{CapacityRelease, Transition};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
-use handoff_store::Store;
+use handoff_store::{ReportOutcome, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
 
+/// Moves leads through their lifecycle from what is reported (`lead.disposition`) and
+/// adopts assignments other producers announce (`lead.assigned`).
 #[derive(Debug)]
 pub(crate) struct TouchHandler {
     pub store: Store,
     pub metrics: Metrics,
-    pub rules: RulesHandle,
-    pub policy: SlaPolicy,
+    pub release: CapacityRelease,
     pub lead_retention: Duration,
+    pub closed_retention: Duration,
 }
 
 impl TouchHandler {
     async fn on_disposition(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let disposition: LeadDisposition = event.decode(EventKind::LeadDisposition)?;
-        if !is_first_touch(disposition.outcome) {
+        let Some(transition) = Transition::of(disposition.outcome) else {
+            // The router's own decisions (nurture, queue) are applied where they are made.
             return Ok(());
+        };
+        // A reporter's clock may run ahead; the lead cannot have been touched in the future.
+        let at = disposition.occurred_at.min(Utc::now());
+        let event_id = event.header("ce_id").unwrap_or_default();
+        let event_id = if event_id.is_empty() {
+            // Without a CloudEvents id, the record's position is the report's identity.
+            format!("{}/{}/{}", event.topic, event.partition, event.offset)
+        } else {
+            event_id.to_owned()
+        };
+        let mut entry = TimelineEntry::new(at, disposition.outcome.as_str())
+            .with("outcome", disposition.outcome.as_str())
+            .with("event_id", event_id.as_str())
+            .with("actor_kind", actor_kind(disposition.actor.kind));
+        if !disposition.actor.id.is_empty() {
+            entry = entry.with("actor", disposition.actor.id.as_str());
         }
-        let touched_ms = disposition
-            .occurred_at
-            .timestamp_millis()
-            .min(Utc::now().timestamp_millis());
-        let touch = self
+        if !disposition.reason_code.is_empty() {
+            entry = entry.with("reason_code", disposition.reason_code.as_str());
+        }
+        let outcome = self
             .store
-            .record_first_touch(disposition.lead_id.as_str(), touched_ms)
+            .report(
+                &disposition.lead_id,
+                &event_id,
+                transition,
+                disposition.outcome.as_str(),
+                at,
+                self.release,
+                self.closed_retention.as_secs(),
+                entry,
+            )
             .await
             .map_err(HandleError::transient)?;
-        if let Some(touch) = touch {
-            // Saturating: `occurred_at` comes from the reporter and may be far in the past.
-            let seconds = touched_ms.saturating_sub(touch.assigned_ms).max(0) as f64 / 1000.0;
-            self.metrics
-                .first_touch_seconds
-                .with_label_values(&[touch.team.as_str()])
-                .observe(seconds);
-            tracing::info!(
-                lead_id = %disposition.lead_id,
-                rep = %touch.rep,
-                outcome = disposition.outcome.as_str(),
-                seconds,
-                "first touch; SLA clock stopped"
-            );
+        match outcome {
+            ReportOutcome::Applied {
+                from,
+                first_touch,
+                assigned_ms,
+                team,
+                rep,
+            } => {
+                if let (true, Some(assigned_ms)) = (first_touch, assigned_ms) {
+                    // Saturating: `occurred_at` comes from the reporter and may be far off.
+                    let seconds =
+                        at.timestamp_millis().saturating_sub(assigned_ms).max(0) as f64 / 1000.0;
+                    self.metrics
+                        .first_touch_seconds
+                        .with_label_values(&[team.as_ref().map_or("", |t| t.as_str())])
+                        .observe(seconds);
+                }
+                tracing::info!(
+                    lead_id = %disposition.lead_id,
+                    rep = rep.as_ref().map(|r| r.as_str()),
+                    outcome = disposition.outcome.as_str(),
+                    from = from.as_str(),
+                    first_touch,
+                    "report applied to the lead"
+                );
+            }
+            ReportOutcome::Duplicate => {}
+            ReportOutcome::Refused { state } => {
+                self.metrics
+                    .reports_refused
+                    .with_label_values(&[state.as_str()])
+                    .inc();
+                tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), state = state.as_str(), "report refused: illegal in the lead's state");
+            }
+            ReportOutcome::Unknown => {
+                self.metrics
+                    .reports_refused
+                    .with_label_values(&["unknown_lead"])
+                    .inc();
+                tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), "report for a lead this deployment does not know; ignored");
+            }
         }
         Ok(())
     }
 
     async fn on_assigned(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
-        let due_at = self.policy.due_at(
-            assigned.assigned_at,
-            self.rules
-                .current()
-                .routing
-                .first_touch_seconds(&assigned.team_id),
-        );
+        let payload = serde_json::to_string(&assigned)
+            .map_err(|e| HandleError::transient(format!("cannot encode lead.assigned: {e}")))?;
         let adopted = self
             .store
             .adopt_assignment(
-                assigned.lead_id.as_str(),
-                &assigned.team_id,
-                &assigned.rep_id,
-                assigned.attempt,
-                assigned.assigned_at.timestamp_millis(),
-                assigned.first_touch_due_at.min(due_at).timestamp_millis(),
+                &Assignment::adopted(&assigned),
+                &payload,
+                self.release,
                 self.lead_retention.as_secs(),
+                Utc::now(),
             )
             .await
             .map_err(HandleError::transient)?;
         if adopted {
-            tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; deadline scheduled");
+            tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; clock started");
         }
         Ok(())
+    }
+}
+
+fn actor_kind(kind: ActorKind) -> &'static str {
+    match kind {
+        ActorKind::Rep => "rep",
+        ActorKind::Crm => "crm",
+        ActorKind::System => "system",
     }
 }
 

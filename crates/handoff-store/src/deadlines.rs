@@ -1,37 +1,30 @@
-//! First-touch deadlines: a sorted set the poller claims from with a lease (a crashed
-//! poller's claims come back after the lease, with the same event id downstream).
+//! Deadlines (first touch per assignment attempt; attempt 0 for a lead waiting in a queue):
+//! a sorted set the poller claims from with a lease (a crashed poller's claims come back
+//! after the lease, with the same event id downstream). They are set and cleared by the
+//! lifecycle steps (lifecycle.rs).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::keys::deadline_member;
+use handoff_domain::{LeadId, RepId, TeamId};
+
 use crate::{Store, StoreError};
 
 static CLAIM_DUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/claim_due.lua")));
-static FIRST_TOUCH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/first_touch.lua")));
-static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/adopt.lua")));
 
 /// A claimed, missed deadline: what the breach event needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueBreach {
     /// The member to complete once the breach is published.
     pub member: String,
-    pub lead_id: String,
+    pub lead_id: LeadId,
+    /// 0: the lead waited in a queue past its deadline.
     pub attempt: u32,
-    pub team: String,
-    pub rep: String,
+    pub team: Option<TeamId>,
+    pub rep: Option<RepId>,
     pub due_ms: i64,
-}
-
-/// The assignment a first touch stopped the clock of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirstTouch {
-    pub rep: String,
-    pub team: String,
-    pub assigned_ms: i64,
 }
 
 impl Store {
@@ -77,10 +70,13 @@ impl Store {
             .map(
                 |((member, lead_id, attempt), (team, rep, due_ms))| DueBreach {
                     member,
-                    lead_id,
+                    lead_id: LeadId::from(lead_id),
                     attempt,
-                    team: team.unwrap_or_default(),
-                    rep: rep.unwrap_or_default(),
+                    team: team.filter(|t| !t.is_empty()).map(TeamId::from),
+                    // A queue wait (attempt 0) has no rep, whatever the record says now.
+                    rep: rep
+                        .filter(|r| !r.is_empty() && attempt > 0)
+                        .map(RepId::from),
                     due_ms: due_ms.unwrap_or(now_ms),
                 },
             )
@@ -98,72 +94,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stops the clock of the lead's current attempt and frees the rep's capacity, once.
-    pub async fn record_first_touch(
+    /// Leads holding the given reps' capacity (awaiting their first touch; under
+    /// `release_capacity_on = "close"`, every open lead), all reps together.
+    pub async fn open_leads<'a>(
         &self,
-        lead_id: &str,
-        touched_ms: i64,
-    ) -> Result<Option<FirstTouch>, StoreError> {
+        reps: impl IntoIterator<Item = &'a str>,
+    ) -> Result<i64, StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut pipe = redis::pipe();
+        for rep in reps {
+            pipe.zcount(self.keys.rep_open(rep), format!("({now_ms}"), "+inf");
+        }
         let mut connection = self.connection();
-        let reply: Vec<Option<String>> = FIRST_TOUCH
-            .key(self.keys.lead(lead_id))
-            .key(self.keys.open_leads())
-            .key(self.keys.deadlines())
-            .key(self.keys.claims())
-            .arg(lead_id)
-            .arg(touched_ms)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(match reply.as_slice() {
-            [rep, team, assigned_ms] => Some(FirstTouch {
-                rep: rep.clone().unwrap_or_default(),
-                team: team.clone().unwrap_or_default(),
-                assigned_ms: assigned_ms
-                    .as_deref()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(touched_ms),
-            }),
-            _ => None,
-        })
-    }
-
-    /// Records an assignment made by another producer and schedules its deadline, unless
-    /// this attempt (or a later one) is already known. `true` if adopted.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn adopt_assignment(
-        &self,
-        lead_id: &str,
-        team: &str,
-        rep: &str,
-        attempt: u32,
-        assigned_ms: i64,
-        due_ms: i64,
-        retention_seconds: u64,
-    ) -> Result<bool, StoreError> {
-        let mut connection = self.connection();
-        let adopted: i64 = ADOPT
-            .key(self.keys.lead(lead_id))
-            .key(self.keys.open_leads())
-            .key(self.keys.deadlines())
-            .arg(team)
-            .arg(rep)
-            .arg(attempt)
-            .arg(due_ms)
-            .arg(deadline_member(lead_id, attempt))
-            .arg(assigned_ms)
-            .arg(retention_seconds)
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(adopted == 1)
-    }
-
-    /// Leads awaiting first touch, all reps together.
-    pub async fn awaiting_first_touch(&self) -> Result<i64, StoreError> {
-        let mut connection = self.connection();
-        let counts: Vec<i64> = redis::cmd("HVALS")
-            .arg(self.keys.open_leads())
-            .query_async(&mut connection)
-            .await?;
+        let counts: Vec<i64> = pipe.query_async(&mut connection).await?;
         Ok(counts.into_iter().map(|c| c.max(0)).sum())
     }
 }

@@ -18,14 +18,27 @@ impl Keys {
         &self.tag
     }
 
-    /// Hash: a lead's attribution, assignment and SLA state.
+    /// Hash: a lead's attribution, lifecycle state, decisions and clocks (fields: see
+    /// lifecycle.rs).
     pub fn lead(&self, lead_id: &str) -> String {
         format!("{}:lead:{lead_id}", self.tag)
     }
 
-    /// Hash rep id -> leads awaiting first touch.
-    pub fn open_leads(&self) -> String {
-        format!("{}:reps:open", self.tag)
+    /// List: the lead's timeline, one JSON entry per step, oldest first.
+    pub fn lead_log(&self, lead_id: &str) -> String {
+        format!("{}:lead:{lead_id}:log", self.tag)
+    }
+
+    /// Sorted set lead id -> until when (ms) it holds the rep's capacity (its record's
+    /// expiry): a rep's open leads. Expired members are pruned, so a forgotten lead cannot
+    /// hold capacity for ever.
+    pub fn rep_open(&self, rep_id: &str) -> String {
+        format!("{}:rep:{rep_id}:open", self.tag)
+    }
+
+    /// Set of the names of queues that ever held a lead (bounded by the rules' queues).
+    pub fn queues(&self) -> String {
+        format!("{}:queues", self.tag)
     }
 
     /// Hash rep id -> leads assigned on one UTC day (`YYYY-MM-DD`), for daily caps.
@@ -43,9 +56,15 @@ impl Keys {
         format!("{}:rep:{rep_id}", self.tag)
     }
 
-    /// List of lead ids waiting in an overflow queue.
+    /// Sorted set lead id -> when the lead arrived (ms): a queue, first come first.
     pub fn queue(&self, queue: &str) -> String {
         format!("{}:queue:{queue}", self.tag)
+    }
+
+    /// Sorted set lead id -> when (ms): assignments made from a queue whose `lead.assigned`
+    /// is not yet acknowledged by the broker (republished if their publisher died).
+    pub fn outbox(&self) -> String {
+        format!("{}:outbox", self.tag)
     }
 
     /// Sorted set `lead|attempt` -> first-touch deadline (ms).
@@ -65,12 +84,18 @@ impl Keys {
         format!("{}:contact:{digest}", self.tag)
     }
 
+    /// Hash of a domain's account owner from `account.owner`: `owner` (AccountOwner JSON)
+    /// and `updated_ms`. Domains are checked (letters, digits, `-`, `.`): safe in a key.
+    pub fn account(&self, domain: &handoff_domain::accounts::AccountDomain) -> String {
+        format!("{}:account:{domain}", self.tag)
+    }
+
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
         format!("{}:idem:{scope}:{key_digest}", self.tag)
     }
 }
 
-/// The member of the deadline sets for one assignment attempt.
+/// The member of the deadline sets for one assignment attempt (0: waiting in a queue).
 pub(crate) fn deadline_member(lead_id: &str, attempt: u32) -> String {
     format!("{lead_id}|{attempt}")
 }

@@ -3,11 +3,14 @@
 //! docs/adr/0001-redis-keys-share-one-hash-tag.md). Each state change that must be atomic
 //! is one Lua script.
 
+mod accounts;
 mod deadlines;
 mod deliveries;
 mod idempotency;
 mod keys;
 mod leads;
+mod lifecycle;
+mod reconcile;
 mod routing_state;
 
 use std::time::Duration;
@@ -16,11 +19,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use handoff_domain::Transience;
 
-pub use deadlines::{DueBreach, FirstTouch};
+pub use accounts::OwnerUpdate;
+pub use deadlines::DueBreach;
 pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
-pub use routing_state::{AssignmentCommit, CommitOutcome, QueueOutcome};
+pub use lifecycle::{
+    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, QueueView, RecordedDecision,
+    ReportOutcome, TimelineEntry, WaitingLead,
+};
+pub use reconcile::ReconcileReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +36,12 @@ pub enum StoreError {
     Redis(#[from] redis::RedisError),
     #[error("stored data is corrupt at {key}: {message}")]
     Corrupt { key: String, message: String },
+    /// A value could not be encoded for Redis (a bug, not bad luck).
+    #[error("cannot encode for redis: {0}")]
+    Encode(String),
+    /// A step kept losing races with concurrent writers to the same lead.
+    #[error("contended: {0}")]
+    Contended(String),
 }
 
 impl Transience for StoreError {
@@ -42,7 +56,8 @@ impl Transience for StoreError {
                         redis::ErrorKind::ReadOnly | redis::ErrorKind::ExtensionError
                     )
             }
-            StoreError::Corrupt { .. } => false,
+            StoreError::Contended(_) => true,
+            StoreError::Corrupt { .. } | StoreError::Encode(_) => false,
         }
     }
 }

@@ -4,8 +4,8 @@
 //! data.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry,
+    exponential_buckets, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Cloning is cheap: every field is an `Arc` inside.
@@ -48,6 +48,21 @@ pub struct Metrics {
     pub webhook_pending: IntGauge,
     /// Rules file reloads, by outcome (applied, rejected).
     pub rules_reloads: IntCounterVec,
+    /// Leads waiting per queue (queues from the rules and any that held a lead).
+    pub queue_depth: IntGaugeVec,
+    /// How long the oldest lead of each queue has waited (0 when empty).
+    pub queue_oldest_wait_seconds: GaugeVec,
+    /// Leads routed from a queue, by queue.
+    pub queue_drained: IntCounterVec,
+    /// Time leads waited in a queue before their assignment.
+    pub queue_wait_seconds: Histogram,
+    /// Derived state repaired by reconciliation, by kind (stale_open, missing_open,
+    /// stale_queued): should stay 0.
+    pub capacity_drift: IntCounterVec,
+    /// Reported outcomes not applied, by reason (closed, unknown_lead).
+    pub reports_refused: IntCounterVec,
+    /// `account.owner` records applied, by outcome (applied, stale, removed).
+    pub account_owner_records: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,7 +107,8 @@ impl Metrics {
         registry.register(Box::new(first_touch_seconds.clone()))?;
         let awaiting_first_touch = IntGauge::new(
             "handoff_leads_awaiting_first_touch",
-            "Assigned leads whose first touch has not been reported yet.",
+            "Leads holding reps' capacity: assigned, first touch not reported yet (also touched \
+             ones when capacity is released on close).",
         )?;
         registry.register(Box::new(awaiting_first_touch.clone()))?;
         let webhook_circuits_open = IntGaugeVec::new(
@@ -120,6 +136,27 @@ impl Metrics {
             "Webhook deliveries stored and not yet delivered or given up.",
         )?;
         registry.register(Box::new(webhook_pending.clone()))?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("handoff_queue_depth", "Leads waiting in a queue."),
+            &["queue"],
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        let queue_oldest_wait_seconds = GaugeVec::new(
+            Opts::new(
+                "handoff_queue_oldest_wait_seconds",
+                "How long the oldest lead of a queue has waited.",
+            ),
+            &["queue"],
+        )?;
+        registry.register(Box::new(queue_oldest_wait_seconds.clone()))?;
+        let queue_wait_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "handoff_queue_wait_seconds",
+                "Time leads waited in a queue before their assignment.",
+            )
+            .buckets(exponential_buckets(1.0, 2.0, 18)?),
+        )?;
+        registry.register(Box::new(queue_wait_seconds.clone()))?;
 
         Ok(Self {
             leads_received: counter(
@@ -190,6 +227,29 @@ impl Metrics {
             rules_reloads: counter_vec(
                 "handoff_rules_reloads_total",
                 "Rules file reloads, by outcome (applied, rejected).",
+                &["outcome"],
+            )?,
+            queue_depth,
+            queue_oldest_wait_seconds,
+            queue_drained: counter_vec(
+                "handoff_queue_drained_total",
+                "Leads routed from a queue once someone could take them, by queue.",
+                &["queue"],
+            )?,
+            queue_wait_seconds,
+            capacity_drift: counter_vec(
+                "handoff_capacity_drift_total",
+                "Derived routing state repaired by reconciliation, by kind.",
+                &["kind"],
+            )?,
+            reports_refused: counter_vec(
+                "handoff_reports_refused_total",
+                "Reported outcomes not applied to the lead, by reason.",
+                &["reason"],
+            )?,
+            account_owner_records: counter_vec(
+                "handoff_account_owner_records_total",
+                "account.owner records, by outcome (applied, stale, removed).",
                 &["outcome"],
             )?,
             registry,

@@ -34,17 +34,30 @@ pub enum Command {
     All,
     /// Every service on an embedded Kafka, with demo traffic: a first look.
     Dev(DevArgs),
-    /// Runs leads through a rules file with in-memory state and explains every decision.
+    /// Replays leads (and touches and roster edits, over time) through a rules file with
+    /// in-memory state and explains every decision.
     Simulate {
         /// The rules file to try.
         #[arg(long)]
         rules: PathBuf,
-        /// One lead per line, as POSTed to /v1/leads (JSON).
+        /// JSON lines: a lead (as POSTed to /v1/leads, with an optional `received_at`), a
+        /// touch (`{"touch": "LEAD ID", "outcome": "contacted", "at": TIME}`) or a roster edit
+        /// (`{"roster": {"rep": "ana", "active": false}, "at": TIME}`). See the README.
         #[arg(long)]
         leads: PathBuf,
         /// The moment to simulate (RFC 3339), for working hours and out-of-office; default now.
+        /// Lines with their own time (`received_at`, `at`) happen then; the others at the
+        /// time of the line before them, the first ones at this moment.
         #[arg(long)]
         at: Option<chrono::DateTime<chrono::Utc>>,
+        /// Keeps the clock running after the last line until this moment (RFC 3339), so
+        /// waiting leads can reach reps whose working hours begin later.
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Prints what happened in time order (arrivals, touches, roster edits, leads
+        /// leaving their queue) and per-rep and per-queue figures, instead of lead by lead.
+        #[arg(long)]
+        timeline: bool,
     },
     /// Make API keys.
     Keys {
@@ -56,6 +69,18 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Inspect and repair the state kept in Redis.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Checks reps' open-lead counts and the queues against the leads' states, repairs
+    /// what drifted, and prints what it repaired (the router does this periodically too).
+    Reconcile,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -164,8 +164,10 @@ pub async fn replay(clients: &Clients, base_url: &str, path: &std::path::Path) -
     accepted
 }
 
-/// Posts `per_second` leads until `shutdown`; reports a first touch for about 60 % of them
-/// at a random moment within 1.5× the SLA window (so some are in time, some breach).
+/// Posts `per_second` leads until `shutdown`, and plays the reps: about 85 % of the leads
+/// get a first touch at a random moment within 1.5x the SLA window (so some are in time,
+/// some breach), and every lead is closed (converted, rejected with a reason, recycled) a
+/// few windows later. Capacity comes back and queues drain: the demo reaches a steady state.
 pub async fn traffic(
     clients: Clients,
     base_url: String,
@@ -201,30 +203,68 @@ pub async fn traffic(
                 None
             }
         };
-        let (touch, delay) = {
-            let mut rng = rand::rng();
-            (
-                rng.random_bool(0.6),
-                sla.mul_f64(rng.random_range(0.1..1.5)),
-            )
+        let Some(lead_id) = lead_id else { continue };
+        tokio::spawn(work_the_lead(
+            clients.dispositions.clone(),
+            format!("{base_url}/v1/leads/{lead_id}/dispositions"),
+            sla,
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// What a rep (or their CRM) reports about one lead over its life.
+async fn work_the_lead(
+    client: reqwest::Client,
+    url: String,
+    sla: Duration,
+    shutdown: CancellationToken,
+) {
+    let (touch, touch_after, close_after, close) = {
+        let mut rng = rand::rng();
+        let close = match rng.random_range(0..100) {
+            0..25 => json!({ "outcome": "converted" }),
+            25..60 => {
+                let reason = ["no_budget", "no_need", "bad_timing", "competitor"]
+                    .choose(&mut rng)
+                    .copied()
+                    .unwrap_or("no_need");
+                json!({ "outcome": "rejected", "reason_code": reason })
+            }
+            _ => json!({ "outcome": "recycled" }),
         };
-        if let (Some(lead_id), true) = (lead_id, touch) {
-            let (client, base_url, shutdown) = (
-                clients.dispositions.clone(),
-                base_url.clone(),
-                shutdown.clone(),
-            );
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-                let url = format!("{base_url}/v1/leads/{lead_id}/dispositions");
-                let body = json!({ "outcome": "contacted", "actor": "rep" });
-                if let Err(e) = client.post(url).json(&body).send().await {
-                    tracing::warn!(error = %e, "demo disposition not posted");
-                }
-            });
+        (
+            rng.random_bool(0.85),
+            sla.mul_f64(rng.random_range(0.1..1.5)),
+            sla.mul_f64(rng.random_range(1.0..3.0)),
+            close,
+        )
+    };
+    let report = |body: Value| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            // 409 (already closed) and 404 (expired) are answers, not failures, here.
+            if let Err(e) = client.post(url).json(&body).send().await {
+                tracing::warn!(error = %e, "demo disposition not posted");
+            }
         }
+    };
+    let wait = |delay: Duration| {
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => false,
+                () = tokio::time::sleep(delay) => true,
+            }
+        }
+    };
+    if touch {
+        if !wait(touch_after).await {
+            return;
+        }
+        report(json!({ "outcome": "contacted", "actor": "rep" })).await;
+    }
+    if wait(close_after).await {
+        report(close).await;
     }
 }

@@ -70,6 +70,13 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     let topic_prefix = kafka.topic_prefix.clone();
     let keys = dev_keys(&mut loaded.settings.ingest);
     let teams: Vec<String> = loaded.rules.routing.team_ids().map(str::to_owned).collect();
+    let queues: Vec<String> = loaded
+        .rules
+        .routing
+        .queue_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let sample_leads = loaded.rules_path.with_file_name("leads.sample.jsonl");
 
     let shutdown = shutdown::on_signal();
@@ -133,6 +140,7 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     tokio::spawn(summary(
         running.metrics.clone(),
         teams,
+        queues,
         deliveries,
         shutdown.clone(),
     ));
@@ -204,6 +212,7 @@ async fn start_webhook_sink(
 async fn summary(
     metrics: Metrics,
     teams: Vec<String>,
+    queues: Vec<String>,
     deliveries: Arc<AtomicU64>,
     shutdown: CancellationToken,
 ) {
@@ -230,8 +239,21 @@ async fn summary(
             .iter()
             .map(|t| metrics.sla_breaches.with_label_values(&[t.as_str()]).get())
             .sum();
+        let waiting: i64 = queues
+            .iter()
+            .map(|q| metrics.queue_depth.with_label_values(&[q.as_str()]).get())
+            .sum();
+        let oldest_wait = queues
+            .iter()
+            .map(|q| {
+                metrics
+                    .queue_oldest_wait_seconds
+                    .with_label_values(&[q.as_str()])
+                    .get()
+            })
+            .fold(0.0_f64, f64::max);
         println!(
-            "received={} assigned[{}] unqualified={} overflowed={} awaiting_first_touch={} breaches={} webhooks={}",
+            "received={} assigned[{}] unqualified={} overflowed={} waiting={waiting} oldest_wait={oldest_wait:.0}s open={} breaches={} webhooks={}",
             metrics.leads_received.get(),
             per_team.join(" "),
             metrics.leads_unqualified.get(),

@@ -8,3 +8,4 @@ pub mod reload;
 pub mod services;
 pub mod shutdown;
 pub mod simulate;
+pub mod state;

@@ -7,7 +7,7 @@ mod rules_check;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, KeysCommand, RulesCommand};
+use cli::{Cli, Command, KeysCommand, RulesCommand, StateCommand};
 use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
@@ -54,10 +54,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", handoff::keys::config_entry(&entry));
             return Ok(());
         }
-        Command::Simulate { rules, leads, at } => {
-            let (report, _) =
-                handoff::simulate::run(rules, leads, at.unwrap_or_else(chrono::Utc::now))?;
+        Command::Simulate {
+            rules,
+            leads,
+            at,
+            until,
+            timeline,
+        } => {
+            let (report, _) = handoff::simulate::replay(&handoff::simulate::Options {
+                rules,
+                leads,
+                at: at.unwrap_or_else(chrono::Utc::now),
+                until: *until,
+                timeline: *timeline,
+            })?;
             print!("{report}");
+            return Ok(());
+        }
+        Command::State {
+            command: StateCommand::Reconcile,
+        } => {
+            let loaded = load(&cli)?;
+            let report = handoff::state::reconcile(&loaded).await?;
+            print!("{}", handoff::state::describe(&report));
             return Ok(());
         }
         Command::Ingest => ServiceSet::only(Service::Ingest),

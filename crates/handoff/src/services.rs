@@ -142,6 +142,8 @@ pub async fn start(
     let drain = Duration::from_secs(settings.shutdown.drain_seconds);
     let lead_retention =
         Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
+    let closed_retention =
+        Duration::from_secs(u64::from(settings.redis.closed_lead_retention_days) * 86_400);
     let mut tasks = JoinSet::new();
     let (stop, reload_metrics) = (shutdown.clone(), metrics.clone());
     tasks.spawn(async move {
@@ -188,7 +190,8 @@ pub async fn start(
             rules: rules.clone(),
             sla: sla_policy(&settings),
             lead_retention,
-            max_in_flight: settings.router.max_in_flight,
+            settings: settings.router.clone(),
+            release: settings.sla.release_capacity_on,
             drain,
         };
         let stop = shutdown.clone();
@@ -208,6 +211,7 @@ pub async fn start(
             metrics: metrics.clone(),
             rules: rules.clone(),
             lead_retention,
+            closed_retention,
             drain,
         };
         let stop = shutdown.clone();

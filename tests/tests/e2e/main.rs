@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
+mod account_owners;
 mod contract;
 mod crash;
 mod dashboard;
 mod dispositions;
 mod http_input;
+mod lifecycle;
 mod notifier_faults;
 mod openapi;
 mod personal_data;

@@ -191,8 +191,8 @@ impl Publisher {
         let event = SlaBreached {
             lead_id: lead.into(),
             attempt,
-            team_id: team.to_owned(),
-            rep_id: if team == "alpha" { "a1" } else { "b1" }.to_owned(),
+            team_id: Some(team.into()),
+            rep_id: Some(if team == "alpha" { "a1" } else { "b1" }.into()),
             due_at: now,
             breached_at: now,
         };

@@ -4,7 +4,6 @@ use std::time::Duration;
 use handoff_domain::events::EventKind;
 use handoff_e2e::contract::Contract;
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
-use redis::AsyncCommands;
 
 /// 200 leads posted over HTTP are each assigned exactly once, to eligible reps only, in
 /// round-robin order within the capacity caps, and every assignment honours the contract.
@@ -60,11 +59,13 @@ async fn two_hundred_leads_are_each_assigned_once_within_rotation_and_capacity()
     assert_eq!(per_rep, BTreeMap::from([("a", 90), ("b", 90), ("c", 20)]));
 
     // Capacity is charged once per lead.
-    let mut redis = stack.redis().await;
-    let open: BTreeMap<String, i64> = redis.hgetall(stack.key("reps:open")).await.unwrap();
+    let mut open = BTreeMap::new();
+    for rep in ["a", "b", "c", "d"] {
+        open.insert(rep, stack.open_leads(rep).await);
+    }
     assert_eq!(
         open,
-        BTreeMap::from([("a".into(), 90), ("b".into(), 90), ("c".into(), 20)])
+        BTreeMap::from([("a", 90), ("b", 90), ("c", 20), ("d", 0)])
     );
     stack.stop().await.unwrap();
 }
@@ -97,11 +98,11 @@ async fn a_lead_nobody_can_take_waits_in_overflow_with_a_disposition() {
     assert_eq!(event["queue"], "sales-overflow");
     assert_eq!(event["team_id"], "sales");
 
-    let mut redis = stack.redis().await;
-    let queued: Vec<String> = redis
-        .lrange(stack.key("queue:sales-overflow"), 0, -1)
-        .await
-        .unwrap();
-    assert_eq!(queued, [lead_id]);
+    let queue = stack.queue_view("sales-overflow").await;
+    assert_eq!(queue["depth"], 1, "{queue}");
+    assert_eq!(queue["leads"][0]["lead_id"], lead_id.as_str(), "{queue}");
+    let lead = stack.lead_view(&lead_id).await;
+    assert_eq!(lead["state"], "waiting", "{lead}");
+    assert_eq!(lead["queue"], "sales-overflow", "{lead}");
     stack.stop().await.unwrap();
 }

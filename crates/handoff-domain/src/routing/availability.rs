@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Offset, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeDelta,
+    TimeZone, Utc, Weekday,
+};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -155,6 +158,71 @@ impl Availability {
         }
         Ok(())
     }
+
+    /// The first moment after `after` at which [`Self::check`] may answer differently: the
+    /// next start or end of a working interval today, a change of the zone's offset (the
+    /// local clock jumps), or the next local midnight (the weekday, holidays and
+    /// out-of-office change then). A simulation's clock goes from one to the next instead
+    /// of minute by minute. `None` only at the end of chrono's time.
+    pub fn next_change(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let utc = after.naive_utc();
+        let offset = self.time_zone.offset_from_utc_datetime(&utc).fix();
+        let local = utc.checked_add_offset(offset)?;
+        let today = local.date();
+        let mut candidates = self.reached_at(today.succ_opt()?.and_time(NaiveTime::MIN));
+        let midnight = candidates.first().copied()?;
+        if let Some(weekly) = &self.weekly {
+            for (start, end) in &weekly[weekday_index(local.weekday())] {
+                for time in [start, end] {
+                    if *time > local.time() {
+                        candidates.extend(self.reached_at(today.and_time(*time)));
+                    }
+                }
+            }
+        }
+        // A jump of the local clock (DST) changes the local time without crossing a boundary:
+        // find it to the second (zones change offset on whole seconds).
+        let offset_at = |seconds: i64| {
+            DateTime::from_timestamp(seconds, 0).map(|t| {
+                self.time_zone
+                    .offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+            })
+        };
+        let (mut same, mut changed) = (after.timestamp(), midnight.timestamp());
+        if offset_at(changed) != Some(offset) {
+            while changed - same > 1 {
+                let middle = same + (changed - same) / 2;
+                if offset_at(middle) == Some(offset) {
+                    same = middle;
+                } else {
+                    changed = middle;
+                }
+            }
+            candidates.extend(DateTime::from_timestamp(changed, 0));
+        }
+        candidates.into_iter().filter(|t| *t > after).min()
+    }
+
+    /// When the local clock reads `local`: once, twice in a repeated hour, or (skipped in a
+    /// gap) when the gap ends.
+    fn reached_at(&self, local: NaiveDateTime) -> Vec<DateTime<Utc>> {
+        let mut naive = local;
+        // DST gaps are an hour or two; a day bounds any zone's.
+        for _ in 0..=24 * 60 {
+            match self.time_zone.from_local_datetime(&naive) {
+                LocalResult::Single(t) => return vec![t.with_timezone(&Utc)],
+                LocalResult::Ambiguous(first, second) => {
+                    return vec![first.with_timezone(&Utc), second.with_timezone(&Utc)]
+                }
+                LocalResult::None => match naive.checked_add_signed(TimeDelta::minutes(1)) {
+                    Some(later) => naive = later,
+                    None => break,
+                },
+            }
+        }
+        Vec::new()
+    }
 }
 
 fn weekday_index(day: Weekday) -> usize {
@@ -259,6 +327,79 @@ mod tests {
         assert_eq!(
             st_johns.map(|a| a.check(DateTime::<Utc>::MIN_UTC)),
             Ok(Ok(()))
+        );
+    }
+
+    /// Walks the clock from change to change and checks, minute by minute, that `check`
+    /// answers the same everywhere between two changes.
+    fn assert_no_change_is_missed(a: &Availability, from: &str, days: i64) {
+        let mut now = at(from);
+        let end = now + TimeDelta::days(days);
+        while now < end {
+            let next = match a.next_change(now) {
+                Some(next) => next,
+                None => panic!("no change after {now}"),
+            };
+            assert!(next > now && next <= now + TimeDelta::days(1) + TimeDelta::hours(3));
+            let answer = a.check(now);
+            let mut t = now;
+            while t < next {
+                assert_eq!(
+                    a.check(t),
+                    answer,
+                    "changed at {t}, between {now} and {next}"
+                );
+                t += TimeDelta::minutes(1);
+            }
+            now = next;
+        }
+    }
+
+    #[test]
+    fn next_change_finds_every_opening_closing_and_day() {
+        let a = berlin_nine_to_five();
+        assert_eq!(
+            a.next_change(at("2026-11-30T20:00:00Z")),
+            Some(at("2026-11-30T23:00:00Z")),
+            "local midnight"
+        );
+        assert_eq!(
+            a.next_change(at("2026-12-01T07:59:30Z")),
+            Some(at("2026-12-01T08:00:00Z")),
+            "09:00 in Berlin"
+        );
+        assert_eq!(
+            a.next_change(at("2026-12-01T08:00:00Z")),
+            Some(at("2026-12-01T16:00:00Z"))
+        );
+        // Across both DST changes, holidays and out-of-office.
+        assert_no_change_is_missed(&a, "2026-03-27T00:00:00Z", 5);
+        assert_no_change_is_missed(&a, "2026-10-23T00:00:00Z", 5);
+        assert_no_change_is_missed(&a, "2026-12-22T00:00:00Z", 4);
+        // Hours inside the DST gap and the repeated hour, in a zone that changes at midnight.
+        let weekly: WeeklyScheduleSpec = ["sun", "mon", "sat"]
+            .iter()
+            .map(|d| {
+                (
+                    (*d).to_owned(),
+                    vec!["00:30-02:30".to_owned(), "02:45-03:00".to_owned()],
+                )
+            })
+            .collect();
+        for zone in ["Europe/Berlin", "America/Santiago", "Australia/Lord_Howe"] {
+            let a = match Availability::parse(Some(zone), Some(&weekly), &[], &[]) {
+                Ok(a) => a,
+                Err(e) => panic!("{e:?}"),
+            };
+            assert_no_change_is_missed(&a, "2026-03-27T00:00:00Z", 5);
+            assert_no_change_is_missed(&a, "2026-04-03T00:00:00Z", 5);
+            assert_no_change_is_missed(&a, "2026-09-04T00:00:00Z", 5);
+            assert_no_change_is_missed(&a, "2026-10-02T00:00:00Z", 5);
+            assert_no_change_is_missed(&a, "2026-10-23T00:00:00Z", 5);
+        }
+        assert_eq!(
+            Availability::always().next_change(DateTime::<Utc>::MAX_UTC),
+            None
         );
     }
 

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use crate::accounts::{AccountDomain, AccountOwnership};
 use crate::lead::Lead;
 use crate::scoring::Score;
 
@@ -66,6 +67,9 @@ pub struct RuleMatch {
     /// A rep who should get the lead before any rule: the account owner, or the rep who
     /// already works this contact. Used when eligible; otherwise the rules decide.
     pub owner: Option<Owner>,
+    /// Owners that could not be used (e.g. an `account.owner` naming nobody in the rules),
+    /// reported first in the explanation's `skipped` list.
+    pub passed_over: Vec<SkippedRep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,8 +132,68 @@ impl RoutingModel {
         matched
     }
 
+    /// The domains whose `account.owner` records apply to a lead, nearest first: the email
+    /// domain and its parents, then the company domain and its parents. Free-mail domains
+    /// belong to no account. The caller looks them up and passes the first owner found to
+    /// [`Self::with_account_owner`].
+    pub fn account_domains(&self, lead: &Lead) -> Vec<AccountDomain> {
+        let mut domains: Vec<AccountDomain> = Vec::new();
+        for raw in [
+            lead.email_domain().unwrap_or_default(),
+            lead.company.domain.as_str(),
+        ] {
+            let Ok(domain) = AccountDomain::parse(raw.trim()) else {
+                continue;
+            };
+            if self.is_free_mail(domain.as_str()) {
+                continue;
+            }
+            for candidate in domain.with_parents() {
+                if !domains.contains(&candidate) {
+                    domains.push(candidate);
+                }
+            }
+        }
+        domains
+    }
+
+    /// Prefers the owner an `account.owner` record names over the rules and over the rules
+    /// file's `accounts` list: the record is the CRM's current word, the list is only as
+    /// fresh as the last reload. An owner who is not a rep of any team in these rules (not
+    /// yet added, or removed) is passed over, and the explanation says so. Apply
+    /// [`Self::with_prior_owner`] after this: a contact already worked by a rep stays with them.
+    pub fn with_account_owner(
+        &self,
+        mut matched: RuleMatch,
+        owner: &AccountOwnership,
+    ) -> RuleMatch {
+        let rep = owner.owner.as_str();
+        let why = format!(
+            "owner of account {} ({}, from account.owner)",
+            owner.account(),
+            owner.domain
+        );
+        match self.home_team(rep) {
+            Some(team) => {
+                matched.owner = Some(Owner {
+                    rep: rep.to_owned(),
+                    team: team.to_owned(),
+                    kind: "account_owner",
+                    why,
+                })
+            }
+            None => matched.passed_over.push(SkippedRep {
+                rep_id: rep.to_owned(),
+                reason: format!("account_owner ({why}), not a rep of any team in the rules"),
+            }),
+        }
+        matched
+    }
+
     /// Prefers `rep` (who already works this contact) over the rules and any account
-    /// owner: the contact keeps one rep.
+    /// owner, static or from `account.owner`: the person keeps talking to one rep while a
+    /// conversation is open; an account handed to a new owner reaches its known contacts
+    /// once their sticky window (`sticky_days`) has passed, and its new contacts at once.
     pub fn with_prior_owner(&self, mut matched: RuleMatch, rep: &str) -> RuleMatch {
         if let Some(team) = self.home_team(rep) {
             matched.owner = Some(Owner {
@@ -151,6 +215,7 @@ impl RoutingModel {
                         rule: Some(index),
                         misses,
                         owner: None,
+                        passed_over: Vec::new(),
                     }
                 }
                 Some(failed_condition) => misses.push(RuleMiss {
@@ -163,6 +228,7 @@ impl RoutingModel {
             rule: None,
             misses,
             owner: None,
+            passed_over: Vec::new(),
         }
     }
 
@@ -183,12 +249,12 @@ impl RoutingModel {
     /// (a missing team state reads as a fresh one) at `now`.
     pub fn choose(
         &self,
-        matched: RuleMatch,
+        mut matched: RuleMatch,
         states: &BTreeMap<String, TeamState>,
         now: DateTime<Utc>,
     ) -> RoutingDecision {
         let empty = TeamState::default();
-        let mut owner_skipped = Vec::new();
+        let mut owner_skipped = std::mem::take(&mut matched.passed_over);
         if let Some(owner) = &matched.owner {
             let state = states.get(&owner.team).unwrap_or(&empty);
             match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
@@ -200,7 +266,7 @@ impl RoutingModel {
                             rule: owner.kind.to_owned(),
                             strategy: owner.kind.to_owned(),
                             reason: format!("{}: {}", owner.rep, owner.why),
-                            skipped: Vec::new(),
+                            skipped: owner_skipped,
                             rules_version: self.version().to_owned(),
                             rules_not_matched: Vec::new(),
                         },

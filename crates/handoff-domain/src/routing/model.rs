@@ -418,6 +418,11 @@ impl RoutingModel {
         self
     }
 
+    /// Whether a (lowercase) domain is free mail: never an account's.
+    pub(crate) fn is_free_mail(&self, domain: &str) -> bool {
+        self.free_mail.contains(domain)
+    }
+
     /// The account a domain belongs to (subdomains included): (account, owner).
     pub fn account_of(&self, domain: &str) -> Option<(&str, &str)> {
         let domain = domain.to_lowercase();
@@ -458,6 +463,17 @@ impl RoutingModel {
 
     pub fn unrouted_queue(&self) -> &str {
         &self.unrouted_queue
+    }
+
+    /// Every queue a lead can wait in under these rules: the unrouted queue and each
+    /// team's overflow queue, sorted, without repeats.
+    pub fn queue_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = std::iter::once(self.unrouted_queue.as_str())
+            .chain(self.teams.values().map(|t| t.overflow_queue.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Team ids, sorted.

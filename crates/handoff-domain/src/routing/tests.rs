@@ -179,6 +179,7 @@ fn a_rule_index_out_of_range_reads_as_no_match() {
         rule: Some(7),
         misses: vec![],
         owner: None,
+        passed_over: vec![],
     };
     assert!(m.teams_for(&matched).is_empty());
     let decision = m.choose(matched, &BTreeMap::new(), now());
@@ -602,4 +603,134 @@ fn a_repeat_contact_sticks_to_their_rep() {
     let decision = m.choose(matched, &states, now());
     assert_eq!(decision.rep(), Some("a"));
     assert_eq!(decision.explanation.strategy, "sticky");
+}
+
+fn ownership(domain: &str, account: &str, rep: &str) -> crate::accounts::AccountOwnership {
+    crate::accounts::AccountOwnership {
+        domain: match crate::accounts::AccountDomain::parse(domain) {
+            Ok(d) => d,
+            Err(e) => panic!("{domain}: {e}"),
+        },
+        account_name: Some(account.to_owned()),
+        owner: crate::RepId::from(rep),
+        updated_at: Utc::now(),
+    }
+}
+
+#[test]
+fn a_lead_s_account_domains_are_its_email_then_company_domain_with_parents() {
+    let m = account_model();
+    let mut l = lead();
+    l.contact.email = "ada@eu.Acme.io".into();
+    l.company.domain = "acme-group.com".into();
+    let domains: Vec<String> = m
+        .account_domains(&l)
+        .into_iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(domains, ["eu.acme.io", "acme.io", "acme-group.com"]);
+    // Free mail belongs to no account; a company domain that is no domain is skipped.
+    l.contact.email = "ada@gmail.com".into();
+    l.company.domain = "not a domain".into();
+    assert!(m.account_domains(&l).is_empty());
+}
+
+#[test]
+fn an_owner_from_account_owner_wins_over_the_rules_file_s_accounts() {
+    let m = account_model();
+    let states = BTreeMap::new();
+    // The rules file says b owns Acme; the CRM says a does now.
+    let matched = m.with_account_owner(
+        m.match_rule(&lead(), &score()),
+        &ownership("acme.io", "Acme Corp", "a"),
+    );
+    let decision = m.choose(matched, &states, now());
+    assert_eq!(decision.rep(), Some("a"));
+    assert_eq!(decision.explanation.strategy, "account_owner");
+    assert_eq!(
+        decision.explanation.reason,
+        "a: owner of account Acme Corp (acme.io, from account.owner)"
+    );
+    assert!(decision.explanation.skipped.is_empty());
+    assert_eq!(decision.rotation_after, decision.rotation_before);
+}
+
+#[test]
+fn a_contact_s_rep_wins_over_an_owner_from_account_owner() {
+    let m = account_model();
+    let matched = m.with_account_owner(
+        m.match_rule(&lead(), &score()),
+        &ownership("acme.io", "Acme", "a"),
+    );
+    let matched = m.with_prior_owner(matched, "b");
+    let decision = m.choose(matched, &BTreeMap::new(), now());
+    assert_eq!(decision.rep(), Some("b"));
+    assert_eq!(decision.explanation.strategy, "sticky");
+}
+
+#[test]
+fn an_owner_who_is_not_in_the_rules_is_passed_over_and_said_so() {
+    let m = account_model();
+    let matched = m.with_account_owner(
+        m.match_rule(&lead(), &score()),
+        &ownership("acme.io", "Acme", "zoe"),
+    );
+    // The rules file's owner still applies, and the explanation names who was ignored.
+    let decision = m.choose(matched, &BTreeMap::new(), now());
+    assert_eq!(decision.rep(), Some("b"));
+    assert_eq!(
+        decision.explanation.reason,
+        "b: owner of account Acme (acme.io)"
+    );
+    assert_eq!(
+        decision.explanation.skipped,
+        [SkippedRep {
+            rep_id: "zoe".into(),
+            reason: "account_owner (owner of account Acme (acme.io, from account.owner)), not a rep of any team in the rules".into(),
+        }]
+    );
+
+    // Without a static owner the rules decide, and still say why zoe did not get it.
+    let m = team_model(
+        "round_robin",
+        json!([{"id": "a", "capacity": 5}, {"id": "b", "capacity": 5}]),
+        None,
+    );
+    let matched = m.with_account_owner(
+        m.match_rule(&lead(), &score()),
+        &ownership("acme.io", "Acme", "zoe"),
+    );
+    let decision = m.choose(matched, &BTreeMap::new(), now());
+    assert_eq!(decision.explanation.rule, "all");
+    assert_eq!(decision.explanation.skipped.len(), 1);
+    assert_eq!(decision.explanation.skipped[0].rep_id, "zoe");
+}
+
+#[test]
+fn an_ineligible_owner_from_account_owner_falls_back_to_the_rules() {
+    let m = account_model();
+    let states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: String::new(),
+            reps: [(
+                "a".to_owned(),
+                RepState {
+                    active: Some(false),
+                    ..RepState::default()
+                },
+            )]
+            .into(),
+        },
+    )]);
+    let matched = m.with_account_owner(
+        m.match_rule(&lead(), &score()),
+        &ownership("acme.io", "Acme", "a"),
+    );
+    let decision = m.choose(matched, &states, now());
+    assert_eq!(decision.explanation.rule, "all");
+    assert_eq!(decision.explanation.skipped[0].rep_id, "a");
+    assert!(decision.explanation.skipped[0]
+        .reason
+        .starts_with("account_owner (owner of account Acme (acme.io, from account.owner)), "));
 }

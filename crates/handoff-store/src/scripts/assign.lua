@@ -1,36 +1,70 @@
--- The routing step, atomically: dedup, capacity, daily cap, rotation, assignment, deadline.
--- KEYS: lead, open_leads, rotation, deadlines, assigned_today, contact_owner
--- ARGV: team, rep, expected_rotation, capacity, due_ms, deadline_member,
---       assigned_event_json, retention_seconds, attempt, assigned_ms, new_rotation,
---       daily_cap (-1: none), sticky_seconds (0: off)
-local existing = redis.call('HGET', KEYS[1], 'assigned')
-if existing then
-  return {'existing', existing}
+-- Commits one assignment, atomically: capacity, daily cap, rotation, the lead's state, its
+-- first-touch deadline, the timeline. Named arguments: see lifecycle.rs (AssignArgs).
+-- KEYS: lead, log, rep_open, rotation, assigned_on, contact_owner, deadlines, claims, queue,
+--       outbox
+local a = cjson.decode(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'decision', 'decision_kind', 'state', 'touched_ms')
+local state = f[3]
+if a.from_queue then
+  -- Routed from a queue: only while it still waits there (another instance may have won).
+  if state ~= 'waiting' or not redis.call('ZSCORE', KEYS[9], a.lead_id) then
+    return {'gone', state or ''}
+  end
+elseif f[1] then
+  -- Decided before (a redelivery): the first decision stands and is replayed.
+  return {'existing', f[2] or '', f[1]}
 end
-local rotation = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-if rotation ~= ARGV[3] then
-  return {'conflict', 'rotation moved'}
+if state == 'closed' then
+  return {'closed', '', ''}
 end
-local open = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
-if open >= tonumber(ARGV[4]) then
-  return {'conflict', 'rep reached capacity'}
+local rotation = redis.call('HGET', KEYS[4], a.team) or ''
+if rotation ~= a.rotation_before then
+  return {'conflict', 'rotation moved', ''}
 end
-local daily_cap = tonumber(ARGV[12])
-if daily_cap >= 0 then
-  local today = tonumber(redis.call('HGET', KEYS[5], ARGV[2]) or '0')
-  if today >= daily_cap then
-    return {'conflict', 'rep reached the daily cap'}
+-- Open leads whose records expired no longer hold capacity.
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', a.now_ms)
+if redis.call('ZCARD', KEYS[3]) >= a.capacity then
+  return {'conflict', 'rep reached capacity', ''}
+end
+if a.daily_cap >= 0 then
+  local today = tonumber(redis.call('HGET', KEYS[5], a.rep) or '0')
+  if today >= a.daily_cap then
+    return {'conflict', 'rep reached the daily cap', ''}
   end
 end
-redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-redis.call('HINCRBY', KEYS[5], ARGV[2], 1)
-redis.call('EXPIRE', KEYS[5], 172800)
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[11])
-redis.call('HSET', KEYS[1], 'assigned', ARGV[7], 'team', ARGV[1], 'rep', ARGV[2],
-  'attempt', ARGV[9], 'state', 'awaiting', 'assigned_ms', ARGV[10], 'due_ms', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
-redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
-if tonumber(ARGV[13]) > 0 then
-  redis.call('SET', KEYS[6], ARGV[2], 'EX', ARGV[13])
+-- A touch reported before the assignment (the rep called first) is seen now: no clock
+-- starts, and the lead holds capacity only if capacity is released on close.
+local touched = f[4]
+local new_state = 'assigned'
+if touched then
+  new_state = 'touched'
 end
-return {'assigned', ARGV[7]}
+if (not touched) or a.release == 'close' then
+  redis.call('ZADD', KEYS[3], a.open_until_ms, a.lead_id)
+end
+if not touched then
+  redis.call('ZADD', KEYS[7], a.due_ms, a.member)
+end
+redis.call('HINCRBY', KEYS[5], a.rep, 1)
+redis.call('EXPIRE', KEYS[5], 172800)
+redis.call('HSET', KEYS[4], a.team, a.rotation_after)
+redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
+  'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms)
+if not f[1] then
+  redis.call('HSET', KEYS[1], 'decision', a.event, 'decision_kind', 'assigned')
+end
+if a.from_queue then
+  redis.call('ZREM', KEYS[9], a.lead_id)
+  redis.call('ZREM', KEYS[7], a.wait_member)
+  redis.call('ZREM', KEYS[8], a.wait_member)
+  redis.call('HDEL', KEYS[1], 'lead')
+  -- No consumer offset guards this publish: the outbox does, until it is acknowledged.
+  redis.call('ZADD', KEYS[10], a.now_ms, a.lead_id)
+end
+if a.sticky_seconds > 0 then
+  redis.call('SET', KEYS[6], a.rep, 'EX', a.sticky_seconds)
+end
+redis.call('RPUSH', KEYS[2], a.entry)
+redis.call('EXPIRE', KEYS[1], a.retention_seconds)
+redis.call('EXPIRE', KEYS[2], a.retention_seconds)
+return {'assigned', new_state, ''}

@@ -1,0 +1,778 @@
+//! Tests of the simulation file and the replay engine, and property tests over random
+//! interleavings of leads, touches and roster edits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use super::timeline::{Event, LeadEnd, TouchEffect};
+use super::*;
+use crate::routing::{RoutingConfig, RoutingModel};
+use crate::scoring::{ScoringConfig, ScoringModel};
+
+fn scoring() -> ScoringModel {
+    match serde_json::from_value::<ScoringConfig>(json!({"mql_threshold": 0})) {
+        Ok(config) => ScoringModel::new(config, "test"),
+        Err(e) => panic!("scoring: {e}"),
+    }
+}
+
+fn routing(value: Value) -> RoutingModel {
+    let config: RoutingConfig = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    match RoutingModel::new(config, "test") {
+        Ok(m) => m,
+        Err(e) => panic!("model: {e:?}"),
+    }
+}
+
+fn weekdays(hours: &str) -> Value {
+    json!({"mon": [hours], "tue": [hours], "wed": [hours], "thu": [hours], "fri": [hours]})
+}
+
+/// One team of three in Berlin, capacity 2 each, round-robin.
+fn team(working_hours: Option<Value>) -> RoutingModel {
+    let rep = |id: &str| {
+        let mut rep = json!({"id": id, "capacity": 2, "time_zone": "Europe/Berlin"});
+        if let Some(hours) = &working_hours {
+            rep["working_hours"] = hours.clone();
+        }
+        rep
+    };
+    routing(json!({
+        "sticky_days": 0,
+        "teams": [{"id": "emea", "members": ["ana", "bruno", "chiara"]}],
+        "reps": [rep("ana"), rep("bruno"), rep("chiara")],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }))
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(e) => panic!("{text}: {e}"),
+    }
+}
+
+fn lead_line(id: &str, received_at: Option<&str>) -> String {
+    let mut lead = json!({"id": id, "contact": {"email": format!("{id}@acme.io")}});
+    if let Some(time) = received_at {
+        lead["received_at"] = json!(time);
+    }
+    lead.to_string()
+}
+
+fn parse(routing: &RoutingModel, lines: &[String]) -> Result<Scenario, LineError> {
+    Scenario::parse(&lines.join("\n"), at("2026-11-30T08:00:00Z"), routing)
+}
+
+fn run(routing: &RoutingModel, lines: &[String], until: Option<&str>) -> ReplayReport {
+    let scenario = match parse(routing, lines) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    replay(&scoring(), routing, &scenario, until.map(at))
+}
+
+fn assigned(report: &ReplayReport, id: &str) -> Option<(String, DateTime<Utc>)> {
+    let assignment = report.lead(id)?.assignment.as_ref()?;
+    Some((assignment.rep.to_string(), assignment.at))
+}
+
+#[test]
+fn every_bad_line_names_its_line_and_field() {
+    let model = team(None);
+    let good = lead_line("a", None);
+    let cases: Vec<(&str, Option<&str>, &str)> = vec![
+        ("{not json", None, "not JSON"),
+        ("[1, 2]", None, "expected a JSON object"),
+        (
+            r#"{"contact": {"email": "x@acme.io"}, "received_at": "monday"}"#,
+            Some("received_at"),
+            "`monday` is not a time",
+        ),
+        (
+            r#"{"contact": {"email": "x@acme.io"}, "company": {"employees": "many"}}"#,
+            Some("company.employees"),
+            "not a lead: invalid type",
+        ),
+        (
+            r#"{"contact": {"email": ""}}"#,
+            Some("contact.email"),
+            "required",
+        ),
+        (
+            r#"{"touch": "a", "outcome": "called"}"#,
+            Some("outcome"),
+            "unknown outcome `called`, expected one of accepted, contacted",
+        ),
+        (r#"{"touch": "a"}"#, Some("outcome"), "required"),
+        (
+            r#"{"touch": "a", "outcome": "contacted", "by": "ana"}"#,
+            Some("by"),
+            "unknown field, expected one of touch, outcome, at",
+        ),
+        (
+            r#"{"touch": "zz", "outcome": "contacted"}"#,
+            Some("touch"),
+            "no lead `zz` in this file",
+        ),
+        (
+            r#"{"touch": "a", "outcome": "contacted", "at": "2026-11-29T08:00:00Z"}"#,
+            Some("at"),
+            "comes before lead `a` is received (line 1",
+        ),
+        (
+            r#"{"roster": {"rep": "dora", "active": false}}"#,
+            Some("roster.rep"),
+            "unknown rep `dora`, expected one of ana, bruno, chiara",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "capacity": -1}}"#,
+            Some("roster.capacity"),
+            "expected a whole number from 0 to 100000, got -1",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "capacity": "three"}}"#,
+            Some("roster.capacity"),
+            "expected a whole number",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "active": "no"}}"#,
+            Some("roster.active"),
+            "expected true, false or null",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "sick": true}}"#,
+            Some("roster.sick"),
+            "unknown field",
+        ),
+        (
+            r#"{"roster": {"rep": "ana"}}"#,
+            Some("roster"),
+            "nothing to change",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "out_of_office": {"from": "2026-12-01T00:00:00Z", "to": "2026-11-30T00:00:00Z"}}}"#,
+            Some("roster.out_of_office.to"),
+            "must be after `from`",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "out_of_office": {"from": "2026-12-01T00:00:00Z"}}}"#,
+            Some("roster.out_of_office.to"),
+            "required",
+        ),
+        (
+            r#"{"roster": {"rep": "ana", "available": false}, "at": 5}"#,
+            Some("at"),
+            "expected an RFC 3339 time",
+        ),
+        (
+            r#"{"id": "a", "contact": {"email": "y@acme.io"}}"#,
+            Some("id"),
+            "already used on line 1",
+        ),
+        (
+            r#"{"contact": {"email": "y@acme.io"}, "received_at": "2028-01-01T00:00:00Z"}"#,
+            Some("received_at"),
+            "more than 366 days after the first line (line 1, 2026-11-30T08:00:00+00:00)",
+        ),
+    ];
+    for (bad, field, message) in cases {
+        let lines = [good.clone(), bad.to_owned()];
+        match parse(&model, &lines) {
+            Ok(_) => panic!("accepted: {bad}"),
+            Err(e) => {
+                assert_eq!(e.line, 2, "{bad}: {e}");
+                assert_eq!(e.field.as_deref(), field, "{bad}: {e}");
+                assert!(e.message.contains(message), "{bad}: {e}");
+                assert!(e.to_string().starts_with("line 2"), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn untimed_lines_happen_at_the_time_of_the_line_before_and_lines_run_in_time_order() {
+    let model = team(None);
+    let lines = [
+        "# a comment".to_owned(),
+        lead_line("first", None),
+        lead_line("late", Some("2026-11-30T12:00:00+01:00")),
+        lead_line("also-late", None),
+        lead_line("early", Some("2026-11-30T07:00:00Z")),
+        String::new(),
+        lead_line("after-early", None),
+    ];
+    let scenario = match parse(&model, &lines) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let order: Vec<(usize, String)> = scenario
+        .lines
+        .iter()
+        .map(|l| (l.line, l.at.to_rfc3339()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (5, "2026-11-30T07:00:00+00:00".to_owned()),
+            (7, "2026-11-30T07:00:00+00:00".to_owned()),
+            (2, "2026-11-30T08:00:00+00:00".to_owned()),
+            (3, "2026-11-30T11:00:00+00:00".to_owned()),
+            (4, "2026-11-30T11:00:00+00:00".to_owned()),
+        ]
+    );
+    assert!(!scenario.is_plain());
+    let plain = parse(&model, &[lead_line("x", None), lead_line("y", None)]);
+    assert!(plain.is_ok_and(|s| s.is_plain()));
+}
+
+#[test]
+fn leads_without_an_id_are_called_after_their_line() {
+    let model = team(None);
+    let lines = [
+        r#"{"contact": {"email": "a@acme.io"}}"#.to_owned(),
+        r#"{"touch": "line-1", "outcome": "CONTACTED"}"#.to_owned(),
+    ];
+    let report = run(&model, &lines, None);
+    assert_eq!(report.leads.len(), 1);
+    assert_eq!(report.leads[0].decision.lead_id, "line-1");
+    assert_eq!(
+        report.leads[0].touches[0].effect,
+        TouchEffect::Freed(RepId::from("ana"))
+    );
+}
+
+#[test]
+fn a_full_team_queues_and_touches_drain_the_queue_oldest_first() {
+    let model = team(None);
+    let mut lines: Vec<String> = (1..=8)
+        .map(|i| lead_line(&format!("l{i}"), Some(&format!("2026-11-30T08:0{i}:00Z"))))
+        .collect();
+    lines.push(
+        r#"{"touch": "l1", "outcome": "contacted", "at": "2026-11-30T08:30:00Z"}"#.to_owned(),
+    );
+    lines.push(
+        r#"{"touch": "l1", "outcome": "converted", "at": "2026-11-30T08:31:00Z"}"#.to_owned(),
+    );
+    lines.push(
+        r#"{"touch": "l8", "outcome": "contacted", "at": "2026-11-30T08:32:00Z"}"#.to_owned(),
+    );
+    let report = run(&model, &lines, None);
+    // Six fit (three reps, two each); l7 and l8 wait.
+    assert_eq!(
+        assigned(&report, "l6").map(|a| a.0),
+        Some("chiara".to_owned())
+    );
+    let l7 = report.lead("l7").and_then(|l| l.wait.clone());
+    assert!(l7.is_some_and(|w| w.queue.as_str() == "emea-overflow"));
+    // ana's first touch frees room for the oldest waiting lead, at the touch's time.
+    assert_eq!(
+        assigned(&report, "l7"),
+        Some(("ana".to_owned(), at("2026-11-30T08:30:00Z")))
+    );
+    let l1 = report.lead("l1").map(|l| {
+        l.touches
+            .iter()
+            .map(|t| t.effect.clone())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        l1,
+        Some(vec![
+            TouchEffect::Freed(RepId::from("ana")),
+            TouchEffect::AlreadyTouched
+        ])
+    );
+    // A touch on a waiting lead changes nothing; l8 still waits.
+    let l8 = report.lead("l8");
+    assert_eq!(
+        l8.map(|l| l.touches[0].effect.clone()),
+        Some(TouchEffect::NotAssigned)
+    );
+    assert!(
+        matches!(l8.map(|l| l.end()), Some(LeadEnd::Waiting(q)) if q.as_str() == "emea-overflow")
+    );
+    let queue = &report.queues[0];
+    assert_eq!(
+        (queue.entered, queue.max_depth, queue.waiting_at_end),
+        (2, 2, 1)
+    );
+    // l8 arrived 08:08 and still waits at the end (08:32).
+    assert_eq!(queue.longest_wait, TimeDelta::minutes(24));
+    assert_eq!(
+        report
+            .summary
+            .stranded
+            .get(&QueueName::from("emea-overflow")),
+        Some(&1)
+    );
+}
+
+#[test]
+fn a_rep_on_leave_gets_nothing_and_coming_back_drains_the_queue() {
+    let model = team(None);
+    let lines = [
+        r#"{"roster": {"rep": "ana", "active": false}, "at": "2026-11-30T08:00:00Z"}"#.to_owned(),
+        r#"{"roster": {"rep": "bruno", "capacity": 0}}"#.to_owned(),
+        r#"{"roster": {"rep": "chiara", "available": false}}"#.to_owned(),
+        lead_line("waits", Some("2026-11-30T09:00:00Z")),
+        r#"{"roster": {"rep": "ana", "active": null}, "at": "2026-11-30T10:00:00Z"}"#.to_owned(),
+    ];
+    let report = run(&model, &lines, None);
+    let first = report
+        .lead("waits")
+        .and_then(|l| l.decision.explanation.clone());
+    let skipped: Vec<String> = first
+        .map(|e| {
+            e.skipped
+                .iter()
+                .map(|s| format!("{} ({})", s.rep_id, s.reason))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        skipped,
+        [
+            "ana (inactive)",
+            "bruno (at_capacity)",
+            "chiara (unavailable)"
+        ]
+    );
+    assert_eq!(
+        assigned(&report, "waits"),
+        Some(("ana".to_owned(), at("2026-11-30T10:00:00Z")))
+    );
+    assert!(matches!(
+        report.log.last().map(|e| &e.event),
+        Some(Event::Dequeued { .. })
+    ));
+}
+
+#[test]
+fn an_out_of_office_span_reads_as_such_and_ends_at_its_exact_time() {
+    let model = team(None);
+    let away = |rep: &str| {
+        format!(
+            r#"{{"roster": {{"rep": "{rep}", "out_of_office": {{"from": "2026-11-30T00:00:00Z", "to": "2026-11-30T10:00:30Z"}}}}, "at": "2026-11-29T12:00:00Z"}}"#
+        )
+    };
+    let lines = [
+        away("ana"),
+        away("bruno"),
+        away("chiara"),
+        lead_line("waits", Some("2026-11-30T09:00:00Z")),
+    ];
+    let report = run(&model, &lines, Some("2026-11-30T12:00:00Z"));
+    let skipped = report
+        .lead("waits")
+        .and_then(|l| l.decision.explanation.as_ref())
+        .map(|e| {
+            e.skipped
+                .iter()
+                .map(|s| s.reason.as_str())
+                .collect::<Vec<_>>()
+        });
+    assert_eq!(skipped, Some(vec!["out_of_office"; 3]));
+    assert_eq!(
+        assigned(&report, "waits"),
+        Some(("ana".to_owned(), at("2026-11-30T10:00:30Z")))
+    );
+    // The clock, not a line, drained it.
+    assert!(report
+        .log
+        .iter()
+        .any(|e| e.line.is_none() && matches!(e.event, Event::Dequeued { .. })));
+}
+
+#[test]
+fn working_hours_opening_drains_the_overnight_queue_at_nine_local() {
+    let model = team(Some(weekdays("09:00-17:00")));
+    let lines = [
+        lead_line("evening", Some("2026-11-30T18:30:00+01:00")),
+        lead_line("night", Some("2026-12-01T02:00:00+01:00")),
+        lead_line("early", Some("2026-12-01T08:59:59+01:00")),
+    ];
+    let report = run(&model, &lines, Some("2026-12-01T10:00:00+01:00"));
+    for (id, rep) in [("evening", "ana"), ("night", "bruno"), ("early", "chiara")] {
+        assert_eq!(
+            assigned(&report, id),
+            Some((rep.to_owned(), at("2026-12-01T09:00:00+01:00"))),
+            "{id}"
+        );
+    }
+    let evening = report.lead("evening").and_then(|l| l.wait.as_ref());
+    assert_eq!(
+        evening.map(|w| w.duration(report.ended_at)),
+        Some(TimeDelta::minutes(14 * 60 + 30))
+    );
+    // Without --until the replay ends at the last line: they are still waiting.
+    let report = run(&model, &lines, None);
+    assert_eq!(report.summary.stranded.values().sum::<usize>(), 3);
+}
+
+#[test]
+fn daily_caps_count_per_utc_day() {
+    let model = routing(json!({
+        "sticky_days": 0,
+        "teams": [{"id": "t", "members": ["solo"]}],
+        "reps": [{"id": "solo", "capacity": 100, "daily_cap": 2}],
+        "rules": [{"name": "all", "team": "t"}],
+    }));
+    let lines: Vec<String> = (1..=3)
+        .map(|i| lead_line(&format!("l{i}"), Some(&format!("2026-11-30T22:0{i}:00Z"))))
+        .collect();
+    let report = run(&model, &lines, Some("2026-12-01T01:00:00Z"));
+    assert_eq!(
+        assigned(&report, "l3"),
+        Some(("solo".to_owned(), at("2026-12-01T00:00:00Z")))
+    );
+    let reason = report
+        .lead("l3")
+        .and_then(|l| l.decision.explanation.as_ref())
+        .map(|e| e.skipped[0].reason.clone());
+    assert_eq!(reason.as_deref(), Some("daily_cap_reached"));
+}
+
+#[test]
+fn the_one_at_a_time_simulation_routes_like_the_router() {
+    let model = team(None);
+    let scoring = scoring();
+    let mut simulation = Simulation::new(&scoring, &model);
+    let now = at("2026-11-30T10:00:00Z");
+    let reps: Vec<String> = (0..7)
+        .map(|i| {
+            let submission = crate::submission::LeadSubmission {
+                id: Some(format!("l{i}")),
+                contact: crate::lead::Contact {
+                    email: format!("l{i}@acme.io"),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let lead = match submission.into_lead(now) {
+                Ok(l) => l,
+                Err(e) => panic!("{e}"),
+            };
+            match simulation.route(&lead, now).map(|d| d.outcome.clone()) {
+                Some(SimulatedOutcome::Assigned { rep, .. }) => rep.to_string(),
+                Some(SimulatedOutcome::Queued { queue, .. }) => queue.to_string(),
+                other => format!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        reps,
+        [
+            "ana",
+            "bruno",
+            "chiara",
+            "ana",
+            "bruno",
+            "chiara",
+            "emea-overflow"
+        ]
+    );
+    let summary = simulation.summary();
+    assert_eq!(summary.leads, 7);
+    assert_eq!(summary.stranded.values().sum::<usize>(), 1);
+}
+
+// Random interleavings: a team of three (one with working hours) with a fallback rep who
+// has a daily cap, an account owner, and roster edits of every kind.
+
+fn property_model() -> RoutingModel {
+    routing(json!({
+        "sticky_days": 1,
+        "teams": [
+            {"id": "t", "members": ["a", "b", "c"]},
+            {"id": "f", "members": ["d"]},
+        ],
+        "reps": [
+            {"id": "a", "capacity": 1},
+            {"id": "b", "capacity": 2},
+            {"id": "c", "capacity": 3, "time_zone": "Europe/Berlin", "working_hours": weekdays("09:00-12:00")},
+            {"id": "d", "capacity": 2, "daily_cap": 3},
+        ],
+        "accounts": [{"name": "Acme", "domains": ["acme.io"], "owner": "b"}],
+        "rules": [{"name": "all", "team": "t", "fallback": "f"}],
+    }))
+}
+
+const REPS: [&str; 4] = ["a", "b", "c", "d"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Lead { acme: bool, contact: u8 },
+    Touch { pick: usize, outcome: usize },
+    Roster { rep: usize, change: Value },
+}
+
+fn op() -> impl Strategy<Value = (u32, bool, Op)> {
+    let change = prop_oneof![
+        any::<Option<bool>>().prop_map(|v| json!({ "active": v })),
+        any::<Option<bool>>().prop_map(|v| json!({ "available": v })),
+        proptest::option::of(0u32..4).prop_map(|v| json!({ "capacity": v })),
+        (0i64..600, 1i64..600).prop_map(|(from, length)| json!({"out_of_office": {
+            "from": (at("2026-11-30T06:00:00Z") + TimeDelta::minutes(from)).to_rfc3339(),
+            "to": (at("2026-11-30T06:00:00Z") + TimeDelta::minutes(from + length)).to_rfc3339(),
+        }})),
+        Just(json!({ "out_of_office": null })),
+    ];
+    let what = prop_oneof![
+        4 => (any::<bool>(), 0u8..6).prop_map(|(acme, contact)| Op::Lead { acme, contact }),
+        3 => (any::<usize>(), 0usize..5).prop_map(|(pick, outcome)| Op::Touch { pick, outcome }),
+        2 => (0usize..4, change).prop_map(|(rep, change)| Op::Roster { rep, change }),
+    ];
+    // Minutes since the line before (0: the same time), and whether the line says its time.
+    (0u32..120, any::<bool>(), what)
+}
+
+/// The file text for the operations: times always move forward, so every touch names a
+/// lead received before it.
+fn file(ops: &[(u32, bool, Op)]) -> String {
+    let mut clock = at("2026-11-30T06:00:00Z");
+    let mut leads = 0usize;
+    let mut lines = Vec::new();
+    for (gap, timed, op) in ops {
+        clock += TimeDelta::minutes(i64::from(*gap));
+        let time = json!(clock.to_rfc3339());
+        let mut line = match op {
+            Op::Lead { acme, contact } => {
+                leads += 1;
+                let domain = if *acme { "acme.io" } else { "example.org" };
+                let mut lead = json!({"id": format!("l{leads}"), "contact": {"email": format!("p{contact}@{domain}")}});
+                if *timed {
+                    lead["received_at"] = time.clone();
+                }
+                lead
+            }
+            Op::Touch { .. } if leads == 0 => continue,
+            Op::Touch { pick, outcome } => {
+                let outcome =
+                    ["contacted", "accepted", "converted", "rejected", "recycled"][*outcome];
+                json!({"touch": format!("l{}", pick % leads + 1), "outcome": outcome})
+            }
+            Op::Roster { rep, change } => {
+                let mut roster = change.clone();
+                roster["rep"] = json!(REPS[*rep]);
+                json!({ "roster": roster })
+            }
+        };
+        if *timed && !matches!(op, Op::Lead { .. }) {
+            line["at"] = time;
+        }
+        lines.push(line.to_string());
+    }
+    lines.join("\n")
+}
+
+proptest! {
+    /// Whatever the interleaving: no rep ever holds more open leads than their capacity in
+    /// force, nobody inactive, away or past the daily cap gets a lead, and every lead ends
+    /// with a rep or in exactly one queue.
+    #[test]
+    fn capacity_holds_and_no_lead_is_lost(ops in proptest::collection::vec(op(), 0..40)) {
+        let model = property_model();
+        let text = file(&ops);
+        let scenario = Scenario::parse(&text, at("2026-11-30T06:00:00Z"), &model)
+            .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        let leads_in_file = scenario.lines.iter().filter(|l| matches!(l.what, LineKind::Lead(_))).count();
+        let scoring = scoring();
+        let mut engine = Replay::new(&scoring, &model);
+        for line in &scenario.lines {
+            engine.apply(line);
+            let stuck = engine.routable_but_waiting();
+            prop_assert!(stuck.is_empty(), "{:?} wait while a rep could take them (after line {})\n{}", stuck, line.line, text);
+        }
+        let report = engine.finish(at("2026-11-30T06:00:00Z"), at("2026-12-03T12:00:00Z"));
+
+        // Replay the log independently of the engine's bookkeeping.
+        let mut open: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+        let mut capacity: BTreeMap<&str, Option<u32>> = BTreeMap::new();
+        let mut active: BTreeMap<&str, bool> = BTreeMap::new();
+        let mut spans: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
+        let mut per_day: BTreeMap<(&str, chrono::NaiveDate), u32> = BTreeMap::new();
+        for entry in &report.log {
+            let lead_index = match &entry.event {
+                Event::Received { lead } | Event::Dequeued { lead } => *lead,
+                Event::Touched { lead, touch } => {
+                    if let TouchEffect::Freed(rep) = &touch.effect {
+                        let was_open = open.entry(rep.as_str()).or_default().remove(lead);
+                        prop_assert!(was_open, "freed a lead that was not open");
+                    }
+                    continue;
+                }
+                Event::Roster(edit) => {
+                    let rep = REPS.iter().copied().find(|r| *r == edit.rep.as_str()).unwrap_or("?");
+                    if let Some(c) = edit.capacity { capacity.insert(rep, c); }
+                    if let Some(a) = edit.active { active.insert(rep, a.unwrap_or(true)); }
+                    match edit.out_of_office {
+                        Some(Some(span)) => spans.entry(rep).or_default().push(span),
+                        Some(None) => { spans.remove(rep); }
+                        None => {}
+                    }
+                    continue;
+                }
+            };
+            let lead = &report.leads[lead_index];
+            let Some(assignment) = &lead.assignment else { continue };
+            if matches!(entry.event, Event::Received { .. }) && lead.wait.is_some() {
+                continue;
+            }
+            prop_assert_eq!(assignment.at, entry.at);
+            let rep = assignment.rep.as_str();
+            let rep = REPS.iter().copied().find(|r| *r == rep).unwrap_or("?");
+            let held = open.entry(rep).or_default();
+            prop_assert!(held.insert(lead_index), "assigned twice");
+            let limit = capacity.get(rep).copied().flatten().unwrap_or_else(|| model.rep_capacity(rep));
+            prop_assert!(held.len() <= limit as usize, "{} holds {} > {}\n{}", rep, held.len(), limit, text);
+            prop_assert_eq!(assignment.open_after, held.len());
+            prop_assert!(active.get(rep).copied().unwrap_or(true), "{} is inactive\n{}", rep, text);
+            prop_assert!(!spans.get(rep).is_some_and(|s| s.iter().any(|s| s.contains(entry.at))), "{} is away\n{}", rep, text);
+            let today = per_day.entry((rep, entry.at.date_naive())).or_default();
+            *today += 1;
+            if let Some(cap) = model.rep_daily_cap(rep) {
+                prop_assert!(*today <= cap, "{} over the daily cap", rep);
+            }
+        }
+
+        prop_assert_eq!(report.leads.len(), leads_in_file);
+        let mut waiting = 0;
+        for lead in &report.leads {
+            match lead.end() {
+                LeadEnd::Waiting(_) => {
+                    waiting += 1;
+                    prop_assert!(lead.wait.as_ref().is_some_and(|w| w.until.is_none()));
+                }
+                LeadEnd::Open(rep) => prop_assert!(open.get(rep.as_str()).is_some_and(|s| s.iter().any(|i| report.leads[*i].decision.lead_id == lead.decision.lead_id))),
+                LeadEnd::Touched(_) => {}
+                LeadEnd::Unqualified => prop_assert!(false, "every lead qualifies here"),
+            }
+        }
+        let queued: usize = report.queues.iter().map(|q| q.waiting_at_end).sum();
+        prop_assert_eq!(queued, waiting);
+        prop_assert_eq!(report.summary.stranded.values().sum::<usize>(), waiting);
+        let open_at_end: usize = report.reps.iter().map(|r| r.open_at_end).sum();
+        prop_assert_eq!(open_at_end, open.values().map(BTreeSet::len).sum::<usize>());
+    }
+}
+
+/// A value a user might put anywhere in a line: the right kind, the wrong kind, the ends of
+/// time, ids that exist and ids that do not.
+fn any_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| json!(f)),
+        prop_oneof![
+            Just("0000-01-01T00:00:00Z"),
+            Just("9999-12-31T23:59:59Z"),
+            Just("9999-12-31T23:59:59-23:59"),
+            Just("2026-03-29T01:30:00+01:00"),
+            Just("2026-11-30T09:00:00+01:00"),
+            Just("2026-12-01T09:00:00+01:00"),
+            Just("l1"),
+            Just("line-1"),
+            Just("ana"),
+            Just("contacted"),
+            Just("a@acme.io"),
+            Just("b@acme.io"),
+            Just(""),
+        ]
+        .prop_map(Value::from),
+        ".{0,12}".prop_map(Value::from),
+        Just(json!({"from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"})),
+        Just(json!({"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59Z"})),
+        Just(json!({"email": "a@acme.io"})),
+    ]
+}
+
+fn any_line() -> impl Strategy<Value = String> {
+    let keys = || {
+        prop_oneof![
+            Just("touch"),
+            Just("outcome"),
+            Just("at"),
+            Just("received_at"),
+            Just("id"),
+            Just("contact"),
+            Just("rep"),
+            Just("active"),
+            Just("capacity"),
+            Just("out_of_office"),
+        ]
+    };
+    let object = || proptest::collection::btree_map(keys(), any_value(), 0..4);
+    let time = || {
+        prop_oneof![
+            3 => Just(Value::Null),
+            1 => Just(json!("0000-01-01T00:00:00Z")),
+            1 => Just(json!("9999-12-31T23:59:59-23:59")),
+            1 => Just(json!("2026-03-29T01:30:00+01:00")),
+            8 => (0i64..4000).prop_map(|m| json!((at("2026-11-30T06:00:00Z") + TimeDelta::minutes(m)).to_rfc3339())),
+        ]
+    };
+    let id = || {
+        prop_oneof![
+            Just("l1"),
+            Just("l2"),
+            Just("line-1"),
+            Just("line-3"),
+            Just("nope")
+        ]
+    };
+    // Mostly good lines, so that many files replay; now and then a broken one.
+    prop_oneof![
+        1 => ".{0,40}",
+        1 => Just(String::new()),
+        1 => object().prop_map(|map| json!(map).to_string()),
+        1 => (object(), object()).prop_map(|(outer, inner)| {
+            let mut value = json!(outer);
+            value["roster"] = json!(inner);
+            value.to_string()
+        }),
+        12 => (proptest::option::weighted(0.1, Just("x1")), time(), prop_oneof![Just("a@acme.io"), Just("b@acme.io")]).prop_map(|(id, received_at, email)| {
+            json!({"id": id, "received_at": received_at, "contact": {"email": email}}).to_string()
+        }),
+        6 => (id(), prop_oneof![3 => Just(Value::Null), 1 => time()], prop_oneof![Just("contacted"), Just("REJECTED"), Just("recycled")]).prop_map(|(id, at, outcome)| {
+            json!({"touch": id, "at": at, "outcome": outcome}).to_string()
+        }),
+        6 => (prop_oneof![Just("ana"), Just("bruno"), Just("chiara")], prop_oneof![Just("active"), Just("available"), Just("capacity"), Just("out_of_office")], prop_oneof![1 => any_value(), 3 => Just(Value::Null)], time()).prop_map(|(rep, field, value, at)| {
+            let mut roster = json!({"rep": rep});
+            roster[field] = value;
+            json!({"roster": roster, "at": at}).to_string()
+        }),
+    ]
+}
+
+proptest! {
+    /// Lines are user input: any file is an error naming a line of it, or a replay; never
+    /// a panic, never a hang (the ends of time included).
+    #[test]
+    fn any_file_is_an_error_or_a_replay(
+        lines in proptest::collection::vec(any_line(), 0..12),
+        until in proptest::option::of(any_value()),
+    ) {
+        let model = team(Some(weekdays("09:00-17:00")));
+        let text = lines.join("\n");
+        match Scenario::parse(&text, at("2026-11-30T08:00:00Z"), &model) {
+            Err(e) => {
+                prop_assert!(e.line >= 1 && e.line <= lines.len().max(1), "{e}");
+            }
+            Ok(scenario) => {
+                let until = until.and_then(|u| u.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()));
+                let report = replay(&scoring(), &model, &scenario, until.map(|t| t.with_timezone(&Utc)));
+                let leads = scenario.lines.iter().filter(|l| matches!(l.what, LineKind::Lead(_))).count();
+                prop_assert_eq!(report.leads.len(), leads);
+                prop_assert!(report.ended_at >= report.started_at);
+            }
+        }
+    }
+}

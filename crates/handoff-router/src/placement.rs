@@ -1,0 +1,375 @@
+//! Deciding where one lead goes and committing it: shared by the consumer (a new lead) and
+//! the queue drainer (a lead that waited). The decision is one [`Assignment`] value the
+//! store commits atomically and the event is built from.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use handoff_config::{Rules, RulesHandle};
+use handoff_domain::accounts::AccountOwnership;
+use handoff_domain::assignment::{Assignment, QueueWait, FIRST_ATTEMPT};
+use handoff_domain::disposition::{Actor, ActorKind, Outcome};
+use handoff_domain::events::{stable_event_id, EventKind, LeadAssigned, LeadDisposition};
+use handoff_domain::lifecycle::CapacityRelease;
+use handoff_domain::privacy::mask_email;
+use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel};
+use handoff_domain::scoring::Score;
+use handoff_domain::sla::SlaPolicy;
+use handoff_domain::{Lead, QueueName, RepId, TeamId, Transience};
+use handoff_store::{
+    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, RecordedDecision, Store,
+    StoreError,
+};
+use handoff_telemetry::Metrics;
+
+/// Optimistic commits that lost a race (another instance moved the rotation, or filled the
+/// rep) are decided again with fresh state; this many times before giving up for now.
+const MAX_DECISION_ATTEMPTS: usize = 16;
+
+/// The queue nurtured leads are reported in.
+const NURTURE: &str = "nurture";
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlaceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot encode {0}: {1}")]
+    Encode(&'static str, String),
+    #[error("routing state kept moving for lead {0} ({MAX_DECISION_ATTEMPTS} attempts)")]
+    Contended(String),
+}
+
+/// What became of a lead.
+#[derive(Debug)]
+pub(crate) enum Placed {
+    Assigned(Box<LeadAssigned>),
+    /// Nurtured or queued now: tell marketing with this event.
+    Parked(Box<LeadDisposition>),
+    /// Decided before (a redelivery): replay the event recorded then.
+    Replay(RecordedDecision),
+    /// A waiting lead nobody can take yet: it keeps waiting.
+    StillWaiting,
+    /// Nothing to do: closed before anyone decided it, or another instance took it.
+    Nothing,
+}
+
+/// Where a lead routed from a queue waited.
+#[derive(Debug, Clone)]
+pub(crate) struct Waited {
+    pub queue: QueueName,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Placer {
+    pub store: Store,
+    pub metrics: Metrics,
+    pub rules: RulesHandle,
+    pub sla: SlaPolicy,
+    pub retention: Duration,
+    pub release: CapacityRelease,
+}
+
+impl Placer {
+    /// Nurtures a lead below the MQL threshold, once.
+    pub async fn nurture(&self, lead: &Lead, score: Score) -> Result<Placed, PlaceError> {
+        let event = system_disposition(
+            lead,
+            score,
+            Outcome::Unqualified,
+            "below_mql_threshold",
+            String::new(),
+            None,
+            QueueName::from(NURTURE),
+        );
+        let payload = encode("lead.disposition", &event)?;
+        let outcome = self
+            .store
+            .record_decision(
+                &lead.id,
+                lead.received_at,
+                &Parked::Nurture,
+                &payload,
+                Utc::now(),
+                self.retention.as_secs(),
+            )
+            .await?;
+        Ok(match outcome {
+            DecideOutcome::Recorded => {
+                self.metrics.leads_unqualified.inc();
+                tracing::info!(lead_id = %lead.id, "lead unqualified; sent to nurture");
+                Placed::Parked(Box::new(event))
+            }
+            DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
+            DecideOutcome::Closed => Placed::Nothing,
+        })
+    }
+
+    /// Routes a qualified lead with one snapshot of the rules (a reload mid-way cannot mix
+    /// two rule sets). `waited`: the lead is routed from the queue it waits in.
+    pub async fn route(
+        &self,
+        rules: &Rules,
+        lead: &Lead,
+        score: &Score,
+        prior_owner: Option<RepId>,
+        waited: Option<&Waited>,
+    ) -> Result<Placed, PlaceError> {
+        let routing = &rules.routing;
+        let mut matched = routing.match_rule(lead, score);
+        // The account owner a CRM published on account.owner, over the rules file's
+        // accounts; before the sticky owner, who wins over both.
+        if let Some(owner) = self.published_owner(routing, lead).await? {
+            matched = routing.with_account_owner(matched, &owner);
+        }
+        // The rep who already works this contact, if they are still in the rules.
+        if let Some(rep) = prior_owner.filter(|rep| routing.has_rep(rep.as_str())) {
+            matched = routing.with_prior_owner(matched, rep.as_str());
+        }
+        let teams: Vec<(&str, &[String])> = routing
+            .teams_for(&matched)
+            .into_iter()
+            .map(|team| (team, routing.members(team)))
+            .collect();
+        for _ in 0..MAX_DECISION_ATTEMPTS {
+            let now = Utc::now();
+            let states = if teams.is_empty() {
+                Default::default()
+            } else {
+                self.store.team_states(&teams, now).await?
+            };
+            let decision = routing.choose(matched.clone(), &states, now);
+            let rep = match &decision.placement {
+                Placement::Rep(rep) => RepId::from(rep.as_str()),
+                Placement::Queue(_) if waited.is_some() => return Ok(Placed::StillWaiting),
+                Placement::Queue(queue) => {
+                    let queue = QueueName::from(queue.as_str());
+                    return self.queue(rules, lead, score, decision, queue).await;
+                }
+            };
+            let capacity = states
+                .get(&decision.team)
+                .and_then(|state| state.reps.get(rep.as_str()))
+                .and_then(|r| r.capacity)
+                .unwrap_or_else(|| routing.rep_capacity(rep.as_str()));
+            let assignment = Assignment {
+                lead_id: lead.id.clone(),
+                attempt: FIRST_ATTEMPT,
+                team: TeamId::from(decision.team.as_str()),
+                daily_cap: routing.rep_daily_cap(rep.as_str()),
+                rep,
+                capacity,
+                assigned_at: now,
+                first_touch_due_at: self
+                    .sla
+                    .due_at(now, routing.first_touch_seconds(&decision.team)),
+                rotation_before: decision.rotation_before.clone(),
+                rotation_after: decision.rotation_after.clone(),
+                waited: waited.map(|w| QueueWait {
+                    queue: w.queue.clone(),
+                    since: w.since,
+                }),
+            };
+            let event = assignment.event(lead, score.clone(), decision.explanation.clone());
+            let payload = encode("lead.assigned", &event)?;
+            let sticky_seconds = u64::from(routing.sticky_days()) * 86_400;
+            let day = now.format("%Y-%m-%d").to_string();
+            let context = CommitContext {
+                event: &payload,
+                day: &day,
+                contact_email: Some(lead.contact.email.as_str())
+                    .filter(|email| !email.is_empty() && sticky_seconds > 0),
+                sticky_seconds,
+                release: self.release,
+                retention_seconds: self.retention.as_secs(),
+                now,
+            };
+            let from_queue = waited.map(|w| FromQueue { queue: &w.queue });
+            match self
+                .store
+                .commit_assignment(&assignment, &context, from_queue)
+                .await?
+            {
+                AssignOutcome::Assigned { touched_before } => {
+                    self.record_assignment(lead, &event, waited, touched_before);
+                    return Ok(Placed::Assigned(Box::new(event)));
+                }
+                AssignOutcome::AlreadyDecided(recorded) => return Ok(Placed::Replay(recorded)),
+                AssignOutcome::NoLongerWaiting | AssignOutcome::Closed => {
+                    return Ok(Placed::Nothing)
+                }
+                AssignOutcome::Conflict(why) => {
+                    tracing::debug!(lead_id = %lead.id, %why, "routing state moved; deciding again");
+                }
+            }
+        }
+        Err(PlaceError::Contended(lead.id.to_string()))
+    }
+
+    /// The owner `account.owner` names for the lead's domains (nearest first). An
+    /// unreadable stored owner is logged and routing goes on without it, so it cannot hold
+    /// up every lead of that account; Redis down is an error (retried).
+    async fn published_owner(
+        &self,
+        routing: &RoutingModel,
+        lead: &Lead,
+    ) -> Result<Option<AccountOwnership>, PlaceError> {
+        match self
+            .store
+            .account_owner(&routing.account_domains(lead))
+            .await
+        {
+            Ok(owner) => Ok(owner),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                tracing::error!(lead_id = %lead.id, error = %e, "stored account owner unreadable; routing without it");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Nobody can take the lead now: it waits in `queue`, its clock running from receipt.
+    async fn queue(
+        &self,
+        rules: &Rules,
+        lead: &Lead,
+        score: &Score,
+        decision: RoutingDecision,
+        queue: QueueName,
+    ) -> Result<Placed, PlaceError> {
+        let team = Some(decision.team.as_str())
+            .filter(|t| !t.is_empty())
+            .map(TeamId::from);
+        let event = system_disposition(
+            lead,
+            score.clone(),
+            Outcome::Overflowed,
+            if team.is_some() {
+                "no_eligible_rep"
+            } else {
+                "no_rule_matched"
+            },
+            decision.explanation.reason.clone(),
+            team.clone(),
+            queue.clone(),
+        );
+        let payload = encode("lead.disposition", &event)?;
+        let stored_lead = encode("lead", lead)?;
+        let wait_due = self.sla.due_at(
+            lead.received_at,
+            rules.routing.first_touch_seconds(&decision.team),
+        );
+        let parked = Parked::Waiting {
+            queue: &queue,
+            team: team.as_ref(),
+            lead: &stored_lead,
+            wait_due,
+        };
+        let outcome = self
+            .store
+            .record_decision(
+                &lead.id,
+                lead.received_at,
+                &parked,
+                &payload,
+                Utc::now(),
+                self.retention.as_secs(),
+            )
+            .await?;
+        Ok(match outcome {
+            DecideOutcome::Recorded => {
+                let team_label = team.as_ref().map_or("unrouted", TeamId::as_str);
+                self.metrics
+                    .leads_overflowed
+                    .with_label_values(&[team_label])
+                    .inc();
+                tracing::warn!(lead_id = %lead.id, team = team_label, %queue, reason = %decision.explanation.reason, "no eligible rep; lead waits in its queue");
+                Placed::Parked(Box::new(event))
+            }
+            DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
+            DecideOutcome::Closed => Placed::Nothing,
+        })
+    }
+
+    fn record_assignment(
+        &self,
+        lead: &Lead,
+        event: &LeadAssigned,
+        waited: Option<&Waited>,
+        touched_before: bool,
+    ) {
+        self.metrics
+            .leads_assigned
+            .with_label_values(&[event.team_id.as_str()])
+            .inc();
+        let latency = (event.assigned_at - lead.received_at)
+            .num_milliseconds()
+            .max(0) as f64
+            / 1000.0;
+        self.metrics.assignment_latency.observe(latency);
+        if let Some(waited) = waited {
+            let wait = (event.assigned_at - waited.since).num_milliseconds().max(0) as f64 / 1000.0;
+            self.metrics.queue_wait_seconds.observe(wait);
+            self.metrics
+                .queue_drained
+                .with_label_values(&[waited.queue.as_str()])
+                .inc();
+        }
+        tracing::info!(
+            lead_id = %lead.id,
+            email = %mask_email(&lead.contact.email),
+            team = %event.team_id,
+            rep = %event.rep_id,
+            rule = %event.explanation.rule,
+            score = event.score.points,
+            from_queue = waited.map(|w| w.queue.as_str()),
+            touched_before,
+            "lead assigned"
+        );
+    }
+}
+
+/// A decision the router made about a lead it did not assign, told to marketing.
+fn system_disposition(
+    lead: &Lead,
+    score: Score,
+    outcome: Outcome,
+    reason_code: &str,
+    note: String,
+    team: Option<TeamId>,
+    queue: QueueName,
+) -> LeadDisposition {
+    LeadDisposition {
+        lead_id: lead.id.clone(),
+        outcome,
+        reason_code: reason_code.to_owned(),
+        note,
+        actor: Actor {
+            kind: ActorKind::System,
+            id: "router".to_owned(),
+        },
+        occurred_at: Utc::now(),
+        source: lead.source.clone(),
+        score: Some(score),
+        team_id: team,
+        rep_id: None,
+        queue: Some(queue),
+    }
+}
+
+/// The id of a system disposition: stable per (lead, outcome, queue), so a replay repeats it.
+pub(crate) fn disposition_id(event: &LeadDisposition) -> String {
+    stable_event_id(
+        EventKind::LeadDisposition,
+        &[
+            event.lead_id.as_str(),
+            event.outcome.as_str(),
+            event.queue.as_ref().map_or("", QueueName::as_str),
+        ],
+    )
+}
+
+fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, PlaceError> {
+    serde_json::to_string(value).map_err(|e| PlaceError::Encode(what, e.to_string()))
+}

@@ -1,0 +1,736 @@
+//! The lead lifecycle in Redis: every transition is one script, and this module is the only
+//! place that knows the scripts' argument layouts (named, as one JSON object) and the
+//! lead hash's field names.
+//!
+//! Lead hash fields (`{prefix}:lead:<id>`):
+//! - `source`, `received_ms`: attribution, written once (ingest or the router).
+//! - `state`: a [`LeadState`] name; absent means received.
+//! - `decision`, `decision_kind`: the first decision's event (`assigned`: a `lead.assigned`;
+//!   `disposition`: the UNQUALIFIED/OVERFLOWED `lead.disposition`), replayed on redelivery.
+//! - `assigned`: the current assignment's `lead.assigned`.
+//! - `team`, `rep`, `attempt`, `assigned_ms`, `due_ms`: the current assignment (attempt 0
+//!   and `due_ms` of the wait while queued).
+//! - `queue`, `queued_ms`, `lead`: while waiting, the queue and the lead itself (to route it
+//!   later).
+//! - `touched_ms`, `closed_ms`, `outcome`: reports; `d:<event id>`: a report applied.
+
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use handoff_domain::assignment::Assignment;
+use handoff_domain::events::EventKind;
+use handoff_domain::lifecycle::{CapacityRelease, LeadState, Transition};
+use handoff_domain::{LeadId, QueueName, RepId, TeamId};
+
+use crate::keys::deadline_member;
+use crate::{Store, StoreError};
+
+static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
+static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/decide.lua")));
+static REPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/report.lua")));
+static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/adopt.lua")));
+
+/// How often a step retries when the lead's rep or queue changed between reading them
+/// (to name their keys) and the atomic step.
+const MOVED_RETRIES: usize = 8;
+
+/// One step of a lead's timeline (`GET /v1/leads/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    /// `received`, `unqualified`, `waiting`, `assigned`, `touched`, `touch_recorded`,
+    /// `closed`, `breached`, `adopted`.
+    pub step: String,
+    #[serde(flatten)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TimelineEntry {
+    pub fn new(at: DateTime<Utc>, step: &str) -> Self {
+        Self {
+            at,
+            step: step.to_owned(),
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.detail.insert(key.to_owned(), value.into());
+        self
+    }
+
+    fn encode(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|e| StoreError::Encode(e.to_string()))
+    }
+}
+
+/// A decision recorded for a lead before (replayed on redelivery, never re-decided).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedDecision {
+    pub kind: EventKind,
+    /// The event's JSON payload, as published then.
+    pub payload: String,
+}
+
+/// What committing an assignment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignOutcome {
+    /// Committed. `touched_before`: a touch had been reported already, so no clock runs.
+    Assigned { touched_before: bool },
+    /// The lead was decided before: replay this.
+    AlreadyDecided(RecordedDecision),
+    /// The state moved between read and commit (rotation, capacity): decide again.
+    Conflict(String),
+    /// Routing from a queue: the lead no longer waits there (another instance took it, or
+    /// it was closed).
+    NoLongerWaiting,
+    /// The lead was closed before anyone decided it.
+    Closed,
+}
+
+/// What recording a nurture or queue decision did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecideOutcome {
+    Recorded,
+    AlreadyDecided(RecordedDecision),
+    Closed,
+}
+
+/// The result of a reported outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Applied. `from`: the state before; `first_touch`: the lead's first touch.
+    Applied {
+        from: LeadState,
+        first_touch: bool,
+        assigned_ms: Option<i64>,
+        team: Option<TeamId>,
+        rep: Option<RepId>,
+    },
+    /// This report (event id) was applied before.
+    Duplicate,
+    /// Illegal in the lead's state (e.g. anything after closed): not applied.
+    Refused { state: LeadState },
+    /// No such lead (never seen, or expired).
+    Unknown,
+}
+
+/// A lead waiting in a queue, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingLead {
+    pub lead_id: LeadId,
+    /// The lead's `lead.created` payload (JSON); `None` if the record expired.
+    pub lead: Option<String>,
+    /// When it arrived (the queue's order) and when it started waiting.
+    pub received_ms: i64,
+    pub queued_ms: Option<i64>,
+}
+
+/// A queue's current content, in order of arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueView {
+    pub name: QueueName,
+    pub depth: u64,
+    /// When the lead at the head (the first to arrive) was received.
+    pub oldest_received_ms: Option<i64>,
+    /// Lead ids with their arrival times (ms), first come first (up to the limit asked for).
+    pub leads: Vec<(LeadId, i64)>,
+}
+
+/// Preconditions and effects of an assignment commit that are not part of the decision.
+#[derive(Debug, Clone)]
+pub struct CommitContext<'a> {
+    /// The `lead.assigned` payload: stored, replayed on redelivery.
+    pub event: &'a str,
+    /// The UTC day the daily cap counts in, `YYYY-MM-DD`.
+    pub day: &'a str,
+    /// The contact's email and how long the rep sticks to them (0: not).
+    pub contact_email: Option<&'a str>,
+    pub sticky_seconds: u64,
+    pub release: CapacityRelease,
+    pub retention_seconds: u64,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct AssignArgs<'a> {
+    lead_id: &'a str,
+    team: &'a str,
+    rep: &'a str,
+    rotation_before: &'a str,
+    rotation_after: &'a str,
+    capacity: u32,
+    daily_cap: i64,
+    attempt: u32,
+    assigned_ms: i64,
+    due_ms: i64,
+    member: String,
+    wait_member: String,
+    event: &'a str,
+    retention_seconds: u64,
+    sticky_seconds: u64,
+    from_queue: bool,
+    release: &'static str,
+    open_until_ms: i64,
+    now_ms: i64,
+    entry: String,
+}
+
+#[derive(Serialize)]
+struct DecideArgs<'a> {
+    lead_id: &'a str,
+    received_ms: i64,
+    state: &'static str,
+    event: &'a str,
+    queue: &'a str,
+    team: &'a str,
+    lead: &'a str,
+    now_ms: i64,
+    wait_due_ms: i64,
+    wait_member: String,
+    retention_seconds: u64,
+    entry: String,
+}
+
+#[derive(Serialize)]
+struct ReportArgs<'a> {
+    lead_id: &'a str,
+    event_id: &'a str,
+    transition: &'static str,
+    outcome: &'a str,
+    rep: &'a str,
+    queue: &'a str,
+    at_ms: i64,
+    release: &'static str,
+    closed_retention_seconds: u64,
+    entry: String,
+}
+
+#[derive(Serialize)]
+struct AdoptArgs<'a> {
+    lead_id: &'a str,
+    team: &'a str,
+    rep: &'a str,
+    previous_rep: &'a str,
+    queue: &'a str,
+    attempt: u32,
+    assigned_ms: i64,
+    due_ms: i64,
+    member: String,
+    wait_member: String,
+    event: &'a str,
+    release: &'static str,
+    open_until_ms: i64,
+    retention_seconds: u64,
+    entry: String,
+}
+
+/// A waiting lead being routed: where it waits.
+#[derive(Debug, Clone, Copy)]
+pub struct FromQueue<'a> {
+    pub queue: &'a QueueName,
+}
+
+/// A decision that is not an assignment.
+#[derive(Debug, Clone)]
+pub enum Parked<'a> {
+    /// Below the MQL threshold.
+    Nurture,
+    /// Waits in `queue` (team's when known); `lead` is the lead's JSON to route it later;
+    /// the wait's own clock ends at `wait_due`.
+    Waiting {
+        queue: &'a QueueName,
+        team: Option<&'a TeamId>,
+        lead: &'a str,
+        wait_due: DateTime<Utc>,
+    },
+}
+
+fn args<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+fn recorded(kind: &str, payload: String) -> RecordedDecision {
+    RecordedDecision {
+        kind: if kind == "assigned" {
+            EventKind::LeadAssigned
+        } else {
+            EventKind::LeadDisposition
+        },
+        payload,
+    }
+}
+
+impl Store {
+    /// Commits an assignment (capacity, daily cap and rotation checked against the
+    /// decision's preconditions), or replays the lead's first decision.
+    pub async fn commit_assignment(
+        &self,
+        assignment: &Assignment,
+        context: &CommitContext<'_>,
+        from_queue: Option<FromQueue<'_>>,
+    ) -> Result<AssignOutcome, StoreError> {
+        let lead_id = assignment.lead_id.as_str();
+        let entry = TimelineEntry::new(assignment.assigned_at, "assigned")
+            .with("attempt", assignment.attempt)
+            .with("team", assignment.team.as_str())
+            .with("rep", assignment.rep.as_str())
+            .with(
+                "first_touch_due_at",
+                assignment.first_touch_due_at.to_rfc3339(),
+            )
+            .with(
+                "event",
+                serde_json::from_str::<serde_json::Value>(context.event)
+                    .map_err(|e| StoreError::Encode(e.to_string()))?,
+            );
+        let payload = AssignArgs {
+            lead_id,
+            team: assignment.team.as_str(),
+            rep: assignment.rep.as_str(),
+            rotation_before: &assignment.rotation_before,
+            rotation_after: &assignment.rotation_after,
+            capacity: assignment.capacity,
+            daily_cap: assignment.daily_cap.map_or(-1, i64::from),
+            attempt: assignment.attempt,
+            assigned_ms: assignment.assigned_at.timestamp_millis(),
+            due_ms: assignment.first_touch_due_at.timestamp_millis(),
+            member: deadline_member(lead_id, assignment.attempt),
+            wait_member: deadline_member(lead_id, 0),
+            event: context.event,
+            retention_seconds: context.retention_seconds,
+            sticky_seconds: if context.contact_email.is_some() {
+                context.sticky_seconds
+            } else {
+                0
+            },
+            from_queue: from_queue.is_some(),
+            release: context.release.as_str(),
+            open_until_ms: open_until(context.now, context.retention_seconds),
+            now_ms: context.now.timestamp_millis(),
+            entry: entry.encode()?,
+        };
+        let queue_key = from_queue.map_or_else(
+            || self.keys.lead(lead_id),
+            |q| self.keys.queue(q.queue.as_str()),
+        );
+        let mut connection = self.connection();
+        let reply: (String, String, String) = ASSIGN
+            .key(self.keys.lead(lead_id))
+            .key(self.keys.lead_log(lead_id))
+            .key(self.keys.rep_open(assignment.rep.as_str()))
+            .key(self.keys.rotation())
+            .key(self.keys.assigned_on(context.day))
+            .key(
+                context
+                    .contact_email
+                    .map_or_else(|| self.keys.lead(lead_id), |e| self.keys.contact_owner(e)),
+            )
+            .key(self.keys.deadlines())
+            .key(self.keys.claims())
+            .key(queue_key)
+            .key(self.keys.outbox())
+            .arg(args(&payload)?)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match reply.0.as_str() {
+            "assigned" => AssignOutcome::Assigned {
+                touched_before: reply.1 == "touched",
+            },
+            "existing" => AssignOutcome::AlreadyDecided(recorded(&reply.1, reply.2)),
+            "gone" => AssignOutcome::NoLongerWaiting,
+            "closed" => AssignOutcome::Closed,
+            _ => AssignOutcome::Conflict(reply.1),
+        })
+    }
+
+    /// Records a nurture or queue decision (with its event, replayed on redelivery), once.
+    pub async fn record_decision(
+        &self,
+        lead_id: &LeadId,
+        received_at: DateTime<Utc>,
+        parked: &Parked<'_>,
+        event: &str,
+        now: DateTime<Utc>,
+        retention_seconds: u64,
+    ) -> Result<DecideOutcome, StoreError> {
+        let id = lead_id.as_str();
+        let (state, queue, team, lead, wait_due) = match parked {
+            Parked::Nurture => (LeadState::Unqualified, None, None, "", now),
+            Parked::Waiting {
+                queue,
+                team,
+                lead,
+                wait_due,
+            } => (LeadState::Waiting, Some(*queue), *team, *lead, *wait_due),
+        };
+        let mut entry = TimelineEntry::new(now, state.as_str());
+        if let Some(queue) = queue {
+            entry = entry.with("queue", queue.as_str());
+        }
+        let payload = DecideArgs {
+            lead_id: id,
+            received_ms: received_at.timestamp_millis(),
+            state: state.as_str(),
+            event,
+            queue: queue.map_or("", QueueName::as_str),
+            team: team.map_or("", TeamId::as_str),
+            lead,
+            now_ms: now.timestamp_millis(),
+            wait_due_ms: wait_due.timestamp_millis(),
+            wait_member: deadline_member(id, 0),
+            retention_seconds,
+            entry: entry
+                .with(
+                    "event",
+                    serde_json::from_str::<serde_json::Value>(event)
+                        .map_err(|e| StoreError::Encode(e.to_string()))?,
+                )
+                .encode()?,
+        };
+        let mut connection = self.connection();
+        let reply: (String, String, String) = DECIDE
+            .key(self.keys.lead(id))
+            .key(self.keys.lead_log(id))
+            .key(queue.map_or_else(|| self.keys.lead(id), |q| self.keys.queue(q.as_str())))
+            .key(self.keys.queues())
+            .key(self.keys.deadlines())
+            .arg(args(&payload)?)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match reply.0.as_str() {
+            "existing" => DecideOutcome::AlreadyDecided(recorded(&reply.1, reply.2)),
+            "closed" => DecideOutcome::Closed,
+            _ => DecideOutcome::Recorded,
+        })
+    }
+
+    /// Applies a reported outcome once per `event_id`: a touch stops the clock (and frees
+    /// the rep under `release = first_touch`), or is recorded for an assignment still to
+    /// come; a close ends the lead and frees the rep.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn report(
+        &self,
+        lead_id: &LeadId,
+        event_id: &str,
+        transition: Transition,
+        outcome: &str,
+        at: DateTime<Utc>,
+        release: CapacityRelease,
+        closed_retention_seconds: u64,
+        entry: TimelineEntry,
+    ) -> Result<ReportOutcome, StoreError> {
+        let id = lead_id.as_str();
+        let entry = entry.encode()?;
+        let mut connection = self.connection();
+        for _ in 0..MOVED_RETRIES {
+            let (rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(self.keys.lead(id))
+                .arg(&["rep", "queue"])
+                .query_async(&mut connection)
+                .await?;
+            let rep = rep.unwrap_or_default();
+            let queue = queue.unwrap_or_default();
+            let payload = ReportArgs {
+                lead_id: id,
+                event_id,
+                transition: transition.as_str(),
+                outcome,
+                rep: &rep,
+                queue: &queue,
+                at_ms: at.timestamp_millis(),
+                release: release.as_str(),
+                closed_retention_seconds,
+                entry: entry.clone(),
+            };
+            let reply: Vec<String> = REPORT
+                .key(self.keys.lead(id))
+                .key(self.keys.lead_log(id))
+                .key(if rep.is_empty() {
+                    self.keys.lead(id)
+                } else {
+                    self.keys.rep_open(&rep)
+                })
+                .key(self.keys.deadlines())
+                .key(self.keys.claims())
+                .key(if queue.is_empty() {
+                    self.keys.lead(id)
+                } else {
+                    self.keys.queue(&queue)
+                })
+                .arg(args(&payload)?)
+                .invoke_async(&mut connection)
+                .await?;
+            let field = |i: usize| reply.get(i).map(String::as_str).unwrap_or_default();
+            let state = || LeadState::parse(field(1)).unwrap_or(LeadState::Received);
+            return Ok(match field(0) {
+                "moved" => continue,
+                "unknown" => ReportOutcome::Unknown,
+                "duplicate" => ReportOutcome::Duplicate,
+                "refused" => ReportOutcome::Refused { state: state() },
+                _ => ReportOutcome::Applied {
+                    from: state(),
+                    first_touch: field(2) == "1",
+                    assigned_ms: field(3).parse().ok(),
+                    team: Some(field(4)).filter(|t| !t.is_empty()).map(TeamId::from),
+                    rep: Some(field(5)).filter(|r| !r.is_empty()).map(RepId::from),
+                },
+            });
+        }
+        Err(StoreError::Contended(format!(
+            "lead {id} kept changing while a report was applied"
+        )))
+    }
+
+    /// Adopts an assignment another producer announced (its due time as announced),
+    /// unless this attempt or a later one is known. `true` if adopted.
+    pub async fn adopt_assignment(
+        &self,
+        assignment: &Assignment,
+        event: &str,
+        release: CapacityRelease,
+        retention_seconds: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = assignment.lead_id.as_str();
+        let entry = TimelineEntry::new(now, "adopted")
+            .with("attempt", assignment.attempt)
+            .with("team", assignment.team.as_str())
+            .with("rep", assignment.rep.as_str())
+            .encode()?;
+        let mut connection = self.connection();
+        for _ in 0..MOVED_RETRIES {
+            let (previous_rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                .arg(self.keys.lead(id))
+                .arg(&["rep", "queue"])
+                .query_async(&mut connection)
+                .await?;
+            let previous_rep = previous_rep.unwrap_or_default();
+            let queue = queue.unwrap_or_default();
+            let payload = AdoptArgs {
+                lead_id: id,
+                team: assignment.team.as_str(),
+                rep: assignment.rep.as_str(),
+                previous_rep: &previous_rep,
+                queue: &queue,
+                attempt: assignment.attempt,
+                assigned_ms: assignment.assigned_at.timestamp_millis(),
+                due_ms: assignment.first_touch_due_at.timestamp_millis(),
+                member: deadline_member(id, assignment.attempt),
+                wait_member: deadline_member(id, 0),
+                event,
+                release: release.as_str(),
+                open_until_ms: open_until(now, retention_seconds),
+                retention_seconds,
+                entry: entry.clone(),
+            };
+            let reply: Vec<String> = ADOPT
+                .key(self.keys.lead(id))
+                .key(self.keys.lead_log(id))
+                .key(self.keys.rep_open(assignment.rep.as_str()))
+                .key(self.keys.deadlines())
+                .key(self.keys.claims())
+                .key(if previous_rep.is_empty() {
+                    self.keys.lead(id)
+                } else {
+                    self.keys.rep_open(&previous_rep)
+                })
+                .key(if queue.is_empty() {
+                    self.keys.lead(id)
+                } else {
+                    self.keys.queue(&queue)
+                })
+                .arg(args(&payload)?)
+                .invoke_async(&mut connection)
+                .await?;
+            match reply.first().map(String::as_str) {
+                Some("moved") => continue,
+                Some("adopted") => return Ok(true),
+                _ => return Ok(false),
+            }
+        }
+        Err(StoreError::Contended(format!(
+            "lead {id} kept changing while an assignment was adopted"
+        )))
+    }
+
+    /// Appends a step to a lead's timeline (for steps that change no state, e.g. a
+    /// breach), if the lead is still known.
+    pub async fn append_timeline(
+        &self,
+        lead_id: &LeadId,
+        entry: &TimelineEntry,
+    ) -> Result<(), StoreError> {
+        let id = lead_id.as_str();
+        let mut connection = self.connection();
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(self.keys.lead(id))
+            .query_async(&mut connection)
+            .await?;
+        if exists {
+            let _: () = redis::pipe()
+                .rpush(self.keys.lead_log(id), entry.encode()?)
+                .ignore()
+                .query_async(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The timeline of a lead, oldest first (entries that do not parse are skipped: they
+    /// were written by a newer version).
+    pub async fn timeline(&self, lead_id: &LeadId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut connection = self.connection();
+        let raw: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.keys.lead_log(lead_id.as_str()))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        Ok(raw
+            .iter()
+            .filter_map(|entry| serde_json::from_str(entry).ok())
+            .collect())
+    }
+
+    /// Names of every queue that held a lead.
+    pub async fn queue_names(&self) -> Result<Vec<QueueName>, StoreError> {
+        let mut connection = self.connection();
+        let mut names: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.keys.queues())
+            .query_async(&mut connection)
+            .await?;
+        names.sort();
+        Ok(names.into_iter().map(QueueName::from).collect())
+    }
+
+    /// A queue's depth, oldest wait and its first `limit` leads.
+    pub async fn queue(&self, name: &QueueName, limit: u32) -> Result<QueueView, StoreError> {
+        let key = self.keys.queue(name.as_str());
+        let mut connection = self.connection();
+        let (depth, leads): (u64, Vec<(String, f64)>) = redis::pipe()
+            .zcard(&key)
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(i64::from(limit) - 1)
+            .arg("WITHSCORES")
+            .query_async(&mut connection)
+            .await?;
+        let leads: Vec<(LeadId, i64)> = leads
+            .into_iter()
+            .map(|(id, ms)| (LeadId::from(id), ms as i64))
+            .collect();
+        Ok(QueueView {
+            name: name.clone(),
+            depth,
+            oldest_received_ms: leads.first().map(|(_, ms)| *ms),
+            leads: if limit == 0 { Vec::new() } else { leads },
+        })
+    }
+
+    /// The first `limit` leads waiting in `queue`, with what routing them needs.
+    pub async fn waiting_leads(
+        &self,
+        queue: &QueueName,
+        limit: u32,
+    ) -> Result<Vec<WaitingLead>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let view = self.queue(queue, limit).await?;
+        if view.leads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (id, _) in &view.leads {
+            pipe.cmd("HMGET")
+                .arg(self.keys.lead(id.as_str()))
+                .arg(&["lead", "queued_ms"]);
+        }
+        let mut connection = self.connection();
+        let leads: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut connection).await?;
+        Ok(view
+            .leads
+            .into_iter()
+            .zip(leads)
+            .map(|((lead_id, received_ms), (lead, queued_ms))| WaitingLead {
+                lead_id,
+                lead,
+                received_ms,
+                queued_ms,
+            })
+            .collect())
+    }
+
+    /// Drops a queue entry whose lead record is gone (expired): nothing can route it.
+    pub async fn drop_from_queue(
+        &self,
+        queue: &QueueName,
+        lead_id: &LeadId,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        let removed: i64 = redis::pipe()
+            .zrem(self.keys.queue(queue.as_str()), lead_id.as_str())
+            .zrem(self.keys.deadlines(), deadline_member(lead_id.as_str(), 0))
+            .ignore()
+            .query_async::<Vec<i64>>(&mut connection)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        Ok(removed == 1)
+    }
+}
+
+impl Store {
+    /// Assignments from a queue recorded before `before` whose event is still unacknowledged,
+    /// with the `lead.assigned` payload to publish again.
+    pub async fn outbox_pending(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(LeadId, Option<String>)>, StoreError> {
+        let mut connection = self.connection();
+        let leads: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.outbox())
+            .arg("-inf")
+            .arg(before.timestamp_millis())
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit)
+            .query_async(&mut connection)
+            .await?;
+        if leads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for lead in &leads {
+            pipe.hget(self.keys.lead(lead), "assigned");
+        }
+        let events: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        Ok(leads.into_iter().map(LeadId::from).zip(events).collect())
+    }
+
+    /// The assignment's event is acknowledged by the broker.
+    pub async fn outbox_done(&self, lead_id: &LeadId) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let _: i64 = redis::cmd("ZREM")
+            .arg(self.keys.outbox())
+            .arg(lead_id.as_str())
+            .query_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Until when an open lead holds capacity: as long as its record lives.
+fn open_until(now: DateTime<Utc>, retention_seconds: u64) -> i64 {
+    let retention_ms = i64::try_from(retention_seconds)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000);
+    now.timestamp_millis().saturating_add(retention_ms)
+}

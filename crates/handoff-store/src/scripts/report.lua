@@ -1,0 +1,56 @@
+-- Applies a reported outcome (touch or close) once per event id. The caller read the
+-- lead's rep and queue to name their keys; if they changed since, it reads again.
+-- Named arguments: see lifecycle.rs (ReportArgs).
+-- KEYS: lead, log, rep_open, deadlines, claims, queue
+local a = cjson.decode(ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'unknown', ''}
+end
+local marker = 'd:' .. a.event_id
+if redis.call('HEXISTS', KEYS[1], marker) == 1 then
+  return {'duplicate', ''}
+end
+local f = redis.call('HMGET', KEYS[1], 'state', 'rep', 'queue', 'attempt', 'touched_ms',
+  'assigned_ms', 'team')
+local state = f[1] or 'received'
+if (f[2] or '') ~= a.rep or (f[3] or '') ~= a.queue then
+  return {'moved', state}
+end
+if state == 'closed' then
+  return {'refused', state}
+end
+local member = a.lead_id .. '|' .. (f[4] or '0')
+local first = not f[5]
+if first then
+  redis.call('HSET', KEYS[1], 'touched_ms', a.at_ms)
+end
+if a.transition == 'touch' then
+  if state == 'assigned' then
+    redis.call('HSET', KEYS[1], 'state', 'touched')
+    redis.call('ZREM', KEYS[4], member)
+    redis.call('ZREM', KEYS[5], member)
+    if a.release == 'first_touch' then
+      redis.call('ZREM', KEYS[3], a.lead_id)
+    end
+  end
+  -- Otherwise (not assigned yet) the touch is recorded; the assignment will see it.
+else
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_ms', a.at_ms, 'outcome', a.outcome)
+  redis.call('ZREM', KEYS[3], a.lead_id)
+  redis.call('ZREM', KEYS[4], member)
+  redis.call('ZREM', KEYS[5], member)
+  if state == 'waiting' then
+    redis.call('ZREM', KEYS[6], a.lead_id)
+  end
+end
+redis.call('HSET', KEYS[1], marker, 1)
+redis.call('RPUSH', KEYS[2], a.entry)
+if a.transition == 'close' then
+  redis.call('EXPIRE', KEYS[1], a.closed_retention_seconds)
+  redis.call('EXPIRE', KEYS[2], a.closed_retention_seconds)
+end
+local was_first = '0'
+if first then
+  was_first = '1'
+end
+return {'applied', state, was_first, f[6] or '', f[7] or '', f[2] or ''}
