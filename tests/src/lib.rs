@@ -150,7 +150,13 @@ pub struct StackOptions {
     pub ingest_limits: String,
     /// Allow webhooks to loopback (the tests' receivers); off: the default egress policy.
     pub allow_loopback_webhooks: bool,
+    /// `[notifier]` keys besides the secret and the allowlist: retries and circuits.
+    pub notifier: String,
 }
+
+/// The notifier's retry settings of most tests: quick retries, a quick retry poll.
+pub const TEST_NOTIFIER: &str =
+    "max_attempts = 4\ninitial_backoff_ms = 50\nmax_backoff_ms = 200\nretry_poll_interval_ms = 50\n";
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -167,6 +173,7 @@ impl Default for StackOptions {
                 "per_key_per_minute = 10000000\nper_address_per_minute = 10000000\nburst = 100000\n"
                     .to_owned(),
             allow_loopback_webhooks: true,
+            notifier: TEST_NOTIFIER.to_owned(),
         }
     }
 }
@@ -354,10 +361,7 @@ lease_seconds = 5
 [notifier]
 signing_secret = "{secret}"
 allowed_private_targets = [{allowed}]
-max_attempts = 4
-initial_backoff_ms = 50
-max_backoff_ms = 200
-[log]
+{notifier}[log]
 level = "warn,handoff=info"
 [shutdown]
 drain_seconds = 5
@@ -365,6 +369,7 @@ drain_seconds = 5
 {extra}
 "#,
         keys = access_config(options),
+        notifier = options.notifier,
         limits = options.ingest_limits,
         extra = options.extra_config,
         kafka = env.kafka,

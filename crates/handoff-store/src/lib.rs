@@ -5,6 +5,7 @@
 
 mod accounts;
 mod deadlines;
+mod deliveries;
 mod funnel;
 mod idempotency;
 mod keys;
@@ -21,6 +22,7 @@ use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
 pub use deadlines::DueBreach;
+pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
     OutcomeReport, SettledTouch,

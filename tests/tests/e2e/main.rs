@@ -11,6 +11,7 @@ mod dispositions;
 mod escalation;
 mod http_input;
 mod lifecycle;
+mod notifier_faults;
 mod openapi;
 mod personal_data;
 mod poison;
