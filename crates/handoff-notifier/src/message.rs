@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use handoff_domain::events::{LeadAssigned, SlaBreached};
+use handoff_domain::events::{LeadAssigned, LeadDisposition, SlaBreached};
 
 pub(crate) fn assigned(event: &LeadAssigned) -> Value {
     let text = format!(
@@ -53,5 +53,26 @@ pub(crate) fn breached(event: &SlaBreached) -> Value {
         "attempt": event.attempt,
         "due_at": event.due_at,
         "breached_at": event.breached_at,
+    })
+}
+
+/// A missed first touch the team's policy escalated: for the manager.
+pub(crate) fn escalated(event: &LeadDisposition) -> Value {
+    let team = event.team_id.as_ref().map_or("none", |t| t.as_str());
+    let text = format!(
+        ":rotating_light: Lead {lead} escalated out of team {team}: {note}",
+        lead = event.lead_id,
+        note = event.note,
+    );
+    json!({
+        "type": "lead.escalated",
+        "text": text,
+        "lead_id": event.lead_id,
+        "team_id": event.team_id,
+        "rep_id": event.rep_id,
+        "reason_code": event.reason_code,
+        "note": event.note,
+        "occurred_at": event.occurred_at,
+        "source": event.source,
     })
 }

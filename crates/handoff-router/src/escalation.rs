@@ -183,16 +183,10 @@ impl EscalationHandler {
                 occurred_at: now,
                 source: current.source.clone(),
                 score: Some(current.score.clone()),
-                team_id: Some(
-                    assigned
-                        .as_ref()
-                        .map_or_else(|| team.clone(), |a| a.team_id.clone()),
-                ),
-                rep_id: Some(
-                    assigned
-                        .as_ref()
-                        .map_or_else(|| old_rep.clone(), |a| a.rep_id.clone()),
-                ),
+                // About the miss: the team and rep whose attempt it was (their manager is
+                // told); the new assignment is in lead.assigned.
+                team_id: Some(team.clone()),
+                rep_id: Some(old_rep.clone()),
                 queue: None,
             };
             let encode = |what: &'static str, e: serde_json::Result<String>| {

@@ -3,11 +3,12 @@
 //! breach is delivered again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use handoff_domain::events::EventKind;
 use handoff_e2e::topics::Record;
-use handoff_e2e::{qualified_lead, Stack, StackOptions, RULES};
+use handoff_e2e::{eventually, qualified_lead, Stack, StackOptions, RULES};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -39,11 +40,31 @@ fn ids(records: &[&Record]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A local webhook receiver: every request's path and JSON body.
+async fn start_receiver() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorded = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let recorded = recorded.clone();
+        async move {
+            let body = serde_json::from_slice(&body).unwrap_or_default();
+            recorded.lock().unwrap().push((uri.path().to_owned(), body));
+            axum::http::StatusCode::OK
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
+    let (base, hooks) = start_receiver().await;
     let stack = Stack::start(StackOptions {
         rules: rules(),
         first_touch_seconds: 2,
+        webhook_base: Some(base),
         ..StackOptions::default()
     })
     .await;
@@ -140,6 +161,26 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
     for (rep, open) in [(first.as_str(), 0), (second.as_str(), 0), ("m", 1)] {
         assert_eq!(stack.open_leads(rep).await, open, "{rep}");
     }
+    // The sales team's channel (its manager) heard of the escalation out of sales, once.
+    let escalations = eventually(WAIT, "the manager told of the escalation", || async {
+        let seen = hooks.lock().unwrap().clone();
+        let escalations: Vec<serde_json::Value> = seen
+            .into_iter()
+            .filter(|(path, body)| path == "/hooks/team" && body["type"] == "lead.escalated")
+            .map(|(_, body)| body)
+            .collect();
+        (!escalations.is_empty()).then_some(escalations)
+    })
+    .await;
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0]["lead_id"], lead.as_str());
+    assert_eq!(escalations[0]["team_id"], "sales");
+    assert_eq!(
+        escalations[0]["rep_id"],
+        second.as_str(),
+        "the rep who missed"
+    );
+
     let view = stack.lead_view(&lead).await;
     let steps: Vec<&str> = view["timeline"]
         .as_array()
