@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use handoff_config::{IngestSettings, RulesHandle};
+use handoff_domain::lifecycle::CapacityRelease;
 use handoff_kafka::EventProducer;
 use handoff_store::Store;
 use handoff_telemetry::{Metrics, Readiness};
@@ -74,6 +75,10 @@ pub struct IngestDeps {
     pub readiness: Readiness,
     /// How long a lead's record is kept for dispositions (redis.lead_retention_days).
     pub lead_retention: Duration,
+    /// How long a closed lead stays readable, and when a rep's capacity comes back: for
+    /// applying reports as soon as they are published.
+    pub closed_retention: Duration,
+    pub release: CapacityRelease,
     /// The rules in force (which reps exist, their defaults).
     pub rules: RulesHandle,
 }
@@ -86,6 +91,8 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     pub settings: Arc<IngestSettings>,
     pub lead_retention: Duration,
+    pub closed_retention: Duration,
+    pub release: CapacityRelease,
     pub rules: RulesHandle,
     pub access: Access,
 }
@@ -118,6 +125,8 @@ impl Ingest {
             metrics: deps.metrics.clone(),
             settings: Arc::new(settings),
             lead_retention: deps.lead_retention,
+            closed_retention: deps.closed_retention,
+            release: deps.release,
             rules: deps.rules,
             access: access.clone(),
         };

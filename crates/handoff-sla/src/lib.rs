@@ -24,6 +24,7 @@ use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
 pub use poller::SlaPoller;
+pub use touches::record_report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlaError {

@@ -17,6 +17,9 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+
+use handoff_domain::disposition::ActorKind;
+use handoff_domain::events::LeadDisposition;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
@@ -610,6 +613,46 @@ impl Store {
         )))
     }
 
+    /// Applies a reported outcome from its `lead.disposition` (`None` for the system's own
+    /// outcomes, which are not reports): ingest right after publishing it, so a touch counts
+    /// before the deadline it beat, and the SLA tracker from the topic for every producer
+    /// (then it is a duplicate for the API's).
+    pub async fn report_disposition(
+        &self,
+        disposition: &LeadDisposition,
+        event_id: &str,
+        release: CapacityRelease,
+        closed_retention_seconds: u64,
+    ) -> Result<Option<ReportOutcome>, StoreError> {
+        let Some(transition) = Transition::of(disposition.outcome) else {
+            return Ok(None);
+        };
+        // A reporter's clock may run ahead; the lead cannot have been touched in the future.
+        let at = disposition.occurred_at.min(Utc::now());
+        let mut entry = TimelineEntry::new(at, disposition.outcome.as_str())
+            .with("outcome", disposition.outcome.as_str())
+            .with("event_id", event_id)
+            .with("actor_kind", actor_kind(disposition.actor.kind));
+        if !disposition.actor.id.is_empty() {
+            entry = entry.with("actor", disposition.actor.id.as_str());
+        }
+        if !disposition.reason_code.is_empty() {
+            entry = entry.with("reason_code", disposition.reason_code.as_str());
+        }
+        self.report(
+            &disposition.lead_id,
+            event_id,
+            transition,
+            disposition.outcome.as_str(),
+            at,
+            release,
+            closed_retention_seconds,
+            entry,
+        )
+        .await
+        .map(Some)
+    }
+
     /// Acts on a missed first touch of `attempt`, once per (lead, attempt).
     pub async fn escalate(&self, e: &Escalation<'_>) -> Result<EscalateOutcome, StoreError> {
         let id = e.lead_id.as_str();
@@ -866,6 +909,14 @@ impl Store {
             .query_async(&mut connection)
             .await?;
         Ok(())
+    }
+}
+
+fn actor_kind(kind: ActorKind) -> &'static str {
+    match kind {
+        ActorKind::Rep => "rep",
+        ActorKind::Crm => "crm",
+        ActorKind::System => "system",
     }
 }
 

@@ -192,6 +192,8 @@ pub async fn start(
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 lead_retention,
+                closed_retention,
+                release: settings.sla.release_capacity_on,
                 rules: rules.clone(),
             },
         )
