@@ -55,6 +55,7 @@ impl EscalationHandler {
         rules: &Rules,
         breach: &SlaBreached,
         old_rep: &RepId,
+        trace: &str,
     ) -> Result<Steps, PlaceError> {
         let store = &self.placer.store;
         let nothing = Steps {
@@ -206,6 +207,7 @@ impl EscalationHandler {
                 disposition: &disposition_json,
                 retention_seconds: self.placer.retention.as_secs(),
                 now,
+                trace,
             };
             match store.escalate(&step).await? {
                 EscalateOutcome::Done => {
@@ -257,11 +259,11 @@ impl EventHandler for EscalationHandler {
             return Ok(Box::pin(async { Ok(()) }));
         };
         let rules = self.placer.rules.current();
+        let trace = event.child_trace();
         let steps = self
-            .steps(&rules, &breach, &old_rep)
+            .steps(&rules, &breach, &old_rep, &trace.to_string())
             .await
             .map_err(HandleError::transient)?;
-        let trace = event.child_trace();
         let key = breach.lead_id.as_str();
         let mut outbound = Vec::new();
         if let Some(assigned) = &steps.assigned {

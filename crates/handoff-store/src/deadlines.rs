@@ -25,6 +25,8 @@ pub struct DueBreach {
     pub team: Option<TeamId>,
     pub rep: Option<RepId>,
     pub due_ms: i64,
+    /// The W3C `traceparent` of the lead's current assignment (or queue decision).
+    pub trace: Option<String>,
 }
 
 impl Store {
@@ -59,16 +61,17 @@ impl Store {
                 })?;
             pipe.cmd("HMGET")
                 .arg(self.keys.lead(&lead_id))
-                .arg(&["team", "rep", "due_ms"]);
+                .arg(&["team", "rep", "due_ms", "trace"]);
             parsed.push((member.clone(), lead_id, attempt));
         }
-        let details: Vec<(Option<String>, Option<String>, Option<i64>)> =
+        #[allow(clippy::type_complexity)]
+        let details: Vec<(Option<String>, Option<String>, Option<i64>, Option<String>)> =
             pipe.query_async(&mut connection).await?;
         Ok(parsed
             .into_iter()
             .zip(details)
             .map(
-                |((member, lead_id, attempt), (team, rep, due_ms))| DueBreach {
+                |((member, lead_id, attempt), (team, rep, due_ms, trace))| DueBreach {
                     member,
                     lead_id: LeadId::from(lead_id),
                     attempt,
@@ -78,6 +81,7 @@ impl Store {
                         .filter(|r| !r.is_empty() && attempt > 0)
                         .map(RepId::from),
                     due_ms: due_ms.unwrap_or(now_ms),
+                    trace,
                 },
             )
             .collect())

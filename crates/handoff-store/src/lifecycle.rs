@@ -132,6 +132,8 @@ pub struct WaitingLead {
     /// When it arrived (the queue's order) and when it started waiting.
     pub received_ms: i64,
     pub queued_ms: Option<i64>,
+    /// The trace its decision belonged to, for the assignment when it comes.
+    pub trace: Option<String>,
 }
 
 /// A queue's current content, in order of arrival.
@@ -158,10 +160,14 @@ pub struct CommitContext<'a> {
     pub release: CapacityRelease,
     pub retention_seconds: u64,
     pub now: DateTime<Utc>,
+    /// The W3C `traceparent` of the assignment's event: the lead's later events (its
+    /// breach, a reassignment) continue that trace.
+    pub trace: &'a str,
 }
 
 #[derive(Serialize)]
 struct AssignArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     team: &'a str,
     rep: &'a str,
@@ -186,6 +192,7 @@ struct AssignArgs<'a> {
 
 #[derive(Serialize)]
 struct DecideArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     received_ms: i64,
     state: &'static str,
@@ -235,6 +242,7 @@ struct AdoptArgs<'a> {
 
 #[derive(Serialize)]
 struct EscalateArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     attempt: u32,
     new_attempt: u32,
@@ -285,6 +293,8 @@ pub struct Escalation<'a> {
     pub disposition: &'a str,
     pub retention_seconds: u64,
     pub now: DateTime<Utc>,
+    /// The trace the new attempt's events belong to.
+    pub trace: &'a str,
 }
 
 /// A waiting lead being routed: where it waits.
@@ -347,6 +357,7 @@ impl Store {
                     .map_err(|e| StoreError::Encode(e.to_string()))?,
             );
         let payload = AssignArgs {
+            trace: context.trace,
             lead_id,
             team: assignment.team.as_str(),
             rep: assignment.rep.as_str(),
@@ -405,10 +416,12 @@ impl Store {
     }
 
     /// Records a nurture or queue decision (with its event, replayed on redelivery), once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_decision(
         &self,
         lead_id: &LeadId,
         received_at: DateTime<Utc>,
+        trace: &str,
         parked: &Parked<'_>,
         event: &str,
         now: DateTime<Utc>,
@@ -429,6 +442,7 @@ impl Store {
             entry = entry.with("queue", queue.as_str());
         }
         let payload = DecideArgs {
+            trace,
             lead_id: id,
             received_ms: received_at.timestamp_millis(),
             state: state.as_str(),
@@ -678,6 +692,7 @@ impl Store {
         }
         let new = e.reassignment.map(|(a, _)| a);
         let payload = EscalateArgs {
+            trace: e.trace,
             lead_id: id,
             attempt: e.attempt,
             new_attempt: e.attempt.saturating_add(1),
@@ -834,20 +849,24 @@ impl Store {
         for (id, _) in &view.leads {
             pipe.cmd("HMGET")
                 .arg(self.keys.lead(id.as_str()))
-                .arg(&["lead", "queued_ms"]);
+                .arg(&["lead", "queued_ms", "trace"]);
         }
         let mut connection = self.connection();
-        let leads: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut connection).await?;
+        let leads: Vec<(Option<String>, Option<i64>, Option<String>)> =
+            pipe.query_async(&mut connection).await?;
         Ok(view
             .leads
             .into_iter()
             .zip(leads)
-            .map(|((lead_id, received_ms), (lead, queued_ms))| WaitingLead {
-                lead_id,
-                lead,
-                received_ms,
-                queued_ms,
-            })
+            .map(
+                |((lead_id, received_ms), (lead, queued_ms, trace))| WaitingLead {
+                    lead_id,
+                    lead,
+                    received_ms,
+                    queued_ms,
+                    trace,
+                },
+            )
             .collect())
     }
 

@@ -204,3 +204,60 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
     );
     stack.stop().await.unwrap();
 }
+
+/// One W3C trace follows a lead from its POST through its assignment, its breach and its
+/// reassignment, so a tracing backend shows the whole handoff as one trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_follows_a_lead_through_breach_and_reassignment() {
+    let stack = Stack::start(StackOptions {
+        rules: rules(),
+        first_touch_seconds: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = handoff_e2e::client()
+        .post(format!("{}/v1/leads", stack.api()))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&qualified_lead(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let lead = body["lead_id"].as_str().unwrap().to_owned();
+
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    let assignments = assigned
+        .read_until(WAIT, "the reassignment", |r| of_lead(r, &lead).len() >= 2)
+        .await
+        .to_vec();
+    let mut breached = stack.reader(EventKind::SlaBreached);
+    let breaches = breached
+        .read_until(WAIT, "the first breach", |r| !of_lead(r, &lead).is_empty())
+        .await
+        .to_vec();
+    let mut created = stack.reader(EventKind::LeadCreated);
+    let creation = created
+        .read_until(WAIT, "the lead", |r| !of_lead(r, &lead).is_empty())
+        .await
+        .to_vec();
+    let trace_of = |record: &Record| -> String {
+        let header = record.header("traceparent").unwrap_or_default();
+        header.split('-').nth(1).unwrap_or_default().to_owned()
+    };
+    for record in of_lead(&creation, &lead)
+        .into_iter()
+        .chain(of_lead(&assignments, &lead))
+        .chain(of_lead(&breaches, &lead).into_iter().take(1))
+    {
+        assert_eq!(
+            trace_of(record),
+            trace_id,
+            "{:?} {:?}",
+            record.header("ce_type"),
+            record.header("traceparent")
+        );
+    }
+    stack.stop().await.unwrap();
+}
