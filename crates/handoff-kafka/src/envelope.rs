@@ -11,7 +11,7 @@ use handoff_domain::events::EventKind;
 use handoff_domain::lead::RecordOrigin;
 use handoff_domain::privacy::without_values;
 
-use crate::consumer::{HandleError, PoisonReason};
+use crate::{HandleError, PoisonReason};
 use crate::TraceParent;
 
 /// Headers added to a dead-lettered record (the original headers are kept).
