@@ -36,7 +36,10 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
 /// cannot do it).
 pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -> ClientConfig {
     let mut config = base(settings, client_id);
-    if !settings.client.contains_key("partition.assignment.strategy") {
+    if !settings
+        .client
+        .contains_key("partition.assignment.strategy")
+    {
         config.set("partition.assignment.strategy", "cooperative-sticky");
     }
     if settings.statistics_interval_ms > 0 {

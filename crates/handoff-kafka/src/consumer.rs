@@ -136,7 +136,10 @@ pub async fn run_consumer<H: EventHandler>(
     let mut unfinished = 0;
     let deadline = tokio::time::Instant::now() + spec.drain;
     for worker in workers {
-        if tokio::time::timeout_at(deadline, worker.task).await.is_err() {
+        if tokio::time::timeout_at(deadline, worker.task)
+            .await
+            .is_err()
+        {
             unfinished += 1;
         }
     }
@@ -176,7 +179,10 @@ fn dispatch<H: EventHandler>(shared: &Arc<Shared<H>>, event: InboundEvent) {
     let worker = owned
         .worker
         .get_or_insert_with(|| partition::spawn(shared, key.clone(), generation));
-    let queued = worker.queued.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1;
+    let queued = worker
+        .queued
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
     if worker.events.send(event).is_err() {
         // The worker stopped (the service is stopping): the event will be redelivered.
         return;

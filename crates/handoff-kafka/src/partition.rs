@@ -26,7 +26,9 @@ use handoff_domain::Transience;
 use handoff_telemetry::Metrics;
 
 use crate::assignment::{Assignment, ConsumerCallbacks, PartitionKey, Worker};
-use crate::{Effects, EventHandler, EventProducer, HandleError, InboundEvent, KafkaError, PoisonReason};
+use crate::{
+    Effects, EventHandler, EventProducer, HandleError, InboundEvent, KafkaError, PoisonReason,
+};
 
 /// What every partition worker of one consumer shares.
 pub(crate) struct Shared<H> {
