@@ -109,6 +109,7 @@ async fn every_dashboard_query_and_alert_rule_runs_against_real_metrics() {
         "handoff_lead_assignment_latency_seconds_bucket",
         "handoff_leads_awaiting_first_touch",
         "handoff_lead_score_points_bucket",
+        "handoff_consumer_partitions_assigned",
     ] {
         let answer = query(&client, &base, expr).await;
         assert_ne!(answer["data"]["result"], json!([]), "no series {expr}");
@@ -134,7 +135,7 @@ async fn every_dashboard_query_and_alert_rule_runs_against_real_metrics() {
             )
         })
         .collect();
-    assert_eq!(loaded.len(), 9, "{loaded:?}");
+    assert_eq!(loaded.len(), 10, "{loaded:?}");
     assert!(
         loaded.iter().all(|(_, health)| *health != "err"),
         "{loaded:?}"

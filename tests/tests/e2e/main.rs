@@ -11,6 +11,7 @@ mod http_input;
 mod openapi;
 mod personal_data;
 mod poison;
+mod rebalance;
 mod routing;
 mod rules_live;
 mod security;
