@@ -26,12 +26,15 @@ use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 4;
 
+/// Which member handled which partition's offset.
+type Handled = (&'static str, i32, i64);
+
 /// Records (member, partition, offset) of every event whose effects ran; handling takes
 /// 30 ms while `slow`; nothing is handled while `closed`.
 #[derive(Clone)]
 struct Recorder {
     member: &'static str,
-    handled: Arc<Mutex<Vec<(&'static str, i32, i64)>>>,
+    handled: Arc<Mutex<Vec<Handled>>>,
     slow: Arc<AtomicBool>,
     closed: Arc<AtomicBool>,
 }
