@@ -125,6 +125,9 @@ pub struct KafkaSettings {
     /// How long a produced event may wait for the broker before it counts as failed.
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u32,
+    /// How partitions are spread over a group's members (see the enum).
+    #[serde(default)]
+    pub partition_assignment: PartitionAssignment,
     /// How long an event whose processing keeps failing with an infrastructure error
     /// (Redis or the broker unavailable) is retried, blocking its partition, before the
     /// service stops with an error so its supervisor restarts it (the event is redelivered).
@@ -147,6 +150,29 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties (security.protocol, sasl.*, ...), passed as-is.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+}
+
+/// The consumer group's assignment protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionAssignment {
+    /// Incremental: a member joining or leaving moves only the partitions that change owner.
+    #[default]
+    CooperativeSticky,
+    /// Eager: every rebalance revokes every partition of every member first. For brokers
+    /// that keep a crashed member in its group (Tansu 0.6): under the cooperative protocol
+    /// its partitions would stay with it, while an eager rebalance drops it.
+    Range,
+}
+
+impl PartitionAssignment {
+    /// librdkafka's `partition.assignment.strategy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionAssignment::CooperativeSticky => "cooperative-sticky",
+            PartitionAssignment::Range => "range",
+        }
+    }
 }
 
 impl KafkaSettings {

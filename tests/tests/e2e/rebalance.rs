@@ -189,11 +189,27 @@ async fn a_joining_member_takes_partitions_over_cooperatively_without_handling_a
     .await;
     first.slow.store(false, Ordering::SeqCst);
     let total = (PER_PARTITION * i64::from(PARTITIONS)) as usize;
-    eventually(Duration::from_secs(60), "every event handled", || {
-        let n = first.handled.lock().unwrap().len();
-        async move { (n >= total).then_some(()) }
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let handled = first.handled.lock().unwrap().clone();
+        if handled.len() >= total {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let mut last: BTreeMap<i32, (&str, i64, usize)> = BTreeMap::new();
+            for (m, p, o) in &handled {
+                let e = last.entry(*p).or_insert((m, *o, 0));
+                *e = (m, *o, e.2 + 1);
+            }
+            panic!(
+                "not every event handled: {} of {total}; per partition (last member, last offset, count): {last:?}; assigned first {} second {}",
+                handled.len(),
+                assigned(&first_metrics),
+                assigned(&second_metrics)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Handling and effects end within 30 ms, far inside the 5 s rebalance drain: at-least-
     // once allows no second handling here, and nothing may be missing.
