@@ -285,7 +285,7 @@ session_timeout_ms = 6000
 fetch_wait_max_ms = 100
 # Tansu 0.6 never evicts a SIGKILLed member: under the cooperative protocol a restarted
 # service would get none of its partitions (docs/delivery.md, "Brokers").
-partition_assignment = "range"
+partition_assignment = "eager"
 [redis]
 url = "{redis}"
 key_prefix = "{id}"

@@ -159,10 +159,11 @@ pub enum PartitionAssignment {
     /// Incremental: a member joining or leaving moves only the partitions that change owner.
     #[default]
     CooperativeSticky,
-    /// Eager: every rebalance revokes every partition of every member first. For brokers
-    /// that keep a crashed member in its group (Tansu 0.6): under the cooperative protocol
-    /// its partitions would stay with it, while an eager rebalance drops it.
-    Range,
+    /// Eager (librdkafka's default `range,roundrobin`): every rebalance revokes every
+    /// partition of every member first. For brokers that keep a crashed member in its group
+    /// (Tansu 0.6): under the cooperative protocol its partitions stay with it, while an
+    /// eager rebalance hands them to the member that replaced it.
+    Eager,
 }
 
 impl PartitionAssignment {
@@ -170,7 +171,7 @@ impl PartitionAssignment {
     pub fn as_str(self) -> &'static str {
         match self {
             PartitionAssignment::CooperativeSticky => "cooperative-sticky",
-            PartitionAssignment::Range => "range",
+            PartitionAssignment::Eager => "range,roundrobin",
         }
     }
 }
