@@ -40,7 +40,7 @@ impl TouchHandler {
                 self.closed_retention.as_secs(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let Some(outcome) = outcome else {
             // The router's own decisions (nurture, queue, escalation) are applied where made.
             return Ok(());
@@ -51,7 +51,7 @@ impl TouchHandler {
     async fn on_assigned(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
         let payload = serde_json::to_string(&assigned)
-            .map_err(|e| HandleError::transient(format!("cannot encode lead.assigned: {e}")))?;
+            .map_err(|e| HandleError::permanent(format!("cannot encode lead.assigned: {e}")))?;
         let adopted = self
             .store
             .adopt_assignment(
@@ -62,7 +62,7 @@ impl TouchHandler {
                 Utc::now(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         if adopted {
             tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; clock started");
         }
