@@ -556,3 +556,67 @@ async fn unassigned_leads_can_be_closed_and_leave_their_queue() {
     assert_eq!(status, 409);
     stack.stop().await.unwrap();
 }
+
+/// Two router instances drain the same queue at once: every waiting lead is taken exactly
+/// once, and capacity is charged once per lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routers_draining_one_queue_take_each_lead_once() {
+    let stack = Stack::start(StackOptions {
+        rules: capacities(0, 0),
+        ..StackOptions::default()
+    })
+    .await;
+    let second = Stack::start(StackOptions {
+        services: ServiceSet::only(Service::Router),
+        id: Some(stack.id.clone()),
+        rules: capacities(0, 0),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let mut leads = BTreeSet::new();
+    for n in 0..12 {
+        leads.insert(stack.post_lead(&client, &qualified_lead(n)).await);
+    }
+    eventually(WAIT, "twelve leads waiting", || async {
+        (stack.queue_view("sales-overflow").await["depth"] == 12).then_some(())
+    })
+    .await;
+    for rep in ["a", "b"] {
+        let response = client
+            .put(format!("{}/v1/reps/{rep}", stack.internal()))
+            .json(&json!({"capacity": 100}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    assigned
+        .read_until(WAIT, "twelve assignments", |r| {
+            r.iter()
+                .filter_map(|r| r.header("ce_subject"))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= 12
+        })
+        .await;
+    // Both drainers keep polling for a while: nothing more may come.
+    let records = assigned.read_for(Duration::from_secs(2)).await.to_vec();
+    let mut ids_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for record in &records {
+        ids_of
+            .entry(record.header("ce_subject").unwrap())
+            .or_default()
+            .insert(record.header("ce_id").unwrap());
+    }
+    assert_eq!(ids_of.len(), 12);
+    assert!(ids_of.values().all(|ids| ids.len() == 1), "{ids_of:?}");
+    assert_eq!(
+        stack.open_leads("a").await + stack.open_leads("b").await,
+        12
+    );
+    assert_eq!(stack.queue_view("sales-overflow").await["depth"], 0);
+    second.stop().await.unwrap();
+    stack.stop().await.unwrap();
+}
