@@ -211,6 +211,11 @@ impl EscalationHandler {
             };
             match store.escalate(&step).await? {
                 EscalateOutcome::Done => {
+                    self.placer
+                        .metrics
+                        .escalations
+                        .with_label_values(&[team.as_str(), outcome.as_str()])
+                        .inc();
                     tracing::warn!(
                         lead_id = %breach.lead_id,
                         attempt = breach.attempt,

@@ -68,6 +68,9 @@ pub struct Metrics {
     pub capacity_drift: IntCounterVec,
     /// Reported outcomes not applied, by reason (closed, unknown_lead).
     pub reports_refused: IntCounterVec,
+    /// Missed first touches acted on, by team (whose attempt it was) and outcome
+    /// (reassigned, escalated).
+    pub escalations: IntCounterVec,
     /// `account.owner` records applied, by outcome (applied, stale, removed).
     pub account_owner_records: IntCounterVec,
 }
@@ -274,6 +277,11 @@ impl Metrics {
                 "handoff_reports_refused_total",
                 "Reported outcomes not applied to the lead, by reason.",
                 &["reason"],
+            )?,
+            escalations: counter_vec(
+                "handoff_escalations_total",
+                "Missed first touches acted on, by team and outcome (reassigned, escalated).",
+                &["team", "outcome"],
             )?,
             account_owner_records: counter_vec(
                 "handoff_account_owner_records_total",

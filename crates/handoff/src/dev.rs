@@ -242,6 +242,18 @@ async fn summary(
             .iter()
             .map(|t| metrics.sla_breaches.with_label_values(&[t.as_str()]).get())
             .sum();
+        let acted = |outcome: &str| -> u64 {
+            teams
+                .iter()
+                .map(|t| {
+                    metrics
+                        .escalations
+                        .with_label_values(&[t.as_str(), outcome])
+                        .get()
+                })
+                .sum()
+        };
+        let (reassigned, escalated) = (acted("reassigned"), acted("escalated"));
         let waiting: i64 = queues
             .iter()
             .map(|q| metrics.queue_depth.with_label_values(&[q.as_str()]).get())
@@ -271,7 +283,7 @@ async fn summary(
                 .unwrap_or(0.0)
         };
         println!(
-            "received={} assigned[{}] unqualified={} overflowed={} waiting={waiting} oldest_wait={oldest_wait:.0}s open={} breaches={} awaiting_feedback={} feedback_backlog={} webhooks={}",
+            "received={} assigned[{}] unqualified={} overflowed={} waiting={waiting} oldest_wait={oldest_wait:.0}s open={} breaches={} reassigned={reassigned} escalated={escalated} awaiting_feedback={} feedback_backlog={} webhooks={}",
             metrics.leads_received.get(),
             per_team.join(" "),
             metrics.leads_unqualified.get(),
