@@ -446,7 +446,10 @@ mod tests {
         let due = business_due(t0, TimeDelta::minutes(5), &never);
         // The walk stops at the first change of the schedule past the horizon (a midnight).
         assert!(due >= t0 + HORIZON + TimeDelta::minutes(5), "{due}");
-        assert!(due <= t0 + HORIZON + TimeDelta::days(1) + TimeDelta::minutes(5), "{due}");
+        assert!(
+            due <= t0 + HORIZON + TimeDelta::days(1) + TimeDelta::minutes(5),
+            "{due}"
+        );
     }
 
     #[test]
@@ -464,10 +467,10 @@ mod tests {
             // chrono's range ends.
             Just(Some(DateTime::<Utc>::MAX_UTC)),
             Just(Some(DateTime::<Utc>::MIN_UTC)),
-            (0_i64..86_400 * 30).prop_map(|s| DateTime::<Utc>::MAX_UTC
-                .checked_sub_signed(TimeDelta::seconds(s))),
-            (0_i64..86_400 * 30).prop_map(|s| DateTime::<Utc>::MIN_UTC
-                .checked_add_signed(TimeDelta::seconds(s))),
+            (0_i64..86_400 * 30)
+                .prop_map(|s| DateTime::<Utc>::MAX_UTC.checked_sub_signed(TimeDelta::seconds(s))),
+            (0_i64..86_400 * 30)
+                .prop_map(|s| DateTime::<Utc>::MIN_UTC.checked_add_signed(TimeDelta::seconds(s))),
         ]
         .prop_map(|t| t.unwrap_or_default())
     }

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use tokio::sync::Semaphore;
 
 use handoff_config::{NotifierSettings, RulesHandle, Secret};
-use handoff_domain::events::{EventKind, LeadAssigned, SlaBreached};
+use handoff_domain::events::{EventKind, LeadAssigned, SlaBreached, SlaReminder};
 use handoff_kafka::{
     Effects, EventHandler, EventProducer, HandleError, InboundEvent, PoisonReason,
 };
@@ -100,6 +100,16 @@ impl NotifierHandler {
                     message::breached(&e),
                 )
             }
+            Some(EventKind::SlaReminder) => {
+                let e: SlaReminder = event.decode(EventKind::SlaReminder)?;
+                (
+                    e.team_id.clone(),
+                    e.rep_id.clone(),
+                    e.event_id(),
+                    "sla.reminder",
+                    message::reminder(&e),
+                )
+            }
             _ => {
                 return Err(HandleError::poison(
                     PoisonReason::UnexpectedType,
@@ -107,10 +117,11 @@ impl NotifierHandler {
                 ))
             }
         };
-        // Breaches go to the team channel (the manager's), assignments to the rep.
+        // Breaches go to the team channel (the manager's), assignments and reminders to
+        // the rep.
         let rep_for_url = rep
             .as_ref()
-            .filter(|_| event_type == "lead.assigned")
+            .filter(|_| matches!(event_type, "lead.assigned" | "sla.reminder"))
             .map(|r| r.as_str());
         let rules = self.rules.current();
         let team = team.as_ref().map_or("", |t| t.as_str());

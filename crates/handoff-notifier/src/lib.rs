@@ -54,6 +54,7 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
         topics: vec![
             topics.of(EventKind::LeadAssigned),
             topics.of(EventKind::SlaBreached),
+            topics.of(EventKind::SlaReminder),
         ],
         max_in_flight: deps.settings.concurrency.max(1) * 4,
         drain: deps.drain,

@@ -8,8 +8,10 @@ use handoff_domain::disposition::ActorKind;
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition};
 use handoff_domain::lifecycle::{CapacityRelease, Transition};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
-use handoff_store::{ReportOutcome, Store, TimelineEntry};
+use handoff_store::{DispositionClock, ReportOutcome, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
+
+use crate::clocks::Clocks;
 
 /// Moves leads through their lifecycle from what is reported (`lead.disposition`) and
 /// adopts assignments other producers announce (`lead.assigned`).
@@ -20,6 +22,7 @@ pub(crate) struct TouchHandler {
     pub release: CapacityRelease,
     pub lead_retention: Duration,
     pub closed_retention: Duration,
+    pub clocks: Clocks,
 }
 
 impl TouchHandler {
@@ -59,6 +62,10 @@ impl TouchHandler {
                 self.release,
                 self.closed_retention.as_secs(),
                 entry,
+                DispositionClock {
+                    disposes: handoff_domain::sla::is_disposition(disposition.outcome),
+                    starts: &|team, rep| self.clocks.disposition_from_touch(at, team, rep),
+                },
             )
             .await
             .map_err(HandleError::transient)?;
@@ -125,6 +132,10 @@ impl TouchHandler {
         if adopted {
             tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; clock started");
         }
+        self.clocks
+            .schedule(&self.store, &assigned)
+            .await
+            .map_err(HandleError::transient)?;
         Ok(())
     }
 }

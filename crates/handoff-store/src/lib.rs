@@ -4,6 +4,7 @@
 //! is one Lua script.
 
 mod accounts;
+mod clocks;
 mod deadlines;
 mod idempotency;
 mod keys;
@@ -19,12 +20,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
-pub use deadlines::DueBreach;
+pub use clocks::{ClockPlan, Scheduled};
+pub use deadlines::{Claimed, DueBreach, DueReminder};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{
-    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, QueueView, RecordedDecision,
-    ReportOutcome, TimelineEntry, WaitingLead,
+    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, FromQueue, Parked, QueueView,
+    RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
 

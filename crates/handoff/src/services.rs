@@ -272,9 +272,7 @@ pub async fn start(
 }
 
 fn sla_policy(settings: &Settings) -> SlaPolicy {
-    SlaPolicy {
-        first_touch_seconds: settings.sla.first_touch_seconds,
-    }
+    settings.sla.policy()
 }
 
 fn readiness(store: Store, producer: EventProducer) -> Readiness {
