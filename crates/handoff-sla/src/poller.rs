@@ -128,8 +128,9 @@ impl SlaPoller {
     }
 
     async fn remind(&self, due: DueReminder, now: DateTime<Utc>) -> Result<(), String> {
-        if !due.current {
-            // Touched, disposed of, closed or reassigned since: nothing to remind of.
+        if !due.current || now.timestamp_millis() >= due.due_ms {
+            // Touched, disposed of, closed or reassigned since, or already overdue (the
+            // breach tells it then): nothing to remind of.
             return self
                 .store
                 .complete_reminder(&due.member)
