@@ -361,3 +361,44 @@ async fn a_business_hours_deadline_resumes_at_the_next_opening() {
     assert_eq!(due - assigned_at, Span::seconds(180));
     stack.stop().await.unwrap();
 }
+
+/// `sla.disposition_from = "assignment"`: the disposition clock runs from the assignment,
+/// touched or not; the first-touch clock (5 minutes here) is not the one that breaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disposition_clock_may_start_at_the_assignment() {
+    let stack = Stack::start(StackOptions {
+        sla_config:
+            "disposition_seconds = 2\ndisposition_from = \"assignment\"\nreminder_fractions = []\n"
+                .to_owned(),
+        ..StackOptions::default()
+    })
+    .await;
+    let mut breaches = stack.reader(EventKind::SlaBreached);
+    let mut reminders = stack.reader(EventKind::SlaReminder);
+    let client = handoff_e2e::client();
+    let lead = stack.post_lead(&client, &qualified_lead(1)).await;
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    let records = assigned
+        .read_until(WAIT, "the assignment", |r| !of_lead(r, &lead).is_empty())
+        .await;
+    let assignment = of_lead(records, &lead)[0].json();
+    let assigned_at = time(&assignment["assigned_at"]);
+    let records = breaches
+        .read_until(WAIT, "the disposition breach", |r| {
+            !of_lead(r, &lead).is_empty()
+        })
+        .await
+        .to_vec();
+    let breach = of_lead(&records, &lead)[0].json();
+    assert_eq!(breach["sla"], "DISPOSITION", "{breach}");
+    assert_eq!(
+        time(&breach["due_at"]).timestamp_millis(),
+        (assigned_at + Span::seconds(2)).timestamp_millis(),
+        "{breach}"
+    );
+    assert!(
+        of_lead(reminders.read_for(Duration::from_secs(2)).await, &lead).is_empty(),
+        "no reminders configured, none sent"
+    );
+    stack.stop().await.unwrap();
+}
