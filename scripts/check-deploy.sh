@@ -56,7 +56,8 @@ else fail hadolint "$(echo "$out" | tr '\n' ' ')"; fi
 "$py" scripts/check_deploy.py compose "$npm_dir/node_modules/dclint/schemas/compose.schema.json" || failed=1
 
 # Compose's Prometheus configuration with the alert rules, laid out as the compose file
-# mounts them. promtool comes with Debian's prometheus (scripts/test-env.sh installs it too).
+# mounts them, and the rules' unit tests. promtool comes with Debian's prometheus
+# (scripts/test-env.sh installs it too).
 if ! command -v promtool >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus; } \
@@ -68,6 +69,12 @@ if command -v promtool >/dev/null 2>&1; then
   cp deploy/prometheus/alerts.yml "$staged/alerts.yml"
   if out=$(promtool check config "$staged/prometheus.yml" 2>&1); then echo "ok compose-prometheus"
   else fail compose-prometheus "$(echo "$out" | grep -v SUCCESS | tr '\n' ' ')"; fi
+  # The alert rules' unit tests: one file per alert (deploy/prometheus/tests), one line each.
+  for test in deploy/prometheus/tests/*.yml; do
+    name=prometheus-rules-$(basename "$test" .yml)
+    if out=$(promtool test rules "$test" 2>&1); then echo "ok $name"
+    else fail "$name" "$(echo "$out" | tr '\n' ' ' | cut -c1-2000)"; fi
+  done
 else
   fail compose-prometheus "promtool missing and apt-get install prometheus failed (see $work/apt.log)"
 fi

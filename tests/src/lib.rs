@@ -152,7 +152,13 @@ pub struct StackOptions {
     pub ingest_limits: String,
     /// Allow webhooks to loopback (the tests' receivers); off: the default egress policy.
     pub allow_loopback_webhooks: bool,
+    /// `[notifier]` keys besides the secret and the allowlist: retries and circuits.
+    pub notifier: String,
 }
+
+/// The notifier's retry settings of most tests: quick retries, a quick retry poll.
+pub const TEST_NOTIFIER: &str =
+    "max_attempts = 4\ninitial_backoff_ms = 50\nmax_backoff_ms = 200\nretry_poll_interval_ms = 50\n";
 
 impl Default for StackOptions {
     fn default() -> Self {
@@ -170,6 +176,7 @@ impl Default for StackOptions {
                 "per_key_per_minute = 10000000\nper_address_per_minute = 10000000\nburst = 100000\n"
                     .to_owned(),
             allow_loopback_webhooks: true,
+            notifier: TEST_NOTIFIER.to_owned(),
         }
     }
 }
@@ -253,6 +260,39 @@ impl Stack {
             .unwrap_or_else(|| panic!("open_leads of {rep}: {body}"))
     }
 
+    /// Publishes `record` to this stack's `kind` topic again, headers and all, as a
+    /// redelivery or a producer's retry would.
+    pub async fn republish(
+        &self,
+        kind: handoff_domain::events::EventKind,
+        record: &topics::Record,
+    ) {
+        use handoff_kafka::rdkafka::message::{Header, OwnedHeaders};
+        use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = handoff_kafka::rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.env.kafka)
+            .create()
+            .expect("producer");
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        producer
+            .send(
+                FutureRecord::to(&self.topics.of(kind))
+                    .key(record.key.as_deref().unwrap_or_default())
+                    .payload(&record.payload)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .expect("republished");
+    }
+
     /// `GET /v1/leads/{id}`: the lead's lifecycle (`Value::Null` for 404).
     pub async fn lead_view(&self, lead_id: &str) -> Value {
         get_json(&format!("{}/v1/leads/{lead_id}", self.api())).await
@@ -325,10 +365,7 @@ lease_seconds = 5
 [notifier]
 signing_secret = "{secret}"
 allowed_private_targets = [{allowed}]
-max_attempts = 4
-initial_backoff_ms = 50
-max_backoff_ms = 200
-[log]
+{notifier}[log]
 level = "warn,handoff=info"
 [shutdown]
 drain_seconds = 5
@@ -336,6 +373,7 @@ drain_seconds = 5
 {extra}
 "#,
         keys = access_config(options),
+        notifier = options.notifier,
         limits = options.ingest_limits,
         extra = options.extra_config,
         sla_extra = options.sla_config,

@@ -159,7 +159,9 @@ fn outcomes() -> Vec<Outcome> {
             | Outcome::Converted
             | Outcome::Recycled
             | Outcome::Unqualified
-            | Outcome::Overflowed => {}
+            | Outcome::Overflowed
+            | Outcome::Reassigned
+            | Outcome::Escalated => {}
         }
     }
     let all = vec![
@@ -170,6 +172,8 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Recycled,
         Outcome::Unqualified,
         Outcome::Overflowed,
+        Outcome::Reassigned,
+        Outcome::Escalated,
     ];
     all.iter().copied().for_each(listed);
     all

@@ -6,6 +6,7 @@
 mod access;
 mod address_block;
 mod env;
+mod funnel;
 mod handle;
 mod rules;
 mod secret;
@@ -17,6 +18,7 @@ pub use access::{
     key_digest, ApiKeySettings, FormSettings, LimitSettings, Scope, WebhookSourceSettings,
 };
 pub use address_block::AddressBlock;
+pub use funnel::{is_label_value, FunnelSettings, MAX_LABEL_VALUES};
 pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;

@@ -11,7 +11,7 @@ use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::sla::{DispositionStart, SlaClock, SlaPolicy};
 
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
-use crate::{AddressBlock, ConfigError, Secret};
+use crate::{AddressBlock, ConfigError, FunnelSettings, Secret};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +30,8 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub notifier: NotifierSettings,
+    #[serde(default)]
+    pub funnel: FunnelSettings,
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
@@ -56,6 +58,34 @@ impl Settings {
                 "notifier.max_attempts",
                 u64::from(self.notifier.max_attempts),
             ),
+            ("notifier.timeout_ms", self.notifier.timeout_ms),
+            ("notifier.concurrency", self.notifier.concurrency as u64),
+            (
+                "notifier.per_destination_concurrency",
+                self.notifier.per_destination_concurrency as u64,
+            ),
+            (
+                "notifier.initial_backoff_ms",
+                self.notifier.initial_backoff_ms,
+            ),
+            ("notifier.max_age_seconds", self.notifier.max_age_seconds),
+            (
+                "notifier.breaker_threshold",
+                u64::from(self.notifier.breaker_threshold),
+            ),
+            (
+                "notifier.breaker_cooldown_ms",
+                self.notifier.breaker_cooldown_ms,
+            ),
+            (
+                "notifier.dedup_window_seconds",
+                self.notifier.dedup_window_seconds,
+            ),
+            (
+                "notifier.retry_poll_interval_ms",
+                self.notifier.retry_poll_interval_ms,
+            ),
+            ("notifier.claim_lease_ms", self.notifier.claim_lease_ms),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -63,6 +93,7 @@ impl Settings {
             }
         }
         self.sla.check()?;
+        self.notifier.check_relations()?;
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
         }
@@ -76,6 +107,7 @@ impl Settings {
             &self.ingest.limits,
             &self.ingest.reason_codes,
         )?;
+        self.funnel.check()?;
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(
                 "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),
@@ -361,6 +393,10 @@ pub struct SlaSettings {
     /// between 0 and 1, ascending); empty: none.
     #[serde(default = "default_reminder_fractions")]
     pub reminder_fractions: Vec<f64>,
+    /// What a missed first touch sets off; a team's `escalation` in the rules file
+    /// overrides these.
+    #[serde(default)]
+    pub escalation: EscalationSettings,
 }
 
 impl SlaSettings {
@@ -397,6 +433,32 @@ impl SlaSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSettings {
+    /// Assignment attempts before escalating: 2 means one reassignment to another rep of
+    /// the team, then escalation.
+    #[serde(default = "default_escalation_attempts")]
+    pub max_attempts: u32,
+    /// The team escalated leads go to; none: the lead stays with its rep and the team's
+    /// manager channel is told.
+    #[serde(default)]
+    pub to_team: Option<String>,
+}
+
+impl Default for EscalationSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_escalation_attempts(),
+            to_team: None,
+        }
+    }
+}
+
+fn default_escalation_attempts() -> u32 {
+    2
+}
+
 impl Default for SlaSettings {
     fn default() -> Self {
         Self {
@@ -410,6 +472,7 @@ impl Default for SlaSettings {
             disposition_from: DispositionStart::default(),
             disposition_clock: SlaClock::default(),
             reminder_fractions: default_reminder_fractions(),
+            escalation: EscalationSettings::default(),
         }
     }
 }
@@ -459,9 +522,35 @@ pub struct NotifierSettings {
     pub initial_backoff_ms: u64,
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
-    /// Deliveries in flight at once.
+    /// Webhook attempts in flight at once, all destinations together.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Attempts in flight to one webhook URL at most; more wait in the delayed set, so a
+    /// slow receiver cannot take every slot from the others.
+    #[serde(default = "default_per_destination_concurrency")]
+    pub per_destination_concurrency: usize,
+    /// A delivery not made within this long after the event was first seen is given up
+    /// (dead-lettered), however few attempts it had (an open circuit defers without
+    /// counting attempts).
+    #[serde(default = "default_max_age_seconds")]
+    pub max_age_seconds: u64,
+    /// Consecutive failed attempts to one webhook URL that open its circuit.
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// How long an open circuit sends nothing before one probe may try again.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+    /// How long a delivered (event, webhook) pair is remembered, so a redelivered event
+    /// is not sent twice. At least `max_age_seconds`.
+    #[serde(default = "default_dedup_window_seconds")]
+    pub dedup_window_seconds: u64,
+    /// How often the delayed set is polled for due retries: a retry is at most this late.
+    #[serde(default = "default_retry_poll_interval_ms")]
+    pub retry_poll_interval_ms: u64,
+    /// How long a claimed delivery belongs to the instance attempting it; after that (the
+    /// instance died) another claims it. More than `timeout_ms`.
+    #[serde(default = "default_claim_lease_ms")]
+    pub claim_lease_ms: u64,
 }
 
 impl Default for NotifierSettings {
@@ -474,11 +563,47 @@ impl Default for NotifierSettings {
             initial_backoff_ms: default_initial_backoff_ms(),
             max_backoff_ms: default_max_backoff_ms(),
             concurrency: default_concurrency(),
+            per_destination_concurrency: default_per_destination_concurrency(),
+            max_age_seconds: default_max_age_seconds(),
+            breaker_threshold: default_breaker_threshold(),
+            breaker_cooldown_ms: default_breaker_cooldown_ms(),
+            dedup_window_seconds: default_dedup_window_seconds(),
+            retry_poll_interval_ms: default_retry_poll_interval_ms(),
+            claim_lease_ms: default_claim_lease_ms(),
         }
     }
 }
 
 impl NotifierSettings {
+    /// Relations between keys; each message names both keys and their values.
+    fn check_relations(&self) -> Result<(), String> {
+        if self.claim_lease_ms <= self.timeout_ms {
+            return Err(format!(
+                "notifier.claim_lease_ms ({}) must be more than notifier.timeout_ms ({}): an attempt must end within its claim, or another instance attempts the same delivery",
+                self.claim_lease_ms, self.timeout_ms
+            ));
+        }
+        if self.dedup_window_seconds < self.max_age_seconds {
+            return Err(format!(
+                "notifier.dedup_window_seconds ({}) must be at least notifier.max_age_seconds ({}): an event redelivered while its delivery may still be retried would be sent again",
+                self.dedup_window_seconds, self.max_age_seconds
+            ));
+        }
+        if self.max_backoff_ms < self.initial_backoff_ms {
+            return Err(format!(
+                "notifier.max_backoff_ms ({}) must be at least notifier.initial_backoff_ms ({})",
+                self.max_backoff_ms, self.initial_backoff_ms
+            ));
+        }
+        if self.per_destination_concurrency > self.concurrency {
+            return Err(format!(
+                "notifier.per_destination_concurrency ({}) must be at most notifier.concurrency ({})",
+                self.per_destination_concurrency, self.concurrency
+            ));
+        }
+        Ok(())
+    }
+
     /// `Err` says what is wrong with the signing secret for a deployment, naming the key
     /// and its variable; never the secret.
     pub fn check_signing_secret(&self) -> Result<(), String> {
@@ -517,6 +642,27 @@ fn default_max_backoff_ms() -> u64 {
 }
 fn default_concurrency() -> usize {
     64
+}
+fn default_per_destination_concurrency() -> usize {
+    8
+}
+fn default_max_age_seconds() -> u64 {
+    3_600
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    30_000
+}
+fn default_dedup_window_seconds() -> u64 {
+    2 * 86_400
+}
+fn default_retry_poll_interval_ms() -> u64 {
+    200
+}
+fn default_claim_lease_ms() -> u64 {
+    30_000
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -316,3 +316,61 @@ fn sla_clocks_and_reminders_are_read_and_checked() {
         "{message}"
     );
 }
+
+#[test]
+fn notifier_retry_and_circuit_settings_have_defaults_and_are_read() {
+    let defaults = parse_settings(Path::new("handoff.toml"), BASE, vars(&[]))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .notifier;
+    assert_eq!(defaults.max_age_seconds, 3_600);
+    assert_eq!(defaults.breaker_threshold, 5);
+    assert_eq!(defaults.per_destination_concurrency, 8);
+    assert!(defaults.claim_lease_ms > defaults.timeout_ms);
+    assert!(defaults.dedup_window_seconds >= defaults.max_age_seconds);
+
+    let text = format!(
+        "{BASE}\n[notifier]\nmax_age_seconds = 600\nbreaker_threshold = 3\nbreaker_cooldown_ms = 10000\ndedup_window_seconds = 86400\nretry_poll_interval_ms = 100\nclaim_lease_ms = 20000\nper_destination_concurrency = 4\n"
+    );
+    let notifier = parse_settings(Path::new("handoff.toml"), &text, vars(&[]))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .notifier;
+    assert_eq!(notifier.max_age_seconds, 600);
+    assert_eq!(notifier.breaker_threshold, 3);
+    assert_eq!(notifier.breaker_cooldown_ms, 10_000);
+    assert_eq!(notifier.claim_lease_ms, 20_000);
+    assert_eq!(notifier.per_destination_concurrency, 4);
+}
+
+#[test]
+fn notifier_settings_that_contradict_each_other_are_rejected_naming_both_keys() {
+    let cases = [
+        (
+            "breaker_threshold = 0",
+            "notifier.breaker_threshold must be greater than 0",
+        ),
+        (
+            "timeout_ms = 5000\nclaim_lease_ms = 5000",
+            "notifier.claim_lease_ms (5000) must be more than notifier.timeout_ms (5000)",
+        ),
+        (
+            "max_age_seconds = 7200\ndedup_window_seconds = 3600",
+            "notifier.dedup_window_seconds (3600) must be at least notifier.max_age_seconds (7200)",
+        ),
+        (
+            "initial_backoff_ms = 2000\nmax_backoff_ms = 1000",
+            "notifier.max_backoff_ms (1000) must be at least notifier.initial_backoff_ms (2000)",
+        ),
+        (
+            "concurrency = 4\nper_destination_concurrency = 8",
+            "notifier.per_destination_concurrency (8) must be at most notifier.concurrency (4)",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let message = error_of(&format!("{BASE}\n[notifier]\n{keys}\n"), &[]);
+        assert!(
+            message.starts_with("invalid configuration in handoff.toml: ")
+                && message.contains(expected),
+            "{keys}: {message}"
+        );
+    }
+}

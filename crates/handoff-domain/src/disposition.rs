@@ -17,6 +17,11 @@ pub enum Outcome {
     Recycled,
     Unqualified,
     Overflowed,
+    /// A missed first touch: the lead went to another rep of the team.
+    Reassigned,
+    /// Attempts exhausted: the lead went to the escalation team, or stays and the
+    /// manager is told.
+    Escalated,
 }
 
 impl Outcome {
@@ -38,6 +43,8 @@ impl Outcome {
             Outcome::Recycled => "recycled",
             Outcome::Unqualified => "unqualified",
             Outcome::Overflowed => "overflowed",
+            Outcome::Reassigned => "reassigned",
+            Outcome::Escalated => "escalated",
         }
     }
 }

@@ -74,7 +74,10 @@ impl Transition {
         match outcome {
             Outcome::Accepted | Outcome::Contacted => Some(Transition::Touch),
             Outcome::Converted | Outcome::Rejected | Outcome::Recycled => Some(Transition::Close),
-            Outcome::Unqualified | Outcome::Overflowed => None,
+            Outcome::Unqualified
+            | Outcome::Overflowed
+            | Outcome::Reassigned
+            | Outcome::Escalated => None,
         }
     }
 

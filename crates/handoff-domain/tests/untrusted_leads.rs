@@ -328,6 +328,6 @@ fn the_crash_lead_routes_against_the_sample_rules() {
     let score = scoring.score(&lead);
     assert!(score.qualified, "a demo request takes the fast lane");
     let decision = routing.choose(routing.match_rule(&lead, &score), &BTreeMap::new(), now);
-    assert_eq!(decision.team, "emea-smb");
+    assert_eq!(decision.team_str(), "emea-smb");
     assert_eq!(decision.rep(), Some("dara"));
 }

@@ -157,11 +157,11 @@ pub(crate) async fn lead(
 pub(crate) struct QueueSummary {
     pub name: String,
     pub depth: u64,
-    /// How long the oldest lead has waited, in seconds (0 when empty).
+    /// How long the first-come lead has waited since it arrived, in seconds (0 when empty).
     pub oldest_wait_seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub oldest_queued_at: Option<DateTime<Utc>>,
-    /// Waiting leads, oldest first (`GET /v1/queues/{name}` only; up to `limit`).
+    pub oldest_received_at: Option<DateTime<Utc>>,
+    /// Waiting leads, first come first (`GET /v1/queues/{name}` only; up to `limit`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leads: Option<Vec<WaitingLeadView>>,
 }
@@ -169,7 +169,8 @@ pub(crate) struct QueueSummary {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct WaitingLeadView {
     pub lead_id: String,
-    pub queued_at: Option<DateTime<Utc>>,
+    pub received_at: Option<DateTime<Utc>>,
+    /// Since it arrived.
     pub wait_seconds: f64,
 }
 
@@ -188,15 +189,15 @@ impl QueueSummary {
             name: view.name.into_string(),
             depth: view.depth,
             oldest_wait_seconds: view
-                .oldest_queued_ms
+                .oldest_received_ms
                 .map_or(0.0, |ms| wait_seconds(ms, now)),
-            oldest_queued_at: time(view.oldest_queued_ms),
+            oldest_received_at: time(view.oldest_received_ms),
             leads: with_leads.then(|| {
                 view.leads
                     .into_iter()
                     .map(|(id, ms)| WaitingLeadView {
                         lead_id: id.to_string(),
-                        queued_at: time(Some(ms)),
+                        received_at: time(Some(ms)),
                         wait_seconds: wait_seconds(ms, now),
                     })
                     .collect()

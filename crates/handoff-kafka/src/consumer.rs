@@ -55,6 +55,14 @@ pub enum PoisonReason {
 }
 
 impl PoisonReason {
+    pub const ALL: [PoisonReason; 5] = [
+        PoisonReason::Undecodable,
+        PoisonReason::ContractInvalid,
+        PoisonReason::UnexpectedType,
+        PoisonReason::DeliveryFailed,
+        PoisonReason::HandlerPanic,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             PoisonReason::Undecodable => "undecodable",
@@ -189,6 +197,18 @@ pub async fn run_consumer<H: EventHandler>(
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     tracing::info!(service = spec.service, %group, topics = ?spec.topics, "consuming");
+    // Every error series at zero: one that first appears at its first error shows rate()
+    // no increase (docs/metrics.md).
+    for kind in ["receive", "transient", "effect"] {
+        metrics
+            .consumer_errors
+            .with_label_values(&[spec.service, kind]);
+    }
+    for reason in PoisonReason::ALL {
+        metrics
+            .dead_lettered
+            .with_label_values(&[spec.service, reason.as_str()]);
+    }
 
     let (queue, pending) = mpsc::channel::<InFlight>(spec.max_in_flight.max(1));
     let failed = CancellationToken::new();

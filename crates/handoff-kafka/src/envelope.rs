@@ -38,6 +38,26 @@ pub struct OutboundEvent {
 }
 
 impl OutboundEvent {
+    /// An event whose payload is already encoded (as it was stored with the decision), so
+    /// what is published is byte for byte what was recorded.
+    pub fn encoded(
+        kind: EventKind,
+        id: String,
+        subject: &str,
+        time: DateTime<Utc>,
+        traceparent: TraceParent,
+        payload: String,
+    ) -> Self {
+        Self {
+            kind,
+            id,
+            subject: subject.to_owned(),
+            time,
+            traceparent,
+            payload: payload.into_bytes(),
+        }
+    }
+
     pub fn new<T: Serialize>(
         kind: EventKind,
         id: String,

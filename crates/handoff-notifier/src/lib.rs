@@ -2,16 +2,30 @@
 //! POSTing signed JSON to webhooks. Slack incoming webhooks read the `text` field; other
 //! receivers get the structured fields too.
 //!
-//! Each delivery runs on its own (bounded) task with retries and backoff, so one slow or
-//! failing webhook does not hold up other leads. A delivery that fails for good sends the
-//! event to the dead-letter topic: it is never dropped silently.
+//! ```text
+//!  handler (event → Notification, body from `message`)
+//!     └─► delivery: store in Redis, one attempt per permit ─► attempt (signed POST)
+//!            ▲    failed: delayed set (backoff) / circuit open: delayed set
+//!            └── retry poller (claims due deliveries with a lease)
+//! ```
+//! Deliveries are durable in Redis from the moment the event is handled (then its offset
+//! may be stored): a permit is held only during one attempt, never across a backoff, and
+//! a restart loses no pending retry. A circuit breaker per webhook URL keeps a dead
+//! receiver from costing anyone else time. Delivered (event, URL) pairs are remembered for
+//! a window, so a redelivered event is not sent twice. A delivery that fails for good (a
+//! refusal, or its attempts or age used up) sends the event to the dead-letter topic with
+//! the reason: it is never dropped silently. Semantics: docs/notifier.md.
 //!
 //! Webhooks reach only public addresses unless `notifier.allowed_private_targets` names
 //! them, judged on the address connected to (`egress`); redirects are never followed.
 
+mod attempt;
+mod breaker;
+mod delivery;
 mod egress;
 mod handler;
 mod message;
+mod retry;
 mod signature;
 
 use std::time::Duration;
@@ -21,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use handoff_config::{KafkaSettings, NotifierSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
+use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
 pub use egress::RefusedTarget;
@@ -38,12 +53,16 @@ pub enum NotifierError {
 pub struct NotifierDeps {
     pub kafka: KafkaSettings,
     pub settings: NotifierSettings,
+    /// Pending deliveries, their retry schedule and the de-duplication markers.
+    pub store: Store,
     pub producer: EventProducer,
     pub metrics: Metrics,
     pub rules: RulesHandle,
     pub drain: Duration,
 }
 
+/// Consumes assignments and breaches and polls the retry schedule until `shutdown`; then
+/// waits up to `drain` for attempts in flight (an abandoned one comes back after its lease).
 pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), NotifierError> {
     if deps.settings.signing_secret.is_empty() {
         tracing::warn!("notifier.signing_secret is empty: webhooks are sent unsigned and receivers cannot verify them");
@@ -56,23 +75,49 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
             topics.of(EventKind::SlaBreached),
             topics.of(EventKind::SlaReminder),
         ],
+        // Handling an event ends once its delivery is stored: the window holds no webhooks.
         max_in_flight: deps.settings.concurrency.max(1) * 4,
         drain: deps.drain,
     };
-    let handler = handler::NotifierHandler::new(
+    let deliveries = delivery::Deliveries::new(
         &deps.settings,
-        deps.rules,
+        deps.store.clone(),
         deps.producer.clone(),
         deps.metrics.clone(),
     )?;
-    run_consumer(
+    let poller = retry::RetryPoller::new(
+        deliveries.clone(),
+        Duration::from_millis(deps.settings.retry_poll_interval_ms),
+        Duration::from_millis(deps.settings.claim_lease_ms),
+    );
+    // The consumer failing stops the poller too, so the process exits and is restarted whole.
+    let stop = shutdown.child_token();
+    let poller = tokio::spawn(poller.run(stop.clone()));
+    let handler = handler::NotifierHandler::new(deliveries.clone(), deps.rules);
+    let consumed = run_consumer(
         &deps.kafka,
         spec,
         handler,
         deps.producer,
         deps.metrics,
-        shutdown,
+        stop.clone(),
     )
-    .await?;
+    .await;
+    stop.cancel();
+    if let Err(e) = poller.await {
+        tracing::error!(error = %e, "webhook retry poller task failed");
+    }
+    let tracker = deliveries.tracker();
+    tracker.close();
+    if tokio::time::timeout(deps.drain, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = tracker.len(),
+            "webhook attempts still in flight at the drain deadline; they are retried after their claim's lease"
+        );
+    }
+    consumed?;
     Ok(())
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use handoff_config::{QueueOrder, Rules};
 use handoff_domain::events::{EventKind, LeadAssigned};
-use handoff_domain::{Lead, QueueName};
+use handoff_domain::{Lead, LeadId, QueueName};
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{StoreError, WaitingLead};
 
@@ -97,7 +97,8 @@ impl QueueDrainer {
             match decode(&entry) {
                 Some(lead) => {
                     let score = rules.scoring.score(&lead);
-                    candidates.push((entry.queued_ms, lead, score));
+                    let queued_ms = entry.queued_ms.unwrap_or(entry.received_ms);
+                    candidates.push((entry.received_ms, queued_ms, lead, score));
                 }
                 None => {
                     // Its record expired (or was written by a newer version): nothing can
@@ -114,10 +115,10 @@ impl QueueDrainer {
             }
         }
         if self.order == QueueOrder::Score {
-            candidates.sort_by(|a, b| b.2.points.cmp(&a.2.points).then(a.0.cmp(&b.0)));
+            candidates.sort_by(|a, b| b.3.points.cmp(&a.3.points).then(a.0.cmp(&b.0)));
         }
         let mut still_waiting = 0;
-        for (queued_ms, lead, score) in candidates {
+        for (_, queued_ms, lead, score) in candidates {
             let waited = Waited {
                 queue: queue.clone(),
                 since: DateTime::from_timestamp_millis(queued_ms).unwrap_or(lead.received_at),
@@ -127,9 +128,9 @@ impl QueueDrainer {
                 .route(rules, &lead, &score, None, Some(&waited))
                 .await?
             {
-                Placed::Assigned(event) => {
+                Placed::Assigned(event, payload) => {
                     still_waiting = 0;
-                    self.publish(&lead, &event).await?;
+                    self.publish(&lead, &event, payload).await?;
                 }
                 Placed::StillWaiting => {
                     still_waiting += 1;
@@ -137,27 +138,42 @@ impl QueueDrainer {
                         break;
                     }
                 }
-                Placed::Parked(_) | Placed::Replay(_) | Placed::Nothing => {}
+                Placed::Parked(..) | Placed::Replay(_) | Placed::Nothing => {}
             }
         }
         Ok(())
     }
 
-    async fn publish(&self, lead: &Lead, event: &LeadAssigned) -> Result<(), DrainError> {
-        let outbound = OutboundEvent::new(
+    async fn publish(
+        &self,
+        lead: &Lead,
+        event: &LeadAssigned,
+        payload: String,
+    ) -> Result<(), DrainError> {
+        self.publish_assignment(&lead.id, event, payload).await
+    }
+
+    /// Publishes an assignment made from a queue and clears it from the outbox once the
+    /// broker has acknowledged it.
+    async fn publish_assignment(
+        &self,
+        lead_id: &LeadId,
+        event: &LeadAssigned,
+        payload: String,
+    ) -> Result<(), DrainError> {
+        let outbound = OutboundEvent::encoded(
             EventKind::LeadAssigned,
             event.event_id(),
-            lead.id.as_str(),
+            lead_id.as_str(),
             Utc::now(),
             TraceParent::new_root(),
-            event,
-        )
-        .map_err(|e| DrainError::Publish(e.to_string()))?;
+            payload,
+        );
         self.producer
             .publish(&outbound)
             .await
             .map_err(|e| DrainError::Publish(e.to_string()))?;
-        self.placer.store.outbox_done(&lead.id).await?;
+        self.placer.store.outbox_done(lead_id).await?;
         Ok(())
     }
 
@@ -169,25 +185,14 @@ impl QueueDrainer {
             .outbox_pending(Utc::now() - grace, 100)
             .await?;
         for (lead_id, payload) in pending {
-            let Some(event) = payload.and_then(|p| serde_json::from_str::<LeadAssigned>(&p).ok())
-            else {
+            let Some((event, payload)) = payload.and_then(|p| {
+                let event = serde_json::from_str::<LeadAssigned>(&p).ok()?;
+                Some((event, p))
+            }) else {
                 self.placer.store.outbox_done(&lead_id).await?;
                 continue;
             };
-            let outbound = OutboundEvent::new(
-                EventKind::LeadAssigned,
-                event.event_id(),
-                lead_id.as_str(),
-                Utc::now(),
-                TraceParent::new_root(),
-                &event,
-            )
-            .map_err(|e| DrainError::Publish(e.to_string()))?;
-            self.producer
-                .publish(&outbound)
-                .await
-                .map_err(|e| DrainError::Publish(e.to_string()))?;
-            self.placer.store.outbox_done(&lead_id).await?;
+            self.publish_assignment(&lead_id, &event, payload).await?;
             tracing::info!(%lead_id, "assignment from a queue published again from the outbox");
         }
         Ok(())
@@ -200,7 +205,7 @@ impl QueueDrainer {
             .queue_depth
             .with_label_values(&[queue.as_str()])
             .set(i64::try_from(view.depth).unwrap_or(i64::MAX));
-        let oldest = view.oldest_queued_ms.map_or(0.0, |ms| {
+        let oldest = view.oldest_received_ms.map_or(0.0, |ms| {
             (Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0
         });
         metrics

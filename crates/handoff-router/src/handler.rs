@@ -86,15 +86,20 @@ pub(crate) fn outbound_of(
     placed: Placed,
     trace: TraceParent,
 ) -> Result<Option<OutboundEvent>, HandleError> {
+    let encoded = |kind, id, payload| {
+        OutboundEvent::encoded(kind, id, lead.id.as_str(), Utc::now(), trace, payload)
+    };
     match placed {
-        Placed::Assigned(event) => {
-            let id = event.event_id();
-            outbound(EventKind::LeadAssigned, id, lead, trace, &*event).map(Some)
-        }
-        Placed::Parked(event) => {
-            let id = disposition_id(&event);
-            outbound(EventKind::LeadDisposition, id, lead, trace, &*event).map(Some)
-        }
+        Placed::Assigned(event, payload) => Ok(Some(encoded(
+            EventKind::LeadAssigned,
+            event.event_id(),
+            payload,
+        ))),
+        Placed::Parked(event, payload) => Ok(Some(encoded(
+            EventKind::LeadDisposition,
+            disposition_id(&event),
+            payload,
+        ))),
         Placed::Replay(recorded) => replay(lead, &recorded, trace).map(Some),
         Placed::StillWaiting | Placed::Nothing => Ok(None),
     }

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod drain;
+mod escalation;
 mod handler;
 mod placement;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{KafkaSettings, RouterSettings, RulesHandle};
+use handoff_config::{EscalationSettings, KafkaSettings, RouterSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::sla::SlaPolicy;
@@ -46,6 +47,7 @@ pub struct RouterDeps {
     pub rules: RulesHandle,
     pub sla: SlaPolicy,
     pub release: CapacityRelease,
+    pub escalation: EscalationSettings,
     pub lead_retention: Duration,
     pub drain: Duration,
 }
@@ -79,6 +81,11 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         reconcile_every: (deps.settings.reconcile_interval_seconds > 0)
             .then(|| Duration::from_secs(deps.settings.reconcile_interval_seconds)),
     };
+    let escalations = escalation::EscalationHandler {
+        placer: placer.clone(),
+        producer: deps.producer.clone(),
+        defaults: deps.escalation,
+    };
     let handler = RouterHandler::new(placer, deps.producer.clone());
     let draining = tokio::spawn(drainer.run(stop.clone()));
     let leads = run_consumer(
@@ -101,20 +108,40 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         &deps.kafka,
         owners_spec,
         AccountOwnerHandler::new(deps.store, deps.metrics.clone()),
-        deps.producer,
-        deps.metrics,
+        deps.producer.clone(),
+        deps.metrics.clone(),
+        stop.clone(),
+    );
+    // Its own group too: acting on a missed deadline must not wait behind new leads.
+    let breaches_spec = ConsumerSpec {
+        service: "escalation",
+        topics: vec![topics.of(EventKind::SlaBreached)],
+        max_in_flight: deps.settings.max_in_flight,
+        drain: deps.drain,
+    };
+    let breaches = run_consumer(
+        &deps.kafka,
+        breaches_spec,
+        escalations,
+        deps.producer.clone(),
+        deps.metrics.clone(),
         stop.clone(),
     );
     let stop_on_exit = |outcome: Result<(), KafkaError>| {
         stop.cancel();
         outcome
     };
-    let (leads, owners) = tokio::join!(leads.map(stop_on_exit), owners.map(stop_on_exit));
+    let (leads, owners, breaches) = tokio::join!(
+        leads.map(stop_on_exit),
+        owners.map(stop_on_exit),
+        breaches.map(stop_on_exit)
+    );
     stop.cancel();
     if let Err(e) = draining.await {
         tracing::error!(error = %e, "queue drainer task failed");
     }
     leads?;
     owners?;
+    breaches?;
     Ok(())
 }

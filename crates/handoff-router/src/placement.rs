@@ -2,6 +2,7 @@
 //! the queue drainer (a lead that waited). The decision is one [`Assignment`] value the
 //! store commits atomically and the event is built from.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -13,7 +14,7 @@ use handoff_domain::disposition::{Actor, ActorKind, Outcome};
 use handoff_domain::events::{stable_event_id, EventKind, LeadAssigned, LeadDisposition};
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::privacy::mask_email;
-use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel};
+use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel, TeamState};
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::SlaPolicy;
 use handoff_domain::{Lead, QueueName, RepId, TeamId, Transience};
@@ -43,9 +44,10 @@ pub(crate) enum PlaceError {
 /// What became of a lead.
 #[derive(Debug)]
 pub(crate) enum Placed {
-    Assigned(Box<LeadAssigned>),
-    /// Nurtured or queued now: tell marketing with this event.
-    Parked(Box<LeadDisposition>),
+    /// Assigned now: the event and its payload as stored with the decision.
+    Assigned(Box<LeadAssigned>, String),
+    /// Nurtured or queued now: tell marketing with this event (and its stored payload).
+    Parked(Box<LeadDisposition>, String),
     /// Decided before (a redelivery): replay the event recorded then.
     Replay(RecordedDecision),
     /// A waiting lead nobody can take yet: it keeps waiting.
@@ -88,6 +90,7 @@ impl Placer {
             .store
             .record_decision(
                 &lead.id,
+                lead.received_at,
                 &Parked::Nurture,
                 &payload,
                 Utc::now(),
@@ -98,7 +101,7 @@ impl Placer {
             DecideOutcome::Recorded => {
                 self.metrics.leads_unqualified.inc();
                 tracing::info!(lead_id = %lead.id, "lead unqualified; sent to nurture");
-                Placed::Parked(Box::new(event))
+                Placed::Parked(Box::new(event), payload)
             }
             DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
             DecideOutcome::Closed => Placed::Nothing,
@@ -140,28 +143,26 @@ impl Placer {
             };
             let decision = routing.choose(matched.clone(), &states, now);
             let rep = match &decision.placement {
-                Placement::Rep(rep) => RepId::from(rep.as_str()),
+                Placement::Rep(rep) => rep.clone(),
                 Placement::Queue(_) if waited.is_some() => return Ok(Placed::StillWaiting),
                 Placement::Queue(queue) => {
-                    let queue = QueueName::from(queue.as_str());
+                    let queue = queue.clone();
                     return self.queue(rules, lead, score, decision, queue).await;
                 }
             };
-            let capacity = states
-                .get(&decision.team)
-                .and_then(|state| state.reps.get(rep.as_str()))
-                .and_then(|r| r.capacity)
-                .unwrap_or_else(|| routing.rep_capacity(rep.as_str()));
+            // A rep was placed, so a team was: owner, rule or fallback.
+            let team = decision.team.clone().unwrap_or_else(|| TeamId::from(""));
+            let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
             let assignment = Assignment {
                 lead_id: lead.id.clone(),
                 attempt: FIRST_ATTEMPT,
-                team: TeamId::from(decision.team.as_str()),
+                team: team.clone(),
                 daily_cap: routing.rep_daily_cap(rep.as_str()),
                 capacity,
                 assigned_at: now,
                 first_touch_due_at: self.sla.first_touch_due_at(
                     now,
-                    routing.first_touch_seconds(&decision.team),
+                    routing.first_touch_seconds(team.as_str()),
                     routing.rep_availability(rep.as_str()),
                 ),
                 rep,
@@ -194,7 +195,7 @@ impl Placer {
             {
                 AssignOutcome::Assigned { touched_before } => {
                     self.record_assignment(lead, &event, waited, touched_before);
-                    return Ok(Placed::Assigned(Box::new(event)));
+                    return Ok(Placed::Assigned(Box::new(event), payload));
                 }
                 AssignOutcome::AlreadyDecided(recorded) => return Ok(Placed::Replay(recorded)),
                 AssignOutcome::NoLongerWaiting | AssignOutcome::Closed => {
@@ -239,9 +240,7 @@ impl Placer {
         decision: RoutingDecision,
         queue: QueueName,
     ) -> Result<Placed, PlaceError> {
-        let team = Some(decision.team.as_str())
-            .filter(|t| !t.is_empty())
-            .map(TeamId::from);
+        let team = decision.team.clone();
         let event = system_disposition(
             lead,
             score.clone(),
@@ -259,7 +258,7 @@ impl Placer {
         let stored_lead = encode("lead", lead)?;
         let wait_due = self.sla.due_at(
             lead.received_at,
-            rules.routing.first_touch_seconds(&decision.team),
+            rules.routing.first_touch_seconds(decision.team_str()),
         );
         let parked = Parked::Waiting {
             queue: &queue,
@@ -271,6 +270,7 @@ impl Placer {
             .store
             .record_decision(
                 &lead.id,
+                lead.received_at,
                 &parked,
                 &payload,
                 Utc::now(),
@@ -285,7 +285,7 @@ impl Placer {
                     .with_label_values(&[team_label])
                     .inc();
                 tracing::warn!(lead_id = %lead.id, team = team_label, %queue, reason = %decision.explanation.reason, "no eligible rep; lead waits in its queue");
-                Placed::Parked(Box::new(event))
+                Placed::Parked(Box::new(event), payload)
             }
             DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
             DecideOutcome::Closed => Placed::Nothing,
@@ -328,6 +328,20 @@ impl Placer {
             "lead assigned"
         );
     }
+}
+
+/// A rep's capacity as a decision sees it: the runtime override, else the rules file's.
+pub(crate) fn effective_capacity(
+    routing: &RoutingModel,
+    states: &BTreeMap<String, TeamState>,
+    team: &str,
+    rep: &str,
+) -> u32 {
+    states
+        .get(team)
+        .and_then(|state| state.reps.get(rep))
+        .and_then(|r| r.capacity)
+        .unwrap_or_else(|| routing.rep_capacity(rep))
 }
 
 /// A decision the router made about a lead it did not assign, told to marketing.

@@ -36,6 +36,13 @@ impl Keys {
         format!("{}:rep:{rep_id}:open", self.tag)
     }
 
+    /// A key nothing ever writes: passed for a script's optional key (no rep yet, no queue)
+    /// so every key stays declared. Scripts only read it or remove from it, which works
+    /// on a missing key whatever the operation's type.
+    pub fn unused(&self) -> String {
+        format!("{}:unused", self.tag)
+    }
+
     /// Set of the names of queues that ever held a lead (bounded by the rules' queues).
     pub fn queues(&self) -> String {
         format!("{}:queues", self.tag)
@@ -56,7 +63,7 @@ impl Keys {
         format!("{}:rep:{rep_id}", self.tag)
     }
 
-    /// Sorted set lead id -> when it started waiting (ms): a queue, oldest first.
+    /// Sorted set lead id -> when the lead arrived (ms): a queue, first come first.
     pub fn queue(&self, queue: &str) -> String {
         format!("{}:queue:{queue}", self.tag)
     }

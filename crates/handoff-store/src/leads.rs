@@ -81,7 +81,7 @@ impl Store {
         let owner: Option<String> = RECEIVE
             .key(self.keys.lead(id))
             .key(self.keys.lead_log(id))
-            .key(contact_email.map_or_else(|| self.keys.lead(id), |e| self.keys.contact_owner(e)))
+            .key(contact_email.map_or_else(|| self.keys.unused(), |e| self.keys.contact_owner(e)))
             .arg(source)
             .arg(received_at.timestamp_millis())
             .arg(retention_seconds)

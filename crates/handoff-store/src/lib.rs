@@ -6,6 +6,8 @@
 mod accounts;
 mod clocks;
 mod deadlines;
+mod deliveries;
+mod funnel;
 mod idempotency;
 mod keys;
 mod leads;
@@ -22,11 +24,16 @@ use handoff_domain::Transience;
 pub use accounts::OwnerUpdate;
 pub use clocks::{ClockPlan, Scheduled};
 pub use deadlines::{Claimed, DueBreach, DueReminder};
+pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
+pub use funnel::{
+    AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
+    OutcomeReport, SettledTouch,
+};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{
-    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, FromQueue, Parked, QueueView,
-    RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
+    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, EscalateOutcome, Escalation,
+    FromQueue, Parked, QueueView, RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
 

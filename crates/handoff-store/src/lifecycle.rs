@@ -37,6 +37,8 @@ static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scr
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/decide.lua")));
 static REPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/report.lua")));
 static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/adopt.lua")));
+static ESCALATE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/escalate.lua")));
 
 /// How often a step retries when the lead's rep or queue changed between reading them
 /// (to name their keys) and the atomic step.
@@ -129,17 +131,19 @@ pub struct WaitingLead {
     pub lead_id: LeadId,
     /// The lead's `lead.created` payload (JSON); `None` if the record expired.
     pub lead: Option<String>,
-    pub queued_ms: i64,
+    /// When it arrived (the queue's order) and when it started waiting.
+    pub received_ms: i64,
+    pub queued_ms: Option<i64>,
 }
 
-/// A queue's current content.
+/// A queue's current content, in order of arrival.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueView {
     pub name: QueueName,
     pub depth: u64,
-    /// When the oldest waiting lead started waiting.
-    pub oldest_queued_ms: Option<i64>,
-    /// Lead ids, oldest first (up to the limit asked for).
+    /// When the lead at the head (the first to arrive) was received.
+    pub oldest_received_ms: Option<i64>,
+    /// Lead ids with their arrival times (ms), first come first (up to the limit asked for).
     pub leads: Vec<(LeadId, i64)>,
 }
 
@@ -185,6 +189,7 @@ struct AssignArgs<'a> {
 #[derive(Serialize)]
 struct DecideArgs<'a> {
     lead_id: &'a str,
+    received_ms: i64,
     state: &'static str,
     event: &'a str,
     queue: &'a str,
@@ -256,6 +261,60 @@ struct AdoptArgs<'a> {
     open_until_ms: i64,
     retention_seconds: u64,
     entry: String,
+}
+
+#[derive(Serialize)]
+struct EscalateArgs<'a> {
+    lead_id: &'a str,
+    attempt: u32,
+    new_attempt: u32,
+    old_rep: &'a str,
+    team: &'a str,
+    rep: &'a str,
+    rotation_before: &'a str,
+    rotation_after: &'a str,
+    capacity: u32,
+    daily_cap: i64,
+    assigned_ms: i64,
+    due_ms: i64,
+    old_member: String,
+    new_member: String,
+    event: &'a str,
+    disposition: &'a str,
+    open_until_ms: i64,
+    now_ms: i64,
+    retention_seconds: u64,
+    entry: String,
+}
+
+/// What acting on a missed first touch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EscalateOutcome {
+    /// Done now.
+    Done,
+    /// Done before (a redelivered breach): the disposition recorded then; the new
+    /// attempt's `lead.assigned`, if there was one, is the lead's `assigned`.
+    AlreadyDone { disposition: String },
+    /// The lead was touched, closed or reassigned since: nothing to do.
+    Stale,
+    /// The new rep's state moved (rotation, capacity): decide again.
+    Conflict(String),
+}
+
+/// A missed first touch and what to do about it.
+#[derive(Debug, Clone)]
+pub struct Escalation<'a> {
+    pub lead_id: &'a LeadId,
+    /// The attempt whose deadline passed, and its rep.
+    pub attempt: u32,
+    pub old_rep: &'a RepId,
+    /// The new assignment (attempt + 1) and its `lead.assigned`; `None`: nobody can take
+    /// the lead, it stays with its rep and the manager is told.
+    pub reassignment: Option<(&'a Assignment, &'a str)>,
+    /// The REASSIGNED or ESCALATED `lead.disposition`.
+    pub disposition: &'a str,
+    pub retention_seconds: u64,
+    pub now: DateTime<Utc>,
 }
 
 /// A waiting lead being routed: where it waits.
@@ -343,10 +402,8 @@ impl Store {
             now_ms: context.now.timestamp_millis(),
             entry: entry.encode()?,
         };
-        let queue_key = from_queue.map_or_else(
-            || self.keys.lead(lead_id),
-            |q| self.keys.queue(q.queue.as_str()),
-        );
+        let queue_key =
+            from_queue.map_or_else(|| self.keys.unused(), |q| self.keys.queue(q.queue.as_str()));
         let mut connection = self.connection();
         let reply: (String, String, String) = ASSIGN
             .key(self.keys.lead(lead_id))
@@ -357,7 +414,7 @@ impl Store {
             .key(
                 context
                     .contact_email
-                    .map_or_else(|| self.keys.lead(lead_id), |e| self.keys.contact_owner(e)),
+                    .map_or_else(|| self.keys.unused(), |e| self.keys.contact_owner(e)),
             )
             .key(self.keys.deadlines())
             .key(self.keys.claims())
@@ -381,6 +438,7 @@ impl Store {
     pub async fn record_decision(
         &self,
         lead_id: &LeadId,
+        received_at: DateTime<Utc>,
         parked: &Parked<'_>,
         event: &str,
         now: DateTime<Utc>,
@@ -402,6 +460,7 @@ impl Store {
         }
         let payload = DecideArgs {
             lead_id: id,
+            received_ms: received_at.timestamp_millis(),
             state: state.as_str(),
             event,
             queue: queue.map_or("", QueueName::as_str),
@@ -423,7 +482,7 @@ impl Store {
         let reply: (String, String, String) = DECIDE
             .key(self.keys.lead(id))
             .key(self.keys.lead_log(id))
-            .key(queue.map_or_else(|| self.keys.lead(id), |q| self.keys.queue(q.as_str())))
+            .key(queue.map_or_else(|| self.keys.unused(), |q| self.keys.queue(q.as_str())))
             .key(self.keys.queues())
             .key(self.keys.deadlines())
             .arg(args(&payload)?)
@@ -505,14 +564,14 @@ impl Store {
                 .key(self.keys.lead(id))
                 .key(self.keys.lead_log(id))
                 .key(if rep.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.rep_open(&rep)
                 })
                 .key(self.keys.deadlines())
                 .key(self.keys.claims())
                 .key(if queue.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.queue(&queue)
                 })
@@ -541,6 +600,17 @@ impl Store {
         )))
     }
 
+    /// The lead's current rep and queue ("" for none): the keys a step must name.
+    async fn rep_and_queue(&self, id: &str) -> Result<(String, String), StoreError> {
+        let mut connection = self.connection();
+        let (rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.lead(id))
+            .arg(&["rep", "queue"])
+            .query_async(&mut connection)
+            .await?;
+        Ok((rep.unwrap_or_default(), queue.unwrap_or_default()))
+    }
+
     /// Adopts an assignment another producer announced (its due time as announced),
     /// unless this attempt or a later one is known. `true` if adopted.
     pub async fn adopt_assignment(
@@ -559,13 +629,7 @@ impl Store {
             .encode()?;
         let mut connection = self.connection();
         for _ in 0..MOVED_RETRIES {
-            let (previous_rep, queue): (Option<String>, Option<String>) = redis::cmd("HMGET")
-                .arg(self.keys.lead(id))
-                .arg(&["rep", "queue"])
-                .query_async(&mut connection)
-                .await?;
-            let previous_rep = previous_rep.unwrap_or_default();
-            let queue = queue.unwrap_or_default();
+            let (previous_rep, queue) = self.rep_and_queue(id).await?;
             let payload = AdoptArgs {
                 lead_id: id,
                 team: assignment.team.as_str(),
@@ -590,12 +654,12 @@ impl Store {
                 .key(self.keys.deadlines())
                 .key(self.keys.claims())
                 .key(if previous_rep.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.rep_open(&previous_rep)
                 })
                 .key(if queue.is_empty() {
-                    self.keys.lead(id)
+                    self.keys.unused()
                 } else {
                     self.keys.queue(&queue)
                 })
@@ -611,6 +675,95 @@ impl Store {
         Err(StoreError::Contended(format!(
             "lead {id} kept changing while an assignment was adopted"
         )))
+    }
+
+    /// Acts on a missed first touch of `attempt`, once per (lead, attempt).
+    pub async fn escalate(&self, e: &Escalation<'_>) -> Result<EscalateOutcome, StoreError> {
+        let id = e.lead_id.as_str();
+        let mut entry = TimelineEntry::new(
+            e.now,
+            if e.reassignment.is_some() {
+                "reassigned"
+            } else {
+                "escalated"
+            },
+        )
+        .with("attempt", e.attempt)
+        .with("from_rep", e.old_rep.as_str());
+        if let Some((assignment, event)) = e.reassignment {
+            entry = entry
+                .with("to_rep", assignment.rep.as_str())
+                .with("team", assignment.team.as_str())
+                .with(
+                    "event",
+                    serde_json::from_str::<serde_json::Value>(event)
+                        .map_err(|e| StoreError::Encode(e.to_string()))?,
+                );
+        }
+        let new = e.reassignment.map(|(a, _)| a);
+        let payload = EscalateArgs {
+            lead_id: id,
+            attempt: e.attempt,
+            new_attempt: e.attempt.saturating_add(1),
+            old_rep: e.old_rep.as_str(),
+            team: new.map_or("", |a| a.team.as_str()),
+            rep: new.map_or("", |a| a.rep.as_str()),
+            rotation_before: new.map_or("", |a| a.rotation_before.as_str()),
+            rotation_after: new.map_or("", |a| a.rotation_after.as_str()),
+            capacity: new.map_or(0, |a| a.capacity),
+            daily_cap: new.and_then(|a| a.daily_cap).map_or(-1, i64::from),
+            assigned_ms: new.map_or(0, |a| a.assigned_at.timestamp_millis()),
+            due_ms: new.map_or(0, |a| a.first_touch_due_at.timestamp_millis()),
+            old_member: deadline_member(id, e.attempt),
+            new_member: deadline_member(id, e.attempt.saturating_add(1)),
+            event: e.reassignment.map_or("", |(_, event)| event),
+            disposition: e.disposition,
+            open_until_ms: open_until(e.now, e.retention_seconds),
+            now_ms: e.now.timestamp_millis(),
+            retention_seconds: e.retention_seconds,
+            entry: entry.encode()?,
+        };
+        let day = e.now.format("%Y-%m-%d").to_string();
+        let mut connection = self.connection();
+        let reply: (String, String) = ESCALATE
+            .key(self.keys.lead(id))
+            .key(self.keys.lead_log(id))
+            .key(self.keys.rep_open(e.old_rep.as_str()))
+            .key(new.map_or_else(
+                || self.keys.unused(),
+                |a| self.keys.rep_open(a.rep.as_str()),
+            ))
+            .key(self.keys.rotation())
+            .key(self.keys.assigned_on(&day))
+            .key(self.keys.deadlines())
+            .key(self.keys.claims())
+            .arg(args(&payload)?)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(match reply.0.as_str() {
+            "done" => EscalateOutcome::Done,
+            "existing" => EscalateOutcome::AlreadyDone {
+                disposition: reply.1,
+            },
+            "conflict" => EscalateOutcome::Conflict(reply.1),
+            _ => EscalateOutcome::Stale,
+        })
+    }
+
+    /// The reps who had the lead, in order (for reassignments: never the same one again).
+    pub async fn reps_who_had(&self, lead_id: &LeadId) -> Result<Vec<RepId>, StoreError> {
+        let mut connection = self.connection();
+        let had: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.lead(lead_id.as_str()))
+            .arg("had")
+            .query_async(&mut connection)
+            .await?;
+        Ok(had
+            .unwrap_or_default()
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(RepId::from)
+            .collect())
     }
 
     /// Appends a step to a lead's timeline (for steps that change no state, e.g. a
@@ -683,7 +836,7 @@ impl Store {
         Ok(QueueView {
             name: name.clone(),
             depth,
-            oldest_queued_ms: leads.first().map(|(_, ms)| *ms),
+            oldest_received_ms: leads.first().map(|(_, ms)| *ms),
             leads: if limit == 0 { Vec::new() } else { leads },
         })
     }
@@ -703,17 +856,20 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         for (id, _) in &view.leads {
-            pipe.hget(self.keys.lead(id.as_str()), "lead");
+            pipe.cmd("HMGET")
+                .arg(self.keys.lead(id.as_str()))
+                .arg(&["lead", "queued_ms"]);
         }
         let mut connection = self.connection();
-        let leads: Vec<Option<String>> = pipe.query_async(&mut connection).await?;
+        let leads: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut connection).await?;
         Ok(view
             .leads
             .into_iter()
             .zip(leads)
-            .map(|((lead_id, queued_ms), lead)| WaitingLead {
+            .map(|((lead_id, received_ms), (lead, queued_ms))| WaitingLead {
                 lead_id,
                 lead,
+                received_ms,
                 queued_ms,
             })
             .collect())

@@ -58,36 +58,14 @@ impl Store {
                 .saturating_mul(1000),
         );
         for rep in reps {
-            let key = self.keys.rep_open(rep);
-            let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut connection)
-                .await?;
-            for chunk in members.chunks(CHUNK as usize) {
-                let mut pipe = redis::pipe();
-                for lead in chunk {
-                    pipe.cmd("HMGET")
-                        .arg(self.keys.lead(lead))
-                        .arg(&["state", "rep"]);
+            let members = self.members_with(&self.keys.rep_open(rep), "rep").await?;
+            for (lead, state, owner) in members {
+                if holds_capacity(state.as_deref(), release) && owner.as_deref() == Some(rep) {
+                    continue;
                 }
-                let states: Vec<(Option<String>, Option<String>)> =
-                    pipe.query_async(&mut connection).await?;
-                let suspects: Vec<&String> = chunk
-                    .iter()
-                    .zip(states)
-                    .filter(|(_, (state, owner))| {
-                        !(holds_capacity(state.as_deref(), release)
-                            && owner.as_deref() == Some(rep))
-                    })
-                    .map(|(lead, _)| lead)
-                    .collect();
-                for lead in suspects {
-                    // Checked again atomically: the lead may have moved since it was read.
-                    if self.fix_open(lead, rep, release, until).await? < 0 {
-                        report.stale_open += 1;
-                    }
+                // Checked again atomically: the lead may have moved since it was read.
+                if self.fix_open(&lead, rep, release, until).await? < 0 {
+                    report.stale_open += 1;
                 }
             }
         }
@@ -134,36 +112,54 @@ impl Store {
         }
         for queue in self.queue_names().await? {
             let key = self.keys.queue(queue.as_str());
-            let members: Vec<String> = redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut connection)
-                .await?;
-            for chunk in members.chunks(CHUNK as usize) {
-                let mut pipe = redis::pipe();
-                for lead in chunk {
-                    pipe.cmd("HMGET")
-                        .arg(self.keys.lead(lead))
-                        .arg(&["state", "queue"]);
-                }
-                let states: Vec<(Option<String>, Option<String>)> =
-                    pipe.query_async(&mut connection).await?;
-                for (lead, (state, waiting_in)) in chunk.iter().zip(states) {
-                    let waits_here = state.as_deref() == Some(LeadState::Waiting.as_str())
-                        && waiting_in.as_deref() == Some(queue.as_str());
-                    if !waits_here {
-                        let removed: (u64, u64) = redis::pipe()
-                            .zrem(&key, lead)
-                            .zrem(self.keys.deadlines(), deadline_member(lead, 0))
-                            .query_async(&mut connection)
-                            .await?;
-                        report.stale_queued += removed.0;
-                    }
+            for (lead, state, waiting_in) in self.members_with(&key, "queue").await? {
+                let waits_here = state.as_deref() == Some(LeadState::Waiting.as_str())
+                    && waiting_in.as_deref() == Some(queue.as_str());
+                if !waits_here {
+                    let removed: (u64, u64) = redis::pipe()
+                        .zrem(&key, &lead)
+                        .zrem(self.keys.deadlines(), deadline_member(&lead, 0))
+                        .query_async(&mut connection)
+                        .await?;
+                    report.stale_queued += removed.0;
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Every lead of the sorted set `key`, with its state and one more field of its hash
+    /// (read in chunks of [`CHUNK`]).
+    async fn members_with(
+        &self,
+        key: &str,
+        field: &str,
+    ) -> Result<Vec<(String, Option<String>, Option<String>)>, StoreError> {
+        let mut connection = self.connection();
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await?;
+        let mut out = Vec::with_capacity(members.len());
+        for chunk in members.chunks(CHUNK as usize) {
+            let mut pipe = redis::pipe();
+            for lead in chunk {
+                pipe.cmd("HMGET")
+                    .arg(self.keys.lead(lead))
+                    .arg(&["state", field]);
+            }
+            let fields: Vec<(Option<String>, Option<String>)> =
+                pipe.query_async(&mut connection).await?;
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(fields)
+                    .map(|(lead, (state, other))| (lead.clone(), state, other)),
+            );
+        }
+        Ok(out)
     }
 
     /// +1: added to the rep's open set, -1: removed, 0: it was right.

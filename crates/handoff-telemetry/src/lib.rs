@@ -2,12 +2,14 @@
 //! docs/metrics.md), structured logging, and the `/metrics`, `/healthz`, `/readyz` routes.
 
 mod admin;
+mod funnel;
 mod logging;
 mod metrics;
 
 pub use admin::{
     admin_router, health_router, serve_admin, Readiness, ReadinessCheck, ReadinessReport,
 };
+pub use funnel::{prime_known_series, FunnelMetrics, SLA_KINDS, SLA_RESULTS, STAGES};
 pub use logging::init_logging;
 pub use metrics::Metrics;
 

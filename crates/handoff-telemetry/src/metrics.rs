@@ -37,8 +37,18 @@ pub struct Metrics {
     /// Consumer-side errors, by service and kind (receive, transient, effect).
     pub consumer_errors: IntCounterVec,
     pub dead_lettered: IntCounterVec,
-    /// Webhook deliveries, by outcome (delivered, retried, failed, refused).
+    /// Webhook delivery attempts and skips, by outcome (delivered, retried, failed,
+    /// refused, duplicate).
     pub webhook_deliveries: IntCounterVec,
+    /// Deliveries put in the delayed set, by reason (attempt_failed, circuit_open,
+    /// destination_busy).
+    pub webhook_retries_scheduled: IntCounterVec,
+    /// Open circuits, by webhook host (a host from the rules file: a closed set).
+    pub webhook_circuits_open: IntGaugeVec,
+    /// Time from the notifier first seeing an event to the receiver's 2xx.
+    pub webhook_delivery_latency: Histogram,
+    /// Deliveries stored and not yet delivered or given up (retries waiting, in flight).
+    pub webhook_pending: IntGauge,
     /// Rules file reloads, by outcome (applied, rejected).
     pub rules_reloads: IntCounterVec,
     /// Leads waiting per queue (queues from the rules and any that held a lead).
@@ -104,6 +114,31 @@ impl Metrics {
              ones when capacity is released on close).",
         )?;
         registry.register(Box::new(awaiting_first_touch.clone()))?;
+        let webhook_circuits_open = IntGaugeVec::new(
+            Opts::new(
+                "handoff_webhook_circuits_open",
+                "Webhook URLs whose circuit is open (or half-open), by host, in this process.",
+            ),
+            &["host"],
+        )?;
+        registry.register(Box::new(webhook_circuits_open.clone()))?;
+        let webhook_delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "handoff_webhook_delivery_latency_seconds",
+                "Time from the notifier first seeing an event to the webhook's 2xx, retries included.",
+            )
+            // Around the 5-minute SLA, with 1 s as a bucket: "not delayed by more than a second".
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+                1800.0, 3600.0,
+            ]),
+        )?;
+        registry.register(Box::new(webhook_delivery_latency.clone()))?;
+        let webhook_pending = IntGauge::new(
+            "handoff_webhook_pending_deliveries",
+            "Webhook deliveries stored and not yet delivered or given up.",
+        )?;
+        registry.register(Box::new(webhook_pending.clone()))?;
         let queue_depth = IntGaugeVec::new(
             Opts::new("handoff_queue_depth", "Leads waiting in a queue."),
             &["queue"],
@@ -189,6 +224,14 @@ impl Metrics {
                 "Webhook delivery attempts, by outcome.",
                 &["outcome"],
             )?,
+            webhook_retries_scheduled: counter_vec(
+                "handoff_webhook_retries_scheduled_total",
+                "Webhook deliveries put in the delayed set, by reason.",
+                &["reason"],
+            )?,
+            webhook_circuits_open,
+            webhook_delivery_latency,
+            webhook_pending,
             rules_reloads: counter_vec(
                 "handoff_rules_reloads_total",
                 "Rules file reloads, by outcome (applied, rejected).",

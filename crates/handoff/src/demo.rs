@@ -164,6 +164,9 @@ pub async fn replay(clients: &Clients, base_url: &str, path: &std::path::Path) -
     accepted
 }
 
+/// Rejection reasons the demo gives (all among the default `ingest.reason_codes`).
+const REJECTION_REASONS: &[&str] = &["no_budget", "no_authority", "bad_timing", "competitor"];
+
 /// Posts `per_second` leads until `shutdown`, and plays the reps: about 85 % of the leads
 /// get a first touch at a random moment within 1.5x the SLA window (so some are in time,
 /// some breach), and every lead is closed (converted, rejected with a reason, recycled) a
@@ -222,19 +225,27 @@ async fn work_the_lead(
 ) {
     let (touch, touch_after, close_after, close) = {
         let mut rng = rand::rng();
+        let touch = if rng.random_bool(0.5) {
+            "accepted"
+        } else {
+            "contacted"
+        };
+        // Most leads get an outcome marketing can use; some touched ones none yet (the
+        // feedback backlog); untouched ones are recycled in the end.
         let close = match rng.random_range(0..100) {
-            0..25 => json!({ "outcome": "converted" }),
+            0..25 => Some(json!({ "outcome": "converted" })),
             25..60 => {
-                let reason = ["no_budget", "no_need", "bad_timing", "competitor"]
+                let reason = REJECTION_REASONS
                     .choose(&mut rng)
                     .copied()
                     .unwrap_or("no_need");
-                json!({ "outcome": "rejected", "reason_code": reason })
+                Some(json!({ "outcome": "rejected", "reason_code": reason }))
             }
-            _ => json!({ "outcome": "recycled" }),
+            60..80 => Some(json!({ "outcome": "recycled" })),
+            _ => None,
         };
         (
-            rng.random_bool(0.85),
+            rng.random_bool(0.85).then_some(touch),
             sla.mul_f64(rng.random_range(0.1..1.5)),
             sla.mul_f64(rng.random_range(1.0..3.0)),
             close,
@@ -258,13 +269,20 @@ async fn work_the_lead(
             }
         }
     };
-    if touch {
-        if !wait(touch_after).await {
-            return;
+    let close = match touch {
+        Some(outcome) => {
+            if !wait(touch_after).await {
+                return;
+            }
+            report(json!({ "outcome": outcome, "actor": "rep" })).await;
+            close
         }
-        report(json!({ "outcome": "contacted", "actor": "rep" })).await;
-    }
-    if wait(close_after).await {
-        report(close).await;
+        // Nobody called: the rep cleans up their list in the end.
+        None => Some(close.unwrap_or_else(|| json!({ "outcome": "recycled" }))),
+    };
+    if let Some(close) = close {
+        if wait(close_after).await {
+            report(close).await;
+        }
     }
 }

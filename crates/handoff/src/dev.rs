@@ -40,6 +40,9 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
     // The mock cluster answers a waiting fetch only when its wait runs out.
     kafka.fetch_wait_max_ms = 50;
     loaded.settings.sla.first_touch_seconds = options.first_touch_seconds;
+    // The feedback window shrinks with it (48 h would never show): four first-touch windows.
+    loaded.settings.funnel.backlog_after_seconds = u64::from(options.first_touch_seconds) * 4;
+    let backlog_after = loaded.settings.funnel.backlog_after_seconds;
     let notifier = &mut loaded.settings.notifier;
     // Dev ships no secret and needs none from the user: one per run, unless a real one is set.
     let random_secret = notifier.check_signing_secret().is_err();
@@ -110,7 +113,7 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
         println!("  webhook signing:  a random secret for this run (set HANDOFF_NOTIFIER_SIGNING_SECRET to verify signatures)");
     }
     println!(
-        "  demo traffic:     {} leads/s; first-touch SLA {} s; Ctrl-C stops",
+        "  demo traffic:     {} leads/s; first-touch SLA {} s; feedback due after {backlog_after} s; Ctrl-C stops",
         options.leads_per_second, options.first_touch_seconds
     );
     let demo_clients = demo::Clients::new(
@@ -257,8 +260,23 @@ async fn summary(
                     .get()
             })
             .fold(0.0_f64, f64::max);
+        // The funnel's gauges live in the same registry, read by name (docs/metrics.md).
+        let funnel = |name: &str| {
+            metrics
+                .registry
+                .gather()
+                .iter()
+                .find(|family| family.name() == name)
+                .and_then(|family| {
+                    family
+                        .get_metric()
+                        .first()
+                        .map(|m| m.get_gauge().get_value())
+                })
+                .unwrap_or(0.0)
+        };
         println!(
-            "received={} assigned[{}] unqualified={} overflowed={} waiting={waiting} oldest_wait={oldest_wait:.0}s open={} breaches={} webhooks={}",
+            "received={} assigned[{}] unqualified={} overflowed={} waiting={waiting} oldest_wait={oldest_wait:.0}s open={} breaches={} awaiting_feedback={} feedback_backlog={} webhooks={}",
             metrics.leads_received.get(),
             per_team.join(" "),
             metrics.leads_unqualified.get(),
@@ -269,6 +287,8 @@ async fn summary(
                 + metrics.leads_overflowed.with_label_values(&["unrouted"]).get(),
             metrics.awaiting_first_touch.get(),
             breaches,
+            funnel("handoff_funnel_awaiting_disposition"),
+            funnel("handoff_funnel_disposition_backlog"),
             deliveries.load(Ordering::Relaxed),
         );
     }

@@ -101,6 +101,26 @@ impl Running {
 
 /// Connects to Redis and Kafka (creating topics if configured), then starts the services.
 /// Fails fast, naming the dependency, when one is unreachable at start-up.
+/// `[sla.escalation]` names a team of the rules file and at least one attempt.
+fn check_escalation(
+    escalation: &handoff_config::EscalationSettings,
+    rules: &handoff_config::Rules,
+) -> anyhow::Result<()> {
+    if escalation.max_attempts == 0 {
+        anyhow::bail!("sla.escalation.max_attempts: must be at least 1");
+    }
+    if let Some(team) = &escalation.to_team {
+        let teams: Vec<&str> = rules.routing.team_ids().collect();
+        if !teams.contains(&team.as_str()) {
+            anyhow::bail!(
+                "sla.escalation.to_team: unknown team `{team}`, expected one of {}",
+                teams.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn start(
     set: ServiceSet,
     loaded: LoadedConfig,
@@ -111,9 +131,14 @@ pub async fn start(
         rules,
         rules_path,
     } = loaded;
+    check_escalation(&settings.sla.escalation, &rules)?;
     let rules_version = rules.version.clone();
     let (rules, publisher) = RulesHandle::new(rules);
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
+    handoff_telemetry::prime_known_series(
+        &metrics,
+        &rules.current().routing.team_ids().collect::<Vec<_>>(),
+    );
     let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
         .with_context(|| {
@@ -192,6 +217,7 @@ pub async fn start(
             lead_retention,
             settings: settings.router.clone(),
             release: settings.sla.release_capacity_on,
+            escalation: settings.sla.escalation.clone(),
             drain,
         };
         let stop = shutdown.clone();
@@ -221,11 +247,33 @@ pub async fn start(
                 handoff_sla::run(deps, stop).await.map_err(Into::into),
             )
         });
+        // Marketing's funnel rides along with the SLA tracker: a consumer group of its own.
+        let deps = handoff_funnel::FunnelDeps {
+            kafka: settings.kafka.clone(),
+            settings: settings.funnel.clone(),
+            reason_codes: settings.ingest.reason_codes.clone(),
+            store: store.clone(),
+            producer: EventProducer::new(&settings.kafka, "funnel")?,
+            metrics: metrics.clone(),
+            funnel_metrics: handoff_telemetry::FunnelMetrics::new(&metrics.registry)
+                .context("cannot register the funnel's metrics")?,
+            rules: rules.clone(),
+            lead_retention,
+            drain,
+        };
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            (
+                "funnel",
+                handoff_funnel::run(deps, stop).await.map_err(Into::into),
+            )
+        });
     }
     if set.has(Service::Notifier) {
         let deps = handoff_notifier::NotifierDeps {
             kafka: settings.kafka.clone(),
             settings: settings.notifier.clone(),
+            store: store.clone(),
             producer: EventProducer::new(&settings.kafka, "notifier")?,
             metrics: metrics.clone(),
             rules: rules.clone(),

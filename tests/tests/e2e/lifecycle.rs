@@ -194,32 +194,6 @@ async fn a_rep_reactivated_over_the_api_drains_the_teams_queue() {
     stack.stop().await.unwrap();
 }
 
-/// Publishes `record` again, as a redelivery or a producer's retry would.
-async fn redeliver(stack: &Stack, record: &Record) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.env.kafka)
-        .create()
-        .unwrap();
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in &record.headers {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_str()),
-        });
-    }
-    producer
-        .send(
-            FutureRecord::to(&stack.topics.of(EventKind::LeadCreated))
-                .key(record.key.as_deref().unwrap_or_default())
-                .payload(&record.payload)
-                .headers(headers),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-}
-
 /// A redelivered lead whose first handling nurtured or queued it is not decided again —
 /// not after capacity frees, not after a rules reload — and its first decision's event is
 /// replayed with the same id; the queued one is then routed once, from its queue.
@@ -268,7 +242,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
         .await
         .to_vec();
     let nurtured_record = of_lead(&originals, &nurtured)[0].clone();
-    redeliver(&stack, &nurtured_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &nurtured_record)
+        .await;
     let records = dispositions
         .read_until(WAIT, "the replayed UNQUALIFIED", |r| {
             of_lead(r, &nurtured).len() >= 2
@@ -286,7 +262,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
     );
 
     let queued_record = of_lead(&originals, &queued)[0].clone();
-    redeliver(&stack, &queued_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &queued_record)
+        .await;
     let records = dispositions
         .read_until(WAIT, "the replayed OVERFLOWED", |r| {
             of_lead(r, &queued).len() >= 2
@@ -310,7 +288,9 @@ async fn a_redelivered_queued_or_nurtured_lead_is_not_decided_again() {
     let mut assigned = stack.reader(EventKind::LeadAssigned);
     let event = assignment_of(&mut assigned, &queued).await;
     assert_eq!(event["queue"], "sales-overflow");
-    redeliver(&stack, &queued_record).await;
+    stack
+        .republish(EventKind::LeadCreated, &queued_record)
+        .await;
     let records = assigned.read_for(Duration::from_secs(3)).await.to_vec();
     let assignments: BTreeSet<&str> = of_lead(&records, &queued)
         .iter()
@@ -528,5 +508,51 @@ async fn the_timeline_of_a_lead_shows_every_step() {
     assert_eq!(body["error"]["code"], "lead_closed");
     // Unknown leads are 404.
     assert!(stack.lead_view("no-such-lead").await.is_null());
+    stack.stop().await.unwrap();
+}
+
+/// Leads nobody was assigned can be closed too (a CRM recycles a nurtured lead, rejects a
+/// waiting one): the report applies once, and a closed waiting lead leaves its queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unassigned_leads_can_be_closed_and_leave_their_queue() {
+    let stack = Stack::start(StackOptions {
+        rules: capacities(0, 0),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let waiting = stack.post_lead(&client, &qualified_lead(1)).await;
+    let mut student = qualified_lead(2);
+    student["contact"]["title"] = json!("Student");
+    let nurtured = stack.post_lead(&client, &student).await;
+    for (lead, state) in [(&waiting, "waiting"), (&nurtured, "unqualified")] {
+        eventually(WAIT, state, || async {
+            (stack.lead_view(lead).await["state"] == state).then_some(())
+        })
+        .await;
+    }
+    report(
+        &stack,
+        &waiting,
+        json!({"outcome": "rejected", "reason_code": "duplicate", "actor": "crm", "actor_id": "sfdc"}),
+    )
+    .await;
+    report(
+        &stack,
+        &nurtured,
+        json!({"outcome": "recycled", "actor": "crm", "actor_id": "sfdc"}),
+    )
+    .await;
+    for lead in [&waiting, &nurtured] {
+        eventually(WAIT, "closed", || async {
+            (stack.lead_view(lead).await["state"] == "closed").then_some(())
+        })
+        .await;
+    }
+    assert_eq!(stack.queue_view("sales-overflow").await["depth"], 0);
+    // Closed means closed: the API refuses a later report.
+    let url = format!("{}/v1/leads/{nurtured}/dispositions", stack.api());
+    let (status, _) = post_json(&client, &url, &json!({"outcome": "accepted"})).await;
+    assert_eq!(status, 409);
     stack.stop().await.unwrap();
 }

@@ -14,8 +14,8 @@ pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleS
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
-    AccountConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
-    TeamConfig,
+    AccountConfig, EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel,
+    RuleConfig, StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::accounts::{AccountDomain, AccountOwnership};
+use crate::ids::{QueueName, RepId, TeamId};
 use crate::lead::Lead;
 use crate::scoring::Score;
 
@@ -85,15 +86,15 @@ pub struct Owner {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
     /// The lead goes to this rep.
-    Rep(String),
+    Rep(RepId),
     /// Nobody eligible (or no rule matched): the lead waits in this queue.
-    Queue(String),
+    Queue(QueueName),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingDecision {
-    /// The team the lead went to (the rule's, or its fallback); empty when no rule matched.
-    pub team: String,
+    /// The team the lead went to (the rule's, or its fallback); `None` when no rule matched.
+    pub team: Option<TeamId>,
     pub placement: Placement,
     pub explanation: RoutingExplanation,
     /// The team's rotation the decision was made from, and the one to store with it.
@@ -101,12 +102,28 @@ pub struct RoutingDecision {
     pub rotation_after: String,
 }
 
+/// A rep found for a reassignment (see [`RoutingModel::reassign`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub rep: String,
+    pub strategy: &'static str,
+    pub reason: String,
+    pub skipped: Vec<SkippedRep>,
+    pub rotation_before: String,
+    pub rotation_after: String,
+}
+
 impl RoutingDecision {
     pub fn rep(&self) -> Option<&str> {
         match &self.placement {
-            Placement::Rep(rep) => Some(rep),
+            Placement::Rep(rep) => Some(rep.as_str()),
             Placement::Queue(_) => None,
         }
+    }
+
+    /// The team's id, `""` when no rule matched (for lookups keyed by team).
+    pub fn team_str(&self) -> &str {
+        self.team.as_ref().map_or("", TeamId::as_str)
     }
 }
 
@@ -260,8 +277,8 @@ impl RoutingModel {
             match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
                 None => {
                     return RoutingDecision {
-                        team: owner.team.clone(),
-                        placement: Placement::Rep(owner.rep.clone()),
+                        team: Some(TeamId::from(owner.team.as_str())),
+                        placement: Placement::Rep(RepId::from(owner.rep.as_str())),
                         explanation: RoutingExplanation {
                             rule: owner.kind.to_owned(),
                             strategy: owner.kind.to_owned(),
@@ -287,6 +304,36 @@ impl RoutingModel {
         decision
     }
 
+    /// A new rep for a lead whose first touch was missed: the team's strategy (that of the
+    /// first rule routing to it), never a rep in `exclude` (who had the lead already).
+    /// `None` when nobody in the team can take it now.
+    pub fn reassign(
+        &self,
+        team: &str,
+        states: &BTreeMap<String, TeamState>,
+        now: DateTime<Utc>,
+        exclude: &[&str],
+    ) -> Option<Reassignment> {
+        let team = self.team(team)?;
+        let strategy = self
+            .rules()
+            .iter()
+            .find(|r| r.team == team.id)
+            .map(|r| r.strategy)
+            .unwrap_or_default();
+        let empty = TeamState::default();
+        let state = states.get(&team.id).unwrap_or(&empty);
+        let pick = strategy::pick(strategy, self, team, state, now, exclude);
+        Some(Reassignment {
+            rep: pick.rep?,
+            strategy: strategy.as_str(),
+            reason: pick.reason,
+            skipped: pick.skipped,
+            rotation_before: state.rotation.clone(),
+            rotation_after: pick.rotation_after,
+        })
+    }
+
     fn choose_by_rules(
         &self,
         matched: RuleMatch,
@@ -300,8 +347,8 @@ impl RoutingModel {
             .and_then(|rule| self.team(&rule.team).map(|team| (rule, team)));
         let Some((rule, team)) = rule_and_team else {
             return RoutingDecision {
-                team: String::new(),
-                placement: Placement::Queue(self.unrouted_queue().to_owned()),
+                team: None,
+                placement: Placement::Queue(QueueName::from(self.unrouted_queue())),
                 explanation: RoutingExplanation {
                     rule: String::new(),
                     strategy: String::new(),
@@ -324,11 +371,11 @@ impl RoutingModel {
                 rules_not_matched: misses,
             };
         let state = states.get(&team.id).unwrap_or(&empty);
-        let primary = strategy::pick(rule.strategy, self, team, state, now);
+        let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);
         if let Some(rep) = primary.rep {
             return RoutingDecision {
-                team: team.id.clone(),
-                placement: Placement::Rep(rep),
+                team: Some(TeamId::from(team.id.as_str())),
+                placement: Placement::Rep(RepId::from(rep)),
                 explanation: explanation(primary.reason, primary.skipped, matched.misses),
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
@@ -337,12 +384,12 @@ impl RoutingModel {
         let mut skipped = primary.skipped;
         if let Some(fallback) = rule.fallback.as_deref().and_then(|f| self.team(f)) {
             let fallback_state = states.get(&fallback.id).unwrap_or(&empty);
-            let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now);
+            let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now, &[]);
             skipped.extend(pick.skipped);
             if let Some(rep) = pick.rep {
                 return RoutingDecision {
-                    team: fallback.id.clone(),
-                    placement: Placement::Rep(rep),
+                    team: Some(TeamId::from(fallback.id.as_str())),
+                    placement: Placement::Rep(RepId::from(rep)),
                     explanation: explanation(
                         format!(
                             "no eligible rep in team {}; fallback team {}: {}",
@@ -357,8 +404,8 @@ impl RoutingModel {
             }
         }
         RoutingDecision {
-            team: team.id.clone(),
-            placement: Placement::Queue(team.overflow_queue.clone()),
+            team: Some(TeamId::from(team.id.as_str())),
+            placement: Placement::Queue(QueueName::from(team.overflow_queue.as_str())),
             explanation: explanation(
                 format!(
                     "no eligible rep in team {}; queued in {}",

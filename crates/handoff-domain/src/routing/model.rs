@@ -68,6 +68,23 @@ pub struct TeamConfig {
     /// Where team-level notifications (and notifications for reps without one) go.
     #[serde(default)]
     pub webhook_url: Option<String>,
+    /// What happens when a first touch is missed (defaults: `[sla.escalation]`).
+    #[serde(default)]
+    pub escalation: Option<EscalationConfig>,
+}
+
+/// A team's escalation policy, as written in the rules file; unset keys take the
+/// configuration's `[sla.escalation]` defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// Assignment attempts before escalating (1: escalate at the first miss).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The team escalated leads go to; none: the lead stays with its rep and the
+    /// manager is told.
+    #[serde(default)]
+    pub to_team: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -161,6 +178,7 @@ pub(crate) struct Team {
     pub first_touch_seconds: Option<u32>,
     pub disposition_seconds: Option<u32>,
     pub webhook_url: Option<String>,
+    pub escalation: EscalationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -293,6 +311,7 @@ impl RoutingModel {
                     first_touch_seconds: team.first_touch_seconds,
                     disposition_seconds: team.disposition_seconds,
                     webhook_url: team.webhook_url.clone(),
+                    escalation: team.escalation.clone().unwrap_or_default(),
                 },
             );
             if previous.is_some() {
@@ -303,6 +322,28 @@ impl RoutingModel {
             }
         }
         let team_ids: Vec<&str> = teams.keys().map(String::as_str).collect();
+        for (i, team) in config.teams.iter().enumerate() {
+            let Some(escalation) = &team.escalation else {
+                continue;
+            };
+            if escalation.max_attempts == Some(0) {
+                error(
+                    format!("teams[{i}].escalation.max_attempts"),
+                    "must be at least 1".to_owned(),
+                );
+            }
+            if let Some(to) = &escalation.to_team {
+                if !teams.contains_key(to) {
+                    error(
+                        format!("teams[{i}].escalation.to_team"),
+                        format!(
+                            "unknown team `{to}`, expected one of {}",
+                            team_ids.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
 
         let mut rules = Vec::new();
         let mut catch_all: Option<&str> = None;
@@ -507,6 +548,14 @@ impl RoutingModel {
     /// The configured capacity of a rep (0 for an unknown rep: never eligible).
     pub fn rep_capacity(&self, rep: &str) -> u32 {
         self.reps.get(rep).map_or(0, |r| r.capacity)
+    }
+
+    /// The team's escalation policy as the rules file writes it (unset keys: defaults).
+    pub fn escalation(&self, team: &str) -> EscalationConfig {
+        self.teams
+            .get(team)
+            .map(|t| t.escalation.clone())
+            .unwrap_or_default()
     }
 
     pub fn first_touch_seconds(&self, team: &str) -> Option<u32> {

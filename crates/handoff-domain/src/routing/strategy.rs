@@ -59,6 +59,7 @@ pub(super) fn pick(
     team: &Team,
     state: &TeamState,
     now: DateTime<Utc>,
+    exclude: &[&str],
 ) -> Pick {
     let mut skipped = Vec::new();
     let mut eligible = Vec::new();
@@ -67,6 +68,13 @@ pub(super) fn pick(
     let start = turn_start(members, &state.rotation);
     for offset in 0..members.len() {
         let rep = &members[(start + offset) % members.len()];
+        if exclude.contains(&rep.as_str()) {
+            skipped.push(SkippedRep {
+                rep_id: rep.clone(),
+                reason: "already had this lead".to_owned(),
+            });
+            continue;
+        }
         match ineligibility(model, rep, state.reps.get(rep), now) {
             None => eligible.push(rep.as_str()),
             Some(reason) => skipped.push(SkippedRep {

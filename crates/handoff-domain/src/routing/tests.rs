@@ -87,12 +87,13 @@ fn run(model: &RoutingModel, states: &mut BTreeMap<String, TeamState>, n: usize)
             picks.push("-".to_owned());
             continue;
         };
-        let state = states.entry(decision.team.clone()).or_default();
+        let team = decision.team.as_ref().map_or("", |t| t.as_str()).to_owned();
+        let state = states.entry(team).or_default();
         state.rotation = decision.rotation_after;
-        let rep_state = state.reps.entry(rep.clone()).or_default();
+        let rep_state = state.reps.entry(rep.to_string()).or_default();
         rep_state.open_leads += 1;
         rep_state.assigned_today += 1;
-        picks.push(rep);
+        picks.push(rep.into_string());
     }
     picks
 }
@@ -438,11 +439,11 @@ proptest! {
         };
         match &decision.placement {
             Placement::Rep(rep) => {
-                let index: usize = rep[1..].parse().unwrap_or(usize::MAX);
+                let index: usize = rep.as_str()[1..].parse().unwrap_or(usize::MAX);
                 prop_assert!(reps.get(index).is_some_and(eligible), "chose {} from {:?}", rep, reps);
             }
             Placement::Queue(queue) => {
-                prop_assert!(!queue.is_empty());
+                prop_assert!(!queue.as_str().is_empty());
                 prop_assert!(!reps.iter().any(eligible), "queued although someone was eligible: {:?}", reps);
             }
         }

@@ -346,12 +346,12 @@ impl<'a> Replay<'a> {
             Some(d) => (
                 match &d.placement {
                     Placement::Rep(rep) => SimulatedOutcome::Assigned {
-                        team: TeamId::from(d.team.as_str()),
-                        rep: RepId::from(rep.as_str()),
+                        team: TeamId::from(d.team_str()),
+                        rep: rep.clone(),
                     },
                     Placement::Queue(queue) => SimulatedOutcome::Queued {
-                        team: (!d.team.is_empty()).then(|| TeamId::from(d.team.as_str())),
-                        queue: QueueName::from(queue.as_str()),
+                        team: d.team.clone(),
+                        queue: queue.clone(),
                     },
                 },
                 Some(d.explanation.clone()),
@@ -580,10 +580,11 @@ impl<'a> Replay<'a> {
         let Placement::Rep(rep) = &decision.placement else {
             return;
         };
-        if !decision.team.is_empty() {
+        if let Some(team) = &decision.team {
             self.rotations
-                .insert(decision.team.clone(), decision.rotation_after.clone());
+                .insert(team.to_string(), decision.rotation_after.clone());
         }
+        let rep = rep.as_str();
         let open_after = self.roster.assign(rep, index, now);
         let capacity = self.roster.capacity(self.routing, rep);
         let Some(tracked) = self.leads.get_mut(index) else {
@@ -591,11 +592,11 @@ impl<'a> Replay<'a> {
         };
         if self.routing.sticky_days() > 0 {
             self.contact_owners
-                .insert(tracked.lead.contact.email.clone(), (rep.clone(), now));
+                .insert(tracked.lead.contact.email.clone(), (rep.to_owned(), now));
         }
         tracked.history.assignment = Some(Assignment {
-            team: TeamId::from(decision.team.as_str()),
-            rep: RepId::from(rep.as_str()),
+            team: TeamId::from(decision.team_str()),
+            rep: RepId::from(rep),
             at: now,
             open_after,
             capacity,

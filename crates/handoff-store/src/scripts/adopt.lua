@@ -5,7 +5,7 @@
 -- KEYS: lead, log, rep_open, deadlines, claims, previous_rep_open, queue
 local a = cjson.decode(ARGV[1])
 local f = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'touched_ms', 'queue', 'rep',
-  'decision')
+  'decision', 'had')
 local state = f[1] or 'received'
 if state ~= 'waiting' and tonumber(f[2] or '0') >= a.attempt then
   return {'known'}
@@ -40,8 +40,13 @@ end
 if not touched then
   redis.call('ZADD', KEYS[4], a.due_ms, a.member)
 end
+local had = a.rep
+if f[7] then
+  had = f[7] .. ',' .. a.rep
+end
 redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
-  'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms)
+  'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms,
+  'had', had)
 if not f[6] then
   redis.call('HSET', KEYS[1], 'decision', a.event, 'decision_kind', 'assigned')
 end

@@ -49,7 +49,8 @@ redis.call('HINCRBY', KEYS[5], a.rep, 1)
 redis.call('EXPIRE', KEYS[5], 172800)
 redis.call('HSET', KEYS[4], a.team, a.rotation_after)
 redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
-  'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms)
+  'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms,
+  'had', a.rep)
 if not f[1] then
   redis.call('HSET', KEYS[1], 'decision', a.event, 'decision_kind', 'assigned')
 end

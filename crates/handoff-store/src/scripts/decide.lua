@@ -16,7 +16,8 @@ if a.state == 'waiting' then
   if a.team ~= '' then
     redis.call('HSET', KEYS[1], 'team', a.team)
   end
-  redis.call('ZADD', KEYS[3], a.now_ms, a.lead_id)
+  -- Ordered by arrival: the lead that came first is offered first.
+  redis.call('ZADD', KEYS[3], a.received_ms, a.lead_id)
   redis.call('SADD', KEYS[4], a.queue)
   -- The wait counts against speed-to-lead: a clock from receipt, attempt 0.
   redis.call('ZADD', KEYS[5], a.wait_due_ms, a.wait_member)

@@ -1,0 +1,102 @@
+//! Every `funnel.refresh_seconds`: the backlog gauges from Redis, and the busiest
+//! campaigns (their series are created at zero as they join, so rate() sees their first
+//! leads; see `FunnelMetrics::prime_source`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use handoff_config::{FunnelSettings, RulesHandle};
+use handoff_store::Store;
+use handoff_telemetry::FunnelMetrics;
+
+use crate::labels::LabelFolder;
+
+#[derive(Debug)]
+pub(crate) struct Refresher {
+    pub store: Store,
+    pub metrics: FunnelMetrics,
+    pub folder: Arc<LabelFolder>,
+    pub rules: RulesHandle,
+    pub settings: FunnelSettings,
+    pub lead_retention: Duration,
+}
+
+impl Refresher {
+    /// Creates every known series at zero: at start, and for teams a rules reload adds.
+    pub fn prime(&self) {
+        let reasons = self.folder.reasons();
+        for source in self.folder.known_sources() {
+            self.metrics
+                .prime_source(&source.kind, &source.campaign, &reasons);
+        }
+        self.prime_teams();
+    }
+
+    fn prime_teams(&self) {
+        let rules = self.rules.current();
+        for team in rules.routing.team_ids().chain(["other", "none"]) {
+            self.metrics.prime_team(team);
+        }
+    }
+
+    async fn once(&self) {
+        let now = Utc::now().timestamp_millis();
+        let window = i64::try_from(self.settings.backlog_after_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        let retention = i64::try_from(self.lead_retention.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .funnel_gauges(
+                now,
+                now.saturating_sub(window),
+                now.saturating_sub(retention),
+            )
+            .await
+        {
+            Ok(gauges) => {
+                let set = |gauge: &prometheus::IntGauge, value: u64| {
+                    gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+                };
+                set(&self.metrics.disposition_backlog, gauges.backlog);
+                set(&self.metrics.awaiting_disposition, gauges.awaiting_feedback);
+                set(&self.metrics.first_touch_overdue, gauges.overdue);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the funnel's backlog; gauges keep their last value")
+            }
+        }
+        if self.settings.top_n > 0 {
+            match self.store.busiest_campaigns(self.settings.top_n * 2).await {
+                Ok(busiest) => {
+                    let reasons = self.folder.reasons();
+                    for campaign in self.folder.set_busiest(&busiest) {
+                        for source in self.folder.known_sources() {
+                            if source.campaign == campaign {
+                                self.metrics.prime_source(&source.kind, &campaign, &reasons);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the busiest campaigns; labels stay as they were")
+                }
+            }
+        }
+        self.prime_teams();
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let period = Duration::from_secs(u64::from(self.settings.refresh_seconds));
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => self.once().await,
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! A missed first touch sets off the team's escalation policy: the lead goes to another
+//! rep of the team (never one who had it) until `max_attempts`, then to the escalation
+//! team; when nobody can take it, it stays with its rep and the manager is told (the
+//! ESCALATED disposition). Each step is one atomic Redis step (the old rep's capacity and
+//! clock go, the new attempt's start) and happens once per (lead, attempt): a redelivered
+//! breach replays the events with the same ids.
+//!
+//! A touch that lands before the step commits wins: the lead stays with the rep who
+//! called (the breach stands, the reassignment does not happen). A touch after it is a
+//! report like any other (the API refuses a rep's key for a lead no longer theirs).
+
+use chrono::Utc;
+
+use handoff_config::{EscalationSettings, Rules};
+use handoff_domain::assignment::Assignment;
+use handoff_domain::disposition::{Actor, ActorKind, Outcome};
+use handoff_domain::events::{
+    stable_event_id, EventKind, LeadAssigned, LeadDisposition, SlaBreached,
+};
+use handoff_domain::routing::RoutingExplanation;
+use handoff_domain::sla::Sla;
+use handoff_domain::{RepId, TeamId};
+use handoff_kafka::{
+    Effects, EventHandler, EventProducer, HandleError, InboundEvent, OutboundEvent,
+};
+use handoff_store::{EscalateOutcome, Escalation};
+
+use crate::placement::{effective_capacity, PlaceError, Placer};
+
+/// Optimistic commits that lost a race are decided again this many times.
+const MAX_DECISION_ATTEMPTS: usize = 16;
+
+#[derive(Debug)]
+pub(crate) struct EscalationHandler {
+    pub placer: Placer,
+    pub producer: EventProducer,
+    pub defaults: EscalationSettings,
+}
+
+/// The events one escalation step publishes.
+struct Steps {
+    assigned: Option<LeadAssigned>,
+    disposition: Option<LeadDisposition>,
+}
+
+fn disposition_id(lead: &str, outcome: Outcome, attempt: u32) -> String {
+    stable_event_id(
+        EventKind::LeadDisposition,
+        &[lead, outcome.as_str(), &attempt.to_string()],
+    )
+}
+
+impl EscalationHandler {
+    async fn steps(
+        &self,
+        rules: &Rules,
+        breach: &SlaBreached,
+        old_rep: &RepId,
+    ) -> Result<Steps, PlaceError> {
+        let store = &self.placer.store;
+        let nothing = Steps {
+            assigned: None,
+            disposition: None,
+        };
+        let Some(record) = store.lead(breach.lead_id.as_str()).await? else {
+            return Ok(nothing);
+        };
+        let Some(current) = record
+            .assigned
+            .as_deref()
+            .and_then(|a| serde_json::from_str::<LeadAssigned>(a).ok())
+        else {
+            return Ok(nothing);
+        };
+        let routing = &rules.routing;
+        let team = current.team_id.clone();
+        let policy = routing.escalation(team.as_str());
+        let max_attempts = policy
+            .max_attempts
+            .unwrap_or(self.defaults.max_attempts)
+            .max(1);
+        let to_team = policy.to_team.or_else(|| self.defaults.to_team.clone());
+        let mut targets: Vec<(TeamId, Outcome)> = Vec::new();
+        if breach.attempt < max_attempts {
+            targets.push((team.clone(), Outcome::Reassigned));
+        }
+        if let Some(to) = to_team.filter(|to| *to != team.as_str()) {
+            targets.push((TeamId::from(to), Outcome::Escalated));
+        }
+        let had = store.reps_who_had(&breach.lead_id).await?;
+        let exclude: Vec<&str> = had
+            .iter()
+            .map(RepId::as_str)
+            .chain(std::iter::once(old_rep.as_str()))
+            .collect();
+        for _ in 0..MAX_DECISION_ATTEMPTS {
+            let now = Utc::now();
+            let mut chosen = None;
+            for (target, outcome) in &targets {
+                let members = routing.members(target.as_str());
+                let states = store
+                    .team_states(&[(target.as_str(), members)], now)
+                    .await?;
+                if let Some(pick) = routing.reassign(target.as_str(), &states, now, &exclude) {
+                    let capacity = effective_capacity(routing, &states, target.as_str(), &pick.rep);
+                    chosen = Some((target.clone(), *outcome, pick, capacity));
+                    break;
+                }
+            }
+            let why = format!(
+                "first touch missed by {old_rep} (attempt {}, due {})",
+                breach.attempt,
+                breach.due_at.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            let (assignment, assigned, outcome, reason_code, note) = match chosen {
+                Some((target, outcome, pick, capacity)) => {
+                    let assignment = Assignment {
+                        lead_id: breach.lead_id.clone(),
+                        attempt: breach.attempt.saturating_add(1),
+                        team: target.clone(),
+                        rep: RepId::from(pick.rep.as_str()),
+                        capacity,
+                        daily_cap: routing.rep_daily_cap(&pick.rep),
+                        assigned_at: now,
+                        first_touch_due_at: self.placer.sla.first_touch_due_at(
+                            now,
+                            routing.first_touch_seconds(target.as_str()),
+                            routing.rep_availability(&pick.rep),
+                        ),
+                        rotation_before: pick.rotation_before.clone(),
+                        rotation_after: pick.rotation_after.clone(),
+                        waited: None,
+                    };
+                    let (rule, how) = if outcome == Outcome::Reassigned {
+                        ("reassignment", format!("reassigned within team {target}"))
+                    } else {
+                        ("escalation", format!("escalated to team {target}"))
+                    };
+                    let reason = format!("{why}; {how}: {}", pick.reason);
+                    let event = LeadAssigned {
+                        lead_id: breach.lead_id.clone(),
+                        attempt: assignment.attempt,
+                        team_id: target,
+                        rep_id: assignment.rep.clone(),
+                        received_at: current.received_at,
+                        assigned_at: now,
+                        first_touch_due_at: assignment.first_touch_due_at,
+                        score: current.score.clone(),
+                        explanation: RoutingExplanation {
+                            rule: rule.to_owned(),
+                            strategy: pick.strategy.to_owned(),
+                            reason: reason.clone(),
+                            skipped: pick.skipped,
+                            rules_version: routing.version().to_owned(),
+                            rules_not_matched: Vec::new(),
+                        },
+                        source: current.source.clone(),
+                        queue: None,
+                        queued_at: None,
+                    };
+                    let code = if outcome == Outcome::Reassigned {
+                        "first_touch_missed"
+                    } else {
+                        "attempts_exhausted"
+                    };
+                    (Some(assignment), Some(event), outcome, code, reason)
+                }
+                None => (
+                    None,
+                    None,
+                    Outcome::Escalated,
+                    "no_eligible_rep",
+                    format!("{why}; nobody else can take it now: it stays with {old_rep}, the team's manager is told"),
+                ),
+            };
+            let disposition = LeadDisposition {
+                lead_id: breach.lead_id.clone(),
+                outcome,
+                reason_code: reason_code.to_owned(),
+                note,
+                actor: Actor {
+                    kind: ActorKind::System,
+                    id: "sla".to_owned(),
+                },
+                occurred_at: now,
+                source: current.source.clone(),
+                score: Some(current.score.clone()),
+                team_id: Some(
+                    assigned
+                        .as_ref()
+                        .map_or_else(|| team.clone(), |a| a.team_id.clone()),
+                ),
+                rep_id: Some(
+                    assigned
+                        .as_ref()
+                        .map_or_else(|| old_rep.clone(), |a| a.rep_id.clone()),
+                ),
+                queue: None,
+            };
+            let encode = |what: &'static str, e: serde_json::Result<String>| {
+                e.map_err(|e| PlaceError::Encode(what, e.to_string()))
+            };
+            let disposition_json = encode("lead.disposition", serde_json::to_string(&disposition))?;
+            let assigned_json = match &assigned {
+                Some(a) => Some(encode("lead.assigned", serde_json::to_string(a))?),
+                None => None,
+            };
+            let reassignment = assignment.as_ref().zip(assigned_json.as_deref());
+            let step = Escalation {
+                lead_id: &breach.lead_id,
+                attempt: breach.attempt,
+                old_rep,
+                reassignment,
+                disposition: &disposition_json,
+                retention_seconds: self.placer.retention.as_secs(),
+                now,
+            };
+            match store.escalate(&step).await? {
+                EscalateOutcome::Done => {
+                    tracing::warn!(
+                        lead_id = %breach.lead_id,
+                        attempt = breach.attempt,
+                        outcome = outcome.as_str(),
+                        to_rep = assigned.as_ref().map(|a| a.rep_id.as_str()),
+                        "missed first touch acted on"
+                    );
+                    return Ok(Steps {
+                        assigned,
+                        disposition: Some(disposition),
+                    });
+                }
+                EscalateOutcome::AlreadyDone { disposition } => {
+                    return self.replay(breach, &disposition).await;
+                }
+                EscalateOutcome::Stale => return Ok(nothing),
+                EscalateOutcome::Conflict(why) => {
+                    tracing::debug!(lead_id = %breach.lead_id, %why, "state moved; deciding the reassignment again");
+                }
+            }
+        }
+        Err(PlaceError::Contended(breach.lead_id.to_string()))
+    }
+
+    /// A redelivered breach: the disposition recorded then, and the new attempt's
+    /// assignment if the lead still has it.
+    async fn replay(&self, breach: &SlaBreached, disposition: &str) -> Result<Steps, PlaceError> {
+        let disposition: Option<LeadDisposition> = serde_json::from_str(disposition).ok();
+        let record = self.placer.store.lead(breach.lead_id.as_str()).await?;
+        let assigned = record
+            .and_then(|r| r.assigned)
+            .and_then(|a| serde_json::from_str::<LeadAssigned>(&a).ok())
+            .filter(|a| a.attempt == breach.attempt.saturating_add(1));
+        Ok(Steps {
+            assigned,
+            disposition,
+        })
+    }
+}
+
+impl EventHandler for EscalationHandler {
+    async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
+        let breach: SlaBreached = event.decode(EventKind::SlaBreached)?;
+        // A queue wait (attempt 0) has no rep to take the lead from: the drainer routes it.
+        // A missed disposition is the rep's report overdue, not a lead to take away.
+        let Some(old_rep) = breach
+            .rep_id
+            .clone()
+            .filter(|_| breach.attempt > 0 && breach.sla == Sla::FirstTouch)
+        else {
+            return Ok(Box::pin(async { Ok(()) }));
+        };
+        let rules = self.placer.rules.current();
+        let steps = self
+            .steps(&rules, &breach, &old_rep)
+            .await
+            .map_err(HandleError::transient)?;
+        let trace = event.child_trace();
+        let key = breach.lead_id.as_str();
+        let mut outbound = Vec::new();
+        if let Some(assigned) = &steps.assigned {
+            outbound.push(OutboundEvent::new(
+                EventKind::LeadAssigned,
+                assigned.event_id(),
+                key,
+                Utc::now(),
+                trace,
+                assigned,
+            ));
+        }
+        if let Some(disposition) = &steps.disposition {
+            outbound.push(OutboundEvent::new(
+                EventKind::LeadDisposition,
+                disposition_id(key, disposition.outcome, breach.attempt),
+                key,
+                Utc::now(),
+                trace,
+                disposition,
+            ));
+        }
+        let mut acks = Vec::with_capacity(outbound.len());
+        for event in outbound {
+            let event = event.map_err(HandleError::transient)?;
+            acks.push(
+                self.producer
+                    .enqueue(&event)
+                    .await
+                    .map_err(HandleError::transient)?,
+            );
+        }
+        Ok(Box::pin(async move {
+            for ack in acks {
+                ack.await?;
+            }
+            Ok(())
+        }))
+    }
+}
