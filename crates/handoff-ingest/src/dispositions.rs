@@ -156,6 +156,26 @@ async fn accept(
     if let Some(reservation) = reservation {
         reservation.complete(state, &event_id).await;
     }
+    // The event is durable; apply it now rather than when the SLA tracker reads it, so a
+    // touch reported before the deadline stops the clock before the deadline (the tracker
+    // then finds it applied). If Redis fails here, the tracker applies it from the topic.
+    match state
+        .store
+        .report_disposition(
+            &event,
+            &event_id,
+            state.release,
+            state.closed_retention.as_secs(),
+            &|at, team, rep| state.clocks.disposition_from_touch(at, team, rep),
+        )
+        .await
+    {
+        Ok(Some(outcome)) => handoff_sla::record_report(&state.metrics, &event, &outcome),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(%lead_id, error = %e, "report published; applying it is left to the SLA tracker");
+        }
+    }
     state
         .metrics
         .dispositions

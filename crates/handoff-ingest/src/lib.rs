@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use handoff_config::{IngestSettings, RulesHandle};
+use handoff_domain::lifecycle::CapacityRelease;
 use handoff_kafka::EventProducer;
 use handoff_store::Store;
 use handoff_telemetry::{Metrics, Readiness};
@@ -74,8 +75,14 @@ pub struct IngestDeps {
     pub readiness: Readiness,
     /// How long a lead's record is kept for dispositions (redis.lead_retention_days).
     pub lead_retention: Duration,
+    /// How long a closed lead stays readable, and when a rep's capacity comes back: for
+    /// applying reports as soon as they are published.
+    pub closed_retention: Duration,
+    pub release: CapacityRelease,
     /// The rules in force (which reps exist, their defaults).
     pub rules: RulesHandle,
+    /// The disposition clock a first touch starts (applied with the report).
+    pub clocks: handoff_sla::Clocks,
 }
 
 /// What every handler needs.
@@ -86,7 +93,10 @@ pub(crate) struct AppState {
     pub metrics: Metrics,
     pub settings: Arc<IngestSettings>,
     pub lead_retention: Duration,
+    pub closed_retention: Duration,
+    pub release: CapacityRelease,
     pub rules: RulesHandle,
+    pub clocks: handoff_sla::Clocks,
     pub access: Access,
 }
 
@@ -118,7 +128,10 @@ impl Ingest {
             metrics: deps.metrics.clone(),
             settings: Arc::new(settings),
             lead_retention: deps.lead_retention,
+            closed_retention: deps.closed_retention,
+            release: deps.release,
             rules: deps.rules,
+            clocks: deps.clocks,
             access: access.clone(),
         };
         let guard = Guard {

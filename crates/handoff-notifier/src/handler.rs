@@ -6,7 +6,8 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use handoff_config::RulesHandle;
-use handoff_domain::events::{EventKind, LeadAssigned, SlaBreached, SlaReminder};
+use handoff_domain::disposition::Outcome;
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::Transience;
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent, PoisonReason};
 
@@ -56,6 +57,24 @@ impl NotifierHandler {
                     message::reminder(&e),
                 )
             }
+            Some(EventKind::LeadDisposition) => {
+                let e: LeadDisposition = event.decode(EventKind::LeadDisposition)?;
+                // Only escalations are news for a channel; the other outcomes are reports
+                // the reps made themselves.
+                if e.outcome != Outcome::Escalated {
+                    return Ok(None);
+                }
+                let Some(id) = event.header("ce_id").map(str::to_owned) else {
+                    return Ok(None);
+                };
+                (
+                    e.team_id.clone(),
+                    None,
+                    id,
+                    "lead.escalated",
+                    message::escalated(&e),
+                )
+            }
             _ => {
                 return Err(HandleError::poison(
                     PoisonReason::UnexpectedType,
@@ -63,8 +82,8 @@ impl NotifierHandler {
                 ))
             }
         };
-        // Breaches go to the team channel (the manager's), assignments and reminders to
-        // the rep.
+        // Breaches and escalations go to the team channel (the manager's), assignments and
+        // reminders to the rep.
         let rep_for_url = rep
             .as_ref()
             .filter(|_| matches!(event_type, "lead.assigned" | "sla.reminder"))

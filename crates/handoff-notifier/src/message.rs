@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use handoff_domain::events::{LeadAssigned, SlaBreached, SlaReminder};
+use handoff_domain::events::{LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::sla::Sla;
 
 pub(crate) fn assigned(event: &LeadAssigned) -> Value {
@@ -86,5 +86,26 @@ pub(crate) fn reminder(event: &SlaReminder) -> Value {
         "due_at": event.due_at,
         "reminded_at": event.reminded_at,
         "fraction": event.fraction,
+    })
+}
+
+/// A missed first touch the team's policy escalated: for the manager.
+pub(crate) fn escalated(event: &LeadDisposition) -> Value {
+    let team = event.team_id.as_ref().map_or("none", |t| t.as_str());
+    let text = format!(
+        ":rotating_light: Lead {lead} escalated out of team {team}: {note}",
+        lead = event.lead_id,
+        note = event.note,
+    );
+    json!({
+        "type": "lead.escalated",
+        "text": text,
+        "lead_id": event.lead_id,
+        "team_id": event.team_id,
+        "rep_id": event.rep_id,
+        "reason_code": event.reason_code,
+        "note": event.note,
+        "occurred_at": event.occurred_at,
+        "source": event.source,
     })
 }

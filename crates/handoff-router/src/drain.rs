@@ -98,7 +98,9 @@ impl QueueDrainer {
                 Some(lead) => {
                     let score = rules.scoring.score(&lead);
                     let queued_ms = entry.queued_ms.unwrap_or(entry.received_ms);
-                    candidates.push((entry.received_ms, queued_ms, lead, score));
+                    // The assignment continues the trace the lead came in with.
+                    let trace = TraceParent::child_of(entry.trace.as_deref());
+                    candidates.push((entry.received_ms, queued_ms, lead, score, trace));
                 }
                 None => {
                     // Its record expired (or was written by a newer version): nothing can
@@ -118,19 +120,19 @@ impl QueueDrainer {
             candidates.sort_by(|a, b| b.3.points.cmp(&a.3.points).then(a.0.cmp(&b.0)));
         }
         let mut still_waiting = 0;
-        for (_, queued_ms, lead, score) in candidates {
+        for (_, queued_ms, lead, score, trace) in candidates {
             let waited = Waited {
                 queue: queue.clone(),
                 since: DateTime::from_timestamp_millis(queued_ms).unwrap_or(lead.received_at),
             };
             match self
                 .placer
-                .route(rules, &lead, &score, None, Some(&waited))
+                .route(rules, &lead, &score, None, Some(&waited), &trace)
                 .await?
             {
                 Placed::Assigned(event, payload) => {
                     still_waiting = 0;
-                    self.publish(&lead, &event, payload).await?;
+                    self.publish(&lead, &event, payload, trace).await?;
                 }
                 Placed::StillWaiting => {
                     still_waiting += 1;
@@ -149,8 +151,10 @@ impl QueueDrainer {
         lead: &Lead,
         event: &LeadAssigned,
         payload: String,
+        trace: TraceParent,
     ) -> Result<(), DrainError> {
-        self.publish_assignment(&lead.id, event, payload).await
+        self.publish_assignment(&lead.id, event, payload, trace)
+            .await
     }
 
     /// Publishes an assignment made from a queue and clears it from the outbox once the
@@ -160,13 +164,14 @@ impl QueueDrainer {
         lead_id: &LeadId,
         event: &LeadAssigned,
         payload: String,
+        trace: TraceParent,
     ) -> Result<(), DrainError> {
         let outbound = OutboundEvent::encoded(
             EventKind::LeadAssigned,
             event.event_id(),
             lead_id.as_str(),
             Utc::now(),
-            TraceParent::new_root(),
+            trace,
             payload,
         );
         self.producer
@@ -192,7 +197,8 @@ impl QueueDrainer {
                 self.placer.store.outbox_done(&lead_id).await?;
                 continue;
             };
-            self.publish_assignment(&lead_id, &event, payload).await?;
+            self.publish_assignment(&lead_id, &event, payload, TraceParent::new_root())
+                .await?;
             tracing::info!(%lead_id, "assignment from a queue published again from the outbox");
         }
         Ok(())

@@ -56,6 +56,7 @@ impl EscalationHandler {
         rules: &Rules,
         breach: &SlaBreached,
         old_rep: &RepId,
+        trace: &str,
     ) -> Result<Steps, PlaceError> {
         let store = &self.placer.store;
         let nothing = Steps {
@@ -185,16 +186,10 @@ impl EscalationHandler {
                 occurred_at: now,
                 source: current.source.clone(),
                 score: Some(current.score.clone()),
-                team_id: Some(
-                    assigned
-                        .as_ref()
-                        .map_or_else(|| team.clone(), |a| a.team_id.clone()),
-                ),
-                rep_id: Some(
-                    assigned
-                        .as_ref()
-                        .map_or_else(|| old_rep.clone(), |a| a.rep_id.clone()),
-                ),
+                // About the miss: the team and rep whose attempt it was (their manager is
+                // told); the new assignment is in lead.assigned.
+                team_id: Some(team.clone()),
+                rep_id: Some(old_rep.clone()),
                 queue: None,
             };
             let encode = |what: &'static str, e: serde_json::Result<String>| {
@@ -214,6 +209,7 @@ impl EscalationHandler {
                 disposition: &disposition_json,
                 retention_seconds: self.placer.retention.as_secs(),
                 now,
+                trace,
             };
             match store.escalate(&step).await? {
                 EscalateOutcome::Done => {
@@ -270,11 +266,11 @@ impl EventHandler for EscalationHandler {
             return Ok(Box::pin(async { Ok(()) }));
         };
         let rules = self.placer.rules.current();
+        let trace = event.child_trace();
         let steps = self
-            .steps(&rules, &breach, &old_rep)
+            .steps(&rules, &breach, &old_rep, &trace.to_string())
             .await
             .map_err(HandleError::transient)?;
-        let trace = event.child_trace();
         let key = breach.lead_id.as_str();
         let mut outbound = Vec::new();
         if let Some(assigned) = &steps.assigned {

@@ -67,10 +67,10 @@ impl EventHandler for RouterHandler {
             .observe(f64::from(score.points));
         let placed = if score.qualified {
             self.placer
-                .route(&rules, &lead, &score, prior_owner, None)
+                .route(&rules, &lead, &score, prior_owner, None, &trace)
                 .await
         } else {
-            self.placer.nurture(&lead, score).await
+            self.placer.nurture(&lead, score, &trace).await
         }
         .map_err(place_failure)?;
         match outbound_of(&lead, placed, trace)? {

@@ -18,6 +18,7 @@ use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel, TeamStat
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::SlaPolicy;
 use handoff_domain::{Lead, QueueName, RepId, TeamId, Transience};
+use handoff_kafka::TraceParent;
 use handoff_store::{
     AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, RecordedDecision, Store,
     StoreError,
@@ -75,7 +76,12 @@ pub(crate) struct Placer {
 
 impl Placer {
     /// Nurtures a lead below the MQL threshold, once.
-    pub async fn nurture(&self, lead: &Lead, score: Score) -> Result<Placed, PlaceError> {
+    pub async fn nurture(
+        &self,
+        lead: &Lead,
+        score: Score,
+        trace: &TraceParent,
+    ) -> Result<Placed, PlaceError> {
         let event = system_disposition(
             lead,
             score,
@@ -91,6 +97,7 @@ impl Placer {
             .record_decision(
                 &lead.id,
                 lead.received_at,
+                &trace.to_string(),
                 &Parked::Nurture,
                 &payload,
                 Utc::now(),
@@ -117,6 +124,7 @@ impl Placer {
         score: &Score,
         prior_owner: Option<RepId>,
         waited: Option<&Waited>,
+        trace: &TraceParent,
     ) -> Result<Placed, PlaceError> {
         let routing = &rules.routing;
         let mut matched = routing.match_rule(lead, score);
@@ -147,7 +155,7 @@ impl Placer {
                 Placement::Queue(_) if waited.is_some() => return Ok(Placed::StillWaiting),
                 Placement::Queue(queue) => {
                     let queue = queue.clone();
-                    return self.queue(rules, lead, score, decision, queue).await;
+                    return self.queue(rules, lead, score, decision, queue, trace).await;
                 }
             };
             // A rep was placed, so a team was: owner, rule or fallback.
@@ -177,6 +185,7 @@ impl Placer {
             let payload = encode("lead.assigned", &event)?;
             let sticky_seconds = u64::from(routing.sticky_days()) * 86_400;
             let day = now.format("%Y-%m-%d").to_string();
+            let trace = trace.to_string();
             let context = CommitContext {
                 event: &payload,
                 day: &day,
@@ -186,6 +195,7 @@ impl Placer {
                 release: self.release,
                 retention_seconds: self.retention.as_secs(),
                 now,
+                trace: &trace,
             };
             let from_queue = waited.map(|w| FromQueue { queue: &w.queue });
             match self
@@ -239,6 +249,7 @@ impl Placer {
         score: &Score,
         decision: RoutingDecision,
         queue: QueueName,
+        trace: &TraceParent,
     ) -> Result<Placed, PlaceError> {
         let team = decision.team.clone();
         let event = system_disposition(
@@ -271,6 +282,7 @@ impl Placer {
             .record_decision(
                 &lead.id,
                 lead.received_at,
+                &trace.to_string(),
                 &parked,
                 &payload,
                 Utc::now(),

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use handoff_config::RulesHandle;
+use handoff_config::{RulesHandle, SlaSettings};
 use handoff_domain::events::LeadAssigned;
 use handoff_domain::routing::Availability;
 use handoff_domain::sla::{permille, reminder_at, DispositionStart, Sla, SlaPolicy};
@@ -12,7 +12,7 @@ use handoff_domain::{RepId, TeamId};
 use handoff_store::{ClockPlan, Scheduled, Store, StoreError};
 
 #[derive(Debug, Clone)]
-pub(crate) struct Clocks {
+pub struct Clocks {
     pub policy: SlaPolicy,
     /// Fractions of each window at which the rep is reminded (checked: 0 < f < 1).
     pub reminder_fractions: Vec<f64>,
@@ -21,6 +21,14 @@ pub(crate) struct Clocks {
 }
 
 impl Clocks {
+    pub fn new(settings: &SlaSettings, rules: RulesHandle) -> Self {
+        Self {
+            policy: settings.policy(),
+            reminder_fractions: settings.reminder_fractions.clone(),
+            rules,
+        }
+    }
+
     fn reminders(
         &self,
         sla: Sla,

@@ -30,7 +30,9 @@ use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
+pub use clocks::Clocks;
 pub use poller::SlaPoller;
+pub use touches::record_report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlaError {
@@ -69,11 +71,7 @@ pub async fn run(deps: SlaDeps, shutdown: CancellationToken) -> Result<(), SlaEr
         release: deps.settings.release_capacity_on,
         lead_retention: deps.lead_retention,
         closed_retention: deps.closed_retention,
-        clocks: clocks::Clocks {
-            policy: deps.settings.policy(),
-            reminder_fractions: deps.settings.reminder_fractions.clone(),
-            rules: deps.rules.clone(),
-        },
+        clocks: Clocks::new(&deps.settings, deps.rules.clone()),
     };
     let poller = SlaPoller::new(
         deps.store,

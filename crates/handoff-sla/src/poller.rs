@@ -204,7 +204,8 @@ impl SlaPoller {
             event.event_id(),
             due.lead_id.as_str(),
             now,
-            TraceParent::new_root(),
+            // The lead's trace goes on: POST → lead.created → lead.assigned → sla.breached.
+            TraceParent::child_of(due.trace.as_deref()),
             &event,
         )
         .map_err(|e| e.to_string())?;

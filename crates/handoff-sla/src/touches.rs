@@ -4,11 +4,10 @@ use chrono::Utc;
 use futures::FutureExt;
 
 use handoff_domain::assignment::Assignment;
-use handoff_domain::disposition::ActorKind;
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition};
-use handoff_domain::lifecycle::{CapacityRelease, Transition};
+use handoff_domain::lifecycle::CapacityRelease;
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
-use handoff_store::{DispositionClock, ReportOutcome, Store, TimelineEntry};
+use handoff_store::{ReportOutcome, Store};
 use handoff_telemetry::Metrics;
 
 use crate::clocks::Clocks;
@@ -28,12 +27,6 @@ pub(crate) struct TouchHandler {
 impl TouchHandler {
     async fn on_disposition(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let disposition: LeadDisposition = event.decode(EventKind::LeadDisposition)?;
-        let Some(transition) = Transition::of(disposition.outcome) else {
-            // The router's own decisions (nurture, queue) are applied where they are made.
-            return Ok(());
-        };
-        // A reporter's clock may run ahead; the lead cannot have been touched in the future.
-        let at = disposition.occurred_at.min(Utc::now());
         let event_id = event.header("ce_id").unwrap_or_default();
         let event_id = if event_id.is_empty() {
             // Without a CloudEvents id, the record's position is the report's identity.
@@ -41,79 +34,24 @@ impl TouchHandler {
         } else {
             event_id.to_owned()
         };
-        let mut entry = TimelineEntry::new(at, disposition.outcome.as_str())
-            .with("outcome", disposition.outcome.as_str())
-            .with("event_id", event_id.as_str())
-            .with("actor_kind", actor_kind(disposition.actor.kind));
-        if !disposition.actor.id.is_empty() {
-            entry = entry.with("actor", disposition.actor.id.as_str());
-        }
-        if !disposition.reason_code.is_empty() {
-            entry = entry.with("reason_code", disposition.reason_code.as_str());
-        }
         let outcome = self
             .store
-            .report(
-                &disposition.lead_id,
+            .report_disposition(
+                &disposition,
                 &event_id,
-                transition,
-                disposition.outcome.as_str(),
-                at,
                 self.release,
                 self.closed_retention.as_secs(),
-                entry,
-                DispositionClock {
-                    disposes: handoff_domain::sla::is_disposition(disposition.outcome),
-                    starts: &|team, rep| self.clocks.disposition_from_touch(at, team, rep),
-                },
+                &|at, team, rep| self.clocks.disposition_from_touch(at, team, rep),
             )
             .await
             .map_err(HandleError::transient)?;
-        match outcome {
-            ReportOutcome::Applied {
-                from,
-                first_touch,
-                assigned_ms,
-                team,
-                rep,
-            } => {
-                if let (true, Some(assigned_ms)) = (first_touch, assigned_ms) {
-                    // Saturating: `occurred_at` comes from the reporter and may be far off.
-                    let seconds =
-                        at.timestamp_millis().saturating_sub(assigned_ms).max(0) as f64 / 1000.0;
-                    self.metrics
-                        .first_touch_seconds
-                        .with_label_values(&[team.as_ref().map_or("", |t| t.as_str())])
-                        .observe(seconds);
-                }
-                tracing::info!(
-                    lead_id = %disposition.lead_id,
-                    rep = rep.as_ref().map(|r| r.as_str()),
-                    outcome = disposition.outcome.as_str(),
-                    from = from.as_str(),
-                    first_touch,
-                    "report applied to the lead"
-                );
-            }
-            ReportOutcome::Duplicate => {}
-            ReportOutcome::Refused { state } => {
-                self.metrics
-                    .reports_refused
-                    .with_label_values(&[state.as_str()])
-                    .inc();
-                tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), state = state.as_str(), "report refused: illegal in the lead's state");
-            }
-            ReportOutcome::Unknown => {
-                self.metrics
-                    .reports_refused
-                    .with_label_values(&["unknown_lead"])
-                    .inc();
-                tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), "report for a lead this deployment does not know; ignored");
-            }
-        }
+        let Some(outcome) = outcome else {
+            // The router's own decisions (nurture, queue, escalation) are applied where made.
+            return Ok(());
+        };
+        record_report(&self.metrics, &disposition, &outcome);
         Ok(())
     }
-
     async fn on_assigned(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
         let payload = serde_json::to_string(&assigned)
@@ -140,11 +78,50 @@ impl TouchHandler {
     }
 }
 
-fn actor_kind(kind: ActorKind) -> &'static str {
-    match kind {
-        ActorKind::Rep => "rep",
-        ActorKind::Crm => "crm",
-        ActorKind::System => "system",
+/// Counts and logs what applying a report did (the first-touch time when it was the first).
+pub fn record_report(metrics: &Metrics, disposition: &LeadDisposition, outcome: &ReportOutcome) {
+    let at = disposition.occurred_at.min(Utc::now());
+    match outcome {
+        ReportOutcome::Applied {
+            from,
+            first_touch,
+            assigned_ms,
+            team,
+            rep,
+        } => {
+            if let (true, Some(assigned_ms)) = (*first_touch, *assigned_ms) {
+                // Saturating: `occurred_at` comes from the reporter and may be far off.
+                let seconds =
+                    at.timestamp_millis().saturating_sub(assigned_ms).max(0) as f64 / 1000.0;
+                metrics
+                    .first_touch_seconds
+                    .with_label_values(&[team.as_ref().map_or("", |t| t.as_str())])
+                    .observe(seconds);
+            }
+            tracing::info!(
+                lead_id = %disposition.lead_id,
+                rep = rep.as_ref().map(|r| r.as_str()),
+                outcome = disposition.outcome.as_str(),
+                from = from.as_str(),
+                first_touch,
+                "report applied to the lead"
+            );
+        }
+        ReportOutcome::Duplicate => {}
+        ReportOutcome::Refused { state } => {
+            metrics
+                .reports_refused
+                .with_label_values(&[state.as_str()])
+                .inc();
+            tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), state = state.as_str(), "report refused: illegal in the lead's state");
+        }
+        ReportOutcome::Unknown => {
+            metrics
+                .reports_refused
+                .with_label_values(&["unknown_lead"])
+                .inc();
+            tracing::warn!(lead_id = %disposition.lead_id, outcome = disposition.outcome.as_str(), "report for a lead this deployment does not know; ignored");
+        }
     }
 }
 

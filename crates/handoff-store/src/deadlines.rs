@@ -34,6 +34,8 @@ pub struct DueBreach {
     /// The deadline no longer applies (a disposition deadline of an attempt that is not
     /// the lead's current one, or of a lead disposed of or gone): complete it, emit nothing.
     pub stale: bool,
+    /// The W3C `traceparent` of the lead's current assignment (or queue decision).
+    pub trace: Option<String>,
 }
 
 /// A claimed reminder.
@@ -96,7 +98,7 @@ pub(crate) fn parse_reminder(member: &str) -> Option<(&str, u32, Sla, u32)> {
 }
 
 /// The lead fields a claimed entry is checked against.
-const CLAIM_FIELDS: [&str; 7] = [
+const CLAIM_FIELDS: [&str; 8] = [
     "team",
     "rep",
     "due_ms",
@@ -104,6 +106,7 @@ const CLAIM_FIELDS: [&str; 7] = [
     "state",
     "attempt",
     "disposed_ms",
+    "trace",
 ];
 
 type ClaimFields = (
@@ -114,11 +117,12 @@ type ClaimFields = (
     Option<String>,
     Option<u32>,
     Option<i64>,
+    Option<String>,
 );
 
 /// Whether the lead, as read, still waits for what `sla` asks in `attempt`.
 fn still_waiting(fields: &ClaimFields, attempt: u32, sla: Sla) -> bool {
-    let (_, _, _, disposition_due, state, current, disposed) = fields;
+    let (_, _, _, disposition_due, state, current, disposed, _) = fields;
     let state = state.as_deref().unwrap_or_default();
     if *current != Some(attempt) {
         return false;
@@ -210,7 +214,7 @@ impl Store {
             .zip(details)
             .map(|((member, (lead_id, attempt, sla)), fields)| {
                 let stale = sla == Sla::Disposition && !still_waiting(&fields, attempt, sla);
-                let (team, rep, due_ms, disposition_due_ms, ..) = fields;
+                let (team, rep, due_ms, disposition_due_ms, .., trace) = fields;
                 DueBreach {
                     member: member.clone(),
                     lead_id: LeadId::from(lead_id),
@@ -227,6 +231,7 @@ impl Store {
                     }
                     .unwrap_or(now_ms),
                     stale,
+                    trace,
                 }
             })
             .collect();

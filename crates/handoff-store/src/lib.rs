@@ -32,8 +32,9 @@ pub use funnel::{
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{
-    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, EscalateOutcome, Escalation,
-    FromQueue, Parked, QueueView, RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
+    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, DispositionStarts,
+    EscalateOutcome, Escalation, FromQueue, Parked, QueueView, RecordedDecision, ReportOutcome,
+    TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
 

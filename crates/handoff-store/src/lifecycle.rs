@@ -20,6 +20,9 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
+
+use handoff_domain::disposition::ActorKind;
+use handoff_domain::events::LeadDisposition;
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +137,8 @@ pub struct WaitingLead {
     /// When it arrived (the queue's order) and when it started waiting.
     pub received_ms: i64,
     pub queued_ms: Option<i64>,
+    /// The trace its decision belonged to, for the assignment when it comes.
+    pub trace: Option<String>,
 }
 
 /// A queue's current content, in order of arrival.
@@ -160,10 +165,14 @@ pub struct CommitContext<'a> {
     pub release: CapacityRelease,
     pub retention_seconds: u64,
     pub now: DateTime<Utc>,
+    /// The W3C `traceparent` of the assignment's event: the lead's later events (its
+    /// breach, a reassignment) continue that trace.
+    pub trace: &'a str,
 }
 
 #[derive(Serialize)]
 struct AssignArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     team: &'a str,
     rep: &'a str,
@@ -188,6 +197,7 @@ struct AssignArgs<'a> {
 
 #[derive(Serialize)]
 struct DecideArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     received_ms: i64,
     state: &'static str,
@@ -227,6 +237,10 @@ struct ReportArgs<'a> {
 pub type ClockStart<'a> =
     dyn Fn(Option<&TeamId>, Option<&RepId>) -> Option<ClockPlan> + Send + Sync + 'a;
 
+/// The disposition clock a first touch at a time starts, given the lead's team and rep.
+pub type DispositionStarts<'a> =
+    dyn Fn(DateTime<Utc>, Option<&TeamId>, Option<&RepId>) -> Option<ClockPlan> + Send + Sync + 'a;
+
 /// What a report does to the disposition clock.
 pub struct DispositionClock<'a> {
     /// The outcome is a disposition marketing can use: the clock stops.
@@ -265,6 +279,7 @@ struct AdoptArgs<'a> {
 
 #[derive(Serialize)]
 struct EscalateArgs<'a> {
+    trace: &'a str,
     lead_id: &'a str,
     attempt: u32,
     new_attempt: u32,
@@ -315,6 +330,8 @@ pub struct Escalation<'a> {
     pub disposition: &'a str,
     pub retention_seconds: u64,
     pub now: DateTime<Utc>,
+    /// The trace the new attempt's events belong to.
+    pub trace: &'a str,
 }
 
 /// A waiting lead being routed: where it waits.
@@ -377,6 +394,7 @@ impl Store {
                     .map_err(|e| StoreError::Encode(e.to_string()))?,
             );
         let payload = AssignArgs {
+            trace: context.trace,
             lead_id,
             team: assignment.team.as_str(),
             rep: assignment.rep.as_str(),
@@ -435,10 +453,12 @@ impl Store {
     }
 
     /// Records a nurture or queue decision (with its event, replayed on redelivery), once.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_decision(
         &self,
         lead_id: &LeadId,
         received_at: DateTime<Utc>,
+        trace: &str,
         parked: &Parked<'_>,
         event: &str,
         now: DateTime<Utc>,
@@ -459,6 +479,7 @@ impl Store {
             entry = entry.with("queue", queue.as_str());
         }
         let payload = DecideArgs {
+            trace,
             lead_id: id,
             received_ms: received_at.timestamp_millis(),
             state: state.as_str(),
@@ -677,6 +698,51 @@ impl Store {
         )))
     }
 
+    /// Applies a reported outcome from its `lead.disposition` (`None` for the system's own
+    /// outcomes, which are not reports): ingest right after publishing it, so a touch counts
+    /// before the deadline it beat, and the SLA tracker from the topic for every producer
+    /// (then it is a duplicate for the API's).
+    pub async fn report_disposition(
+        &self,
+        disposition: &LeadDisposition,
+        event_id: &str,
+        release: CapacityRelease,
+        closed_retention_seconds: u64,
+        starts: &DispositionStarts<'_>,
+    ) -> Result<Option<ReportOutcome>, StoreError> {
+        let Some(transition) = Transition::of(disposition.outcome) else {
+            return Ok(None);
+        };
+        // A reporter's clock may run ahead; the lead cannot have been touched in the future.
+        let at = disposition.occurred_at.min(Utc::now());
+        let mut entry = TimelineEntry::new(at, disposition.outcome.as_str())
+            .with("outcome", disposition.outcome.as_str())
+            .with("event_id", event_id)
+            .with("actor_kind", actor_kind(disposition.actor.kind));
+        if !disposition.actor.id.is_empty() {
+            entry = entry.with("actor", disposition.actor.id.as_str());
+        }
+        if !disposition.reason_code.is_empty() {
+            entry = entry.with("reason_code", disposition.reason_code.as_str());
+        }
+        self.report(
+            &disposition.lead_id,
+            event_id,
+            transition,
+            disposition.outcome.as_str(),
+            at,
+            release,
+            closed_retention_seconds,
+            entry,
+            DispositionClock {
+                disposes: handoff_domain::sla::is_disposition(disposition.outcome),
+                starts: &|team, rep| starts(at, team, rep),
+            },
+        )
+        .await
+        .map(Some)
+    }
+
     /// Acts on a missed first touch of `attempt`, once per (lead, attempt).
     pub async fn escalate(&self, e: &Escalation<'_>) -> Result<EscalateOutcome, StoreError> {
         let id = e.lead_id.as_str();
@@ -702,6 +768,7 @@ impl Store {
         }
         let new = e.reassignment.map(|(a, _)| a);
         let payload = EscalateArgs {
+            trace: e.trace,
             lead_id: id,
             attempt: e.attempt,
             new_attempt: e.attempt.saturating_add(1),
@@ -858,20 +925,24 @@ impl Store {
         for (id, _) in &view.leads {
             pipe.cmd("HMGET")
                 .arg(self.keys.lead(id.as_str()))
-                .arg(&["lead", "queued_ms"]);
+                .arg(&["lead", "queued_ms", "trace"]);
         }
         let mut connection = self.connection();
-        let leads: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut connection).await?;
+        let leads: Vec<(Option<String>, Option<i64>, Option<String>)> =
+            pipe.query_async(&mut connection).await?;
         Ok(view
             .leads
             .into_iter()
             .zip(leads)
-            .map(|((lead_id, received_ms), (lead, queued_ms))| WaitingLead {
-                lead_id,
-                lead,
-                received_ms,
-                queued_ms,
-            })
+            .map(
+                |((lead_id, received_ms), (lead, queued_ms, trace))| WaitingLead {
+                    lead_id,
+                    lead,
+                    received_ms,
+                    queued_ms,
+                    trace,
+                },
+            )
             .collect())
     }
 
@@ -933,6 +1004,14 @@ impl Store {
             .query_async(&mut connection)
             .await?;
         Ok(())
+    }
+}
+
+fn actor_kind(kind: ActorKind) -> &'static str {
+    match kind {
+        ActorKind::Rep => "rep",
+        ActorKind::Crm => "crm",
+        ActorKind::System => "system",
     }
 }
 

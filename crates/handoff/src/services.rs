@@ -192,7 +192,10 @@ pub async fn start(
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 lead_retention,
+                closed_retention,
+                release: settings.sla.release_capacity_on,
                 rules: rules.clone(),
+                clocks: handoff_sla::Clocks::new(&settings.sla, rules.clone()),
             },
         )
         .await?;

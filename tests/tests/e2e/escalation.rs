@@ -3,11 +3,12 @@
 //! breach is delivered again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use handoff_domain::events::EventKind;
 use handoff_e2e::topics::Record;
-use handoff_e2e::{qualified_lead, Stack, StackOptions, RULES};
+use handoff_e2e::{eventually, qualified_lead, Stack, StackOptions, RULES};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -39,13 +40,33 @@ fn ids(records: &[&Record]) -> BTreeSet<String> {
         .collect()
 }
 
+/// A local webhook receiver: every request's path and JSON body.
+async fn start_receiver() -> (String, Arc<Mutex<Vec<(String, serde_json::Value)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let recorded = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: axum::body::Bytes| {
+        let recorded = recorded.clone();
+        async move {
+            let body = serde_json::from_slice(&body).unwrap_or_default();
+            recorded.lock().unwrap().push((uri.path().to_owned(), body));
+            axum::http::StatusCode::OK
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
+    let (base, hooks) = start_receiver().await;
     let stack = Stack::start(StackOptions {
         rules: rules(),
         first_touch_seconds: 2,
         // Reminders (their own steps in the timeline) are tested in clocks.rs.
         sla_config: "reminder_fractions = []\n".to_owned(),
+        webhook_base: Some(base),
         ..StackOptions::default()
     })
     .await;
@@ -142,6 +163,26 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
     for (rep, open) in [(first.as_str(), 0), (second.as_str(), 0), ("m", 1)] {
         assert_eq!(stack.open_leads(rep).await, open, "{rep}");
     }
+    // The sales team's channel (its manager) heard of the escalation out of sales, once.
+    let escalations = eventually(WAIT, "the manager told of the escalation", || async {
+        let seen = hooks.lock().unwrap().clone();
+        let escalations: Vec<serde_json::Value> = seen
+            .into_iter()
+            .filter(|(path, body)| path == "/hooks/team" && body["type"] == "lead.escalated")
+            .map(|(_, body)| body)
+            .collect();
+        (!escalations.is_empty()).then_some(escalations)
+    })
+    .await;
+    assert_eq!(escalations.len(), 1, "{escalations:?}");
+    assert_eq!(escalations[0]["lead_id"], lead.as_str());
+    assert_eq!(escalations[0]["team_id"], "sales");
+    assert_eq!(
+        escalations[0]["rep_id"],
+        second.as_str(),
+        "the rep who missed"
+    );
+
     let view = stack.lead_view(&lead).await;
     let steps: Vec<&str> = view["timeline"]
         .as_array()
@@ -163,5 +204,62 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
         ],
         "{view}"
     );
+    stack.stop().await.unwrap();
+}
+
+/// One W3C trace follows a lead from its POST through its assignment, its breach and its
+/// reassignment, so a tracing backend shows the whole handoff as one trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_follows_a_lead_through_breach_and_reassignment() {
+    let stack = Stack::start(StackOptions {
+        rules: rules(),
+        first_touch_seconds: 2,
+        ..StackOptions::default()
+    })
+    .await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = handoff_e2e::client()
+        .post(format!("{}/v1/leads", stack.api()))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&qualified_lead(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let lead = body["lead_id"].as_str().unwrap().to_owned();
+
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    let assignments = assigned
+        .read_until(WAIT, "the reassignment", |r| of_lead(r, &lead).len() >= 2)
+        .await
+        .to_vec();
+    let mut breached = stack.reader(EventKind::SlaBreached);
+    let breaches = breached
+        .read_until(WAIT, "the first breach", |r| !of_lead(r, &lead).is_empty())
+        .await
+        .to_vec();
+    let mut created = stack.reader(EventKind::LeadCreated);
+    let creation = created
+        .read_until(WAIT, "the lead", |r| !of_lead(r, &lead).is_empty())
+        .await
+        .to_vec();
+    let trace_of = |record: &Record| -> String {
+        let header = record.header("traceparent").unwrap_or_default();
+        header.split('-').nth(1).unwrap_or_default().to_owned()
+    };
+    for record in of_lead(&creation, &lead)
+        .into_iter()
+        .chain(of_lead(&assignments, &lead))
+        .chain(of_lead(&breaches, &lead).into_iter().take(1))
+    {
+        assert_eq!(
+            trace_of(record),
+            trace_id,
+            "{:?} {:?}",
+            record.header("ce_type"),
+            record.header("traceparent")
+        );
+    }
     stack.stop().await.unwrap();
 }

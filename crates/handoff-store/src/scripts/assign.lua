@@ -65,6 +65,9 @@ end
 if a.sticky_seconds > 0 then
   redis.call('SET', KEYS[6], a.rep, 'EX', a.sticky_seconds)
 end
+if a.trace ~= '' then
+  redis.call('HSET', KEYS[1], 'trace', a.trace)
+end
 redis.call('RPUSH', KEYS[2], a.entry)
 redis.call('EXPIRE', KEYS[1], a.retention_seconds)
 redis.call('EXPIRE', KEYS[2], a.retention_seconds)

@@ -23,6 +23,9 @@ if a.state == 'waiting' then
   redis.call('ZADD', KEYS[5], a.wait_due_ms, a.wait_member)
   redis.call('HSET', KEYS[1], 'due_ms', a.wait_due_ms, 'attempt', 0)
 end
+if a.trace ~= '' then
+  redis.call('HSET', KEYS[1], 'trace', a.trace)
+end
 redis.call('RPUSH', KEYS[2], a.entry)
 redis.call('EXPIRE', KEYS[1], a.retention_seconds)
 redis.call('EXPIRE', KEYS[2], a.retention_seconds)

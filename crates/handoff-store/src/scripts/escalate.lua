@@ -40,6 +40,9 @@ if a.rep ~= '' then
   redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
     'attempt', a.new_attempt, 'state', 'assigned', 'assigned_ms', a.assigned_ms,
     'due_ms', a.due_ms, 'a:' .. a.new_attempt, a.event, 'had', had .. ',' .. a.rep)
+  if a.trace ~= '' then
+    redis.call('HSET', KEYS[1], 'trace', a.trace)
+  end
 end
 redis.call('HSET', KEYS[1], marker, a.disposition)
 redis.call('RPUSH', KEYS[2], a.entry)
