@@ -344,6 +344,9 @@ partitions = 3
 create_topics = {create_topics}
 session_timeout_ms = 6000
 fetch_wait_max_ms = 100
+# Tansu 0.6 never evicts a SIGKILLed member: under the cooperative protocol a restarted
+# service would get none of its partitions (docs/delivery.md, "Brokers").
+partition_assignment = "eager"
 [redis]
 url = "{redis}"
 key_prefix = "{id}"

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -43,6 +44,10 @@ impl Settings {
     pub(crate) fn check(&self) -> Result<(), String> {
         let positive = [
             ("kafka.partitions", u64::from(self.kafka.partitions)),
+            (
+                "kafka.transient_retry_budget_seconds",
+                u64::from(self.kafka.transient_retry_budget_seconds),
+            ),
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
             (
                 "sla.first_touch_seconds",
@@ -160,9 +165,69 @@ pub struct KafkaSettings {
     /// How long a produced event may wait for the broker before it counts as failed.
     #[serde(default = "default_message_timeout_ms")]
     pub message_timeout_ms: u32,
+    /// How partitions are spread over a group's members (see the enum).
+    #[serde(default)]
+    pub partition_assignment: PartitionAssignment,
+    /// How long an event whose processing keeps failing with an infrastructure error
+    /// (Redis or the broker unavailable) is retried, blocking its partition, before the
+    /// service stops with an error so its supervisor restarts it (the event is redelivered).
+    #[serde(default = "default_transient_retry_budget_seconds")]
+    pub transient_retry_budget_seconds: u32,
+    /// How long an event whose processing keeps failing with a permanent error (stored
+    /// data unreadable, an event the broker refuses) is retried before it is dead-lettered
+    /// (reason `processing_failed`) and its partition moves on.
+    #[serde(default = "default_permanent_retry_budget_seconds")]
+    pub permanent_retry_budget_seconds: u32,
+    /// On a rebalance, how long a consumer waits for the effects of events already handled
+    /// on its revoked partitions before it commits what is done and lets them go. Keep it
+    /// well under `session_timeout_ms`.
+    #[serde(default = "default_rebalance_drain_ms")]
+    pub rebalance_drain_ms: u32,
+    /// How often librdkafka reports statistics (consumer lag per partition); 0 turns them
+    /// (and the lag metric) off.
+    #[serde(default = "default_statistics_interval_ms")]
+    pub statistics_interval_ms: u32,
     /// Extra librdkafka properties (security.protocol, sasl.*, ...), passed as-is.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+}
+
+/// The consumer group's assignment protocol.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionAssignment {
+    /// Incremental: a member joining or leaving moves only the partitions that change owner.
+    #[default]
+    CooperativeSticky,
+    /// Eager (librdkafka's default `range,roundrobin`): every rebalance revokes every
+    /// partition of every member first. For brokers that keep a crashed member in its group
+    /// (Tansu 0.6): under the cooperative protocol its partitions stay with it, while an
+    /// eager rebalance hands them to the member that replaced it.
+    Eager,
+}
+
+impl PartitionAssignment {
+    /// librdkafka's `partition.assignment.strategy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionAssignment::CooperativeSticky => "cooperative-sticky",
+            PartitionAssignment::Eager => "range,roundrobin",
+        }
+    }
+}
+
+impl KafkaSettings {
+    pub fn transient_retry_budget(&self) -> Duration {
+        Duration::from_secs(u64::from(self.transient_retry_budget_seconds))
+    }
+
+    pub fn permanent_retry_budget(&self) -> Duration {
+        Duration::from_secs(u64::from(self.permanent_retry_budget_seconds))
+    }
+
+    pub fn rebalance_drain(&self) -> Duration {
+        Duration::from_millis(u64::from(self.rebalance_drain_ms))
+    }
 }
 
 fn default_topic_prefix() -> String {
@@ -188,6 +253,18 @@ fn default_fetch_wait_max_ms() -> u32 {
 }
 fn default_message_timeout_ms() -> u32 {
     120_000
+}
+fn default_transient_retry_budget_seconds() -> u32 {
+    300
+}
+fn default_permanent_retry_budget_seconds() -> u32 {
+    30
+}
+fn default_rebalance_drain_ms() -> u32 {
+    5_000
+}
+fn default_statistics_interval_ms() -> u32 {
+    5_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

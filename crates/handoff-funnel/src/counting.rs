@@ -96,7 +96,7 @@ impl FunnelCounter {
                 self.ttl(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         if let Some(source) = recorded {
             self.count("received", &self.labels(&source));
         }
@@ -122,7 +122,7 @@ impl FunnelCounter {
                 self.ttl(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let labels = self.labels(&change.source);
         if change.newly_qualified {
             self.count("qualified", &labels);
@@ -151,7 +151,7 @@ impl FunnelCounter {
             self.store
                 .funnel_touched(lead_id, occurred_ms, self.ttl())
                 .await
-                .map_err(HandleError::transient)?
+                .map_err(HandleError::from_error)?
         } else {
             None
         };
@@ -169,7 +169,7 @@ impl FunnelCounter {
                 self.ttl(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let labels = self.labels(&change.source);
         if let Some(settled) = settled {
             self.settle(settled, &labels);
@@ -205,7 +205,7 @@ impl FunnelCounter {
             .store
             .funnel_breached(&breach.lead_id, sla.as_str(), breach.attempt, self.ttl())
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let team = self.team_label(breach.team_id.as_ref().map_or("", |t| t.as_str()));
         let labels = self.labels(&change.source);
         if change.new {

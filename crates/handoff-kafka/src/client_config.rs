@@ -30,9 +30,27 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
 
 /// At-least-once: offsets are stored by the consume loop after effects are durable
 /// (`enable.auto.offset.store=false`) and committed in the background, on revoke and on
-/// shutdown.
+/// shutdown. Partitions are assigned cooperatively by default (`kafka.partition_assignment`),
+/// so a member joining or leaving moves only the partitions that change owner instead of
+/// stopping the whole group; an explicit `partition.assignment.strategy` under
+/// `[kafka.client]` wins.
 pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -> ClientConfig {
     let mut config = base(settings, client_id);
+    if !settings
+        .client
+        .contains_key("partition.assignment.strategy")
+    {
+        config.set(
+            "partition.assignment.strategy",
+            settings.partition_assignment.as_str(),
+        );
+    }
+    if settings.statistics_interval_ms > 0 {
+        config.set(
+            "statistics.interval.ms",
+            settings.statistics_interval_ms.to_string(),
+        );
+    }
     config
         .set("group.id", group)
         .set("enable.auto.commit", "true")

@@ -1,114 +1,43 @@
 //! The at-least-once consume loop every service runs.
 //!
 //! ```text
-//!  recv ──► handler.handle(event) ──► Effects (a future: produce acks, webhook, ...)
-//!               │  Poison ──► dead-letter record (its ack is the effect)
-//!               │  Transient ──► retry the same event with backoff (never skipped)
-//!               ▼
-//!        spawn(effects) ──► [in-order queue] ──► acker: await each, store offset+1
+//!  recv ──► partition worker (one per owned partition, partition.rs) ──► handle, effects,
+//!   │         in-order acker: store offset+1 once the event and all before it are durable
+//!   └── a partition with too many unstored events is paused (fetching stops) until its
+//!       worker catches up; the other partitions keep flowing
 //! ```
-//! Effects run concurrently, but offsets are stored strictly in consumption order, so a
-//! stored offset always means "this and everything before it is durable". If an effect
-//! fails for good, nothing after it is stored and the loop stops with an error: the
-//! events are redelivered to whoever consumes the partition next.
+//! Offsets are stored strictly in consumption order per partition, so a stored offset
+//! always means "this and everything before it on this partition is durable". An event
+//! that fails blocks only its own partition; it is retried with backoff, never skipped:
+//! after `kafka.permanent_retry_budget_seconds` a permanent failure is dead-lettered, after
+//! `kafka.transient_retry_budget_seconds` an infrastructure failure stops the consumer with
+//! an error (the process exits non-zero, its supervisor restarts it, the event is
+//! redelivered).
 //!
-//! A panic while handling an event, or in its effects, is caught and the event is
-//! dead-lettered (`handler_panic`): a bug triggered by one event must not stop the
+//! Poison (undecodable, contract-invalid) and a panic while handling an event, or in its
+//! effects, dead-letter the event at once: a bug triggered by one event must not stop the
 //! partition behind it, and a consumer that crashed on it would crash again on every
 //! redelivery.
+//!
+//! Partitions are assigned cooperatively (`cooperative-sticky`): a rebalance revokes only
+//! the partitions that move, and the revoke callback (assignment.rs) lets their finished
+//! work be stored and committed first.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::FutureExt;
-use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use rdkafka::TopicPartitionList;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use handoff_config::KafkaSettings;
 use handoff_telemetry::Metrics;
 
-use crate::{consumer_config, EventProducer, InboundEvent, KafkaError};
-
-/// What must become durable before an event's offset may be stored.
-pub type Effects = BoxFuture<'static, Result<(), KafkaError>>;
-
-/// Why an event can never be processed (a closed set: it is a metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoisonReason {
-    /// Not JSON, or no payload.
-    Undecodable,
-    /// JSON, but not a valid message of the contract (unknown field, wrong type, invalid lead).
-    ContractInvalid,
-    /// A `ce_type` this topic does not carry.
-    UnexpectedType,
-    /// Its effect (e.g. a webhook) failed for good after every retry.
-    DeliveryFailed,
-    /// Handling it (or its effects) panicked: a bug, caught so the partition keeps moving.
-    HandlerPanic,
-}
-
-impl PoisonReason {
-    pub const ALL: [PoisonReason; 5] = [
-        PoisonReason::Undecodable,
-        PoisonReason::ContractInvalid,
-        PoisonReason::UnexpectedType,
-        PoisonReason::DeliveryFailed,
-        PoisonReason::HandlerPanic,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PoisonReason::Undecodable => "undecodable",
-            PoisonReason::ContractInvalid => "contract_invalid",
-            PoisonReason::UnexpectedType => "unexpected_type",
-            PoisonReason::DeliveryFailed => "delivery_failed",
-            PoisonReason::HandlerPanic => "handler_panic",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// The event can never be processed: dead-letter it and move on.
-    #[error("{reason:?}: {detail}")]
-    Poison {
-        reason: PoisonReason,
-        detail: String,
-    },
-    /// A dependency is down (Redis, the broker): retry the same event later.
-    #[error("transient: {0}")]
-    Transient(String),
-}
-
-impl HandleError {
-    pub fn poison(reason: PoisonReason, detail: impl Into<String>) -> Self {
-        Self::Poison {
-            reason,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn transient(error: impl std::fmt::Display) -> Self {
-        Self::Transient(error.to_string())
-    }
-}
-
-/// A service's reaction to one event.
-pub trait EventHandler: Send + Sync + 'static {
-    /// Performs the event's synchronous effects (e.g. a Redis script) and returns the ones
-    /// still in flight (e.g. produce acknowledgements).
-    fn handle(
-        &self,
-        event: &InboundEvent,
-    ) -> impl Future<Output = Result<Effects, HandleError>> + Send;
-}
+use crate::assignment::{Assignment, ConsumerCallbacks, PartitionKey};
+use crate::partition::{self, Backoff, Failure, Shared};
+use crate::{consumer_config, EventHandler, EventProducer, InboundEvent, KafkaError, PoisonReason};
 
 /// Which topics, as which group, under which name.
 #[derive(Debug, Clone)]
@@ -117,67 +46,17 @@ pub struct ConsumerSpec {
     /// (`<kafka.group_prefix>-<service>`).
     pub service: &'static str,
     pub topics: Vec<String>,
-    /// Events whose effects are not yet durable, at most (back-pressure).
+    /// Events of one partition whose effects are not yet durable, at most (back-pressure:
+    /// beyond it the partition's fetching pauses).
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight effects before giving up on them (they are
     /// then redelivered, never lost).
     pub drain: Duration,
 }
 
-struct LoggingContext {
-    service: &'static str,
-}
-
-impl ClientContext for LoggingContext {}
-
-impl ConsumerContext for LoggingContext {
-    fn pre_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        // With enable.auto.commit, librdkafka commits the stored offsets of revoked
-        // partitions itself; effects still in flight for them are redelivered to the new
-        // owner, which is safe because every effect is idempotent.
-        if let Rebalance::Revoke(partitions) = rebalance {
-            tracing::info!(
-                service = self.service,
-                partitions = partitions.count(),
-                "partitions revoked"
-            );
-        }
-    }
-
-    fn post_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                tracing::info!(
-                    service = self.service,
-                    partitions = partitions.count(),
-                    "partitions assigned"
-                )
-            }
-            Rebalance::Error(e) => {
-                tracing::warn!(service = self.service, error = %e, "rebalance error")
-            }
-            Rebalance::Revoke(_) => {}
-        }
-    }
-}
-
-struct InFlight {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    effects: JoinHandle<Result<(), KafkaError>>,
-}
-
-/// Runs the loop until `shutdown` is cancelled (then drains and commits) or an effect
-/// fails for good (then returns the error without storing anything after it).
+/// Runs the loop until `shutdown` is cancelled (then drains and commits) or an event
+/// cannot make progress within its budget (then drains the other partitions, commits,
+/// and returns the error).
 pub async fn run_consumer<H: EventHandler>(
     kafka: &KafkaSettings,
     spec: ConsumerSpec,
@@ -187,10 +66,14 @@ pub async fn run_consumer<H: EventHandler>(
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
     let group = format!("{}-{}", kafka.group_prefix, spec.service);
-    let consumer: std::sync::Arc<StreamConsumer<LoggingContext>> = std::sync::Arc::new(
+    let assignment = Arc::new(Assignment::default());
+    let consumer: Arc<StreamConsumer<ConsumerCallbacks>> = Arc::new(
         consumer_config(kafka, &group, &format!("handoff-{}", spec.service)).create_with_context(
-            LoggingContext {
+            ConsumerCallbacks {
                 service: spec.service,
+                assignment: assignment.clone(),
+                metrics: metrics.clone(),
+                rebalance_drain: kafka.rebalance_drain(),
             },
         )?,
     );
@@ -199,7 +82,13 @@ pub async fn run_consumer<H: EventHandler>(
     tracing::info!(service = spec.service, %group, topics = ?spec.topics, "consuming");
     // Every error series at zero: one that first appears at its first error shows rate()
     // no increase (docs/metrics.md).
-    for kind in ["receive", "transient", "effect"] {
+    for kind in [
+        "receive",
+        "transient",
+        "permanent",
+        "effect",
+        "budget_exhausted",
+    ] {
         metrics
             .consumer_errors
             .with_label_values(&[spec.service, kind]);
@@ -210,28 +99,36 @@ pub async fn run_consumer<H: EventHandler>(
             .with_label_values(&[spec.service, reason.as_str()]);
     }
 
-    let (queue, pending) = mpsc::channel::<InFlight>(spec.max_in_flight.max(1));
-    let failed = CancellationToken::new();
-    let acker = tokio::spawn(store_offsets_in_order(
-        consumer.clone(),
-        pending,
-        failed.clone(),
-        metrics.clone(),
-        spec.service,
-    ));
+    let shared = Arc::new(Shared {
+        handler,
+        producer,
+        metrics: metrics.clone(),
+        service: spec.service,
+        consumer: consumer.clone(),
+        assignment: assignment.clone(),
+        max_in_flight: spec.max_in_flight.max(1),
+        transient_budget: kafka.transient_retry_budget(),
+        permanent_budget: kafka.permanent_retry_budget(),
+        resume: Notify::new(),
+        failure: Failure::new(shutdown.child_token()),
+    });
+    let stop = shared.failure.stop.clone();
 
     let mut receive_backoff = Backoff::new();
     loop {
         let message = tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
-            () = failed.cancelled() => break,
+            () = stop.cancelled() => break,
+            () = shared.resume.notified() => {
+                resume_caught_up(&shared);
+                continue;
+            }
             message = consumer.recv() => message,
         };
-        let event = match message {
+        match message {
             Ok(message) => {
                 receive_backoff.reset();
-                InboundEvent::from_message(&message)
+                dispatch(&shared, InboundEvent::from_message(&message));
             }
             Err(e) => {
                 metrics
@@ -239,257 +136,106 @@ pub async fn run_consumer<H: EventHandler>(
                     .with_label_values(&[spec.service, "receive"])
                     .inc();
                 tracing::warn!(service = spec.service, error = %e, "receive failed; retrying");
-                receive_backoff.wait(&shutdown).await;
-                continue;
+                if !receive_backoff.wait(&stop).await {
+                    break;
+                }
             }
-        };
-        let Some(effects) = process(
-            &handler,
-            &event,
-            &producer,
-            &metrics,
-            spec.service,
-            &shutdown,
-        )
-        .await
-        else {
-            // Shut down while retrying: the event is not stored and will be redelivered.
-            break;
-        };
-        let in_flight = InFlight {
-            topic: event.topic.clone(),
-            partition: event.partition,
-            offset: event.offset,
-            effects: tokio::spawn(dead_letter_on_panic(
-                effects,
-                event,
-                producer.clone(),
-                metrics.clone(),
-                spec.service,
-            )),
-        };
-        if queue.send(in_flight).await.is_err() {
-            break;
         }
     }
 
-    drop(queue);
-    let drained = tokio::time::timeout(spec.drain, acker).await;
-    let outcome = match drained {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(join)) => Err(KafkaError::EffectFailed(join.to_string())),
-        Err(_) => {
-            tracing::warn!(
-                service = spec.service,
-                "drain deadline passed; unfinished events will be redelivered"
-            );
-            Ok(())
+    // Stop every worker from taking new events and give their effects `drain` to finish.
+    stop.cancel();
+    let workers: Vec<_> = assignment
+        .lock()
+        .partitions
+        .values_mut()
+        .filter_map(|owned| owned.worker.take())
+        .collect();
+    let mut unfinished = 0;
+    let deadline = tokio::time::Instant::now() + spec.drain;
+    for worker in workers {
+        if tokio::time::timeout_at(deadline, worker.task)
+            .await
+            .is_err()
+        {
+            unfinished += 1;
         }
-    };
-    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+    }
+    if unfinished > 0 {
+        tracing::warn!(
+            service = spec.service,
+            partitions = unfinished,
+            "drain deadline passed; unfinished events will be redelivered"
+        );
+    }
+    match consumer.commit_consumer_state(CommitMode::Sync) {
         Ok(()) | Err(RdKafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => {
             tracing::warn!(service = spec.service, error = %e, "final commit failed; the last events may be redelivered")
         }
     }
     consumer.unsubscribe();
+    let outcome = match shared.failure.take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    };
     tracing::info!(service = spec.service, "consumer stopped");
     outcome
 }
 
-/// Handles one event until it yields effects: poison (and a panic) goes to the dead-letter
-/// topic, transient errors are retried. `None` if shutdown came first.
-async fn process<H: EventHandler>(
-    handler: &H,
-    event: &InboundEvent,
-    producer: &EventProducer,
-    metrics: &Metrics,
-    service: &'static str,
-    shutdown: &CancellationToken,
-) -> Option<Effects> {
-    let mut backoff = Backoff::new();
-    loop {
-        // The call is inside the async block so that a panic before its first await is
-        // caught too.
-        let handled = AssertUnwindSafe(async { handler.handle(event).await })
-            .catch_unwind()
-            .await;
-        let (reason, detail) = match handled {
-            Ok(Ok(effects)) => return Some(effects),
-            Ok(Err(HandleError::Poison { reason, detail })) => (reason, detail),
-            Err(panic) => (PoisonReason::HandlerPanic, panic_message(&*panic)),
-            Ok(Err(HandleError::Transient(error))) => {
-                retrying(metrics, service, event, &error);
-                if !backoff.wait(shutdown).await {
-                    return None;
-                }
-                continue;
-            }
-        };
-        match dead_letter(producer, metrics, service, event, reason, &detail).await {
-            Ok(ack) => return Some(ack),
-            Err(e) => {
-                retrying(metrics, service, event, &e.to_string());
-                if !backoff.wait(shutdown).await {
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-fn retrying(metrics: &Metrics, service: &'static str, event: &InboundEvent, error: &str) {
-    metrics
-        .consumer_errors
-        .with_label_values(&[service, "transient"])
-        .inc();
-    tracing::warn!(
-        service,
-        topic = %event.topic,
-        partition = event.partition,
-        offset = event.offset,
-        error = %error,
-        "processing failed; retrying the same event"
-    );
-}
-
-/// Enqueues the event on the dead-letter topic, counts and logs it; the ack is its effect.
-async fn dead_letter(
-    producer: &EventProducer,
-    metrics: &Metrics,
-    service: &'static str,
-    event: &InboundEvent,
-    reason: PoisonReason,
-    detail: &str,
-) -> Result<Effects, KafkaError> {
-    let ack = producer.dead_letter(event, reason, detail, service).await?;
-    metrics
-        .dead_lettered
-        .with_label_values(&[service, reason.as_str()])
-        .inc();
-    // A panic message may quote input (std's slicing panics print the string they cut),
-    // so it goes only onto the dead-letter record, next to the payload it came from.
-    let logged = match reason {
-        PoisonReason::HandlerPanic => "handling panicked; the message is on the dead-letter record",
-        _ => detail,
+/// Hands the event to its partition's worker (started on the partition's first event);
+/// pauses the partition when the worker is too far behind.
+fn dispatch<H: EventHandler>(shared: &Arc<Shared<H>>, event: InboundEvent) {
+    let key: PartitionKey = (event.topic.clone(), event.partition);
+    let mut state = shared.assignment.lock();
+    let Some(owned) = state.partitions.get_mut(&key) else {
+        // Fetched before its partition was revoked: the new owner consumes it.
+        tracing::debug!(service = shared.service, topic = %key.0, partition = key.1, "event of a partition no longer owned; left to its owner");
+        return;
     };
-    tracing::warn!(
-        service,
-        topic = %event.topic,
-        partition = event.partition,
-        offset = event.offset,
-        reason = reason.as_str(),
-        detail = %logged,
-        "event dead-lettered"
-    );
-    Ok(ack)
-}
-
-/// Runs an event's effects; if they panic, the event goes to the dead-letter topic instead
-/// and the dead letter's ack becomes the effect, so the offset can move on. (Without this
-/// the join error would stop the consumer and the event would panic again on redelivery.)
-async fn dead_letter_on_panic(
-    effects: Effects,
-    event: InboundEvent,
-    producer: EventProducer,
-    metrics: Metrics,
-    service: &'static str,
-) -> Result<(), KafkaError> {
-    match AssertUnwindSafe(effects).catch_unwind().await {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let detail = panic_message(&*panic);
-            dead_letter(
-                &producer,
-                &metrics,
-                service,
-                &event,
-                PoisonReason::HandlerPanic,
-                &detail,
-            )
-            .await?
-            .await
+    let generation = owned.generation;
+    let worker = owned
+        .worker
+        .get_or_insert_with(|| partition::spawn(shared, key.clone(), generation));
+    let queued = worker
+        .queued
+        .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+        + 1;
+    if worker.events.send(event).is_err() {
+        // The worker stopped (the service is stopping): the event will be redelivered.
+        return;
+    }
+    if queued >= shared.max_in_flight && !owned.paused {
+        match shared.consumer.pause(&partition_list(&key)) {
+            Ok(()) => owned.paused = true,
+            Err(e) => {
+                tracing::warn!(service = shared.service, topic = %key.0, partition = key.1, error = %e, "cannot pause a partition")
+            }
         }
     }
 }
 
-/// The message a panic was raised with (`panic!` with a literal or a format string).
-fn panic_message(panic: &(dyn Any + Send)) -> String {
-    let message = panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a panic without a message");
-    format!("panicked: {message}")
+/// Resumes the paused partitions whose workers have caught up.
+fn resume_caught_up<H>(shared: &Shared<H>) {
+    let resume_at = shared.max_in_flight / 2;
+    let mut state = shared.assignment.lock();
+    for (key, owned) in state.partitions.iter_mut() {
+        let caught_up = owned.worker.as_ref().is_none_or(|worker| {
+            worker.queued.load(std::sync::atomic::Ordering::Acquire) <= resume_at
+        });
+        if owned.paused && caught_up {
+            match shared.consumer.resume(&partition_list(key)) {
+                Ok(()) => owned.paused = false,
+                Err(e) => {
+                    tracing::warn!(service = shared.service, topic = %key.0, partition = key.1, error = %e, "cannot resume a partition")
+                }
+            }
+        }
+    }
 }
 
-async fn store_offsets_in_order(
-    consumer: std::sync::Arc<StreamConsumer<LoggingContext>>,
-    mut pending: mpsc::Receiver<InFlight>,
-    failed: CancellationToken,
-    metrics: Metrics,
-    service: &'static str,
-) -> Result<(), KafkaError> {
-    while let Some(in_flight) = pending.recv().await {
-        let outcome = match in_flight.effects.await {
-            Ok(outcome) => outcome,
-            Err(join) => Err(KafkaError::EffectFailed(join.to_string())),
-        };
-        if let Err(e) = outcome {
-            metrics
-                .consumer_errors
-                .with_label_values(&[service, "effect"])
-                .inc();
-            tracing::error!(
-                service,
-                topic = %in_flight.topic,
-                partition = in_flight.partition,
-                offset = in_flight.offset,
-                error = %e,
-                "an effect failed for good; stopping so the event is redelivered"
-            );
-            failed.cancel();
-            return Err(e);
-        }
-        let mut offsets = TopicPartitionList::new();
-        let stored = offsets
-            .add_partition_offset(
-                &in_flight.topic,
-                in_flight.partition,
-                Offset::Offset(in_flight.offset + 1),
-            )
-            .and_then(|()| consumer.store_offsets(&offsets));
-        if let Err(e) = stored {
-            // Typically the partition was revoked meanwhile; its new owner redelivers.
-            tracing::debug!(service, error = %e, "offset not stored");
-        }
-    }
-    Ok(())
-}
-
-/// Exponential backoff, 100 ms doubling to 5 s.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self {
-            next: Duration::from_millis(100),
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = Duration::from_millis(100);
-    }
-
-    /// Sleeps; `false` if shutdown came first.
-    async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.next;
-        self.next = (self.next * 2).min(Duration::from_secs(5));
-        tokio::select! {
-            () = shutdown.cancelled() => false,
-            () = tokio::time::sleep(delay) => true,
-        }
-    }
+fn partition_list(key: &PartitionKey) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&key.0, key.1);
+    list
 }

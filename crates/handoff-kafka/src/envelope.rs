@@ -11,8 +11,8 @@ use handoff_domain::events::EventKind;
 use handoff_domain::lead::RecordOrigin;
 use handoff_domain::privacy::without_values;
 
-use crate::consumer::{HandleError, PoisonReason};
 use crate::TraceParent;
+use crate::{HandleError, PoisonReason};
 
 /// Headers added to a dead-lettered record (the original headers are kept).
 pub const DLQ_HEADERS: [&str; 6] = [

@@ -1,3 +1,6 @@
+use handoff_domain::Transience;
+use rdkafka::error::RDKafkaErrorCode;
+
 /// Errors of the Kafka adapter.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
@@ -19,4 +22,44 @@ pub enum KafkaError {
     Unreachable(String),
     #[error("an effect of an earlier message failed, so its offset was not stored: {0}")]
     EffectFailed(String),
+    #[error(
+        "{topic}[{partition}] offset {offset} kept failing for {seconds} s (kafka.transient_retry_budget_seconds); stopping so the service is restarted and the event redelivered: {detail}"
+    )]
+    RetryBudgetExhausted {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        seconds: u64,
+        detail: String,
+    },
+}
+
+impl Transience for KafkaError {
+    fn is_transient(&self) -> bool {
+        match self {
+            KafkaError::Client(e) | KafkaError::Delivery { source: e, .. } => {
+                !e.rdkafka_error_code().is_some_and(refused_for_good)
+            }
+            KafkaError::Encode(_) => false,
+            KafkaError::DeliveryCancelled { .. }
+            | KafkaError::CreateTopic { .. }
+            | KafkaError::Unreachable(_)
+            | KafkaError::EffectFailed(_)
+            | KafkaError::RetryBudgetExhausted { .. } => true,
+        }
+    }
+}
+
+/// Codes with which a broker (or the client, before sending) refuses a record because of
+/// the record itself: sending it again can never succeed.
+fn refused_for_good(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidArgument
+    )
 }

@@ -2,21 +2,26 @@
 //! binary mode) with JSON payloads and a W3C `traceparent`; the record key is the lead id.
 //!
 //! Consumers are at-least-once: an offset is stored only once every effect of its message
-//! (and of every message before it) is durable; undecodable events go to the dead-letter
-//! topic and the partition moves on; transient errors are retried, never skipped.
+//! (and of every message before it on its partition) is durable; undecodable events go to
+//! the dead-letter topic and the partition moves on; failures are retried on their own
+//! partition, never skipped.
 
+mod assignment;
 mod client_config;
 mod consumer;
 mod envelope;
 mod error;
+mod handle;
+mod partition;
 mod producer;
 mod topics;
 mod trace;
 
 pub use client_config::{consumer_config, producer_config};
-pub use consumer::{run_consumer, ConsumerSpec, Effects, EventHandler, HandleError, PoisonReason};
+pub use consumer::{run_consumer, ConsumerSpec};
 pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};
 pub use error::KafkaError;
+pub use handle::{Effects, EventHandler, HandleError, PoisonReason};
 pub use producer::{Ack, EventProducer};
 pub use topics::{ensure_topics, Topics};
 pub use trace::TraceParent;

@@ -8,7 +8,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use handoff_config::KafkaSettings;
 
-use crate::consumer::PoisonReason;
+use crate::PoisonReason;
 use crate::{producer_config, InboundEvent, KafkaError, OutboundEvent, Topics};
 
 /// Resolves when the broker acknowledged an enqueued event.

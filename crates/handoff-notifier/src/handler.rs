@@ -94,7 +94,7 @@ impl NotifierHandler {
             return Ok(None);
         };
         let body = serde_json::to_string(&body)
-            .map_err(|e| HandleError::transient(format!("cannot encode webhook body: {e}")))?;
+            .map_err(|e| HandleError::permanent(format!("cannot encode webhook body: {e}")))?;
         Ok(Some(Notification {
             url: url.to_owned(),
             event_id,

@@ -56,7 +56,7 @@ impl EventHandler for AccountOwnerHandler {
                 .store
                 .remove_account_owner(&domain)
                 .await
-                .map_err(HandleError::transient)?;
+                .map_err(HandleError::from_error)?;
             self.count("removed");
             tracing::info!(%domain, had_owner = removed, "account owner removed");
         } else {
@@ -72,7 +72,7 @@ impl EventHandler for AccountOwnerHandler {
                 .store
                 .set_account_owner(&ownership)
                 .await
-                .map_err(HandleError::transient)?;
+                .map_err(HandleError::from_error)?;
             match update {
                 OwnerUpdate::Applied => {
                     self.count("applied");

@@ -270,7 +270,7 @@ impl EventHandler for EscalationHandler {
         let steps = self
             .steps(&rules, &breach, &old_rep, &trace.to_string())
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let key = breach.lead_id.as_str();
         let mut outbound = Vec::new();
         if let Some(assigned) = &steps.assigned {
@@ -295,12 +295,12 @@ impl EventHandler for EscalationHandler {
         }
         let mut acks = Vec::with_capacity(outbound.len());
         for event in outbound {
-            let event = event.map_err(HandleError::transient)?;
+            let event = event.map_err(HandleError::permanent)?;
             acks.push(
                 self.producer
                     .enqueue(&event)
                     .await
-                    .map_err(HandleError::transient)?,
+                    .map_err(HandleError::from_error)?,
             );
         }
         Ok(Box::pin(async move {

@@ -30,7 +30,7 @@ impl RouterHandler {
         self.producer
             .enqueue(&event)
             .await
-            .map_err(HandleError::transient)
+            .map_err(HandleError::from_error)
     }
 }
 
@@ -59,7 +59,7 @@ impl EventHandler for RouterHandler {
                 sticky.then_some(lead.contact.email.as_str()),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let score = rules.scoring.score(&lead);
         self.placer
             .metrics
@@ -112,7 +112,7 @@ fn replay(
     trace: TraceParent,
 ) -> Result<OutboundEvent, HandleError> {
     let unreadable = |e: serde_json::Error| {
-        HandleError::transient(format!(
+        HandleError::permanent(format!(
             "recorded decision of {} is unreadable: {e}",
             lead.id
         ))
@@ -147,9 +147,9 @@ fn outbound<T: serde::Serialize>(
     data: &T,
 ) -> Result<OutboundEvent, HandleError> {
     OutboundEvent::new(kind, id, lead.id.as_str(), Utc::now(), trace, data)
-        .map_err(|e| HandleError::transient(format!("cannot encode {}: {e}", kind.ce_type())))
+        .map_err(|e| HandleError::permanent(format!("cannot encode {}: {e}", kind.ce_type())))
 }
 
 fn place_failure(error: PlaceError) -> HandleError {
-    HandleError::transient(error)
+    HandleError::from_error(error)
 }

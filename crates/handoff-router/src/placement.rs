@@ -42,6 +42,17 @@ pub(crate) enum PlaceError {
     Contended(String),
 }
 
+impl Transience for PlaceError {
+    fn is_transient(&self) -> bool {
+        match self {
+            PlaceError::Store(e) => e.is_transient(),
+            PlaceError::Encode(..) => false,
+            // Other instances moved the state every time: it settles.
+            PlaceError::Contended(_) => true,
+        }
+    }
+}
+
 /// What became of a lead.
 #[derive(Debug)]
 pub(crate) enum Placed {

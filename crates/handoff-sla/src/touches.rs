@@ -44,7 +44,7 @@ impl TouchHandler {
                 &|at, team, rep| self.clocks.disposition_from_touch(at, team, rep),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         let Some(outcome) = outcome else {
             // The router's own decisions (nurture, queue, escalation) are applied where made.
             return Ok(());
@@ -55,7 +55,7 @@ impl TouchHandler {
     async fn on_assigned(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
         let payload = serde_json::to_string(&assigned)
-            .map_err(|e| HandleError::transient(format!("cannot encode lead.assigned: {e}")))?;
+            .map_err(|e| HandleError::permanent(format!("cannot encode lead.assigned: {e}")))?;
         let adopted = self
             .store
             .adopt_assignment(
@@ -66,7 +66,7 @@ impl TouchHandler {
                 Utc::now(),
             )
             .await
-            .map_err(HandleError::transient)?;
+            .map_err(HandleError::from_error)?;
         if adopted {
             tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; clock started");
         }

@@ -37,6 +37,13 @@ pub struct Metrics {
     /// Consumer-side errors, by service and kind (receive, transient, effect).
     pub consumer_errors: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    /// Events of a partition not yet processed by its consumer group (messages), by service,
+    /// topic and partition; from librdkafka's statistics, for the partitions this process owns.
+    pub consumer_lag: IntGaugeVec,
+    /// Partitions this process consumes, by service.
+    pub consumer_partitions_assigned: IntGaugeVec,
+    /// Partitions assigned to or revoked from this process, by service and kind.
+    pub consumer_rebalances: IntCounterVec,
     /// Webhook delivery attempts and skips, by outcome (delivered, retried, failed,
     /// refused, duplicate).
     pub webhook_deliveries: IntCounterVec,
@@ -160,6 +167,12 @@ impl Metrics {
             .buckets(exponential_buckets(1.0, 2.0, 18)?),
         )?;
         registry.register(Box::new(queue_wait_seconds.clone()))?;
+        let gauge_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(g.clone()))?;
+                Ok(g)
+            };
 
         Ok(Self {
             leads_received: counter(
@@ -218,6 +231,21 @@ impl Metrics {
                 "handoff_events_dead_lettered_total",
                 "Events sent to the dead-letter topic, by service and reason.",
                 &["service", "reason"],
+            )?,
+            consumer_lag: gauge_vec(
+                "handoff_consumer_lag",
+                "Events of a partition its consumer group has not processed yet (messages).",
+                &["service", "topic", "partition"],
+            )?,
+            consumer_partitions_assigned: gauge_vec(
+                "handoff_consumer_partitions_assigned",
+                "Partitions this process consumes.",
+                &["service"],
+            )?,
+            consumer_rebalances: counter_vec(
+                "handoff_consumer_rebalances_total",
+                "Partitions assigned to or revoked from this process, by kind (assigned, revoked).",
+                &["service", "kind"],
             )?,
             webhook_deliveries: counter_vec(
                 "handoff_webhook_deliveries_total",

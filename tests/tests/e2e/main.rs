@@ -16,6 +16,7 @@ mod notifier_faults;
 mod openapi;
 mod personal_data;
 mod poison;
+mod rebalance;
 mod routing;
 mod rules_live;
 mod security;
