@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::sla::{is_first_touch, SlaPolicy};
 use handoff_domain::lead::LeadPayload;
 use handoff_domain::submission::check_lead;
@@ -104,6 +104,11 @@ fuzz_target!(|data: &[u8]| {
         EventKind::SlaBreached => {
             if let Ok(breach) = event.decode::<SlaBreached>(kind) {
                 let _ = breach.event_id();
+            }
+        }
+        EventKind::SlaReminder => {
+            if let Ok(reminder) = event.decode::<SlaReminder>(kind) {
+                let _ = reminder.event_id();
             }
         }
     }

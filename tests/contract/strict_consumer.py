@@ -32,6 +32,7 @@ MESSAGES = {
     "io.handoff.lead.created.v1": ("handoff.v1.lead_pb2", "Lead"),
     "io.handoff.lead.assigned.v1": ("handoff.v1.events_pb2", "LeadAssigned"),
     "io.handoff.sla.breached.v1": ("handoff.v1.events_pb2", "SlaBreached"),
+    "io.handoff.sla.reminder.v1": ("handoff.v1.events_pb2", "SlaReminder"),
     "io.handoff.lead.disposition.v1": ("handoff.v1.events_pb2", "LeadDisposition"),
 }
 

@@ -146,6 +146,8 @@ pub struct StackOptions {
     pub webhook_intake: bool,
     /// More TOML appended to the configuration file (tables only).
     pub extra_config: String,
+    /// More keys of the `[sla]` table (lines `key = value`).
+    pub sla_config: String,
     /// The body of `[ingest.limits]`; by default high enough that no test is throttled.
     pub ingest_limits: String,
     /// Allow webhooks to loopback (the tests' receivers); off: the default egress policy.
@@ -169,6 +171,7 @@ impl Default for StackOptions {
             create_topics: true,
             webhook_intake: false,
             extra_config: String::new(),
+            sla_config: String::new(),
             ingest_limits:
                 "per_key_per_minute = 10000000\nper_address_per_minute = 10000000\nburst = 100000\n"
                     .to_owned(),
@@ -361,6 +364,7 @@ queue_poll_ms = 200
 first_touch_seconds = {sla}
 poll_interval_ms = 100
 lease_seconds = 5
+{sla_extra}
 [notifier]
 signing_secret = "{secret}"
 allowed_private_targets = [{allowed}]
@@ -375,6 +379,7 @@ drain_seconds = 5
         notifier = options.notifier,
         limits = options.ingest_limits,
         extra = options.extra_config,
+        sla_extra = options.sla_config,
         kafka = env.kafka,
         redis = env.redis,
         sla = options.first_touch_seconds,

@@ -26,12 +26,13 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use handoff_domain::accounts::{AccountOwner, ACCOUNT_OWNER_MESSAGE};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
-use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::lead::{
     Activity, Company, Contact, Engagement, Lead, LeadId, LeadPayload, RecordOrigin, Source, Utm,
 };
 use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
+use handoff_domain::sla::Sla;
 use handoff_domain::{QueueName, RepId, TeamId};
 use handoff_e2e::contract::Contract;
 use handoff_kafka::{OutboundEvent, TraceParent};
@@ -52,6 +53,7 @@ enum Emitted {
     LeadCreated(Lead),
     LeadAssigned(LeadAssigned),
     SlaBreached(SlaBreached),
+    SlaReminder(SlaReminder),
     LeadDisposition(LeadDisposition),
 }
 
@@ -61,6 +63,7 @@ impl Emitted {
             Emitted::LeadCreated(_) => EventKind::LeadCreated,
             Emitted::LeadAssigned(_) => EventKind::LeadAssigned,
             Emitted::SlaBreached(_) => EventKind::SlaBreached,
+            Emitted::SlaReminder(_) => EventKind::SlaReminder,
             Emitted::LeadDisposition(_) => EventKind::LeadDisposition,
         }
     }
@@ -71,6 +74,7 @@ impl Emitted {
             Emitted::LeadCreated(e) => encode(self.kind(), e),
             Emitted::LeadAssigned(e) => encode(self.kind(), e),
             Emitted::SlaBreached(e) => encode(self.kind(), e),
+            Emitted::SlaReminder(e) => encode(self.kind(), e),
             Emitted::LeadDisposition(e) => encode(self.kind(), e),
         }
     }
@@ -171,6 +175,18 @@ fn outcomes() -> Vec<Outcome> {
         Outcome::Reassigned,
         Outcome::Escalated,
     ];
+    all.iter().copied().for_each(listed);
+    all
+}
+
+/// Every SLA; see [`outcomes`].
+fn slas() -> Vec<Sla> {
+    fn listed(sla: Sla) {
+        match sla {
+            Sla::FirstTouch | Sla::Disposition => {}
+        }
+    }
+    let all = vec![Sla::FirstTouch, Sla::Disposition];
     all.iter().copied().for_each(listed);
     all
 }
@@ -417,15 +433,43 @@ fn sla_breached(full: bool) -> BoxedStrategy<SlaBreached> {
         id::<RepId>(full),
         time(),
         time(),
+        proptest::sample::select(slas()),
     )
         .prop_map(
-            |(lead_id, attempt, team_id, rep_id, due_at, breached_at)| SlaBreached {
+            |(lead_id, attempt, team_id, rep_id, due_at, breached_at, sla)| SlaBreached {
                 lead_id: LeadId::from(lead_id),
                 attempt,
                 team_id,
                 rep_id,
                 due_at,
                 breached_at,
+                sla,
+            },
+        )
+        .boxed()
+}
+
+fn sla_reminder(full: bool) -> BoxedStrategy<SlaReminder> {
+    (
+        text(full),
+        count(full),
+        proptest::sample::select(slas()),
+        id::<TeamId>(full),
+        id::<RepId>(full),
+        time(),
+        time(),
+        0.001_f64..0.999,
+    )
+        .prop_map(
+            |(lead_id, attempt, sla, team_id, rep_id, due_at, reminded_at, fraction)| SlaReminder {
+                lead_id: LeadId::from(lead_id),
+                attempt,
+                sla,
+                team_id,
+                rep_id,
+                due_at,
+                reminded_at,
+                fraction,
             },
         )
         .boxed()
@@ -498,6 +542,7 @@ fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
         EventKind::LeadCreated => lead(full).prop_map(Emitted::LeadCreated).boxed(),
         EventKind::LeadAssigned => lead_assigned(full).prop_map(Emitted::LeadAssigned).boxed(),
         EventKind::SlaBreached => sla_breached(full).prop_map(Emitted::SlaBreached).boxed(),
+        EventKind::SlaReminder => sla_reminder(full).prop_map(Emitted::SlaReminder).boxed(),
         EventKind::LeadDisposition => lead_disposition(full)
             .prop_map(Emitted::LeadDisposition)
             .boxed(),
@@ -713,6 +758,10 @@ fn every_message_and_enum_value_of_proto_is_emitted() {
         (
             "handoff.v1.LeadDisposition.ActorKind",
             names(actor_kinds().iter().map(|k| serde_json::json!(k)).collect()),
+        ),
+        (
+            "handoff.v1.Sla",
+            names(slas().iter().map(|s| serde_json::json!(s)).collect()),
         ),
     ]);
     let proto: BTreeMap<String, BTreeSet<String>> = pool

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use handoff_domain::lifecycle::CapacityRelease;
+use handoff_domain::sla::{DispositionStart, SlaClock, SlaPolicy};
 
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
 use crate::{AddressBlock, ConfigError, FunnelSettings, Secret};
@@ -55,6 +56,10 @@ impl Settings {
             ("sla.poll_interval_ms", self.sla.poll_interval_ms),
             ("sla.lease_seconds", u64::from(self.sla.lease_seconds)),
             (
+                "sla.disposition_seconds",
+                u64::from(self.sla.disposition_seconds),
+            ),
+            (
                 "notifier.max_attempts",
                 u64::from(self.notifier.max_attempts),
             ),
@@ -92,6 +97,7 @@ impl Settings {
                 return Err(format!("{key} must be greater than 0"));
             }
         }
+        self.sla.check()?;
         self.notifier.check_relations()?;
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
@@ -447,10 +453,61 @@ pub struct SlaSettings {
     /// first call) or `close` (capacity bounds the leads a rep works at once).
     #[serde(default)]
     pub release_capacity_on: CapacityRelease,
+    /// What the first-touch window counts: `wall` (every second) or `business_hours` (the
+    /// assignee's working hours).
+    #[serde(default)]
+    pub first_touch_clock: SlaClock,
+    /// Default disposition window (an outcome marketing can use); a team may set its own.
+    #[serde(default = "default_disposition")]
+    pub disposition_seconds: u32,
+    /// When the disposition clock starts: `first_touch` or `assignment`.
+    #[serde(default)]
+    pub disposition_from: DispositionStart,
+    /// What the disposition window counts: `wall` or `business_hours`.
+    #[serde(default)]
+    pub disposition_clock: SlaClock,
+    /// Reminders to the rep before a deadline, as fractions of the window (each strictly
+    /// between 0 and 1, ascending); empty: none.
+    #[serde(default = "default_reminder_fractions")]
+    pub reminder_fractions: Vec<f64>,
     /// What a missed first touch sets off; a team's `escalation` in the rules file
     /// overrides these.
     #[serde(default)]
     pub escalation: EscalationSettings,
+}
+
+impl SlaSettings {
+    /// The policy the services compute deadlines with.
+    pub fn policy(&self) -> SlaPolicy {
+        SlaPolicy {
+            first_touch_seconds: self.first_touch_seconds,
+            first_touch_clock: self.first_touch_clock,
+            disposition_seconds: self.disposition_seconds,
+            disposition_clock: self.disposition_clock,
+            disposition_from: self.disposition_from,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let allowed = "numbers strictly between 0 and 1 in ascending order, e.g. [0.5, 0.8]";
+        for (i, f) in self.reminder_fractions.iter().enumerate() {
+            if !(*f > 0.0 && *f < 1.0) {
+                return Err(format!(
+                    "sla.reminder_fractions[{i}] = {f} is out of range; allowed: {allowed}"
+                ));
+            }
+        }
+        if self
+            .reminder_fractions
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a >= b))
+        {
+            return Err(format!(
+                "sla.reminder_fractions must be ascending without repeats; allowed: {allowed}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -487,9 +544,21 @@ impl Default for SlaSettings {
             lease_seconds: default_lease_seconds(),
             claim_batch: default_claim_batch(),
             release_capacity_on: CapacityRelease::default(),
+            first_touch_clock: SlaClock::default(),
+            disposition_seconds: default_disposition(),
+            disposition_from: DispositionStart::default(),
+            disposition_clock: SlaClock::default(),
+            reminder_fractions: default_reminder_fractions(),
             escalation: EscalationSettings::default(),
         }
     }
+}
+
+fn default_disposition() -> u32 {
+    handoff_domain::sla::DEFAULT_DISPOSITION_SECONDS
+}
+fn default_reminder_fractions() -> Vec<f64> {
+    handoff_domain::sla::DEFAULT_REMINDER_FRACTIONS.to_vec()
 }
 
 fn default_first_touch() -> u32 {

@@ -270,6 +270,54 @@ fn private_webhook_targets_are_allowed_by_address_or_block_from_file_or_env() {
 }
 
 #[test]
+fn sla_clocks_and_reminders_are_read_and_checked() {
+    let text = format!(
+        "{BASE}\n[sla]\nfirst_touch_clock = \"business_hours\"\ndisposition_from = \"assignment\"\ndisposition_seconds = 3600\nreminder_fractions = [0.25, 0.9]\n"
+    );
+    let settings = match parse_settings(Path::new("handoff.toml"), &text, vars(&[])) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let policy = settings.sla.policy();
+    assert_eq!(
+        policy.first_touch_clock,
+        handoff_domain::sla::SlaClock::BusinessHours
+    );
+    assert_eq!(
+        policy.disposition_clock,
+        handoff_domain::sla::SlaClock::Wall
+    );
+    assert_eq!(policy.disposition_seconds, 3600);
+    assert_eq!(settings.sla.reminder_fractions, vec![0.25, 0.9]);
+    // Defaults: 48 hours from the first touch, reminders at half and 80%.
+    let defaults = handoff_config::SlaSettings::default();
+    assert_eq!(defaults.disposition_seconds, 48 * 3600);
+    assert_eq!(defaults.reminder_fractions, vec![0.5, 0.8]);
+
+    for (fractions, key) in [
+        ("[0.5, 1.0]", "sla.reminder_fractions[1] = 1"),
+        ("[0.0]", "sla.reminder_fractions[0] = 0"),
+        ("[0.8, 0.5]", "sla.reminder_fractions must be ascending"),
+    ] {
+        let message = error_of(
+            &format!("{BASE}\n[sla]\nreminder_fractions = {fractions}\n"),
+            &[],
+        );
+        assert!(message.contains("handoff.toml"), "{message}");
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains("strictly between 0 and 1"), "{message}");
+    }
+    let message = error_of(
+        &format!("{BASE}\n[sla]\ndisposition_clock = \"lunar\"\n"),
+        &[],
+    );
+    assert!(
+        message.contains("unknown variant `lunar`, expected `wall` or `business_hours`"),
+        "{message}"
+    );
+}
+
+#[test]
 fn notifier_retry_and_circuit_settings_have_defaults_and_are_read() {
     let defaults = parse_settings(Path::new("handoff.toml"), BASE, vars(&[]))
         .unwrap_or_else(|e| panic!("{e}"))

@@ -12,6 +12,7 @@ use crate::ids::{empty_as_none, QueueName, RepId, TeamId};
 use crate::lead::{LeadId, Source};
 use crate::routing::RoutingExplanation;
 use crate::scoring::Score;
+use crate::sla::Sla;
 
 /// Every kind of event, with its CloudEvents type and proto message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,14 +20,16 @@ pub enum EventKind {
     LeadCreated,
     LeadAssigned,
     SlaBreached,
+    SlaReminder,
     LeadDisposition,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::LeadCreated,
         EventKind::LeadAssigned,
         EventKind::SlaBreached,
+        EventKind::SlaReminder,
         EventKind::LeadDisposition,
     ];
 
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::LeadCreated => "io.handoff.lead.created.v1",
             EventKind::LeadAssigned => "io.handoff.lead.assigned.v1",
             EventKind::SlaBreached => "io.handoff.sla.breached.v1",
+            EventKind::SlaReminder => "io.handoff.sla.reminder.v1",
             EventKind::LeadDisposition => "io.handoff.lead.disposition.v1",
         }
     }
@@ -50,6 +54,7 @@ impl EventKind {
             EventKind::LeadCreated => "handoff.v1.Lead",
             EventKind::LeadAssigned => "handoff.v1.LeadAssigned",
             EventKind::SlaBreached => "handoff.v1.SlaBreached",
+            EventKind::SlaReminder => "handoff.v1.SlaReminder",
             EventKind::LeadDisposition => "handoff.v1.LeadDisposition",
         }
     }
@@ -60,6 +65,7 @@ impl EventKind {
             EventKind::LeadCreated => "lead.created",
             EventKind::LeadAssigned => "lead.assigned",
             EventKind::SlaBreached => "sla.breached",
+            EventKind::SlaReminder => "sla.reminder",
             EventKind::LeadDisposition => "lead.disposition",
         }
     }
@@ -134,14 +140,64 @@ pub struct SlaBreached {
     pub rep_id: Option<RepId>,
     pub due_at: DateTime<Utc>,
     pub breached_at: DateTime<Utc>,
+    /// Which promise was missed (absent in events from before it was said: first touch).
+    #[serde(default)]
+    pub sla: Sla,
 }
 
 impl SlaBreached {
-    /// One breach per (lead, attempt), whoever emits it and however often.
+    /// One breach per (lead, attempt, sla), whoever emits it and however often. (A
+    /// first-touch breach keeps the id it had before the SLA was named.)
+    pub fn event_id(&self) -> String {
+        let attempt = self.attempt.to_string();
+        match self.sla {
+            Sla::FirstTouch => {
+                stable_event_id(EventKind::SlaBreached, &[self.lead_id.as_str(), &attempt])
+            }
+            Sla::Disposition => stable_event_id(
+                EventKind::SlaBreached,
+                &[self.lead_id.as_str(), &attempt, self.sla.as_str()],
+            ),
+        }
+    }
+}
+
+/// proto: `handoff.v1.SlaReminder`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaReminder {
+    pub lead_id: LeadId,
+    pub attempt: u32,
+    pub sla: Sla,
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub team_id: Option<TeamId>,
+    #[serde(
+        default,
+        with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rep_id: Option<RepId>,
+    pub due_at: DateTime<Utc>,
+    pub reminded_at: DateTime<Utc>,
+    /// How much of the window had elapsed, strictly between 0 and 1.
+    pub fraction: f64,
+}
+
+impl SlaReminder {
+    /// One reminder per (lead, attempt, sla, fraction).
     pub fn event_id(&self) -> String {
         stable_event_id(
-            EventKind::SlaBreached,
-            &[self.lead_id.as_str(), &self.attempt.to_string()],
+            EventKind::SlaReminder,
+            &[
+                self.lead_id.as_str(),
+                &self.attempt.to_string(),
+                self.sla.as_str(),
+                &crate::sla::permille(self.fraction).to_string(),
+            ],
         )
     }
 }

@@ -1,29 +1,96 @@
-//! The first-touch SLA: when an assignment's first touch is due, and which outcomes stop
-//! the clock.
+//! The SLAs handoff keeps the clock on: the first touch of an assignment, and the
+//! disposition (what became of the lead) after it; when each is due on its clock (wall, or
+//! the rep's working hours), when reminders go out, and which outcomes stop the clocks.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::disposition::Outcome;
+use crate::routing::Availability;
 
 /// Default first-touch window: the five minutes that decide whether a lead qualifies.
 pub const DEFAULT_FIRST_TOUCH_SECONDS: u32 = 300;
 
+/// Default disposition window: the 48 hours sales–marketing agreements write down.
+pub const DEFAULT_DISPOSITION_SECONDS: u32 = 48 * 3600;
+
+/// Default reminders: halfway to the deadline and at 80% of the window.
+pub const DEFAULT_REMINDER_FRACTIONS: [f64; 2] = [0.5, 0.8];
+
+/// proto: `handoff.v1.Sla`. Which promise an SLA event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Sla {
+    /// A rep contacts the lead (a queue wait, attempt 0, counts here too).
+    #[default]
+    FirstTouch,
+    /// Sales says what became of the lead: accepted, converted, rejected, recycled.
+    Disposition,
+}
+
+impl Sla {
+    pub const ALL: [Sla; 2] = [Sla::FirstTouch, Sla::Disposition];
+
+    /// Metric label and key-name form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sla::FirstTouch => "first_touch",
+            Sla::Disposition => "disposition",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+/// What counts as time on an SLA's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaClock {
+    /// Every second counts.
+    #[default]
+    Wall,
+    /// Only the assignee's working hours count (their zone, weekly schedule, holidays,
+    /// out-of-office).
+    BusinessHours,
+}
+
+/// When the disposition clock starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispositionStart {
+    /// At the lead's first touch (a lead accepted at once is disposed at once).
+    #[default]
+    FirstTouch,
+    /// At the assignment.
+    Assignment,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlaPolicy {
     pub first_touch_seconds: u32,
+    pub first_touch_clock: SlaClock,
+    pub disposition_seconds: u32,
+    pub disposition_clock: SlaClock,
+    pub disposition_from: DispositionStart,
 }
 
 impl Default for SlaPolicy {
     fn default() -> Self {
         Self {
             first_touch_seconds: DEFAULT_FIRST_TOUCH_SECONDS,
+            first_touch_clock: SlaClock::Wall,
+            disposition_seconds: DEFAULT_DISPOSITION_SECONDS,
+            disposition_clock: SlaClock::Wall,
+            disposition_from: DispositionStart::FirstTouch,
         }
     }
 }
 
 impl SlaPolicy {
-    /// When the first touch of an assignment made at `assigned_at` is due; a team's own
-    /// window, when it has one, wins over the default.
+    /// When the first touch of an assignment made at `assigned_at` is due on the wall
+    /// clock; a team's own window, when it has one, wins over the default.
     pub fn due_at(&self, assigned_at: DateTime<Utc>, team_seconds: Option<u32>) -> DateTime<Utc> {
         let seconds = team_seconds.unwrap_or(self.first_touch_seconds);
         // `assigned_at` may come off a topic: a time near the end of chrono's range must
@@ -32,6 +99,183 @@ impl SlaPolicy {
             .checked_add_signed(Duration::seconds(i64::from(seconds)))
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
+
+    /// When the first touch of an assignment to a rep with `availability` is due, on the
+    /// policy's first-touch clock (an unknown rep's clock is the wall's).
+    pub fn first_touch_due_at(
+        &self,
+        assigned_at: DateTime<Utc>,
+        team_seconds: Option<u32>,
+        availability: Option<&Availability>,
+    ) -> DateTime<Utc> {
+        let seconds = team_seconds.unwrap_or(self.first_touch_seconds);
+        due_on(self.first_touch_clock, assigned_at, seconds, availability)
+    }
+
+    /// When the disposition of a lead whose clock started at `start` is due.
+    pub fn disposition_due_at(
+        &self,
+        start: DateTime<Utc>,
+        team_seconds: Option<u32>,
+        availability: Option<&Availability>,
+    ) -> DateTime<Utc> {
+        let seconds = team_seconds.unwrap_or(self.disposition_seconds);
+        due_on(self.disposition_clock, start, seconds, availability)
+    }
+
+    pub fn clock(&self, sla: Sla) -> SlaClock {
+        match sla {
+            Sla::FirstTouch => self.first_touch_clock,
+            Sla::Disposition => self.disposition_clock,
+        }
+    }
+}
+
+fn due_on(
+    clock: SlaClock,
+    start: DateTime<Utc>,
+    seconds: u32,
+    availability: Option<&Availability>,
+) -> DateTime<Utc> {
+    let window = TimeDelta::seconds(i64::from(seconds));
+    match (clock, availability) {
+        (SlaClock::BusinessHours, Some(availability)) => business_due(start, window, availability),
+        _ => start
+            .checked_add_signed(window)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    }
+}
+
+/// How far ahead the business clock looks for working hours; past it, the rest of a
+/// window counts on the wall clock (a rep with no working hour for a year would otherwise
+/// hold the lead for ever without a breach).
+const HORIZON: TimeDelta = TimeDelta::days(366);
+
+/// Bounds the walk whatever the schedule (intervals per day are the rules file's).
+const MAX_STEPS: usize = 100_000;
+
+/// Walks `availability` from `start`: calls `open(from, to)` for each stretch of working
+/// time, in order, until it returns `Some` (the answer) or the horizon is passed; `None`
+/// then, with where the walk stopped.
+fn walk_open<T>(
+    start: DateTime<Utc>,
+    availability: &Availability,
+    mut open: impl FnMut(DateTime<Utc>, DateTime<Utc>) -> Option<T>,
+) -> Result<T, DateTime<Utc>> {
+    let horizon = start.checked_add_signed(HORIZON);
+    let mut now = start;
+    for _ in 0..MAX_STEPS {
+        if horizon.is_some_and(|h| now >= h) {
+            return Err(now);
+        }
+        // `None` only at the end of chrono's time: nothing is left to count.
+        let Some(next) = availability.next_change(now) else {
+            return Err(DateTime::<Utc>::MAX_UTC);
+        };
+        if availability.check(now).is_ok() {
+            if let Some(answer) = open(now, next) {
+                return Ok(answer);
+            }
+        }
+        now = next;
+    }
+    Err(now)
+}
+
+/// When `window` of working time (per `availability`) has passed since `start`: a lead
+/// assigned at 17:58 to a rep who works until 18:00, with a 5-minute window, is due at
+/// 09:03 on their next working day. Never before `start`; the wall clock for a rep who is
+/// always available; past a year without enough working time, the rest counts on the wall
+/// clock.
+pub fn business_due(
+    start: DateTime<Utc>,
+    window: TimeDelta,
+    availability: &Availability,
+) -> DateTime<Utc> {
+    let mut left = window.max(TimeDelta::zero());
+    if left.is_zero() {
+        return start;
+    }
+    let walked = walk_open(start, availability, |from, to| {
+        let stretch = to - from;
+        if stretch >= left {
+            Some(from.checked_add_signed(left))
+        } else {
+            left -= stretch;
+            None
+        }
+    });
+    match walked {
+        Ok(due) => due,
+        Err(stopped) => stopped.checked_add_signed(left),
+    }
+    .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The working time (per `availability`) between `start` and `end`, counted as
+/// [`business_due`] counts it (so `business_due(start, working_time(start, end))` is
+/// `end` when `end` falls in working hours).
+pub fn working_time(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    availability: &Availability,
+) -> TimeDelta {
+    if end <= start {
+        return TimeDelta::zero();
+    }
+    let mut counted = TimeDelta::zero();
+    let walked = walk_open(start, availability, |from, to| {
+        if from >= end {
+            return Some(());
+        }
+        counted += to.min(end) - from;
+        (to >= end).then_some(())
+    });
+    if let Err(stopped) = walked {
+        if stopped < end {
+            counted += end - stopped;
+        }
+    }
+    counted
+}
+
+/// When the reminder at `fraction` of the window from `start` to `due` goes out: that
+/// fraction of the time the SLA's clock counts between them.
+pub fn reminder_at(
+    clock: SlaClock,
+    start: DateTime<Utc>,
+    due: DateTime<Utc>,
+    fraction: f64,
+    availability: Option<&Availability>,
+) -> DateTime<Utc> {
+    let fraction = fraction.clamp(0.0, 1.0);
+    let part = |whole: TimeDelta| {
+        TimeDelta::milliseconds((whole.num_milliseconds() as f64 * fraction) as i64)
+    };
+    let at = match (clock, availability) {
+        (SlaClock::BusinessHours, Some(a)) => {
+            business_due(start, part(working_time(start, due, a)), a)
+        }
+        _ => start
+            .checked_add_signed(part(due - start))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    };
+    at.clamp(start.min(due), due.max(start))
+}
+
+/// A fraction as whole thousandths: its name in keys and event ids (0.5 -> 500).
+pub fn permille(fraction: f64) -> u32 {
+    (fraction.clamp(0.0, 1.0) * 1000.0).round() as u32
+}
+
+/// Whether a reported outcome is a disposition marketing can use: the lead was accepted
+/// as sales-qualified, converted, rejected (with a reason) or recycled. A contact alone
+/// is not.
+pub fn is_disposition(outcome: Outcome) -> bool {
+    matches!(
+        outcome,
+        Outcome::Accepted | Outcome::Converted | Outcome::Rejected | Outcome::Recycled
+    )
 }
 
 /// Whether a disposition counts as the first touch (stops the clock and frees the rep's
@@ -74,5 +318,226 @@ mod tests {
         assert!(is_first_touch(Outcome::Contacted));
         assert!(!is_first_touch(Outcome::Unqualified));
         assert!(!is_first_touch(Outcome::Overflowed));
+    }
+
+    use crate::routing::WeeklyScheduleSpec;
+    use proptest::prelude::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        match s.parse() {
+            Ok(t) => t,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    fn hours(zone: &str, days: &[&str], range: &str, holidays: &[&str]) -> Availability {
+        let weekly: WeeklyScheduleSpec = days
+            .iter()
+            .map(|d| ((*d).to_owned(), vec![range.to_owned()]))
+            .collect();
+        let holidays: Vec<String> = holidays.iter().map(|h| (*h).to_owned()).collect();
+        match Availability::parse(Some(zone), Some(&weekly), &holidays, &[]) {
+            Ok(a) => a,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    fn weekdays(range: &str) -> Availability {
+        hours(
+            "Europe/Berlin",
+            &["mon", "tue", "wed", "thu", "fri"],
+            range,
+            &["2026-12-24"],
+        )
+    }
+
+    #[test]
+    fn a_window_that_outlasts_the_day_resumes_at_the_next_opening() {
+        let a = weekdays("09:00-18:00");
+        // Thursday 17:58 in Berlin (CET, UTC+1): 2 minutes today, 3 on Friday morning.
+        assert_eq!(
+            business_due(at("2026-12-03T16:58:00Z"), TimeDelta::minutes(5), &a),
+            at("2026-12-04T08:03:00Z")
+        );
+        // Friday 17:58: Monday 09:03.
+        assert_eq!(
+            business_due(at("2026-12-04T16:58:00Z"), TimeDelta::minutes(5), &a),
+            at("2026-12-07T08:03:00Z")
+        );
+        // Wednesday 23 December 17:58: the 24th is a holiday, so Friday 25th 09:03.
+        assert_eq!(
+            business_due(at("2026-12-23T16:58:00Z"), TimeDelta::minutes(5), &a),
+            at("2026-12-25T08:03:00Z")
+        );
+        // Assigned on a Saturday: the clock starts on Monday at 09:00.
+        assert_eq!(
+            business_due(at("2026-12-05T10:00:00Z"), TimeDelta::minutes(5), &a),
+            at("2026-12-07T08:05:00Z")
+        );
+        // Within the hours, it is the wall clock.
+        assert_eq!(
+            business_due(at("2026-12-03T09:00:00Z"), TimeDelta::minutes(5), &a),
+            at("2026-12-03T09:05:00Z")
+        );
+    }
+
+    #[test]
+    fn the_policy_picks_the_clock_per_sla() {
+        let a = weekdays("09:00-18:00");
+        let policy = SlaPolicy {
+            first_touch_clock: SlaClock::BusinessHours,
+            ..SlaPolicy::default()
+        };
+        let friday_evening = at("2026-12-04T16:58:00Z");
+        assert_eq!(
+            policy.first_touch_due_at(friday_evening, None, Some(&a)),
+            at("2026-12-07T08:03:00Z")
+        );
+        // An unknown rep (no availability): the wall clock.
+        assert_eq!(
+            policy.first_touch_due_at(friday_evening, None, None),
+            friday_evening + TimeDelta::minutes(5)
+        );
+        // The disposition clock is the wall's by default: 48 hours.
+        assert_eq!(
+            policy.disposition_due_at(friday_evening, None, Some(&a)),
+            friday_evening + TimeDelta::hours(48)
+        );
+        assert_eq!(
+            policy.disposition_due_at(friday_evening, Some(60), Some(&a)),
+            friday_evening + TimeDelta::minutes(1)
+        );
+    }
+
+    #[test]
+    fn reminders_fall_at_their_fraction_of_the_counted_time() {
+        let t0 = at("2026-12-03T10:00:00Z");
+        let due = t0 + TimeDelta::minutes(10);
+        assert_eq!(
+            reminder_at(SlaClock::Wall, t0, due, 0.5, None),
+            t0 + TimeDelta::minutes(5)
+        );
+        assert_eq!(
+            reminder_at(SlaClock::Wall, t0, due, 0.8, None),
+            t0 + TimeDelta::minutes(8)
+        );
+        // 17:50 to 09:10 next day on a 09-18 schedule: 20 working minutes, half is 18:00
+        // (the closing time: the first moment 10 minutes have passed).
+        let a = weekdays("09:00-18:00");
+        let start = at("2026-12-03T16:50:00Z");
+        let due = business_due(start, TimeDelta::minutes(20), &a);
+        assert_eq!(due, at("2026-12-04T08:10:00Z"));
+        assert_eq!(working_time(start, due, &a), TimeDelta::minutes(20));
+        assert_eq!(
+            reminder_at(SlaClock::BusinessHours, start, due, 0.5, Some(&a)),
+            at("2026-12-03T17:00:00Z")
+        );
+        assert_eq!(
+            reminder_at(SlaClock::BusinessHours, start, due, 0.75, Some(&a)),
+            at("2026-12-04T08:05:00Z")
+        );
+        assert_eq!(permille(0.8), 800);
+    }
+
+    #[test]
+    fn a_rep_who_never_works_gets_a_deadline_a_year_out_not_never() {
+        let never = hours("UTC", &[], "09:00-10:00", &[]);
+        let t0 = at("2026-12-03T10:00:00Z");
+        let due = business_due(t0, TimeDelta::minutes(5), &never);
+        // The walk stops at the first change of the schedule past the horizon (a midnight).
+        assert!(due >= t0 + HORIZON + TimeDelta::minutes(5), "{due}");
+        assert!(
+            due <= t0 + HORIZON + TimeDelta::days(1) + TimeDelta::minutes(5),
+            "{due}"
+        );
+    }
+
+    #[test]
+    fn dispositions_marketing_can_use() {
+        assert!(is_disposition(Outcome::Accepted));
+        assert!(is_disposition(Outcome::Rejected));
+        assert!(!is_disposition(Outcome::Contacted));
+        assert!(!is_disposition(Outcome::Overflowed));
+    }
+
+    fn any_time() -> impl Strategy<Value = DateTime<Utc>> {
+        prop_oneof![
+            // Around now, seconds apart, where schedules matter.
+            (1_700_000_000_i64..1_900_000_000).prop_map(|s| DateTime::from_timestamp(s, 0)),
+            // chrono's range ends.
+            Just(Some(DateTime::<Utc>::MAX_UTC)),
+            Just(Some(DateTime::<Utc>::MIN_UTC)),
+            (0_i64..86_400 * 30)
+                .prop_map(|s| DateTime::<Utc>::MAX_UTC.checked_sub_signed(TimeDelta::seconds(s))),
+            (0_i64..86_400 * 30)
+                .prop_map(|s| DateTime::<Utc>::MIN_UTC.checked_add_signed(TimeDelta::seconds(s))),
+        ]
+        .prop_map(|t| t.unwrap_or_default())
+    }
+
+    fn any_availability() -> impl Strategy<Value = Availability> {
+        prop_oneof![
+            Just(Availability::always()),
+            Just(weekdays("09:00-18:00")),
+            Just(hours(
+                "America/St_Johns",
+                &["mon", "wed", "sat"],
+                "00:30-02:30",
+                &[]
+            )),
+            Just(hours("Australia/Lord_Howe", &["sun"], "01:00-03:00", &[])),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn due_is_never_before_the_start(
+            start in any_time(),
+            seconds in 0_u32..=u32::MAX,
+            a in any_availability(),
+        ) {
+            let due = business_due(start, TimeDelta::seconds(i64::from(seconds)), &a);
+            prop_assert!(due >= start);
+        }
+
+        #[test]
+        fn always_available_is_the_wall_clock(
+            start in any_time(),
+            seconds in 0_u32..=u32::MAX,
+        ) {
+            let window = TimeDelta::seconds(i64::from(seconds));
+            prop_assert_eq!(
+                business_due(start, window, &Availability::always()),
+                start.checked_add_signed(window).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            );
+        }
+
+        #[test]
+        fn a_longer_window_is_never_due_sooner(
+            start in any_time(),
+            a in 0_u32..400_000,
+            b in 0_u32..400_000,
+            availability in any_availability(),
+        ) {
+            let (short, long) = (a.min(b), a.max(b));
+            prop_assert!(
+                business_due(start, TimeDelta::seconds(i64::from(short)), &availability)
+                    <= business_due(start, TimeDelta::seconds(i64::from(long)), &availability)
+            );
+        }
+
+        #[test]
+        fn reminders_fall_between_start_and_due(
+            start in any_time(),
+            seconds in 1_u32..400_000,
+            fraction in 0.01_f64..0.99,
+            availability in any_availability(),
+        ) {
+            let due = business_due(start, TimeDelta::seconds(i64::from(seconds)), &availability);
+            let reminder = reminder_at(SlaClock::BusinessHours, start, due, fraction, Some(&availability));
+            prop_assert!(start <= reminder && reminder <= due);
+        }
     }
 }

@@ -244,7 +244,8 @@ impl EventHandler for FunnelCounter {
             Some(EventKind::LeadAssigned) => self.on_assigned(event).await?,
             Some(EventKind::LeadDisposition) => self.on_disposition(event).await?,
             Some(EventKind::SlaBreached) => self.on_breached(event).await?,
-            None => {}
+            // Reminders change no funnel stage (the funnel does not consume their topic).
+            Some(EventKind::SlaReminder) | None => {}
         }
         // Every effect above is a Redis write that has already been acknowledged.
         Ok(async { Ok(()) }.boxed())

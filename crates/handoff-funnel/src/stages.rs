@@ -3,6 +3,7 @@
 use handoff_domain::disposition::Outcome;
 use handoff_domain::events::SlaBreached;
 use handoff_domain::sla::is_first_touch;
+use handoff_domain::sla::Sla;
 
 /// How one outcome moves a lead through the funnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +54,12 @@ impl SlaKind {
     }
 }
 
-/// The SLA a breach missed. Seam (issue 8): `sla.breached` does not say yet; when the
-/// disposition SLA gives the event its kind, read it here. Until then every breach is a
-/// first-touch breach, and `handoff_funnel_sla_breaches_total{sla="disposition"}` stays 0.
-pub fn sla_of(_breach: &SlaBreached) -> SlaKind {
-    SlaKind::FirstTouch
+/// The SLA a breach missed, as the event says.
+pub fn sla_of(breach: &SlaBreached) -> SlaKind {
+    match breach.sla {
+        Sla::FirstTouch => SlaKind::FirstTouch,
+        Sla::Disposition => SlaKind::Disposition,
+    }
 }
 
 #[cfg(test)]

@@ -166,6 +166,7 @@ async fn accept(
             &event_id,
             state.release,
             state.closed_retention.as_secs(),
+            &|at, team, rep| state.clocks.disposition_from_touch(at, team, rep),
         )
         .await
     {

@@ -81,6 +81,8 @@ pub struct IngestDeps {
     pub release: CapacityRelease,
     /// The rules in force (which reps exist, their defaults).
     pub rules: RulesHandle,
+    /// The disposition clock a first touch starts (applied with the report).
+    pub clocks: handoff_sla::Clocks,
 }
 
 /// What every handler needs.
@@ -94,6 +96,7 @@ pub(crate) struct AppState {
     pub closed_retention: Duration,
     pub release: CapacityRelease,
     pub rules: RulesHandle,
+    pub clocks: handoff_sla::Clocks,
     pub access: Access,
 }
 
@@ -128,6 +131,7 @@ impl Ingest {
             closed_retention: deps.closed_retention,
             release: deps.release,
             rules: deps.rules,
+            clocks: deps.clocks,
             access: access.clone(),
         };
         let guard = Guard {

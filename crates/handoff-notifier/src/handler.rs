@@ -7,7 +7,7 @@ use futures::FutureExt;
 
 use handoff_config::RulesHandle;
 use handoff_domain::disposition::Outcome;
-use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::Transience;
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent, PoisonReason};
 
@@ -47,6 +47,16 @@ impl NotifierHandler {
                     message::breached(&e),
                 )
             }
+            Some(EventKind::SlaReminder) => {
+                let e: SlaReminder = event.decode(EventKind::SlaReminder)?;
+                (
+                    e.team_id.clone(),
+                    e.rep_id.clone(),
+                    e.event_id(),
+                    "sla.reminder",
+                    message::reminder(&e),
+                )
+            }
             Some(EventKind::LeadDisposition) => {
                 let e: LeadDisposition = event.decode(EventKind::LeadDisposition)?;
                 // Only escalations are news for a channel; the other outcomes are reports
@@ -72,11 +82,11 @@ impl NotifierHandler {
                 ))
             }
         };
-        // Breaches and escalations go to the team channel (the manager's), assignments to
-        // the rep.
+        // Breaches and escalations go to the team channel (the manager's), assignments and
+        // reminders to the rep.
         let rep_for_url = rep
             .as_ref()
-            .filter(|_| event_type == "lead.assigned")
+            .filter(|_| matches!(event_type, "lead.assigned" | "sla.reminder"))
             .map(|r| r.as_str());
         let rules = self.rules.current();
         let team = team.as_ref().map_or("", |t| t.as_str());

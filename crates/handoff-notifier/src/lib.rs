@@ -73,6 +73,7 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
         topics: vec![
             topics.of(EventKind::LeadAssigned),
             topics.of(EventKind::SlaBreached),
+            topics.of(EventKind::SlaReminder),
             topics.of(EventKind::LeadDisposition),
         ],
         // Handling an event ends once its delivery is stored: the window holds no webhooks.

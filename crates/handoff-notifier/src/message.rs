@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use handoff_domain::events::{LeadAssigned, LeadDisposition, SlaBreached};
+use handoff_domain::events::{LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
+use handoff_domain::sla::Sla;
 
 pub(crate) fn assigned(event: &LeadAssigned) -> Value {
     let text = format!(
@@ -31,13 +32,18 @@ pub(crate) fn assigned(event: &LeadAssigned) -> Value {
 
 pub(crate) fn breached(event: &SlaBreached) -> Value {
     let team = event.team_id.as_ref().map_or("none", |t| t.as_str());
-    let text = match &event.rep_id {
-        Some(rep) => format!(
+    let text = match (&event.rep_id, event.sla) {
+        (Some(rep), Sla::Disposition) => format!(
+            ":warning: Disposition SLA missed: lead {lead} with {rep} (team {team}) had no outcome reported by {due} UTC.",
+            lead = event.lead_id,
+            due = event.due_at.format("%Y-%m-%d %H:%M:%S"),
+        ),
+        (Some(rep), Sla::FirstTouch) => format!(
             ":warning: First-touch SLA missed: lead {lead} assigned to {rep} (team {team}) was due at {due} UTC.",
             lead = event.lead_id,
             due = event.due_at.format("%H:%M:%S"),
         ),
-        None => format!(
+        (None, _) => format!(
             ":warning: First-touch SLA missed: lead {lead} is still waiting in a queue of team {team}; it was due at {due} UTC.",
             lead = event.lead_id,
             due = event.due_at.format("%H:%M:%S"),
@@ -53,6 +59,33 @@ pub(crate) fn breached(event: &SlaBreached) -> Value {
         "attempt": event.attempt,
         "due_at": event.due_at,
         "breached_at": event.breached_at,
+        "sla": event.sla,
+    })
+}
+
+pub(crate) fn reminder(event: &SlaReminder) -> Value {
+    let what = match event.sla {
+        Sla::FirstTouch => "First touch",
+        Sla::Disposition => "An outcome (accepted, converted, rejected with a reason, recycled)",
+    };
+    let text = format!(
+        ":alarm_clock: Reminder: {what} for lead {lead} is due by {due} UTC ({percent}% of the time gone).",
+        lead = event.lead_id,
+        due = event.due_at.format("%Y-%m-%d %H:%M:%S"),
+        percent = (event.fraction * 100.0).round(),
+    );
+    json!({
+        "type": "sla.reminder",
+        "event_id": event.event_id(),
+        "text": text,
+        "lead_id": event.lead_id,
+        "team_id": event.team_id,
+        "rep_id": event.rep_id,
+        "attempt": event.attempt,
+        "sla": event.sla,
+        "due_at": event.due_at,
+        "reminded_at": event.reminded_at,
+        "fraction": event.fraction,
     })
 }
 

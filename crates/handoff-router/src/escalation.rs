@@ -18,6 +18,7 @@ use handoff_domain::events::{
     stable_event_id, EventKind, LeadAssigned, LeadDisposition, SlaBreached,
 };
 use handoff_domain::routing::RoutingExplanation;
+use handoff_domain::sla::Sla;
 use handoff_domain::{RepId, TeamId};
 use handoff_kafka::{
     Effects, EventHandler, EventProducer, HandleError, InboundEvent, OutboundEvent,
@@ -122,10 +123,11 @@ impl EscalationHandler {
                         capacity,
                         daily_cap: routing.rep_daily_cap(&pick.rep),
                         assigned_at: now,
-                        first_touch_due_at: self
-                            .placer
-                            .sla
-                            .due_at(now, routing.first_touch_seconds(target.as_str())),
+                        first_touch_due_at: self.placer.sla.first_touch_due_at(
+                            now,
+                            routing.first_touch_seconds(target.as_str()),
+                            routing.rep_availability(&pick.rep),
+                        ),
                         rotation_before: pick.rotation_before.clone(),
                         rotation_after: pick.rotation_after.clone(),
                         waited: None,
@@ -260,7 +262,12 @@ impl EventHandler for EscalationHandler {
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
         let breach: SlaBreached = event.decode(EventKind::SlaBreached)?;
         // A queue wait (attempt 0) has no rep to take the lead from: the drainer routes it.
-        let Some(old_rep) = breach.rep_id.clone().filter(|_| breach.attempt > 0) else {
+        // A missed disposition is the rep's report overdue, not a lead to take away.
+        let Some(old_rep) = breach
+            .rep_id
+            .clone()
+            .filter(|_| breach.attempt > 0 && breach.sla == Sla::FirstTouch)
+        else {
             return Ok(Box::pin(async { Ok(()) }));
         };
         let rules = self.placer.rules.current();

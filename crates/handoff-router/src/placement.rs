@@ -177,12 +177,14 @@ impl Placer {
                 attempt: FIRST_ATTEMPT,
                 team: team.clone(),
                 daily_cap: routing.rep_daily_cap(rep.as_str()),
-                rep,
                 capacity,
                 assigned_at: now,
-                first_touch_due_at: self
-                    .sla
-                    .due_at(now, routing.first_touch_seconds(team.as_str())),
+                first_touch_due_at: self.sla.first_touch_due_at(
+                    now,
+                    routing.first_touch_seconds(team.as_str()),
+                    routing.rep_availability(rep.as_str()),
+                ),
+                rep,
                 rotation_before: decision.rotation_before.clone(),
                 rotation_after: decision.rotation_after.clone(),
                 waited: waited.map(|w| QueueWait {

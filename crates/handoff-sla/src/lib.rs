@@ -6,10 +6,17 @@
 //!   report for a closed lead is refused (logged, counted), never applied.
 //! - Consumes `lead.assigned`: adopts assignments other producers made (the router already
 //!   scheduled its own deadlines in the same atomic step as the assignment).
-//! - Polls the deadline set: due entries are claimed with a lease, `sla.breached` is
-//!   published (stable event id per lead and attempt), then the claim is completed. A
-//!   poller that dies mid-way leaves claims that are re-claimed after the lease.
+//! - Schedules, per assignment, reminders at `sla.reminder_fractions` of the first-touch
+//!   window, and the disposition deadline (from the first touch, in the report's own
+//!   step, or from the assignment, by `sla.disposition_from`) with its reminders.
+//! - Polls the deadline and reminder sets: due entries are claimed with a lease,
+//!   `sla.breached` / `sla.reminder` is published (stable event id per lead, attempt and
+//!   SLA, and fraction), then the claim is completed. A reminder whose lead no longer
+//!   waits for what it asks (touched, disposed of, closed, reassigned) is dropped
+//!   silently. A poller that dies mid-way leaves claims that are re-claimed after the
+//!   lease.
 
+mod clocks;
 mod poller;
 mod touches;
 
@@ -23,6 +30,7 @@ use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
 
+pub use clocks::Clocks;
 pub use poller::SlaPoller;
 pub use touches::record_report;
 
@@ -63,6 +71,7 @@ pub async fn run(deps: SlaDeps, shutdown: CancellationToken) -> Result<(), SlaEr
         release: deps.settings.release_capacity_on,
         lead_retention: deps.lead_retention,
         closed_retention: deps.closed_retention,
+        clocks: Clocks::new(&deps.settings, deps.rules.clone()),
     };
     let poller = SlaPoller::new(
         deps.store,

@@ -5,12 +5,14 @@ use futures::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use handoff_config::{RulesHandle, SlaSettings};
-use handoff_domain::events::{EventKind, SlaBreached};
+use handoff_domain::events::{EventKind, SlaBreached, SlaReminder};
+use handoff_domain::sla::Sla;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
-use handoff_store::{DueBreach, Store, TimelineEntry};
+use handoff_store::{DueBreach, DueReminder, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
 
-/// Claims missed deadlines and publishes one `sla.breached` per (lead, attempt).
+/// Claims missed deadlines and due reminders, and publishes one `sla.breached` per
+/// (lead, attempt, sla) and one `sla.reminder` per (lead, attempt, sla, fraction).
 #[derive(Debug)]
 pub struct SlaPoller {
     store: Store,
@@ -77,7 +79,8 @@ impl SlaPoller {
         }
     }
 
-    /// One claim-publish-complete round; returns how many were claimed.
+    /// One claim-publish-complete round of breaches and of reminders; returns the larger
+    /// count claimed (a full batch of either: poll again at once).
     async fn tick(&self) -> Result<usize, String> {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
@@ -90,15 +93,103 @@ impl SlaPoller {
             )
             .await
             .map_err(|e| e.to_string())?;
-        let claimed = due.len();
-        let published = join_all(due.into_iter().map(|breach| self.breach(breach, now))).await;
+        for member in &due.unreadable {
+            tracing::warn!(
+                member,
+                "dropped a deadline that does not parse (lead|attempt[|disposition])"
+            );
+        }
+        let breaches = due.due.len();
+        let published = join_all(due.due.into_iter().map(|breach| self.breach(breach, now))).await;
         for outcome in published {
             outcome?;
         }
-        Ok(claimed)
+        let reminders = self
+            .store
+            .claim_reminders(
+                now.timestamp_millis(),
+                lease_until.timestamp_millis(),
+                self.batch,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for member in &reminders.unreadable {
+            tracing::warn!(
+                member,
+                "dropped a reminder that does not parse (lead|attempt|sla|permille)"
+            );
+        }
+        let reminded = reminders.due.len();
+        let published = join_all(reminders.due.into_iter().map(|due| self.remind(due, now))).await;
+        for outcome in published {
+            outcome?;
+        }
+        Ok(breaches.max(reminded))
+    }
+
+    async fn remind(&self, due: DueReminder, now: DateTime<Utc>) -> Result<(), String> {
+        if !due.current || now.timestamp_millis() >= due.due_ms {
+            // Touched, disposed of, closed or reassigned since, or already overdue (the
+            // breach tells it then): nothing to remind of.
+            return self
+                .store
+                .complete_reminder(&due.member)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let event = SlaReminder {
+            lead_id: due.lead_id.clone(),
+            attempt: due.attempt,
+            sla: due.sla,
+            team_id: due.team.clone(),
+            rep_id: due.rep.clone(),
+            due_at: DateTime::from_timestamp_millis(due.due_ms).unwrap_or(now),
+            reminded_at: now,
+            fraction: f64::from(due.permille) / 1000.0,
+        };
+        let outbound = OutboundEvent::new(
+            EventKind::SlaReminder,
+            event.event_id(),
+            due.lead_id.as_str(),
+            now,
+            TraceParent::new_root(),
+            &event,
+        )
+        .map_err(|e| e.to_string())?;
+        self.producer
+            .publish(&outbound)
+            .await
+            .map_err(|e| e.to_string())?;
+        let entry = TimelineEntry::new(now, "reminded")
+            .with("attempt", due.attempt)
+            .with("sla", due.sla.as_str())
+            .with("fraction", event.fraction)
+            .with("due_at", event.due_at.to_rfc3339());
+        self.store
+            .append_timeline(&due.lead_id, &entry)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.store
+            .complete_reminder(&due.member)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.metrics
+            .sla_reminders
+            .with_label_values(&[due.sla.as_str()])
+            .inc();
+        tracing::info!(lead_id = %due.lead_id, attempt = due.attempt, sla = due.sla.as_str(), permille = due.permille, rep = due.rep.as_ref().map(|r| r.as_str()), "SLA reminder sent");
+        Ok(())
     }
 
     async fn breach(&self, due: DueBreach, now: DateTime<Utc>) -> Result<(), String> {
+        if due.stale {
+            // A disposition deadline of an attempt that is over, or of a lead disposed of.
+            return self
+                .store
+                .complete_breach(&due.member)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let event = SlaBreached {
             lead_id: due.lead_id.clone(),
             attempt: due.attempt,
@@ -106,6 +197,7 @@ impl SlaPoller {
             rep_id: due.rep.clone(),
             due_at: DateTime::from_timestamp_millis(due.due_ms).unwrap_or(now),
             breached_at: now,
+            sla: due.sla,
         };
         let outbound = OutboundEvent::new(
             EventKind::SlaBreached,
@@ -124,6 +216,7 @@ impl SlaPoller {
         let late_ms = (now.timestamp_millis() - due.due_ms).max(0);
         let mut entry = TimelineEntry::new(now, "breached")
             .with("attempt", due.attempt)
+            .with("sla", due.sla.as_str())
             .with("due_at", event.due_at.to_rfc3339())
             .with("late_ms", late_ms);
         if let Some(rep) = &due.rep {
@@ -140,11 +233,14 @@ impl SlaPoller {
             .await
             .map_err(|e| e.to_string())?;
         let team = due.team.as_ref().map_or("unrouted", |t| t.as_str());
-        self.metrics.sla_breaches.with_label_values(&[team]).inc();
-        let what = if due.attempt == 0 {
-            "lead waited in its queue past its first-touch deadline"
-        } else {
-            "first-touch SLA breached"
+        self.metrics
+            .sla_breaches
+            .with_label_values(&[team, due.sla.as_str()])
+            .inc();
+        let what = match (due.sla, due.attempt) {
+            (Sla::Disposition, _) => "disposition SLA breached: no outcome reported in time",
+            (Sla::FirstTouch, 0) => "lead waited in its queue past its first-touch deadline",
+            (Sla::FirstTouch, _) => "first-touch SLA breached",
         };
         tracing::warn!(lead_id = %due.lead_id, attempt = due.attempt, rep = due.rep.as_ref().map(|r| r.as_str()), team, late_ms, "{what}");
         Ok(())

@@ -10,6 +10,8 @@ use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
 use handoff_store::{ReportOutcome, Store};
 use handoff_telemetry::Metrics;
 
+use crate::clocks::Clocks;
+
 /// Moves leads through their lifecycle from what is reported (`lead.disposition`) and
 /// adopts assignments other producers announce (`lead.assigned`).
 #[derive(Debug)]
@@ -19,6 +21,7 @@ pub(crate) struct TouchHandler {
     pub release: CapacityRelease,
     pub lead_retention: Duration,
     pub closed_retention: Duration,
+    pub clocks: Clocks,
 }
 
 impl TouchHandler {
@@ -38,6 +41,7 @@ impl TouchHandler {
                 &event_id,
                 self.release,
                 self.closed_retention.as_secs(),
+                &|at, team, rep| self.clocks.disposition_from_touch(at, team, rep),
             )
             .await
             .map_err(HandleError::from_error)?;
@@ -66,6 +70,10 @@ impl TouchHandler {
         if adopted {
             tracing::info!(lead_id = %assigned.lead_id, attempt = assigned.attempt, "adopted an assignment made elsewhere; clock started");
         }
+        self.clocks
+            .schedule(&self.store, &assigned)
+            .await
+            .map_err(HandleError::transient)?;
         Ok(())
     }
 }

@@ -1,12 +1,17 @@
-//! Deadlines (first touch per assignment attempt; attempt 0 for a lead waiting in a queue):
-//! a sorted set the poller claims from with a lease (a crashed poller's claims come back
-//! after the lease, with the same event id downstream). They are set and cleared by the
-//! lifecycle steps (lifecycle.rs).
+//! Deadlines and reminders, each a sorted set the poller claims from with a lease (a
+//! crashed poller's claims come back after the lease, with the same event id downstream).
+//!
+//! Deadline members: `lead|attempt` (first touch; attempt 0 for a lead waiting in a queue)
+//! and `lead|attempt|disposition`. Reminder members: `lead|attempt|sla|permille` (e.g.
+//! `l1|1|first_touch|500`). Deadlines are set and cleared by the lifecycle steps
+//! (lifecycle.rs, clocks.rs); reminders are never cleared: a claimed reminder is checked
+//! against the lead's state and attempt then, and dropped if it no longer applies.
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
+use handoff_domain::sla::Sla;
 use handoff_domain::{LeadId, RepId, TeamId};
 
 use crate::{Store, StoreError};
@@ -22,76 +27,289 @@ pub struct DueBreach {
     pub lead_id: LeadId,
     /// 0: the lead waited in a queue past its deadline.
     pub attempt: u32,
+    pub sla: Sla,
     pub team: Option<TeamId>,
     pub rep: Option<RepId>,
     pub due_ms: i64,
+    /// The deadline no longer applies (a disposition deadline of an attempt that is not
+    /// the lead's current one, or of a lead disposed of or gone): complete it, emit nothing.
+    pub stale: bool,
     /// The W3C `traceparent` of the lead's current assignment (or queue decision).
     pub trace: Option<String>,
 }
 
+/// A claimed reminder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    /// The member to complete once the reminder is published (or skipped).
+    pub member: String,
+    pub lead_id: LeadId,
+    pub attempt: u32,
+    pub sla: Sla,
+    /// The fraction of the window, in thousandths.
+    pub permille: u32,
+    pub team: Option<TeamId>,
+    pub rep: Option<RepId>,
+    pub due_ms: i64,
+    /// The lead still waits for what the SLA asks, in this attempt: remind. Otherwise
+    /// (touched, disposed, closed, reassigned, gone) complete it without a word.
+    pub current: bool,
+}
+
+/// What a claim returned: the entries, and members that do not parse (written by another
+/// version, or corrupt), already dropped so they cannot block the set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed<T> {
+    pub due: Vec<T>,
+    pub unreadable: Vec<String>,
+}
+
+impl<T> Default for Claimed<T> {
+    fn default() -> Self {
+        Self {
+            due: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+/// `lead|attempt` or `lead|attempt|disposition`.
+pub(crate) fn parse_deadline(member: &str) -> Option<(&str, u32, Sla)> {
+    let (rest, sla) = match member.strip_suffix("|disposition") {
+        Some(rest) => (rest, Sla::Disposition),
+        None => (member, Sla::FirstTouch),
+    };
+    let (lead, attempt) = rest.rsplit_once('|')?;
+    Some((lead, attempt.parse().ok()?, sla)).filter(|(lead, _, _)| !lead.is_empty())
+}
+
+/// `lead|attempt|sla|permille`.
+pub(crate) fn parse_reminder(member: &str) -> Option<(&str, u32, Sla, u32)> {
+    let (rest, permille) = member.rsplit_once('|')?;
+    let (rest, sla) = rest.rsplit_once('|')?;
+    let (lead, attempt) = rest.rsplit_once('|')?;
+    Some((
+        lead,
+        attempt.parse().ok()?,
+        Sla::parse(sla)?,
+        permille.parse().ok()?,
+    ))
+    .filter(|(lead, ..)| !lead.is_empty())
+}
+
+/// The lead fields a claimed entry is checked against.
+const CLAIM_FIELDS: [&str; 8] = [
+    "team",
+    "rep",
+    "due_ms",
+    "disposition_due_ms",
+    "state",
+    "attempt",
+    "disposed_ms",
+    "trace",
+];
+
+type ClaimFields = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<u32>,
+    Option<i64>,
+    Option<String>,
+);
+
+/// Whether the lead, as read, still waits for what `sla` asks in `attempt`.
+fn still_waiting(fields: &ClaimFields, attempt: u32, sla: Sla) -> bool {
+    let (_, _, _, disposition_due, state, current, disposed, _) = fields;
+    let state = state.as_deref().unwrap_or_default();
+    if *current != Some(attempt) {
+        return false;
+    }
+    match sla {
+        Sla::FirstTouch => state == "assigned",
+        Sla::Disposition => {
+            matches!(state, "assigned" | "touched")
+                && disposed.is_none()
+                && disposition_due.is_some()
+        }
+    }
+}
+
 impl Store {
+    async fn claim(
+        &self,
+        set: String,
+        claims: String,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection();
+        Ok(CLAIM_DUE
+            .key(set)
+            .key(claims)
+            .arg(now_ms)
+            .arg(lease_until_ms)
+            .arg(limit)
+            .invoke_async(&mut connection)
+            .await?)
+    }
+
+    /// Reads the lead fields of `leads` and drops the `unreadable` claims, in one round trip.
+    async fn claim_details(
+        &self,
+        claims: String,
+        leads: &[&str],
+        unreadable: &[String],
+    ) -> Result<Vec<ClaimFields>, StoreError> {
+        let mut pipe = redis::pipe();
+        for lead in leads {
+            pipe.cmd("HMGET")
+                .arg(self.keys.lead(lead))
+                .arg(&CLAIM_FIELDS);
+        }
+        for member in unreadable {
+            pipe.zrem(&claims, member).ignore();
+        }
+        let mut connection = self.connection();
+        Ok(pipe.query_async(&mut connection).await?)
+    }
+
     /// Claims up to `limit` due deadlines until `lease_until_ms`.
     pub async fn claim_due(
         &self,
         now_ms: i64,
         lease_until_ms: i64,
         limit: u32,
-    ) -> Result<Vec<DueBreach>, StoreError> {
-        let mut connection = self.connection();
-        let members: Vec<String> = CLAIM_DUE
-            .key(self.keys.deadlines())
-            .key(self.keys.claims())
-            .arg(now_ms)
-            .arg(lease_until_ms)
-            .arg(limit)
-            .invoke_async(&mut connection)
+    ) -> Result<Claimed<DueBreach>, StoreError> {
+        let members = self
+            .claim(
+                self.keys.deadlines(),
+                self.keys.claims(),
+                now_ms,
+                lease_until_ms,
+                limit,
+            )
             .await?;
         if members.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
-        let mut pipe = redis::pipe();
-        let mut parsed = Vec::with_capacity(members.len());
-        for member in &members {
-            let (lead_id, attempt) = member
-                .rsplit_once('|')
-                .and_then(|(lead, attempt)| Some((lead.to_owned(), attempt.parse::<u32>().ok()?)))
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: self.keys.deadlines(),
-                    message: format!("member {member:?} is not lead|attempt"),
-                })?;
-            pipe.cmd("HMGET")
-                .arg(self.keys.lead(&lead_id))
-                .arg(&["team", "rep", "due_ms", "trace"]);
-            parsed.push((member.clone(), lead_id, attempt));
-        }
-        #[allow(clippy::type_complexity)]
-        let details: Vec<(Option<String>, Option<String>, Option<i64>, Option<String>)> =
-            pipe.query_async(&mut connection).await?;
-        Ok(parsed
+        let (parsed, unreadable): (Vec<_>, Vec<_>) = members
+            .iter()
+            .map(|m| (m, parse_deadline(m)))
+            .partition(|(_, p)| p.is_some());
+        let parsed: Vec<(&String, (&str, u32, Sla))> = parsed
+            .into_iter()
+            .filter_map(|(m, p)| Some((m, p?)))
+            .collect();
+        let unreadable: Vec<String> = unreadable.into_iter().map(|(m, _)| m.clone()).collect();
+        let leads: Vec<&str> = parsed.iter().map(|(_, (lead, _, _))| *lead).collect();
+        let details = self
+            .claim_details(self.keys.claims(), &leads, &unreadable)
+            .await?;
+        let due = parsed
             .into_iter()
             .zip(details)
-            .map(
-                |((member, lead_id, attempt), (team, rep, due_ms, trace))| DueBreach {
-                    member,
+            .map(|((member, (lead_id, attempt, sla)), fields)| {
+                let stale = sla == Sla::Disposition && !still_waiting(&fields, attempt, sla);
+                let (team, rep, due_ms, disposition_due_ms, .., trace) = fields;
+                DueBreach {
+                    member: member.clone(),
                     lead_id: LeadId::from(lead_id),
                     attempt,
+                    sla,
                     team: team.filter(|t| !t.is_empty()).map(TeamId::from),
                     // A queue wait (attempt 0) has no rep, whatever the record says now.
                     rep: rep
                         .filter(|r| !r.is_empty() && attempt > 0)
                         .map(RepId::from),
-                    due_ms: due_ms.unwrap_or(now_ms),
+                    due_ms: match sla {
+                        Sla::FirstTouch => due_ms,
+                        Sla::Disposition => disposition_due_ms,
+                    }
+                    .unwrap_or(now_ms),
+                    stale,
                     trace,
-                },
-            )
-            .collect())
+                }
+            })
+            .collect();
+        Ok(Claimed { due, unreadable })
     }
 
     /// The breach is published: drop the claim.
     pub async fn complete_breach(&self, member: &str) -> Result<(), StoreError> {
+        self.complete(self.keys.claims(), member).await
+    }
+
+    /// Claims up to `limit` due reminders until `lease_until_ms`, each checked against its
+    /// lead's current state.
+    pub async fn claim_reminders(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Claimed<DueReminder>, StoreError> {
+        let members = self
+            .claim(
+                self.keys.reminders(),
+                self.keys.reminder_claims(),
+                now_ms,
+                lease_until_ms,
+                limit,
+            )
+            .await?;
+        if members.is_empty() {
+            return Ok(Claimed::default());
+        }
+        let mut parsed = Vec::with_capacity(members.len());
+        let mut unreadable = Vec::new();
+        for member in &members {
+            match parse_reminder(member) {
+                Some(p) => parsed.push((member, p)),
+                None => unreadable.push(member.clone()),
+            }
+        }
+        let leads: Vec<&str> = parsed.iter().map(|(_, (lead, ..))| *lead).collect();
+        let details = self
+            .claim_details(self.keys.reminder_claims(), &leads, &unreadable)
+            .await?;
+        let due = parsed
+            .into_iter()
+            .zip(details)
+            .map(|((member, (lead_id, attempt, sla, permille)), fields)| {
+                let current = attempt > 0 && still_waiting(&fields, attempt, sla);
+                let (team, rep, due_ms, disposition_due_ms, ..) = fields;
+                DueReminder {
+                    member: member.clone(),
+                    lead_id: LeadId::from(lead_id),
+                    attempt,
+                    sla,
+                    permille,
+                    team: team.filter(|t| !t.is_empty()).map(TeamId::from),
+                    rep: rep.filter(|r| !r.is_empty()).map(RepId::from),
+                    due_ms: match sla {
+                        Sla::FirstTouch => due_ms,
+                        Sla::Disposition => disposition_due_ms,
+                    }
+                    .unwrap_or(now_ms),
+                    current,
+                }
+            })
+            .collect();
+        Ok(Claimed { due, unreadable })
+    }
+
+    /// The reminder is published (or skipped): drop the claim.
+    pub async fn complete_reminder(&self, member: &str) -> Result<(), StoreError> {
+        self.complete(self.keys.reminder_claims(), member).await
+    }
+
+    async fn complete(&self, claims: String, member: &str) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let _: i64 = redis::cmd("ZREM")
-            .arg(self.keys.claims())
+            .arg(claims)
             .arg(member)
             .query_async(&mut connection)
             .await?;
@@ -112,5 +330,43 @@ impl Store {
         let mut connection = self.connection();
         let counts: Vec<i64> = pipe.query_async(&mut connection).await?;
         Ok(counts.into_iter().map(|c| c.max(0)).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_members_of_both_slas_parse() {
+        assert_eq!(parse_deadline("l1|2"), Some(("l1", 2, Sla::FirstTouch)));
+        assert_eq!(
+            parse_deadline("l1|2|disposition"),
+            Some(("l1", 2, Sla::Disposition))
+        );
+        assert_eq!(parse_deadline("a|b|0"), Some(("a|b", 0, Sla::FirstTouch)));
+        for bad in ["", "l1", "l1|x", "|1", "l1|1|other", "l1|disposition"] {
+            assert_eq!(parse_deadline(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn reminder_members_parse() {
+        assert_eq!(
+            parse_reminder("l1|1|first_touch|500"),
+            Some(("l1", 1, Sla::FirstTouch, 500))
+        );
+        assert_eq!(
+            parse_reminder("l|x|3|disposition|800"),
+            Some(("l|x", 3, Sla::Disposition, 800))
+        );
+        for bad in [
+            "",
+            "l1|1|first_touch",
+            "l1|1|nope|500",
+            "l1|a|first_touch|5",
+        ] {
+            assert_eq!(parse_reminder(bad), None, "{bad}");
+        }
     }
 }

@@ -74,14 +74,25 @@ impl Keys {
         format!("{}:outbox", self.tag)
     }
 
-    /// Sorted set `lead|attempt` -> first-touch deadline (ms).
+    /// Sorted set `lead|attempt` (first touch) or `lead|attempt|disposition` -> deadline
+    /// (ms).
     pub fn deadlines(&self) -> String {
         format!("{}:sla:due", self.tag)
     }
 
-    /// Sorted set `lead|attempt` -> lease expiry (ms) of a claimed breach.
+    /// Sorted set of deadline members -> lease expiry (ms) of a claimed breach.
     pub fn claims(&self) -> String {
         format!("{}:sla:claimed", self.tag)
+    }
+
+    /// Sorted set `lead|attempt|sla|permille` -> when the reminder is due (ms).
+    pub fn reminders(&self) -> String {
+        format!("{}:sla:remind", self.tag)
+    }
+
+    /// Sorted set of reminder members -> lease expiry (ms) of a claimed reminder.
+    pub fn reminder_claims(&self) -> String {
+        format!("{}:sla:remind:claimed", self.tag)
     }
 
     /// The rep working a contact (keyed by a hash of the email: no address in key names).
@@ -105,4 +116,15 @@ impl Keys {
 /// The member of the deadline sets for one assignment attempt (0: waiting in a queue).
 pub(crate) fn deadline_member(lead_id: &str, attempt: u32) -> String {
     format!("{lead_id}|{attempt}")
+}
+
+/// The member of the deadline sets for an attempt's disposition.
+pub(crate) fn disposition_member(lead_id: &str, attempt: u32) -> String {
+    format!("{lead_id}|{attempt}|disposition")
+}
+
+/// The member of the reminder sets for one reminder (`permille`: the fraction of the
+/// window, in thousandths).
+pub(crate) fn reminder_member(lead_id: &str, attempt: u32, sla: &str, permille: u32) -> String {
+    format!("{lead_id}|{attempt}|{sla}|{permille}")
 }

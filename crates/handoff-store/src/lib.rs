@@ -4,6 +4,7 @@
 //! is one Lua script.
 
 mod accounts;
+mod clocks;
 mod deadlines;
 mod deliveries;
 mod funnel;
@@ -21,7 +22,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
-pub use deadlines::DueBreach;
+pub use clocks::{ClockPlan, Scheduled};
+pub use deadlines::{Claimed, DueBreach, DueReminder};
 pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
@@ -30,8 +32,9 @@ pub use funnel::{
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{
-    AssignOutcome, CommitContext, DecideOutcome, EscalateOutcome, Escalation, FromQueue, Parked,
-    QueueView, RecordedDecision, ReportOutcome, TimelineEntry, WaitingLead,
+    AssignOutcome, CommitContext, DecideOutcome, DispositionClock, DispositionStarts,
+    EscalateOutcome, Escalation, FromQueue, Parked, QueueView, RecordedDecision, ReportOutcome,
+    TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
 

@@ -13,6 +13,9 @@
 //! - `queue`, `queued_ms`, `lead`: while waiting, the queue and the lead itself (to route it
 //!   later).
 //! - `touched_ms`, `closed_ms`, `outcome`: reports; `d:<event id>`: a report applied.
+//! - `disposition_due_ms`: when the disposition is due (its clock started);
+//!   `disposed_ms`: a disposition marketing can use was reported (clocks.rs, report.lua);
+//!   `reminders:<attempt>`: that attempt's reminders are scheduled.
 
 use std::sync::LazyLock;
 
@@ -26,9 +29,11 @@ use serde::{Deserialize, Serialize};
 use handoff_domain::assignment::Assignment;
 use handoff_domain::events::EventKind;
 use handoff_domain::lifecycle::{CapacityRelease, LeadState, Transition};
+use handoff_domain::sla::Sla;
 use handoff_domain::{LeadId, QueueName, RepId, TeamId};
 
-use crate::keys::deadline_member;
+use crate::clocks::{reminder_entries, ClockPlan};
+use crate::keys::{deadline_member, disposition_member};
 use crate::{Store, StoreError};
 
 static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
@@ -219,6 +224,38 @@ struct ReportArgs<'a> {
     release: &'static str,
     closed_retention_seconds: u64,
     entry: String,
+    /// The attempt the caller read (the disposition members name it).
+    attempt: &'a str,
+    disposes: bool,
+    disposition_member: String,
+    /// 0: no disposition clock starts with this report.
+    disposition_due_ms: i64,
+    disposition_reminders: Vec<(String, i64)>,
+}
+
+/// The clock a first touch starts, given the lead's team and rep.
+pub type ClockStart<'a> =
+    dyn Fn(Option<&TeamId>, Option<&RepId>) -> Option<ClockPlan> + Send + Sync + 'a;
+
+/// The disposition clock a first touch at a time starts, given the lead's team and rep.
+pub type DispositionStarts<'a> =
+    dyn Fn(DateTime<Utc>, Option<&TeamId>, Option<&RepId>) -> Option<ClockPlan> + Send + Sync + 'a;
+
+/// What a report does to the disposition clock.
+pub struct DispositionClock<'a> {
+    /// The outcome is a disposition marketing can use: the clock stops.
+    pub disposes: bool,
+    /// If this report is the first touch, the clock that starts then, for the lead's team
+    /// and rep; `None`: none starts.
+    pub starts: &'a ClockStart<'a>,
+}
+
+impl std::fmt::Debug for DispositionClock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispositionClock")
+            .field("disposes", &self.disposes)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -481,7 +518,8 @@ impl Store {
 
     /// Applies a reported outcome once per `event_id`: a touch stops the clock (and frees
     /// the rep under `release = first_touch`), or is recorded for an assignment still to
-    /// come; a close ends the lead and frees the rep.
+    /// come; a close ends the lead and frees the rep. The disposition clock starts with
+    /// the first touch of an assigned lead and stops with a disposition, in the same step.
     #[allow(clippy::too_many_arguments)]
     pub async fn report(
         &self,
@@ -493,12 +531,37 @@ impl Store {
         release: CapacityRelease,
         closed_retention_seconds: u64,
         entry: TimelineEntry,
+        disposition: DispositionClock<'_>,
     ) -> Result<ReportOutcome, StoreError> {
         let id = lead_id.as_str();
         let entry = entry.encode()?;
         let mut connection = self.connection();
         for _ in 0..MOVED_RETRIES {
-            let (rep, queue) = self.rep_and_queue(id).await?;
+            let (rep, queue, team, attempt): (
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+            ) = redis::cmd("HMGET")
+                .arg(self.keys.lead(id))
+                .arg(&["rep", "queue", "team", "attempt"])
+                .query_async(&mut connection)
+                .await?;
+            let rep = rep.unwrap_or_default();
+            let queue = queue.unwrap_or_default();
+            let attempt = attempt.unwrap_or_default();
+            let attempt_number: u32 = attempt.parse().unwrap_or(0);
+            let plan = if disposition.disposes || attempt_number == 0 {
+                None
+            } else {
+                (disposition.starts)(
+                    team.filter(|t| !t.is_empty()).map(TeamId::from).as_ref(),
+                    Some(rep.as_str())
+                        .filter(|r| !r.is_empty())
+                        .map(RepId::from)
+                        .as_ref(),
+                )
+            };
             let payload = ReportArgs {
                 lead_id: id,
                 event_id,
@@ -510,6 +573,13 @@ impl Store {
                 release: release.as_str(),
                 closed_retention_seconds,
                 entry: entry.clone(),
+                attempt: &attempt,
+                disposes: disposition.disposes,
+                disposition_member: disposition_member(id, attempt_number),
+                disposition_due_ms: plan.as_ref().map_or(0, |p| p.due.timestamp_millis()),
+                disposition_reminders: plan.as_ref().map_or_else(Vec::new, |p| {
+                    reminder_entries(id, attempt_number, Sla::Disposition, &p.reminders)
+                }),
             };
             let reply: Vec<String> = REPORT
                 .key(self.keys.lead(id))
@@ -526,6 +596,7 @@ impl Store {
                 } else {
                     self.keys.queue(&queue)
                 })
+                .key(self.keys.reminders())
                 .arg(args(&payload)?)
                 .invoke_async(&mut connection)
                 .await?;
@@ -637,6 +708,7 @@ impl Store {
         event_id: &str,
         release: CapacityRelease,
         closed_retention_seconds: u64,
+        starts: &DispositionStarts<'_>,
     ) -> Result<Option<ReportOutcome>, StoreError> {
         let Some(transition) = Transition::of(disposition.outcome) else {
             return Ok(None);
@@ -662,6 +734,10 @@ impl Store {
             release,
             closed_retention_seconds,
             entry,
+            DispositionClock {
+                disposes: handoff_domain::sla::is_disposition(disposition.outcome),
+                starts: &|team, rep| starts(at, team, rep),
+            },
         )
         .await
         .map(Some)

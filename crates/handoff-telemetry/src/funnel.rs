@@ -157,8 +157,13 @@ pub fn prime_known_series(metrics: &Metrics, teams: &[&str]) {
     for team in teams {
         metrics.leads_assigned.with_label_values(&[team]);
         metrics.leads_overflowed.with_label_values(&[team]);
-        metrics.sla_breaches.with_label_values(&[team]);
+        for sla in SLA_KINDS {
+            metrics.sla_breaches.with_label_values(&[team, sla]);
+        }
         metrics.first_touch_seconds.with_label_values(&[team]);
+    }
+    for sla in SLA_KINDS {
+        metrics.sla_reminders.with_label_values(&[sla]);
     }
     for outcome in ["applied", "rejected"] {
         metrics.rules_reloads.with_label_values(&[outcome]);
@@ -186,6 +191,8 @@ mod tests {
             r#"handoff_funnel_rejections_total{campaign="other",reason="spam",source_kind="web_form"} 0"#,
             r#"handoff_funnel_first_touch_sla_total{result="missed",team="sales"} 0"#,
             r#"handoff_leads_assigned_total{team="sales"} 0"#,
+            r#"handoff_sla_breaches_total{sla="disposition",team="sales"} 0"#,
+            r#"handoff_sla_reminders_total{sla="first_touch"} 0"#,
             r#"handoff_rules_reloads_total{outcome="rejected"} 0"#,
             r#"handoff_funnel_time_to_first_touch_seconds_count{campaign="other",source_kind="web_form"} 0"#,
         ] {

@@ -26,7 +26,10 @@ pub struct Metrics {
     pub assignment_latency: Histogram,
     /// Lead scores, to watch the MQL model drift.
     pub lead_score: Histogram,
+    /// Missed deadlines, by team and SLA (first_touch, disposition).
     pub sla_breaches: IntCounterVec,
+    /// Reminders sent before a deadline, by SLA.
+    pub sla_reminders: IntCounterVec,
     /// Time from assignment to first touch, by team.
     pub first_touch_seconds: HistogramVec,
     pub awaiting_first_touch: IntGauge,
@@ -207,8 +210,13 @@ impl Metrics {
             lead_score,
             sla_breaches: counter_vec(
                 "handoff_sla_breaches_total",
-                "First-touch deadlines missed, by team.",
-                &["team"],
+                "Deadlines missed, by team and SLA (first_touch, disposition).",
+                &["team", "sla"],
+            )?,
+            sla_reminders: counter_vec(
+                "handoff_sla_reminders_total",
+                "Reminders sent to the rep before a deadline, by SLA.",
+                &["sla"],
             )?,
             first_touch_seconds,
             awaiting_first_touch,

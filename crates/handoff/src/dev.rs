@@ -240,7 +240,12 @@ async fn summary(
             .collect();
         let breaches: u64 = teams
             .iter()
-            .map(|t| metrics.sla_breaches.with_label_values(&[t.as_str()]).get())
+            .map(|t| {
+                metrics
+                    .sla_breaches
+                    .with_label_values(&[t.as_str(), "first_touch"])
+                    .get()
+            })
             .sum();
         let acted = |outcome: &str| -> u64 {
             teams

@@ -195,6 +195,7 @@ pub async fn start(
                 closed_retention,
                 release: settings.sla.release_capacity_on,
                 rules: rules.clone(),
+                clocks: handoff_sla::Clocks::new(&settings.sla, rules.clone()),
             },
         )
         .await?;
@@ -322,9 +323,7 @@ pub async fn start(
 }
 
 fn sla_policy(settings: &Settings) -> SlaPolicy {
-    SlaPolicy {
-        first_touch_seconds: settings.sla.first_touch_seconds,
-    }
+    settings.sla.policy()
 }
 
 fn readiness(store: Store, producer: EventProducer) -> Readiness {

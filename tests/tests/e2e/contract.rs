@@ -50,7 +50,7 @@ when = { title_contains = ["student"] }
 [[routing.teams]]
 id = "enterprise"
 members = ["e1"]
-first_touch_seconds = 1
+first_touch_seconds = 3
 
 [[routing.teams]]
 id = "partners"
@@ -185,6 +185,9 @@ const EXPECT_SET: &[&str] = &[
     "handoff.v1.Score.model_version",
     "handoff.v1.LeadAssigned.first_touch_due_at",
     "handoff.v1.SlaBreached.breached_at",
+    "handoff.v1.SlaBreached.sla",
+    "handoff.v1.SlaReminder.fraction",
+    "handoff.v1.SlaReminder.rep_id",
     "handoff.v1.LeadDisposition.score",
     "handoff.v1.LeadDisposition.queue",
     "handoff.v1.LeadDisposition.note",
@@ -224,7 +227,7 @@ async fn a_consumer_generated_from_proto_by_protobuf_reads_every_event_of_a_run(
             &full_lead(2, "FR", 300, "Director IT", "ada2@acme.io"),
         )
         .await;
-    // enterprise: its one-second window runs out.
+    // enterprise: its three-second window runs out (reminded at 50% and 80% before).
     let enterprise = stack
         .post_lead(
             &client,
@@ -280,6 +283,19 @@ async fn a_consumer_generated_from_proto_by_protobuf_reads_every_event_of_a_run(
                 ["UNQUALIFIED", "OVERFLOWED", "CONTACTED", "REJECTED"]
                     .iter()
                     .all(|o| outcomes.contains(*o))
+            },
+        )
+        .await;
+    topics
+        .read_until(
+            EventKind::SlaReminder,
+            "the enterprise reminders",
+            |records| {
+                records
+                    .iter()
+                    .filter(|r| r.json()["lead_id"] == enterprise.as_str())
+                    .count()
+                    >= 2
             },
         )
         .await;

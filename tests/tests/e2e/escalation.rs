@@ -64,6 +64,8 @@ async fn an_untouched_lead_is_reassigned_then_escalated_once_each() {
     let stack = Stack::start(StackOptions {
         rules: rules(),
         first_touch_seconds: 2,
+        // Reminders (their own steps in the timeline) are tested in clocks.rs.
+        sla_config: "reminder_fractions = []\n".to_owned(),
         webhook_base: Some(base),
         ..StackOptions::default()
     })

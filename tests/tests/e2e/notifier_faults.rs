@@ -195,6 +195,7 @@ impl Publisher {
             rep_id: Some(if team == "alpha" { "a1" } else { "b1" }.into()),
             due_at: now,
             breached_at: now,
+            sla: handoff_domain::sla::Sla::FirstTouch,
         };
         let outbound = OutboundEvent::new(
             EventKind::SlaBreached,

@@ -62,6 +62,9 @@ pub struct TeamConfig {
     /// Overrides the SLA's default first-touch window for this team.
     #[serde(default)]
     pub first_touch_seconds: Option<u32>,
+    /// Overrides the SLA's default disposition window for this team.
+    #[serde(default)]
+    pub disposition_seconds: Option<u32>,
     /// Where team-level notifications (and notifications for reps without one) go.
     #[serde(default)]
     pub webhook_url: Option<String>,
@@ -173,6 +176,7 @@ pub(crate) struct Team {
     pub members: Vec<String>,
     pub overflow_queue: String,
     pub first_touch_seconds: Option<u32>,
+    pub disposition_seconds: Option<u32>,
     pub webhook_url: Option<String>,
     pub escalation: EscalationConfig,
 }
@@ -305,6 +309,7 @@ impl RoutingModel {
                         .clone()
                         .unwrap_or_else(|| format!("{}-overflow", team.id)),
                     first_touch_seconds: team.first_touch_seconds,
+                    disposition_seconds: team.disposition_seconds,
                     webhook_url: team.webhook_url.clone(),
                     escalation: team.escalation.clone().unwrap_or_default(),
                 },
@@ -555,6 +560,16 @@ impl RoutingModel {
 
     pub fn first_touch_seconds(&self, team: &str) -> Option<u32> {
         self.teams.get(team).and_then(|t| t.first_touch_seconds)
+    }
+
+    pub fn disposition_seconds(&self, team: &str) -> Option<u32> {
+        self.teams.get(team).and_then(|t| t.disposition_seconds)
+    }
+
+    /// When a rep works (`None` for a rep the rules do not know): business-hours clocks
+    /// count their hours.
+    pub fn rep_availability(&self, rep: &str) -> Option<&Availability> {
+        self.reps.get(rep).map(|r| &r.availability)
     }
 
     /// The webhook for a rep's notifications: the rep's own, else their team's.

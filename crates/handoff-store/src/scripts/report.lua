@@ -1,7 +1,10 @@
 -- Applies a reported outcome (touch or close) once per event id. The caller read the
 -- lead's rep and queue to name their keys; if they changed since, it reads again.
 -- Named arguments: see lifecycle.rs (ReportArgs).
--- KEYS: lead, log, rep_open, deadlines, claims, queue
+-- The disposition clock: a disposition (accepted, converted, rejected, recycled) stops it
+-- for good; the first touch of an assigned lead starts it when the caller says when it is
+-- due (disposition_due_ms > 0), with its reminders.
+-- KEYS: lead, log, rep_open, deadlines, claims, queue, reminders
 local a = cjson.decode(ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'unknown', ''}
@@ -13,7 +16,7 @@ end
 local f = redis.call('HMGET', KEYS[1], 'state', 'rep', 'queue', 'attempt', 'touched_ms',
   'assigned_ms', 'team')
 local state = f[1] or 'received'
-if (f[2] or '') ~= a.rep or (f[3] or '') ~= a.queue then
+if (f[2] or '') ~= a.rep or (f[3] or '') ~= a.queue or (f[4] or '') ~= a.attempt then
   return {'moved', state}
 end
 if state == 'closed' then
@@ -23,6 +26,22 @@ local member = a.lead_id .. '|' .. (f[4] or '0')
 local first = not f[5]
 if first then
   redis.call('HSET', KEYS[1], 'touched_ms', a.at_ms)
+end
+local disposed = redis.call('HEXISTS', KEYS[1], 'disposed_ms') == 1
+if a.disposes then
+  if not disposed then
+    redis.call('HSET', KEYS[1], 'disposed_ms', a.at_ms)
+  end
+  redis.call('ZREM', KEYS[4], a.disposition_member)
+  redis.call('ZREM', KEYS[5], a.disposition_member)
+elseif first and a.transition == 'touch' and state == 'assigned' and not disposed
+    and a.disposition_due_ms > 0
+    and redis.call('HEXISTS', KEYS[1], 'disposition_due_ms') == 0 then
+  redis.call('HSET', KEYS[1], 'disposition_due_ms', a.disposition_due_ms)
+  redis.call('ZADD', KEYS[4], 'NX', a.disposition_due_ms, a.disposition_member)
+  for _, r in ipairs(a.disposition_reminders) do
+    redis.call('ZADD', KEYS[7], 'NX', r[2], r[1])
+  end
 end
 if a.transition == 'touch' then
   if state == 'assigned' then
