@@ -102,6 +102,24 @@ impl Placer {
             None,
             QueueName::from(NURTURE),
         );
+        let placed = self.park(lead, &Parked::Nurture, event, trace).await?;
+        if matches!(placed, Placed::Parked(..)) {
+            self.metrics.leads_unqualified.inc();
+            tracing::info!(lead_id = %lead.id, "lead unqualified; sent to nurture");
+        }
+        Ok(placed)
+    }
+
+    /// Records a decision that is not an assignment with its `lead.disposition`, once:
+    /// `Parked` when recorded now, else the replay of the first decision (or nothing, for a
+    /// lead closed before anyone decided it).
+    async fn park(
+        &self,
+        lead: &Lead,
+        parked: &Parked<'_>,
+        event: LeadDisposition,
+        trace: &TraceParent,
+    ) -> Result<Placed, PlaceError> {
         let payload = encode("lead.disposition", &event)?;
         let outcome = self
             .store
@@ -109,18 +127,14 @@ impl Placer {
                 &lead.id,
                 lead.received_at,
                 &trace.to_string(),
-                &Parked::Nurture,
+                parked,
                 &payload,
                 Utc::now(),
                 self.retention.as_secs(),
             )
             .await?;
         Ok(match outcome {
-            DecideOutcome::Recorded => {
-                self.metrics.leads_unqualified.inc();
-                tracing::info!(lead_id = %lead.id, "lead unqualified; sent to nurture");
-                Placed::Parked(Box::new(event), payload)
-            }
+            DecideOutcome::Recorded => Placed::Parked(Box::new(event), payload),
             DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
             DecideOutcome::Closed => Placed::Nothing,
         })
@@ -161,16 +175,19 @@ impl Placer {
                 self.store.team_states(&teams, now).await?
             };
             let decision = routing.choose(matched.clone(), &states, now);
-            let rep = match &decision.placement {
-                Placement::Rep(rep) => rep.clone(),
-                Placement::Queue(_) if waited.is_some() => return Ok(Placed::StillWaiting),
-                Placement::Queue(queue) => {
-                    let queue = queue.clone();
-                    return self.queue(rules, lead, score, decision, queue, trace).await;
+            let Some((team, rep)) = decision
+                .assignee()
+                .map(|(team, rep)| (team.clone(), rep.clone()))
+            else {
+                if waited.is_some() {
+                    return Ok(Placed::StillWaiting);
                 }
+                let queue = match &decision.placement {
+                    Placement::Queue(queue) => queue.clone(),
+                    Placement::Rep(_) => QueueName::from(routing.unrouted_queue()),
+                };
+                return self.queue(rules, lead, score, decision, queue, trace).await;
             };
-            // A rep was placed, so a team was: owner, rule or fallback.
-            let team = decision.team.clone().unwrap_or_else(|| TeamId::from(""));
             let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
             let assignment = Assignment {
                 lead_id: lead.id.clone(),
@@ -276,7 +293,6 @@ impl Placer {
             team.clone(),
             queue.clone(),
         );
-        let payload = encode("lead.disposition", &event)?;
         let stored_lead = encode("lead", lead)?;
         let wait_due = self.sla.due_at(
             lead.received_at,
@@ -288,31 +304,16 @@ impl Placer {
             lead: &stored_lead,
             wait_due,
         };
-        let outcome = self
-            .store
-            .record_decision(
-                &lead.id,
-                lead.received_at,
-                &trace.to_string(),
-                &parked,
-                &payload,
-                Utc::now(),
-                self.retention.as_secs(),
-            )
-            .await?;
-        Ok(match outcome {
-            DecideOutcome::Recorded => {
-                let team_label = team.as_ref().map_or("unrouted", TeamId::as_str);
-                self.metrics
-                    .leads_overflowed
-                    .with_label_values(&[team_label])
-                    .inc();
-                tracing::warn!(lead_id = %lead.id, team = team_label, %queue, reason = %decision.explanation.reason, "no eligible rep; lead waits in its queue");
-                Placed::Parked(Box::new(event), payload)
-            }
-            DecideOutcome::AlreadyDecided(recorded) => Placed::Replay(recorded),
-            DecideOutcome::Closed => Placed::Nothing,
-        })
+        let placed = self.park(lead, &parked, event, trace).await?;
+        if matches!(placed, Placed::Parked(..)) {
+            let team_label = team.as_ref().map_or("unrouted", TeamId::as_str);
+            self.metrics
+                .leads_overflowed
+                .with_label_values(&[team_label])
+                .inc();
+            tracing::warn!(lead_id = %lead.id, team = team_label, %queue, reason = %decision.explanation.reason, "no eligible rep; lead waits in its queue");
+        }
+        Ok(placed)
     }
 
     fn record_assignment(

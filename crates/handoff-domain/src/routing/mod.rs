@@ -121,6 +121,15 @@ impl RoutingDecision {
         }
     }
 
+    /// The team and rep the lead goes to; `None` when it waits in a queue. (The domain
+    /// places a rep only within a team: owner, rule or fallback.)
+    pub fn assignee(&self) -> Option<(&TeamId, &RepId)> {
+        match (&self.team, &self.placement) {
+            (Some(team), Placement::Rep(rep)) => Some((team, rep)),
+            _ => None,
+        }
+    }
+
     /// The team's id, `""` when no rule matched (for lookups keyed by team).
     pub fn team_str(&self) -> &str {
         self.team.as_ref().map_or("", TeamId::as_str)
