@@ -7,9 +7,22 @@ use tokio_util::sync::CancellationToken;
 use handoff_config::{RulesHandle, SlaSettings};
 use handoff_domain::events::{EventKind, SlaBreached, SlaReminder};
 use handoff_domain::sla::Sla;
+use handoff_domain::LeadId;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{DueBreach, DueReminder, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
+
+/// Why a poll round stopped (retried on the next tick: claims not completed come back
+/// after their lease).
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    #[error(transparent)]
+    Store(#[from] handoff_store::StoreError),
+    #[error(transparent)]
+    Kafka(#[from] handoff_kafka::KafkaError),
+    #[error("cannot encode an SLA event: {0}")]
+    Encode(#[from] serde_json::Error),
+}
 
 /// Claims missed deadlines and due reminders, and publishes one `sla.breached` per
 /// (lead, attempt, sla) and one `sla.reminder` per (lead, attempt, sla, fraction).
@@ -81,18 +94,11 @@ impl SlaPoller {
 
     /// One claim-publish-complete round of breaches and of reminders; returns the larger
     /// count claimed (a full batch of either: poll again at once).
-    async fn tick(&self) -> Result<usize, String> {
+    async fn tick(&self) -> Result<usize, PollError> {
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
-        let due = self
-            .store
-            .claim_due(
-                now.timestamp_millis(),
-                lease_until.timestamp_millis(),
-                self.batch,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        let (now_ms, lease_ms) = (now.timestamp_millis(), lease_until.timestamp_millis());
+        let due = self.store.claim_due(now_ms, lease_ms, self.batch).await?;
         for member in &due.unreadable {
             tracing::warn!(
                 member,
@@ -100,19 +106,11 @@ impl SlaPoller {
             );
         }
         let breaches = due.due.len();
-        let published = join_all(due.due.into_iter().map(|breach| self.breach(breach, now))).await;
-        for outcome in published {
-            outcome?;
-        }
+        first_error(join_all(due.due.into_iter().map(|d| self.breach(d, now))).await)?;
         let reminders = self
             .store
-            .claim_reminders(
-                now.timestamp_millis(),
-                lease_until.timestamp_millis(),
-                self.batch,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            .claim_reminders(now_ms, lease_ms, self.batch)
+            .await?;
         for member in &reminders.unreadable {
             tracing::warn!(
                 member,
@@ -120,22 +118,41 @@ impl SlaPoller {
             );
         }
         let reminded = reminders.due.len();
-        let published = join_all(reminders.due.into_iter().map(|due| self.remind(due, now))).await;
-        for outcome in published {
-            outcome?;
-        }
+        first_error(join_all(reminders.due.into_iter().map(|d| self.remind(d, now))).await)?;
         Ok(breaches.max(reminded))
     }
 
-    async fn remind(&self, due: DueReminder, now: DateTime<Utc>) -> Result<(), String> {
+    /// Publishes an SLA event, then writes it on the lead's timeline. In this order: a
+    /// crash between the two repeats the event (same id) and at worst its entry; the other
+    /// way round could lose the entry. The caller completes the claim after.
+    async fn announce<T: serde::Serialize>(
+        &self,
+        kind: EventKind,
+        id: String,
+        lead_id: &LeadId,
+        trace: Option<&str>,
+        event: &T,
+        entry: TimelineEntry,
+    ) -> Result<(), PollError> {
+        // The lead's trace goes on: POST → lead.created → lead.assigned → sla.*.
+        let outbound = OutboundEvent::new(
+            kind,
+            id,
+            lead_id.as_str(),
+            entry.at,
+            TraceParent::child_of(trace),
+            event,
+        )?;
+        self.producer.publish(&outbound).await?;
+        self.store.append_timeline(lead_id, &entry).await?;
+        Ok(())
+    }
+
+    async fn remind(&self, due: DueReminder, now: DateTime<Utc>) -> Result<(), PollError> {
         if !due.current || now.timestamp_millis() >= due.due_ms {
             // Touched, disposed of, closed or reassigned since, or already overdue (the
             // breach tells it then): nothing to remind of.
-            return self
-                .store
-                .complete_reminder(&due.member)
-                .await
-                .map_err(|e| e.to_string());
+            return Ok(self.store.complete_reminder(&due.member).await?);
         }
         let event = SlaReminder {
             lead_id: due.lead_id.clone(),
@@ -147,32 +164,21 @@ impl SlaPoller {
             reminded_at: now,
             fraction: f64::from(due.permille) / 1000.0,
         };
-        let outbound = OutboundEvent::new(
-            EventKind::SlaReminder,
-            event.event_id(),
-            due.lead_id.as_str(),
-            now,
-            TraceParent::new_root(),
-            &event,
-        )
-        .map_err(|e| e.to_string())?;
-        self.producer
-            .publish(&outbound)
-            .await
-            .map_err(|e| e.to_string())?;
         let entry = TimelineEntry::new(now, "reminded")
             .with("attempt", due.attempt)
             .with("sla", due.sla.as_str())
             .with("fraction", event.fraction)
             .with("due_at", event.due_at.to_rfc3339());
-        self.store
-            .append_timeline(&due.lead_id, &entry)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.store
-            .complete_reminder(&due.member)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.announce(
+            EventKind::SlaReminder,
+            event.event_id(),
+            &due.lead_id,
+            due.trace.as_deref(),
+            &event,
+            entry,
+        )
+        .await?;
+        self.store.complete_reminder(&due.member).await?;
         self.metrics
             .sla_reminders
             .with_label_values(&[due.sla.as_str()])
@@ -181,14 +187,10 @@ impl SlaPoller {
         Ok(())
     }
 
-    async fn breach(&self, due: DueBreach, now: DateTime<Utc>) -> Result<(), String> {
+    async fn breach(&self, due: DueBreach, now: DateTime<Utc>) -> Result<(), PollError> {
         if due.stale {
             // A disposition deadline of an attempt that is over, or of a lead disposed of.
-            return self
-                .store
-                .complete_breach(&due.member)
-                .await
-                .map_err(|e| e.to_string());
+            return Ok(self.store.complete_breach(&due.member).await?);
         }
         let event = SlaBreached {
             lead_id: due.lead_id.clone(),
@@ -199,20 +201,6 @@ impl SlaPoller {
             breached_at: now,
             sla: due.sla,
         };
-        let outbound = OutboundEvent::new(
-            EventKind::SlaBreached,
-            event.event_id(),
-            due.lead_id.as_str(),
-            now,
-            // The lead's trace goes on: POST → lead.created → lead.assigned → sla.breached.
-            TraceParent::child_of(due.trace.as_deref()),
-            &event,
-        )
-        .map_err(|e| e.to_string())?;
-        self.producer
-            .publish(&outbound)
-            .await
-            .map_err(|e| e.to_string())?;
         let late_ms = (now.timestamp_millis() - due.due_ms).max(0);
         let mut entry = TimelineEntry::new(now, "breached")
             .with("attempt", due.attempt)
@@ -222,16 +210,16 @@ impl SlaPoller {
         if let Some(rep) = &due.rep {
             entry = entry.with("rep", rep.as_str());
         }
-        // Timeline first: a crash between the two repeats the breach (same event id) and,
-        // at worst, its timeline entry; the other way round could lose the entry.
-        self.store
-            .append_timeline(&due.lead_id, &entry)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.store
-            .complete_breach(&due.member)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.announce(
+            EventKind::SlaBreached,
+            event.event_id(),
+            &due.lead_id,
+            due.trace.as_deref(),
+            &event,
+            entry,
+        )
+        .await?;
+        self.store.complete_breach(&due.member).await?;
         let team = due.team.as_ref().map_or("unrouted", |t| t.as_str());
         self.metrics
             .sla_breaches
@@ -245,4 +233,9 @@ impl SlaPoller {
         tracing::warn!(lead_id = %due.lead_id, attempt = due.attempt, rep = due.rep.as_ref().map(|r| r.as_str()), team, late_ms, "{what}");
         Ok(())
     }
+}
+
+/// The first failure of a batch, after every item of it has run.
+fn first_error(outcomes: Vec<Result<(), PollError>>) -> Result<(), PollError> {
+    outcomes.into_iter().collect()
 }

@@ -54,6 +54,8 @@ pub struct DueReminder {
     /// The lead still waits for what the SLA asks, in this attempt: remind. Otherwise
     /// (touched, disposed, closed, reassigned, gone) complete it without a word.
     pub current: bool,
+    /// The W3C `traceparent` of the lead's current assignment.
+    pub trace: Option<String>,
 }
 
 /// What a claim returned: the entries, and members that do not parse (written by another
@@ -137,6 +139,24 @@ fn still_waiting(fields: &ClaimFields, attempt: u32, sla: Sla) -> bool {
     }
 }
 
+/// The lead's team, rep and the due time of `sla`'s clock, as read with a claim.
+fn assignment_of(
+    fields: ClaimFields,
+    sla: Sla,
+    now_ms: i64,
+) -> (Option<TeamId>, Option<RepId>, i64) {
+    let (team, rep, due_ms, disposition_due_ms, ..) = fields;
+    let due_ms = match sla {
+        Sla::FirstTouch => due_ms,
+        Sla::Disposition => disposition_due_ms,
+    };
+    (
+        team.filter(|t| !t.is_empty()).map(TeamId::from),
+        rep.filter(|r| !r.is_empty()).map(RepId::from),
+        due_ms.unwrap_or(now_ms),
+    )
+}
+
 impl Store {
     async fn claim(
         &self,
@@ -157,24 +177,50 @@ impl Store {
             .await?)
     }
 
-    /// Reads the lead fields of `leads` and drops the `unreadable` claims, in one round trip.
-    async fn claim_details(
+    /// Claims up to `limit` due members of `set` into `claims` until `lease_until_ms`, reads
+    /// the lead fields of those that `parse` (into the lead id and the rest) and drops those
+    /// that do not, in one round trip after the claim.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_parsed<P>(
         &self,
+        set: String,
         claims: String,
-        leads: &[&str],
-        unreadable: &[String],
-    ) -> Result<Vec<ClaimFields>, StoreError> {
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+        parse: impl Fn(&str) -> Option<(&str, P)>,
+    ) -> Result<Claimed<(String, LeadId, P, ClaimFields)>, StoreError> {
+        let members = self
+            .claim(set, claims.clone(), now_ms, lease_until_ms, limit)
+            .await?;
+        if members.is_empty() {
+            return Ok(Claimed::default());
+        }
+        let mut parsed = Vec::with_capacity(members.len());
+        let mut unreadable = Vec::new();
+        for member in &members {
+            match parse(member) {
+                Some((lead, rest)) => parsed.push((member.clone(), LeadId::from(lead), rest)),
+                None => unreadable.push(member.clone()),
+            }
+        }
         let mut pipe = redis::pipe();
-        for lead in leads {
+        for (_, lead, _) in &parsed {
             pipe.cmd("HMGET")
-                .arg(self.keys.lead(lead))
+                .arg(self.keys.lead(lead.as_str()))
                 .arg(&CLAIM_FIELDS);
         }
-        for member in unreadable {
+        for member in &unreadable {
             pipe.zrem(&claims, member).ignore();
         }
         let mut connection = self.connection();
-        Ok(pipe.query_async(&mut connection).await?)
+        let details: Vec<ClaimFields> = pipe.query_async(&mut connection).await?;
+        let due = parsed
+            .into_iter()
+            .zip(details)
+            .map(|((member, lead, rest), fields)| (member, lead, rest, fields))
+            .collect();
+        Ok(Claimed { due, unreadable })
     }
 
     /// Claims up to `limit` due deadlines until `lease_until_ms`.
@@ -184,58 +230,41 @@ impl Store {
         lease_until_ms: i64,
         limit: u32,
     ) -> Result<Claimed<DueBreach>, StoreError> {
-        let members = self
-            .claim(
+        let claimed = self
+            .claim_parsed(
                 self.keys.deadlines(),
                 self.keys.claims(),
                 now_ms,
                 lease_until_ms,
                 limit,
+                |m| parse_deadline(m).map(|(lead, attempt, sla)| (lead, (attempt, sla))),
             )
             .await?;
-        if members.is_empty() {
-            return Ok(Claimed::default());
-        }
-        let (parsed, unreadable): (Vec<_>, Vec<_>) = members
-            .iter()
-            .map(|m| (m, parse_deadline(m)))
-            .partition(|(_, p)| p.is_some());
-        let parsed: Vec<(&String, (&str, u32, Sla))> = parsed
+        let due = claimed
+            .due
             .into_iter()
-            .filter_map(|(m, p)| Some((m, p?)))
-            .collect();
-        let unreadable: Vec<String> = unreadable.into_iter().map(|(m, _)| m.clone()).collect();
-        let leads: Vec<&str> = parsed.iter().map(|(_, (lead, _, _))| *lead).collect();
-        let details = self
-            .claim_details(self.keys.claims(), &leads, &unreadable)
-            .await?;
-        let due = parsed
-            .into_iter()
-            .zip(details)
-            .map(|((member, (lead_id, attempt, sla)), fields)| {
+            .map(|(member, lead_id, (attempt, sla), fields)| {
                 let stale = sla == Sla::Disposition && !still_waiting(&fields, attempt, sla);
-                let (team, rep, due_ms, disposition_due_ms, .., trace) = fields;
+                let trace = fields.7.clone();
+                let (team, rep, due_ms) = assignment_of(fields, sla, now_ms);
                 DueBreach {
-                    member: member.clone(),
-                    lead_id: LeadId::from(lead_id),
+                    member,
+                    lead_id,
                     attempt,
                     sla,
-                    team: team.filter(|t| !t.is_empty()).map(TeamId::from),
+                    team,
                     // A queue wait (attempt 0) has no rep, whatever the record says now.
-                    rep: rep
-                        .filter(|r| !r.is_empty() && attempt > 0)
-                        .map(RepId::from),
-                    due_ms: match sla {
-                        Sla::FirstTouch => due_ms,
-                        Sla::Disposition => disposition_due_ms,
-                    }
-                    .unwrap_or(now_ms),
+                    rep: rep.filter(|_| attempt > 0),
+                    due_ms,
                     stale,
                     trace,
                 }
             })
             .collect();
-        Ok(Claimed { due, unreadable })
+        Ok(Claimed {
+            due,
+            unreadable: claimed.unreadable,
+        })
     }
 
     /// The breach is published: drop the claim.
@@ -251,54 +280,44 @@ impl Store {
         lease_until_ms: i64,
         limit: u32,
     ) -> Result<Claimed<DueReminder>, StoreError> {
-        let members = self
-            .claim(
+        let claimed = self
+            .claim_parsed(
                 self.keys.reminders(),
                 self.keys.reminder_claims(),
                 now_ms,
                 lease_until_ms,
                 limit,
+                |m| {
+                    parse_reminder(m)
+                        .map(|(lead, attempt, sla, permille)| (lead, (attempt, sla, permille)))
+                },
             )
             .await?;
-        if members.is_empty() {
-            return Ok(Claimed::default());
-        }
-        let mut parsed = Vec::with_capacity(members.len());
-        let mut unreadable = Vec::new();
-        for member in &members {
-            match parse_reminder(member) {
-                Some(p) => parsed.push((member, p)),
-                None => unreadable.push(member.clone()),
-            }
-        }
-        let leads: Vec<&str> = parsed.iter().map(|(_, (lead, ..))| *lead).collect();
-        let details = self
-            .claim_details(self.keys.reminder_claims(), &leads, &unreadable)
-            .await?;
-        let due = parsed
+        let due = claimed
+            .due
             .into_iter()
-            .zip(details)
-            .map(|((member, (lead_id, attempt, sla, permille)), fields)| {
+            .map(|(member, lead_id, (attempt, sla, permille), fields)| {
                 let current = attempt > 0 && still_waiting(&fields, attempt, sla);
-                let (team, rep, due_ms, disposition_due_ms, ..) = fields;
+                let trace = fields.7.clone();
+                let (team, rep, due_ms) = assignment_of(fields, sla, now_ms);
                 DueReminder {
-                    member: member.clone(),
-                    lead_id: LeadId::from(lead_id),
+                    member,
+                    lead_id,
                     attempt,
                     sla,
                     permille,
-                    team: team.filter(|t| !t.is_empty()).map(TeamId::from),
-                    rep: rep.filter(|r| !r.is_empty()).map(RepId::from),
-                    due_ms: match sla {
-                        Sla::FirstTouch => due_ms,
-                        Sla::Disposition => disposition_due_ms,
-                    }
-                    .unwrap_or(now_ms),
+                    team,
+                    rep,
+                    due_ms,
                     current,
+                    trace,
                 }
             })
             .collect();
-        Ok(Claimed { due, unreadable })
+        Ok(Claimed {
+            due,
+            unreadable: claimed.unreadable,
+        })
     }
 
     /// The reminder is published (or skipped): drop the claim.

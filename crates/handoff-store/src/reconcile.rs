@@ -9,6 +9,9 @@ use redis::Script;
 
 use handoff_domain::lifecycle::{CapacityRelease, LeadState};
 
+use handoff_domain::sla::Sla;
+
+use crate::deadlines::parse_deadline;
 use crate::keys::deadline_member;
 use crate::{Store, StoreError};
 
@@ -82,13 +85,12 @@ impl Store {
                 break;
             }
             start += CHUNK;
+            // First-touch clocks of assignments (not queue waits, not disposition clocks).
             let leads: Vec<(String, u32)> = members
                 .iter()
-                .filter_map(|m| {
-                    let (lead, attempt) = m.rsplit_once('|')?;
-                    Some((lead.to_owned(), attempt.parse().ok()?))
-                })
-                .filter(|(_, attempt)| *attempt > 0)
+                .filter_map(|m| parse_deadline(m))
+                .filter(|(_, attempt, sla)| *attempt > 0 && *sla == Sla::FirstTouch)
+                .map(|(lead, attempt, _)| (lead.to_owned(), attempt))
                 .collect();
             let mut pipe = redis::pipe();
             for (lead, _) in &leads {
