@@ -18,7 +18,7 @@ use handoff_config::{QueueOrder, Rules};
 use handoff_domain::events::{EventKind, LeadAssigned};
 use handoff_domain::{Lead, LeadId, QueueName};
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
-use handoff_store::{StoreError, WaitingLead};
+use handoff_store::{QueueView, StoreError, WaitingLead};
 
 use crate::placement::{PlaceError, Placed, Placer, Waited};
 
@@ -84,14 +84,23 @@ impl QueueDrainer {
             self.placer.store.queue_names().await?.into_iter().collect();
         queues.extend(rules.routing.queue_names().into_iter().map(QueueName::from));
         for queue in &queues {
-            self.drain(&rules, queue).await?;
-            self.observe(queue).await?;
+            let view = self.placer.store.queue(queue, self.scan).await?;
+            let view = if self.drain(&rules, &view).await? {
+                // Leads left it: read it again for the gauges.
+                self.placer.store.queue(queue, 1).await?
+            } else {
+                view
+            };
+            self.observe(&view);
         }
         Ok(())
     }
 
-    async fn drain(&self, rules: &Rules, queue: &QueueName) -> Result<(), DrainError> {
-        let waiting = self.placer.store.waiting_leads(queue, self.scan).await?;
+    /// Offers the leads of `view` to reps, first come first; `true` if any left the queue.
+    async fn drain(&self, rules: &Rules, view: &QueueView) -> Result<bool, DrainError> {
+        let queue = &view.name;
+        let waiting = self.placer.store.waiting_leads(view).await?;
+        let mut changed = false;
         let mut candidates = Vec::with_capacity(waiting.len());
         for entry in waiting {
             match decode(&entry) {
@@ -111,6 +120,7 @@ impl QueueDrainer {
                         .drop_from_queue(queue, &entry.lead_id)
                         .await?
                     {
+                        changed = true;
                         tracing::warn!(lead_id = %entry.lead_id, %queue, "queued lead's record is gone; removed from the queue");
                     }
                 }
@@ -132,6 +142,7 @@ impl QueueDrainer {
             {
                 Placed::Assigned(event, payload) => {
                     still_waiting = 0;
+                    changed = true;
                     self.publish(&lead, &event, payload, trace).await?;
                 }
                 Placed::StillWaiting => {
@@ -140,10 +151,12 @@ impl QueueDrainer {
                         break;
                     }
                 }
-                Placed::Parked(..) | Placed::Replay(_) | Placed::Nothing => {}
+                // Another instance took it (or it was closed): it left the queue too.
+                Placed::Nothing => changed = true,
+                Placed::Parked(..) | Placed::Replay(_) => {}
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     async fn publish(
@@ -204,8 +217,8 @@ impl QueueDrainer {
         Ok(())
     }
 
-    async fn observe(&self, queue: &QueueName) -> Result<(), DrainError> {
-        let view = self.placer.store.queue(queue, 1).await?;
+    fn observe(&self, view: &QueueView) {
+        let queue = &view.name;
         let metrics = &self.placer.metrics;
         metrics
             .queue_depth
@@ -218,7 +231,6 @@ impl QueueDrainer {
             .queue_oldest_wait_seconds
             .with_label_values(&[queue.as_str()])
             .set(oldest);
-        Ok(())
     }
 
     async fn reconcile(&self) {

@@ -37,10 +37,11 @@ pub(crate) struct EscalationHandler {
     pub defaults: EscalationSettings,
 }
 
-/// The events one escalation step publishes.
+/// The events one escalation step publishes, as (kind, event id, payload): the payloads
+/// stored with the step, so a replay publishes the same bytes.
+#[derive(Default)]
 struct Steps {
-    assigned: Option<LeadAssigned>,
-    disposition: Option<LeadDisposition>,
+    events: Vec<(EventKind, String, String)>,
 }
 
 fn disposition_id(lead: &str, outcome: Outcome, attempt: u32) -> String {
@@ -59,10 +60,7 @@ impl EscalationHandler {
         trace: &str,
     ) -> Result<Steps, PlaceError> {
         let store = &self.placer.store;
-        let nothing = Steps {
-            assigned: None,
-            disposition: None,
-        };
+        let nothing = Steps::default();
         let Some(record) = store.lead(breach.lead_id.as_str()).await? else {
             return Ok(nothing);
         };
@@ -88,8 +86,8 @@ impl EscalationHandler {
         if let Some(to) = to_team.filter(|to| *to != team.as_str()) {
             targets.push((TeamId::from(to), Outcome::Escalated));
         }
-        let had = store.reps_who_had(&breach.lead_id).await?;
-        let exclude: Vec<&str> = had
+        let exclude: Vec<&str> = record
+            .had
             .iter()
             .map(RepId::as_str)
             .chain(std::iter::once(old_rep.as_str()))
@@ -225,10 +223,16 @@ impl EscalationHandler {
                         to_rep = assigned.as_ref().map(|a| a.rep_id.as_str()),
                         "missed first touch acted on"
                     );
-                    return Ok(Steps {
-                        assigned,
-                        disposition: Some(disposition),
-                    });
+                    let mut events = Vec::with_capacity(2);
+                    if let (Some(a), Some(payload)) = (&assigned, assigned_json) {
+                        events.push((EventKind::LeadAssigned, a.event_id(), payload));
+                    }
+                    events.push((
+                        EventKind::LeadDisposition,
+                        disposition_id(breach.lead_id.as_str(), outcome, breach.attempt),
+                        disposition_json,
+                    ));
+                    return Ok(Steps { events });
                 }
                 EscalateOutcome::AlreadyDone { disposition } => {
                     return self.replay(breach, &disposition).await;
@@ -245,16 +249,21 @@ impl EscalationHandler {
     /// A redelivered breach: the disposition recorded then, and the new attempt's
     /// assignment if the lead still has it.
     async fn replay(&self, breach: &SlaBreached, disposition: &str) -> Result<Steps, PlaceError> {
-        let disposition: Option<LeadDisposition> = serde_json::from_str(disposition).ok();
-        let record = self.placer.store.lead(breach.lead_id.as_str()).await?;
-        let assigned = record
-            .and_then(|r| r.assigned)
-            .and_then(|a| serde_json::from_str::<LeadAssigned>(&a).ok())
-            .filter(|a| a.attempt == breach.attempt.saturating_add(1));
-        Ok(Steps {
-            assigned,
-            disposition,
-        })
+        let lead = breach.lead_id.as_str();
+        let mut events = Vec::with_capacity(2);
+        let record = self.placer.store.lead(lead).await?;
+        if let Some(payload) = record.and_then(|r| r.assigned) {
+            if let Ok(assigned) = serde_json::from_str::<LeadAssigned>(&payload) {
+                if assigned.attempt == breach.attempt.saturating_add(1) {
+                    events.push((EventKind::LeadAssigned, assigned.event_id(), payload));
+                }
+            }
+        }
+        if let Ok(recorded) = serde_json::from_str::<LeadDisposition>(disposition) {
+            let id = disposition_id(lead, recorded.outcome, breach.attempt);
+            events.push((EventKind::LeadDisposition, id, disposition.to_owned()));
+        }
+        Ok(Steps { events })
     }
 }
 
@@ -277,30 +286,9 @@ impl EventHandler for EscalationHandler {
             .await
             .map_err(HandleError::from_error)?;
         let key = breach.lead_id.as_str();
-        let mut outbound = Vec::new();
-        if let Some(assigned) = &steps.assigned {
-            outbound.push(OutboundEvent::new(
-                EventKind::LeadAssigned,
-                assigned.event_id(),
-                key,
-                Utc::now(),
-                trace,
-                assigned,
-            ));
-        }
-        if let Some(disposition) = &steps.disposition {
-            outbound.push(OutboundEvent::new(
-                EventKind::LeadDisposition,
-                disposition_id(key, disposition.outcome, breach.attempt),
-                key,
-                Utc::now(),
-                trace,
-                disposition,
-            ));
-        }
-        let mut acks = Vec::with_capacity(outbound.len());
-        for event in outbound {
-            let event = event.map_err(HandleError::permanent)?;
+        let mut acks = Vec::with_capacity(steps.events.len());
+        for (kind, id, payload) in steps.events {
+            let event = OutboundEvent::encoded(kind, id, key, Utc::now(), trace, payload);
             acks.push(
                 self.producer
                     .enqueue(&event)

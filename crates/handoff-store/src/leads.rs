@@ -40,9 +40,11 @@ pub struct LeadRecord {
     /// The first decision's event (JSON) and the current assignment's `lead.assigned`.
     pub decision: Option<String>,
     pub assigned: Option<String>,
+    /// Every rep the lead was assigned to, in order (a reassignment never picks one again).
+    pub had: Vec<RepId>,
 }
 
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 16] = [
     "source",
     "state",
     "team",
@@ -58,6 +60,7 @@ const FIELDS: [&str; 15] = [
     "outcome",
     "decision",
     "assigned",
+    "had",
 ];
 
 impl Store {
@@ -140,6 +143,13 @@ impl Store {
             outcome: fields.remove("outcome"),
             decision: fields.remove("decision"),
             assigned: fields.remove("assigned"),
+            had: fields
+                .remove("had")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|r| !r.is_empty())
+                .map(RepId::from)
+                .collect(),
         }))
     }
 }

@@ -817,22 +817,6 @@ impl Store {
         })
     }
 
-    /// The reps who had the lead, in order (for reassignments: never the same one again).
-    pub async fn reps_who_had(&self, lead_id: &LeadId) -> Result<Vec<RepId>, StoreError> {
-        let mut connection = self.connection();
-        let had: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.lead(lead_id.as_str()))
-            .arg("had")
-            .query_async(&mut connection)
-            .await?;
-        Ok(had
-            .unwrap_or_default()
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(RepId::from)
-            .collect())
-    }
-
     /// Appends a step to a lead's timeline (for steps that change no state, e.g. a
     /// breach), if the lead is still known.
     pub async fn append_timeline(
@@ -840,19 +824,14 @@ impl Store {
         lead_id: &LeadId,
         entry: &TimelineEntry,
     ) -> Result<(), StoreError> {
-        let id = lead_id.as_str();
+        // RPUSHX: the log exists exactly as long as the lead (written and expired together
+        // by every step), so a forgotten lead gets no orphan log.
         let mut connection = self.connection();
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.keys.lead(id))
+        let _: i64 = redis::cmd("RPUSHX")
+            .arg(self.keys.lead_log(lead_id.as_str()))
+            .arg(entry.encode()?)
             .query_async(&mut connection)
             .await?;
-        if exists {
-            let _: () = redis::pipe()
-                .rpush(self.keys.lead_log(id), entry.encode()?)
-                .ignore()
-                .query_async(&mut connection)
-                .await?;
-        }
         Ok(())
     }
 
@@ -908,16 +887,8 @@ impl Store {
         })
     }
 
-    /// The first `limit` leads waiting in `queue`, with what routing them needs.
-    pub async fn waiting_leads(
-        &self,
-        queue: &QueueName,
-        limit: u32,
-    ) -> Result<Vec<WaitingLead>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let view = self.queue(queue, limit).await?;
+    /// The leads of `view` (read with [`Store::queue`]), with what routing them needs.
+    pub async fn waiting_leads(&self, view: &QueueView) -> Result<Vec<WaitingLead>, StoreError> {
         if view.leads.is_empty() {
             return Ok(Vec::new());
         }
@@ -932,13 +903,13 @@ impl Store {
             pipe.query_async(&mut connection).await?;
         Ok(view
             .leads
-            .into_iter()
+            .iter()
             .zip(leads)
             .map(
                 |((lead_id, received_ms), (lead, queued_ms, trace))| WaitingLead {
-                    lead_id,
+                    lead_id: lead_id.clone(),
                     lead,
-                    received_ms,
+                    received_ms: *received_ms,
                     queued_ms,
                     trace,
                 },
