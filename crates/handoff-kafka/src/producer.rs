@@ -112,13 +112,19 @@ impl EventProducer {
         }
     }
 
-    /// Asks the cluster for metadata: `Ok` when a broker answers.
-    pub async fn check_connectivity(&self, timeout: Duration) -> Result<(), KafkaError> {
+    /// Asks the cluster for one topic's metadata: `Ok` when a broker answers. One topic,
+    /// not all: a shared cluster has thousands, and readiness probes ask every few seconds.
+    pub async fn check_connectivity(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<(), KafkaError> {
         let producer = self.producer.clone();
+        let topic = topic.to_owned();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()
-                .fetch_metadata(None, timeout)
+                .fetch_metadata(Some(&topic), timeout)
                 .map(|_| ())
                 .map_err(|e| KafkaError::Unreachable(e.to_string()))
         })

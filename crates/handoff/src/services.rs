@@ -159,11 +159,12 @@ pub async fn start(
             })?;
     }
     let producer = EventProducer::new(&settings.kafka, "handoff")?;
+    let probe_topic = topics.of(handoff_domain::events::EventKind::LeadCreated);
     producer
-        .check_connectivity(Duration::from_secs(10))
+        .check_connectivity(&probe_topic, Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.bootstrap_servers))?;
-    let readiness = readiness(store.clone(), producer.clone());
+    let readiness = readiness(store.clone(), producer.clone(), probe_topic);
     let drain = Duration::from_secs(settings.shutdown.drain_seconds);
     let lead_retention =
         Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
@@ -326,16 +327,17 @@ fn sla_policy(settings: &Settings) -> SlaPolicy {
     settings.sla.policy()
 }
 
-fn readiness(store: Store, producer: EventProducer) -> Readiness {
+fn readiness(store: Store, producer: EventProducer, probe_topic: String) -> Readiness {
     let redis: ReadinessCheck = Arc::new(move || {
         let store = store.clone();
         async move { store.ping().await.map_err(|e| e.to_string()) }.boxed()
     });
     let kafka: ReadinessCheck = Arc::new(move || {
         let producer = producer.clone();
+        let topic = probe_topic.clone();
         async move {
             producer
-                .check_connectivity(Duration::from_secs(2))
+                .check_connectivity(&topic, Duration::from_secs(2))
                 .await
                 .map_err(|e| e.to_string())
         }
