@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts (up) or stops (down) what the test suite talks to: a private Redis and a Tansu
 # broker with SQLite storage, both on loopback, state under .run/test-env.
-# `up` prints the environment the tests read (HANDOFF_TEST_KAFKA, HANDOFF_TEST_REDIS).
+# `up` prints the environment the tests read (HANDOFF_TEST_KAFKA, HANDOFF_TEST_REDIS, and the
+# cluster and Sentinel URLs of scripts/redis-topologies.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=.run/test-env
@@ -39,6 +40,8 @@ up() {
       sleep 0.1
     done
   fi
+  # A Redis Cluster and a Sentinel group: handoff runs on those too (docs/adr/0007).
+  scripts/redis-topologies.sh up
   echo "export HANDOFF_TEST_KAFKA=127.0.0.1:$kafka_port"
   echo "export HANDOFF_TEST_REDIS=redis://127.0.0.1:$redis_port"
 }
@@ -49,6 +52,7 @@ down() {
     rm -f "$run/tansu/tansu.pid"
   fi
   redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+  scripts/redis-topologies.sh down
 }
 
 case "${1:-}" in

@@ -102,9 +102,7 @@ impl Settings {
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
         }
-        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
-            return Err("redis.url must start with redis:// or rediss://".to_owned());
-        }
+        crate::RedisTopology::parse(&self.redis.url)?;
         access::check(
             &self.ingest.keys,
             &self.ingest.forms,

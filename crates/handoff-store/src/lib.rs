@@ -5,6 +5,7 @@
 
 mod accounts;
 mod clocks;
+mod connection;
 mod deadlines;
 mod deliveries;
 mod funnel;
@@ -15,9 +16,7 @@ mod lifecycle;
 mod reconcile;
 mod routing_state;
 
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use connection::Connection;
 
 use handoff_domain::Transience;
 
@@ -50,6 +49,9 @@ pub enum StoreError {
     /// A step kept losing races with concurrent writers to the same lead.
     #[error("contended: {0}")]
     Contended(String),
+    /// `redis.url` names no topology we can reach (see handoff_config::RedisTopology).
+    #[error("{0}")]
+    Url(String),
 }
 
 impl Transience for StoreError {
@@ -65,15 +67,16 @@ impl Transience for StoreError {
                     )
             }
             StoreError::Contended(_) => true,
-            StoreError::Corrupt { .. } | StoreError::Encode(_) => false,
+            StoreError::Corrupt { .. } | StoreError::Encode(_) | StoreError::Url(_) => false,
         }
     }
 }
 
-/// A connection (auto-reconnecting, multiplexed) and the key namespace. Cheap to clone.
+/// A connection (auto-reconnecting, multiplexed; one server, a cluster or a Sentinel-watched
+/// master) and the key namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: keys::Keys,
 }
 
@@ -86,17 +89,13 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connects (failing fast if Redis is not there) with bounded response times, so a
-    /// hung Redis shows up as an error to retry rather than a stuck consumer.
+    /// Connects (failing fast if Redis is not there) to what `url` names: one server, a
+    /// cluster or a Sentinel group (forms: handoff_config::RedisTopology), with bounded
+    /// response times, so a hung Redis shows up as an error to retry, not a stuck consumer.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(3))
-            .set_response_timeout(Duration::from_secs(5))
-            .set_number_of_retries(3);
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let topology = handoff_config::RedisTopology::parse(url).map_err(StoreError::Url)?;
         Ok(Self {
-            connection,
+            connection: Connection::open(&topology).await?,
             keys: keys::Keys::new(key_prefix),
         })
     }
@@ -115,14 +114,14 @@ impl Store {
         let mut cursor: u64 = 0;
         let mut deleted = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(500)
-                .query_async(&mut connection)
-                .await?;
+                .arg(500);
+            let (next, keys): (u64, Vec<String>) =
+                redis::from_redis_value(&connection.on_node_of(self.keys.tag(), &scan).await?)?;
             if !keys.is_empty() {
                 deleted += redis::cmd("UNLINK")
                     .arg(&keys)
@@ -136,7 +135,7 @@ impl Store {
         }
     }
 
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Connection {
         self.connection.clone()
     }
 }

@@ -17,6 +17,7 @@ mod openapi;
 mod personal_data;
 mod poison;
 mod rebalance;
+mod redis_topologies;
 mod routing;
 mod rules_live;
 mod security;
