@@ -14,6 +14,7 @@ mod http_input;
 mod lifecycle;
 mod notifier_faults;
 mod openapi;
+mod outages;
 mod personal_data;
 mod poison;
 mod rebalance;
