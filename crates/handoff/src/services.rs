@@ -276,6 +276,7 @@ pub async fn start(
         let deps = handoff_notifier::NotifierDeps {
             kafka: settings.kafka.clone(),
             settings: settings.notifier.clone(),
+            actions: settings.actions.clone(),
             store: store.clone(),
             producer: EventProducer::new(&settings.kafka, "notifier")?,
             metrics: metrics.clone(),
