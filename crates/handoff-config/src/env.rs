@@ -6,8 +6,7 @@
 use crate::ConfigError;
 
 const SECTIONS: &[&str] = &[
-    "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown",
-    "actions",
+    "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown", "actions",
 ];
 const TOP_LEVEL: &[&str] = &["rules_file"];
 /// Free-text keys: their values stay strings even when they look like numbers ("12345").

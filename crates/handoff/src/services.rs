@@ -196,6 +196,7 @@ pub async fn start(
                 release: settings.sla.release_capacity_on,
                 rules: rules.clone(),
                 clocks: handoff_sla::Clocks::new(&settings.sla, rules.clone()),
+                actions: settings.actions.clone(),
             },
         )
         .await?;
