@@ -443,3 +443,146 @@ fn truncate(text: &str, max: usize) -> String {
     cut.push('…');
     cut
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use handoff_domain::routing::ChannelKind;
+    use handoff_domain::scoring::ScoreContribution;
+
+    fn facts() -> LeadFacts {
+        LeadFacts {
+            summary: Some(LeadSummary {
+                first_name: "Jane".into(),
+                last_name: "<Doe>".into(),
+                title: "VP".into(),
+                company: "Acme & Co".into(),
+                country: "DE".into(),
+                email: "jane@acme.io".into(),
+                phone: "+4915112345678".into(),
+            }),
+            score: Some(Score {
+                points: 55,
+                band: "hot".into(),
+                qualified: true,
+                fast_lane: false,
+                contributions: vec![
+                    ScoreContribution {
+                        rule: "small".into(),
+                        points: 5,
+                    },
+                    ScoreContribution {
+                        rule: "free_mail".into(),
+                        points: -25,
+                    },
+                    ScoreContribution {
+                        rule: "demo".into(),
+                        points: 30,
+                    },
+                    ScoreContribution {
+                        rule: "title".into(),
+                        points: 20,
+                    },
+                ],
+                model_version: String::new(),
+            }),
+            source: Some(Source {
+                kind: "web_form".into(),
+                campaign: "spring".into(),
+                ..Source::default()
+            }),
+        }
+    }
+
+    fn message() -> Message {
+        Message::new(
+            json!({"type": "sla.breached", "text": "x"}),
+            "Missed".into(),
+            "SLA missed",
+            "lead-1",
+            1,
+            None,
+            facts(),
+        )
+        .with_links(Some(ActionLinks {
+            accept: "https://l.example/v1/actions/a".into(),
+            reject: "https://l.example/v1/actions/r".into(),
+            expires_at: Utc::now(),
+        }))
+    }
+
+    fn channel(kind: ChannelKind, format: ChannelFormat, contact_details: bool) -> Channel {
+        Channel {
+            kind,
+            url: "https://x.example".into(),
+            format,
+            contact_details,
+        }
+    }
+
+    #[test]
+    fn contact_details_only_where_the_channel_allows_them() {
+        for format in [ChannelFormat::Json, ChannelFormat::Slack] {
+            let team = message()
+                .render(&channel(ChannelKind::Team, format, false))
+                .to_string();
+            assert!(
+                !team.contains("jane@acme.io") && !team.contains("4915112345678"),
+                "{team}"
+            );
+            let rep = message()
+                .render(&channel(ChannelKind::Rep, format, true))
+                .to_string();
+            assert!(
+                rep.contains("jane@acme.io") && rep.contains("+4915112345678"),
+                "{rep}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_top_reasons_are_the_largest_effects_either_way() {
+        let body = message().render(&channel(ChannelKind::Rep, ChannelFormat::Json, true));
+        assert_eq!(
+            body["top_reasons"],
+            json!([{"rule": "demo", "points": 30}, {"rule": "free_mail", "points": -25}, {"rule": "title", "points": 20}])
+        );
+        assert_eq!(body["links"]["accept"], "https://l.example/v1/actions/a");
+        assert_eq!(body["score"]["points"], 55);
+    }
+
+    #[test]
+    fn block_kit_has_a_fallback_buttons_and_escaped_text() {
+        let body = message().render(&channel(ChannelKind::Rep, ChannelFormat::Slack, true));
+        assert!(body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missed\nJane <Doe>, VP"));
+        let blocks = body["blocks"].as_array().unwrap();
+        let types: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            types,
+            ["header", "section", "section", "section", "actions", "context"]
+        );
+        assert_eq!(blocks[0]["text"]["text"], "SLA missed: Jane <Doe>");
+        let fields = blocks[2]["fields"].to_string();
+        assert!(
+            fields.contains("&lt;Doe&gt;") && fields.contains("Acme &amp; Co"),
+            "{fields}"
+        );
+        let urls: Vec<&str> = blocks[4]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://l.example/v1/actions/a",
+                "https://l.example/v1/actions/r"
+            ]
+        );
+    }
+}
