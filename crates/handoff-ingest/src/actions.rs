@@ -184,11 +184,6 @@ async fn recorded(
     body: Body,
 ) -> Result<(Link, String), ApiError> {
     let link = checked(state, token).await?;
-    // Said first: a second click on a rejection must hear "used", not "closed".
-    if used(state, &link.claim).await? {
-        return Err(ApiError::LinkUsed);
-    }
-    link.still_current()?;
     let body = read_body(headers, body, state.settings.max_body_bytes).await?;
     let form: ActionSubmission = if body.is_empty() {
         ActionSubmission::default()
@@ -212,6 +207,11 @@ async fn recorded(
     .validate(Utc::now())
     .map_err(|e| ApiError::Validation(e.0))?;
     check_reason_code(&disposition, &state.settings.reason_codes)?;
+    // Used before closed: a second click on a rejection must hear "used", not "closed".
+    if used(state, &link.claim).await? {
+        return Err(ApiError::LinkUsed);
+    }
+    link.still_current()?;
     disposition.actor = Actor {
         kind: ActorKind::Rep,
         id: link.claim.rep.to_string(),
