@@ -81,8 +81,10 @@ pub(crate) struct ActionView {
 pub(crate) struct ActionSubmission {
     /// One of `ingest.reason_codes`; required to reject.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$", example = "bad_timing")]
     pub reason_code: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
