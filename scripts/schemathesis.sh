@@ -49,6 +49,8 @@ key_out=$("$handoff" keys new --name schemathesis --scope leads:write --scope le
 key=$(sed -n 's/^key (shown once; give it to schemathesis): //p' <<<"$key_out")
 key_entry=$(sed -n '/^\[\[ingest.keys\]\]/,$p' <<<"$key_out")
 webhook_secret="whsec_$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
+# The accept/reject links' key (links on: [actions] below).
+action_secret=$(python3 -c 'import os; print(os.urandom(32).hex())')
 
 cat >"$run/rules.toml" <<'EOF'
 [scoring]
@@ -102,10 +104,14 @@ source = "landing-page"
 [[ingest.webhooks]]
 source = "provider"
 secret_env = "SCHEMATHESIS_WEBHOOK_SECRET"
+[actions]
+public_url = "http://127.0.0.1:$public_port"
+secret_env = "SCHEMATHESIS_ACTION_SECRET"
 EOF
 
 echo "==> starting handoff ingest (public :$public_port, internal :$internal_port)" >&2
-SCHEMATHESIS_WEBHOOK_SECRET=$webhook_secret "$handoff" --config "$run/handoff.toml" ingest \
+SCHEMATHESIS_WEBHOOK_SECRET=$webhook_secret SCHEMATHESIS_ACTION_SECRET=$action_secret \
+  "$handoff" --config "$run/handoff.toml" ingest \
   >"$run/handoff.log" 2>&1 &
 handoff_pid=$!
 trap 'kill $handoff_pid 2>/dev/null || true; wait $handoff_pid 2>/dev/null || true' EXIT
@@ -125,7 +131,21 @@ lead_id=$(curl -fsS -X POST "$public/v1/leads" -H "Authorization: Bearer $key" \
   -d '{"contact": {"email": "schemathesis@example.com"}}' |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["lead_id"])')
 
+# A genuine action link for that lead (signed as the notifier signs them:
+# handoff_domain::action_link), so the link routes are reached past the signature check;
+# the lead is never assigned here (no router), so it answers 409 link_superseded.
+action_token=$(python3 - "$action_secret" "$lead_id" <<'EOF'
+import base64, hashlib, hmac, json, sys, time
+key, lead = sys.argv[1].encode(), sys.argv[2]
+claim = {"id": "0" * 32, "lead": lead, "rep": "a", "attempt": 1, "action": "accept", "exp": int(time.time()) + 3600}
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+body = b64(json.dumps(claim, separators=(",", ":")).encode())
+print(body + "." + b64(hmac.new(key, b"handoff-action-v1." + body.encode(), hashlib.sha256).digest()))
+EOF
+)
+
 export SCHEMATHESIS_LEAD_ID=$lead_id SCHEMATHESIS_WEBHOOK_SECRET=$webhook_secret
+export SCHEMATHESIS_ACTION_TOKEN=$action_token
 export SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=$root/tests
 started=$(date +%s)
 passed=0

@@ -129,6 +129,11 @@ team = "sales"
 /// The webhook signing secret of every test stack (long enough for a deployment).
 pub const TEST_SIGNING_SECRET: &str = "test-secret-0123456789abcdef0123456789";
 
+/// The accept/reject links' key of every test stack, in the variable `[actions]` names by
+/// default (links are on only where a test sets `actions.public_url`).
+pub const TEST_ACTION_SECRET: &str = "test-action-links-0123456789abcdef0123";
+pub const ACTION_SECRET_ENV: &str = "HANDOFF_ACTION_LINK_SECRET";
+
 /// How a test wants its stack.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -401,11 +406,11 @@ drain_seconds = 5
 
 /// The environment a stack's configuration needs (secrets it names).
 pub fn config_env(options: &StackOptions) -> Vec<(String, String)> {
+    let mut vars = vec![(ACTION_SECRET_ENV.to_owned(), TEST_ACTION_SECRET.to_owned())];
     if options.webhook_intake {
-        vec![(WEBHOOK_SECRET_ENV.to_owned(), WEBHOOK_SECRET.to_owned())]
-    } else {
-        Vec::new()
+        vars.push((WEBHOOK_SECRET_ENV.to_owned(), WEBHOOK_SECRET.to_owned()));
     }
+    vars
 }
 
 /// The test keys, form and (optionally) webhook source, as configuration.

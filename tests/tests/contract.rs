@@ -26,7 +26,9 @@ use std::sync::OnceLock;
 use chrono::{DateTime, Utc};
 use handoff_domain::accounts::{AccountOwner, ACCOUNT_OWNER_MESSAGE};
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
-use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
+use handoff_domain::events::{
+    EventKind, LeadAssigned, LeadDisposition, LeadSummary, SlaBreached, SlaReminder,
+};
 use handoff_domain::lead::{
     Activity, Company, Contact, Engagement, Lead, LeadId, LeadPayload, RecordOrigin, Source, Utm,
 };
@@ -395,6 +397,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
         explanation(full),
         source(full),
         (id::<QueueName>(full), maybe(time(), full)),
+        maybe(lead_summary(full), full),
     )
         .prop_map(
             |(
@@ -407,6 +410,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 explanation,
                 source,
                 (queue, queued_at),
+                lead,
             )| LeadAssigned {
                 lead_id: LeadId::from(lead_id),
                 attempt,
@@ -420,6 +424,26 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 source,
                 queue,
                 queued_at,
+                lead,
+            },
+        )
+        .boxed()
+}
+
+fn lead_summary(full: bool) -> BoxedStrategy<LeadSummary> {
+    (
+        (text(full), text(full), text(full)),
+        (text(full), text(full), text(full), text(full)),
+    )
+        .prop_map(
+            |((first_name, last_name, title), (company, country, email, phone))| LeadSummary {
+                first_name,
+                last_name,
+                title,
+                company,
+                country,
+                email,
+                phone,
             },
         )
         .boxed()

@@ -6,7 +6,7 @@
 use crate::ConfigError;
 
 const SECTIONS: &[&str] = &[
-    "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown",
+    "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown", "actions",
 ];
 const TOP_LEVEL: &[&str] = &["rules_file"];
 /// Free-text keys: their values stay strings even when they look like numbers ("12345").
@@ -19,6 +19,8 @@ const TEXT_KEYS: &[&str] = &[
     "redis.url",
     "redis.key_prefix",
     "log.level",
+    "actions.public_url",
+    "actions.secret_env",
 ];
 
 /// Applies the overrides; returns the names of the variables applied.

@@ -97,6 +97,13 @@ pub fn parse_settings(
         path: path.to_owned(),
         message,
     })?;
+    // The links' key, from the variable the file names (never the file itself).
+    if let Some((_, value)) = vars
+        .iter()
+        .find(|(name, _)| *name == settings.actions.secret_env)
+    {
+        settings.actions.secret = Secret::new(value.trim());
+    }
     access::resolve_intake_secrets(&mut settings.ingest.webhooks, &vars).map_err(|message| {
         ConfigError::Invalid {
             path: path.to_owned(),

@@ -98,4 +98,54 @@ rules = [{ name = "all", team = "emea" }]
         assert!(err.contains("unknown field `threshold`"), "{err}");
         assert!(err.contains("mql_threshold"), "{err}");
     }
+
+    #[test]
+    fn channels_are_urls_or_tables_and_the_reps_own_carries_contact_details() {
+        use handoff_domain::routing::{ChannelFormat, ChannelKind};
+        let text = VALID
+            .replace(
+                r#"teams = [{ id = "emea", members = ["ana"] }]"#,
+                r#"teams = [{ id = "emea", members = ["ana"], webhook_url = "https://t.example/team", manager_webhook_url = { url = "https://hooks.slack.com/m", format = "slack", contact_details = true } }]"#,
+            )
+            .replace(
+                r#"reps = [{ id = "ana", capacity = 5 }]"#,
+                r#"reps = [{ id = "ana", capacity = 5, webhook_url = { url = "https://hooks.slack.com/ana", format = "slack" } }, { id = "bob", capacity = 5 }]"#,
+            );
+        let rules = parse_rules(Path::new("rules.toml"), &text).map_err(|e| e.to_string());
+        let Ok(rules) = rules else {
+            panic!("{rules:?}");
+        };
+        let routing = &rules.routing;
+        let ana = routing.rep_channel("emea", "ana");
+        assert_eq!(
+            ana.as_ref().map(|c| (c.kind, c.format, c.contact_details)),
+            Some((ChannelKind::Rep, ChannelFormat::Slack, true))
+        );
+        // A rep without a channel is told through the team's, which gets no contact.
+        let bob = routing.rep_channel("emea", "bob");
+        assert_eq!(
+            bob.as_ref()
+                .map(|c| (c.kind, c.url.as_str(), c.contact_details)),
+            Some((ChannelKind::Team, "https://t.example/team", false))
+        );
+        let manager = routing.manager_channel("emea");
+        assert_eq!(
+            manager
+                .as_ref()
+                .map(|c| (c.kind, c.format, c.contact_details)),
+            Some((ChannelKind::Manager, ChannelFormat::Slack, true))
+        );
+        let bad = text.replace(
+            r#"format = "slack", contact"#,
+            r#"format = "teams", contact"#,
+        );
+        let err = parse_rules(Path::new("rules.toml"), &bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("unknown variant `teams`, expected `json` or `slack`"),
+            "{err}"
+        );
+    }
 }

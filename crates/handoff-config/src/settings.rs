@@ -31,6 +31,9 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub notifier: NotifierSettings,
+    /// Accept/reject links in reps' notifications (signed by the notifier, served by ingest).
+    #[serde(default)]
+    pub actions: ActionLinkSettings,
     #[serde(default)]
     pub funnel: FunnelSettings,
     #[serde(default)]
@@ -99,6 +102,7 @@ impl Settings {
         }
         self.sla.check()?;
         self.notifier.check_relations()?;
+        self.actions.check()?;
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
         }
@@ -126,10 +130,98 @@ impl Settings {
     pub fn check_production(&self, path: &Path) -> Result<(), ConfigError> {
         self.notifier
             .check_signing_secret()
+            .and_then(|()| self.actions.check_secret())
             .map_err(|message| ConfigError::Invalid {
                 path: path.to_owned(),
                 message,
             })
+    }
+}
+
+/// `[actions]`: the accept/reject links of a rep's notifications. The notifier signs them
+/// with the key in `secret_env`; ingest serves them on the public listener
+/// (`/v1/actions/{token}`) and verifies them with the same key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLinkSettings {
+    /// The public listener as reps' browsers reach it (`https://leads.example.com`); the
+    /// links are `{public_url}/v1/actions/{token}`. Unset: messages carry no links.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The environment variable holding the HMAC-SHA256 key (at least 32 bytes). Required
+    /// when `public_url` is set, outside `handoff dev` (which makes one per run).
+    #[serde(default = "default_action_secret_env")]
+    pub secret_env: String,
+    /// Read from `secret_env` at start-up.
+    #[serde(skip)]
+    pub secret: Secret,
+    /// How long a link works after its message was sent (default 7 days).
+    #[serde(default = "default_action_ttl_seconds")]
+    pub ttl_seconds: u64,
+}
+
+impl Default for ActionLinkSettings {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            secret_env: default_action_secret_env(),
+            secret: Secret::default(),
+            ttl_seconds: default_action_ttl_seconds(),
+        }
+    }
+}
+
+fn default_action_secret_env() -> String {
+    "HANDOFF_ACTION_LINK_SECRET".to_owned()
+}
+fn default_action_ttl_seconds() -> u64 {
+    7 * 86_400
+}
+
+impl ActionLinkSettings {
+    /// Whether links are on: a public URL and a key.
+    pub fn enabled(&self) -> bool {
+        self.public_url.is_some() && !self.secret.is_empty()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.ttl_seconds == 0 {
+            return Err("actions.ttl_seconds must be greater than 0".to_owned());
+        }
+        if let Some(url) = &self.public_url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!(
+                    "actions.public_url must start with http:// or https:// (got {url:?})"
+                ));
+            }
+        }
+        if self.secret_env.trim().is_empty() {
+            return Err("actions.secret_env must name an environment variable".to_owned());
+        }
+        Ok(())
+    }
+
+    /// `Err` names the key and its variable when links are on and their key is missing or
+    /// too short; never the key itself.
+    pub fn check_secret(&self) -> Result<(), String> {
+        if self.public_url.is_none() {
+            return Ok(());
+        }
+        let var = &self.secret_env;
+        let how = format!(
+            "set {var} to a random value of at least {MIN_SIGNING_SECRET_BYTES} bytes, e.g. `openssl rand -hex 32` (actions.secret_env names the variable; actions.public_url turns the links on)"
+        );
+        let secret = self.secret.expose();
+        if secret.trim().is_empty() {
+            Err(format!("actions.secret_env: {var} is not set: {how}"))
+        } else if secret.len() < MIN_SIGNING_SECRET_BYTES {
+            Err(format!(
+                "actions.secret_env: {var} holds {} bytes, too short to sign links: {how}",
+                secret.len()
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -374,3 +374,35 @@ fn notifier_settings_that_contradict_each_other_are_rejected_naming_both_keys() 
         );
     }
 }
+
+#[test]
+fn action_links_need_their_key_from_the_variable_the_file_names() {
+    let signing = ("HANDOFF_NOTIFIER_SIGNING_SECRET", STRONG_SECRET);
+    // Off (no public URL): nothing is needed.
+    assert_eq!(production_error(BASE, &[signing]), None);
+    let on = format!("{BASE}\n[actions]\npublic_url = \"https://leads.example.com\"\n");
+    let message = production_error(&on, &[signing]).unwrap_or_default();
+    assert!(
+        message.contains("actions.secret_env: HANDOFF_ACTION_LINK_SECRET is not set"),
+        "{message}"
+    );
+    assert_eq!(
+        production_error(
+            &on,
+            &[signing, ("HANDOFF_ACTION_LINK_SECRET", STRONG_SECRET)]
+        ),
+        None
+    );
+    let named = format!("{on}secret_env = \"LINKS_KEY\"\nttl_seconds = 3600\n");
+    let short = production_error(&named, &[signing, ("LINKS_KEY", "tiny-key")]).unwrap_or_default();
+    assert!(
+        short.contains("LINKS_KEY holds 8 bytes") && !short.contains("tiny-key"),
+        "{short}"
+    );
+    assert_eq!(
+        production_error(&named, &[signing, ("LINKS_KEY", STRONG_SECRET)]),
+        None
+    );
+    let bad = format!("{BASE}\n[actions]\npublic_url = \"leads.example.com\"\n");
+    assert!(error_of(&bad, &[]).contains("actions.public_url must start with http:// or https://"));
+}

@@ -61,6 +61,7 @@ impl Assignment {
             source: lead.source.clone(),
             queue: self.waited.as_ref().map(|w| w.queue.clone()),
             queued_at: self.waited.as_ref().map(|w| w.since),
+            lead: Some(crate::events::LeadSummary::of(lead)),
         }
     }
 

@@ -106,6 +106,71 @@ pub struct LeadAssigned {
     /// When it started waiting there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_at: Option<DateTime<Utc>>,
+    /// Who the lead is, for the rep's notification (and a CRM's task). Absent on events
+    /// from before it existed and from producers that do not know the lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<LeadSummary>,
+}
+
+/// proto: `handoff.v1.LeadSummary`. What a rep needs to act on a lead, copied from the lead
+/// by the router when it assigns it. It rides on `lead.assigned` (rather than the notifier
+/// reading `lead.created` or a Redis copy) so the assignment is self-contained: the stored
+/// current assignment then serves reminders and breaches too, and no consumer races the
+/// lead's other topic. Contact details are personal data: `Debug` hides them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadSummary {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub first_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub company: String,
+    /// ISO 3166-1 alpha-2.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub country: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub email: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phone: String,
+}
+
+impl LeadSummary {
+    pub fn of(lead: &crate::lead::Lead) -> Self {
+        Self {
+            first_name: lead.contact.first_name.clone(),
+            last_name: lead.contact.last_name.clone(),
+            title: lead.contact.title.clone(),
+            company: lead.company.name.clone(),
+            country: lead.company.country.clone(),
+            email: lead.contact.email.clone(),
+            phone: lead.contact.phone.clone(),
+        }
+    }
+
+    /// "First Last", or `None` when neither is known.
+    pub fn name(&self) -> Option<String> {
+        let name = format!("{} {}", self.first_name, self.last_name);
+        let name = name.trim();
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+}
+
+impl std::fmt::Debug for LeadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |value: &str| if value.is_empty() { "" } else { "[redacted]" };
+        f.debug_struct("LeadSummary")
+            .field("first_name", &hidden(&self.first_name))
+            .field("last_name", &hidden(&self.last_name))
+            .field("title", &self.title)
+            .field("company", &self.company)
+            .field("country", &self.country)
+            .field("email", &crate::privacy::mask_email(&self.email))
+            .field("phone", &hidden(&self.phone))
+            .finish()
+    }
 }
 
 impl LeadAssigned {

@@ -4,6 +4,7 @@
 //! directly.
 
 pub mod accounts;
+pub mod action_link;
 pub mod assignment;
 pub mod disposition;
 pub mod events;

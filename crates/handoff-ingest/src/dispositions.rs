@@ -121,10 +121,30 @@ async fn accept(
         None => None,
     };
 
-    let outcome = disposition.outcome;
-    let event = LeadDisposition {
+    let event = disposition_event(lead_id, disposition, record);
+    let trace = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    if let Err(error) = publish_disposition(state, &event, &event_id, trace).await {
+        if let Some(reservation) = reservation {
+            reservation.release(state).await;
+        }
+        return Err(error);
+    }
+    if let Some(reservation) = reservation {
+        reservation.complete(state, &event_id).await;
+    }
+    apply_disposition(state, &event, &event_id, &caller.name).await;
+    Ok(accepted(lead_id, &event_id))
+}
+
+/// The `lead.disposition` of a checked report, with the lead's attribution.
+pub(crate) fn disposition_event(
+    lead_id: &str,
+    disposition: Disposition,
+    record: LeadRecord,
+) -> LeadDisposition {
+    LeadDisposition {
         lead_id: LeadId::from(lead_id),
-        outcome,
+        outcome: disposition.outcome,
         reason_code: disposition.reason_code,
         note: disposition.note,
         actor: disposition.actor,
@@ -134,59 +154,73 @@ async fn accept(
         team_id: record.team,
         rep_id: record.rep,
         queue: record.queue,
-    };
-    let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    let published = match OutboundEvent::new(
+    }
+}
+
+/// Publishes a report (the API's and the action links' one path); `Err` means nothing
+/// was published.
+pub(crate) async fn publish_disposition(
+    state: &AppState,
+    event: &LeadDisposition,
+    event_id: &str,
+    traceparent: Option<&str>,
+) -> Result<(), ApiError> {
+    let trace = TraceParent::child_of(traceparent);
+    match OutboundEvent::new(
         EventKind::LeadDisposition,
-        event_id.clone(),
-        lead_id,
-        now,
+        event_id.to_owned(),
+        event.lead_id.as_str(),
+        Utc::now(),
         trace,
-        &event,
+        event,
     ) {
         Ok(outbound) => publish(state, &outbound).await,
         Err(e) => Err(unavailable("encoder", &e)),
-    };
-    if let Err(error) = published {
-        if let Some(reservation) = reservation {
-            reservation.release(state).await;
-        }
-        return Err(error);
     }
-    if let Some(reservation) = reservation {
-        reservation.complete(state, &event_id).await;
-    }
-    // The event is durable; apply it now rather than when the SLA tracker reads it, so a
-    // touch reported before the deadline stops the clock before the deadline (the tracker
-    // then finds it applied). If Redis fails here, the tracker applies it from the topic.
+}
+
+/// Applies a published report to the lead's state. The event is durable; it is applied
+/// now rather than when the SLA tracker reads it, so a touch reported before the deadline
+/// stops the clock before the deadline (the tracker then finds it applied). If Redis fails
+/// here, the tracker applies it from the topic.
+pub(crate) async fn apply_disposition(
+    state: &AppState,
+    event: &LeadDisposition,
+    event_id: &str,
+    caller: &str,
+) {
+    let lead_id = &event.lead_id;
     match state
         .store
         .report_disposition(
-            &event,
-            &event_id,
+            event,
+            event_id,
             state.release,
             state.closed_retention.as_secs(),
             &|at, team, rep| state.clocks.disposition_from_touch(at, team, rep),
         )
         .await
     {
-        Ok(Some(outcome)) => handoff_sla::record_report(&state.metrics, &event, &outcome),
+        Ok(Some(outcome)) => handoff_sla::record_report(&state.metrics, event, &outcome),
         Ok(None) => {}
         Err(e) => {
             tracing::warn!(%lead_id, error = %e, "report published; applying it is left to the SLA tracker");
         }
     }
+    let outcome = event.outcome;
     state
         .metrics
         .dispositions
         .with_label_values(&[outcome.as_str()])
         .inc();
-    tracing::info!(%lead_id, outcome = outcome.as_str(), caller = %caller.name, "disposition recorded");
-    Ok(accepted(lead_id, &event_id))
+    tracing::info!(%lead_id, outcome = outcome.as_str(), %caller, "disposition recorded");
 }
 
 /// Rejection reasons come from one documented list, so marketing can count them.
-fn check_reason_code(disposition: &Disposition, allowed: &[String]) -> Result<(), ApiError> {
+pub(crate) fn check_reason_code(
+    disposition: &Disposition,
+    allowed: &[String],
+) -> Result<(), ApiError> {
     if disposition.reason_code.is_empty() || allowed.contains(&disposition.reason_code) {
         return Ok(());
     }

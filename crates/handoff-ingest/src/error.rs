@@ -21,7 +21,8 @@ pub struct ErrorDetail {
     /// Stable and machine-readable: `validation_failed`, `malformed_body`,
     /// `unsupported_media_type`, `body_too_large`, `not_found`, `idempotency_key_in_use`,
     /// `idempotency_key_reused`, `unavailable`, `unauthorized`, `forbidden`, `rate_limited`,
-    /// `request_timeout`, `overloaded`.
+    /// `request_timeout`, `overloaded`, `lead_closed`; action links: `link_invalid`,
+    /// `link_expired`, `link_used`, `link_superseded`.
     #[schema(example = "validation_failed")]
     pub code: &'static str,
     /// A sentence for people; may change between versions.
@@ -61,6 +62,14 @@ pub enum ApiError {
     Overloaded,
     #[error("the lead is closed")]
     LeadClosed { outcome: Option<String> },
+    #[error("the action link is not valid")]
+    LinkInvalid,
+    #[error("the action link has expired")]
+    LinkExpired,
+    #[error("the action link was used already")]
+    LinkUsed,
+    #[error("the action link is for an earlier assignment")]
+    LinkSuperseded,
 }
 
 impl ApiError {
@@ -80,6 +89,9 @@ impl ApiError {
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::LeadClosed { .. } => StatusCode::CONFLICT,
+            ApiError::LinkInvalid => StatusCode::FORBIDDEN,
+            ApiError::LinkExpired | ApiError::LinkUsed => StatusCode::GONE,
+            ApiError::LinkSuperseded => StatusCode::CONFLICT,
         }
     }
 
@@ -99,6 +111,10 @@ impl ApiError {
             ApiError::Timeout => "request_timeout",
             ApiError::Overloaded => "overloaded",
             ApiError::LeadClosed { .. } => "lead_closed",
+            ApiError::LinkInvalid => "link_invalid",
+            ApiError::LinkExpired => "link_expired",
+            ApiError::LinkUsed => "link_used",
+            ApiError::LinkSuperseded => "link_superseded",
         }
     }
 
@@ -119,6 +135,8 @@ impl ApiError {
             ApiError::Timeout => "timeout",
             ApiError::Overloaded => "overloaded",
             ApiError::LeadClosed { .. } => "conflict",
+            ApiError::LinkInvalid => "forbidden",
+            ApiError::LinkExpired | ApiError::LinkUsed | ApiError::LinkSuperseded => "conflict",
         }
     }
 
@@ -132,7 +150,7 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ApiError::Validation(fields) => format!(
                 "{} field(s) are invalid; see `fields`",
@@ -166,6 +184,18 @@ impl ApiError {
                 "the lead is closed ({}); no further outcome can be reported",
                 outcome.as_deref().unwrap_or("closed")
             ),
+            ApiError::LinkInvalid => {
+                "this link is not valid: it was altered or cut short; open the one in your message"
+                    .to_owned()
+            }
+            ApiError::LinkExpired => {
+                "this link has expired; report the outcome in your CRM or through the API".to_owned()
+            }
+            ApiError::LinkUsed => "this link was used already: the outcome is recorded".to_owned(),
+            ApiError::LinkSuperseded => {
+                "the lead was reassigned since this link was sent; it no longer acts for you"
+                    .to_owned()
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //!        (API key, or a form token; CORS)        /metrics /healthz /readyz /openapi.json
 //!   POST /v1/webhooks/{source} signed (Standard Webhooks)
 //!   POST /v1/leads/{id}/dispositions  dispositions:write
+//!   GET/POST /v1/actions/{token}  a rep's accept/reject link (the token is the credential)
 //!   GET  /healthz /readyz
 //! ```
 //! Every public request passes, in order: a bound on concurrent requests (503), a
@@ -16,6 +17,7 @@
 //! [`Ingest::local_addr`] reports the port, [`Ingest::run_until_stopped`] serves.
 
 mod access;
+mod actions;
 mod dispositions;
 mod error;
 mod idempotency;
@@ -42,7 +44,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use handoff_config::{IngestSettings, RulesHandle};
+use handoff_config::{ActionLinkSettings, IngestSettings, RulesHandle};
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_kafka::EventProducer;
 use handoff_store::Store;
@@ -83,6 +85,8 @@ pub struct IngestDeps {
     pub rules: RulesHandle,
     /// The disposition clock a first touch starts (applied with the report).
     pub clocks: handoff_sla::Clocks,
+    /// The accept/reject links' key (links are off without `actions.public_url`).
+    pub actions: ActionLinkSettings,
 }
 
 /// What every handler needs.
@@ -98,6 +102,7 @@ pub(crate) struct AppState {
     pub rules: RulesHandle,
     pub clocks: handoff_sla::Clocks,
     pub access: Access,
+    pub actions: Option<actions::ActionKeys>,
 }
 
 #[derive(Debug)]
@@ -133,6 +138,7 @@ impl Ingest {
             rules: deps.rules,
             clocks: deps.clocks,
             access: access.clone(),
+            actions: actions::ActionKeys::new(&deps.actions),
         };
         let guard = Guard {
             access: access.clone(),
@@ -147,6 +153,10 @@ impl Ingest {
             .route("/v1/queues", get(lookup::queues))
             .route("/v1/queues/{name}", get(lookup::queue))
             .route("/v1/webhooks/{source}", post(intake::submit))
+            .route(
+                "/v1/actions/{token}",
+                get(actions::show).post(actions::record),
+            )
             .with_state(state.clone())
             .layer(from_fn_with_state(guard, guard_request))
             .layer(from_fn_with_state(deps.metrics.clone(), count_requests))

@@ -42,6 +42,8 @@ const SHARED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
         crate::lookup::queues,
         crate::lookup::queue,
         crate::intake::submit,
+        crate::actions::show,
+        crate::actions::record,
         crate::reps::get,
         crate::reps::put,
         healthz,

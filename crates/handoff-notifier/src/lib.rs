@@ -1,6 +1,7 @@
-//! notifier: tells reps (and their team channels) about assignments and SLA breaches by
-//! POSTing signed JSON to webhooks. Slack incoming webhooks read the `text` field; other
-//! receivers get the structured fields too.
+//! notifier: tells reps (and their team and manager channels) about assignments, reminders,
+//! SLA breaches and escalations by POSTing signed JSON (or Slack Block Kit) to webhooks.
+//! A rep's own channel gets the lead's contact details and accept/reject links
+//! (`message`, `links`; docs/notifier.md).
 //!
 //! ```text
 //!  handler (event → Notification, body from `message`)
@@ -24,6 +25,7 @@ mod breaker;
 mod delivery;
 mod egress;
 mod handler;
+mod links;
 mod message;
 mod retry;
 mod signature;
@@ -32,7 +34,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{KafkaSettings, NotifierSettings, RulesHandle};
+use handoff_config::{ActionLinkSettings, KafkaSettings, NotifierSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
@@ -53,6 +55,8 @@ pub enum NotifierError {
 pub struct NotifierDeps {
     pub kafka: KafkaSettings,
     pub settings: NotifierSettings,
+    /// The accept/reject links (off without `actions.public_url` and its key).
+    pub actions: ActionLinkSettings,
     /// Pending deliveries, their retry schedule and the de-duplication markers.
     pub store: Store,
     pub producer: EventProducer,
@@ -94,7 +98,14 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
     // The consumer failing stops the poller too, so the process exits and is restarted whole.
     let stop = shutdown.child_token();
     let poller = tokio::spawn(poller.run(stop.clone()));
-    let handler = handler::NotifierHandler::new(deliveries.clone(), deps.rules);
+    let signer = links::LinkSigner::new(&deps.actions);
+    if signer.is_none() {
+        tracing::info!(
+            "actions.public_url (or its key) is not set: messages carry no accept/reject links"
+        );
+    }
+    let handler =
+        handler::NotifierHandler::new(deliveries.clone(), deps.rules, deps.store.clone(), signer);
     let consumed = run_consumer(
         &deps.kafka,
         spec,

@@ -156,6 +156,7 @@ impl EscalationHandler {
                         source: current.source.clone(),
                         queue: None,
                         queued_at: None,
+                        lead: current.lead.clone(),
                     };
                     let code = if outcome == Outcome::Reassigned {
                         "first_touch_missed"

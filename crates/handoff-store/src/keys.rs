@@ -108,6 +108,11 @@ impl Keys {
         format!("{}:account:{domain}", self.tag)
     }
 
+    /// A used accept/reject link (its claim id: hex), kept as long as such a link lives.
+    pub fn action_link(&self, id_hex: &str) -> String {
+        format!("{}:action:{id_hex}", self.tag)
+    }
+
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
         format!("{}:idem:{scope}:{key_digest}", self.tag)
     }

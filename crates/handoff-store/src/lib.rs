@@ -4,6 +4,7 @@
 //! is one Lua script.
 
 mod accounts;
+mod action_links;
 mod clocks;
 mod connection;
 mod deadlines;

@@ -51,6 +51,16 @@ pub async fn run(mut loaded: LoadedConfig, options: DevOptions) -> anyhow::Resul
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         notifier.signing_secret = Secret::new(hex);
     }
+    // Accept/reject links: a key per run unless a real one is set, pointing at dev's API.
+    let actions = &mut loaded.settings.actions;
+    if actions.check_secret().is_err() || actions.secret.is_empty() {
+        let bytes: [u8; 32] = rand::random();
+        actions.secret = Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    }
+    if actions.public_url.is_none() {
+        actions.public_url = Some(format!("http://{}", loaded.settings.ingest.listen));
+    }
+    let notifier = &mut loaded.settings.notifier;
     // The sample rules notify the local sink: the one private target dev may reach.
     notifier.allowed_private_targets.push(AddressBlock::from(
         if options.webhook_sink.ip().is_unspecified() {

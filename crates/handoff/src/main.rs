@@ -100,6 +100,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let loaded = load(&cli)?;
     if set.has(Service::Notifier) {
         loaded.settings.check_production(&cli.config)?;
+    } else if set.has(Service::Ingest) {
+        // Ingest verifies the links the notifier signs: the same key is required.
+        loaded.settings.actions.check_secret().map_err(|message| {
+            handoff_config::ConfigError::Invalid {
+                path: cli.config.clone(),
+                message,
+            }
+        })?;
     }
     let shutdown = shutdown::on_signal();
     let running = services::start(set, loaded, shutdown).await?;

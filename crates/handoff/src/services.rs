@@ -197,6 +197,7 @@ pub async fn start(
                 release: settings.sla.release_capacity_on,
                 rules: rules.clone(),
                 clocks: handoff_sla::Clocks::new(&settings.sla, rules.clone()),
+                actions: settings.actions.clone(),
             },
         )
         .await?;
@@ -277,6 +278,7 @@ pub async fn start(
         let deps = handoff_notifier::NotifierDeps {
             kafka: settings.kafka.clone(),
             settings: settings.notifier.clone(),
+            actions: settings.actions.clone(),
             store: store.clone(),
             producer: EventProducer::new(&settings.kafka, "notifier")?,
             metrics: metrics.clone(),

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
 mod account_owners;
+mod action_links;
 mod clocks;
 mod contract;
 mod crash;

@@ -14,8 +14,9 @@ pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleS
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
-    AccountConfig, EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel,
-    RuleConfig, StrategyKind, TeamConfig,
+    AccountConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind, ChannelTable,
+    EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
+    TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 

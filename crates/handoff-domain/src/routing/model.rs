@@ -65,9 +65,13 @@ pub struct TeamConfig {
     /// Overrides the SLA's default disposition window for this team.
     #[serde(default)]
     pub disposition_seconds: Option<u32>,
-    /// Where team-level notifications (and notifications for reps without one) go.
+    /// The team channel: team-level notifications, and notifications for reps without a
+    /// channel of their own. A URL, or `{ url, format, contact_details }`.
     #[serde(default)]
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<ChannelConfig>,
+    /// The manager channel: breaches and escalations (default: the team channel).
+    #[serde(default)]
+    pub manager_webhook_url: Option<ChannelConfig>,
     /// What happens when a first touch is missed (defaults: `[sla.escalation]`).
     #[serde(default)]
     pub escalation: Option<EscalationConfig>,
@@ -114,8 +118,99 @@ pub struct RepConfig {
     pub holidays: Vec<String>,
     #[serde(default)]
     pub out_of_office: Vec<DateRangeSpec>,
+    /// The rep's own channel: their assignments and reminders, with the lead's contact
+    /// details and the accept/reject links. A URL, or `{ url, format }`.
     #[serde(default)]
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<ChannelConfig>,
+}
+
+/// A notification channel as the rules file writes it: a bare URL (a JSON webhook) or a
+/// table saying what kind of receiver it is and whether it may see contact details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelConfig {
+    Url(String),
+    Table(ChannelTable),
+}
+
+// By hand rather than `untagged`, so a wrong table key is named with the allowed ones.
+impl<'de> Deserialize<'de> for ChannelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ChannelConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a webhook URL or a table { url, format = \"json\" | \"slack\", contact_details }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ChannelConfig::Url(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                ChannelTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ChannelConfig::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelTable {
+    pub url: String,
+    #[serde(default)]
+    pub format: ChannelFormat,
+    /// Team and manager channels only: whether messages there carry the lead's email and
+    /// phone (default: no; a rep's own channel always does).
+    #[serde(default)]
+    pub contact_details: bool,
+}
+
+/// What a receiver understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelFormat {
+    /// handoff's signed JSON (docs/webhooks.md), with a `text` line for simple chat hooks.
+    #[default]
+    Json,
+    /// A Slack-compatible incoming webhook: Block Kit (`blocks`) with a `text` fallback.
+    Slack,
+}
+
+/// Whose channel a message goes to: decides what it may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// The assignee's own: contact details and accept/reject links.
+    Rep,
+    Team,
+    Manager,
+}
+
+/// A resolved destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub kind: ChannelKind,
+    pub url: String,
+    pub format: ChannelFormat,
+    /// Whether messages here may carry the lead's email and phone.
+    pub contact_details: bool,
+}
+
+impl ChannelConfig {
+    fn resolve(&self, kind: ChannelKind) -> Channel {
+        let (url, format, contact_details) = match self {
+            ChannelConfig::Url(url) => (url.clone(), ChannelFormat::Json, false),
+            ChannelConfig::Table(t) => (t.url.clone(), t.format, t.contact_details),
+        };
+        Channel {
+            kind,
+            url,
+            format,
+            contact_details: kind == ChannelKind::Rep || contact_details,
+        }
+    }
 }
 
 fn default_weight() -> u32 {
@@ -177,7 +272,8 @@ pub(crate) struct Team {
     pub overflow_queue: String,
     pub first_touch_seconds: Option<u32>,
     pub disposition_seconds: Option<u32>,
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<ChannelConfig>,
+    pub manager_webhook_url: Option<ChannelConfig>,
     pub escalation: EscalationConfig,
 }
 
@@ -188,7 +284,7 @@ pub(crate) struct Rep {
     pub weight: u32,
     pub active: bool,
     pub availability: Availability,
-    pub webhook_url: Option<String>,
+    pub webhook_url: Option<ChannelConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +407,7 @@ impl RoutingModel {
                     first_touch_seconds: team.first_touch_seconds,
                     disposition_seconds: team.disposition_seconds,
                     webhook_url: team.webhook_url.clone(),
+                    manager_webhook_url: team.manager_webhook_url.clone(),
                     escalation: team.escalation.clone().unwrap_or_default(),
                 },
             );
@@ -572,11 +669,29 @@ impl RoutingModel {
         self.reps.get(rep).map(|r| &r.availability)
     }
 
-    /// The webhook for a rep's notifications: the rep's own, else their team's.
-    pub fn webhook_for(&self, team: &str, rep: Option<&str>) -> Option<&str> {
-        rep.and_then(|r| self.reps.get(r))
-            .and_then(|r| r.webhook_url.as_deref())
-            .or_else(|| self.teams.get(team).and_then(|t| t.webhook_url.as_deref()))
+    /// Where a rep's notifications go: the rep's own channel, else their team's.
+    pub fn rep_channel(&self, team: &str, rep: &str) -> Option<Channel> {
+        self.reps
+            .get(rep)
+            .and_then(|r| r.webhook_url.as_ref())
+            .map(|c| c.resolve(ChannelKind::Rep))
+            .or_else(|| self.team_channel(team))
+    }
+
+    pub fn team_channel(&self, team: &str) -> Option<Channel> {
+        self.teams
+            .get(team)
+            .and_then(|t| t.webhook_url.as_ref())
+            .map(|c| c.resolve(ChannelKind::Team))
+    }
+
+    /// Where breaches and escalations go: the team's manager channel, else the team's.
+    pub fn manager_channel(&self, team: &str) -> Option<Channel> {
+        self.teams
+            .get(team)
+            .and_then(|t| t.manager_webhook_url.as_ref())
+            .map(|c| c.resolve(ChannelKind::Manager))
+            .or_else(|| self.team_channel(team))
     }
 
     pub(crate) fn rules(&self) -> &[Rule] {
