@@ -11,6 +11,7 @@ mod handle;
 mod rules;
 mod secret;
 mod settings;
+mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ pub use handle::{RulesHandle, RulesPublisher};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
 pub use settings::*;
+pub use state::{Profile, StateSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

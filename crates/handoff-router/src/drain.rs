@@ -59,6 +59,10 @@ impl QueueDrainer {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
+            if !self.producer.gate().is_open() {
+                // The state is lost: no queue to drain until it is rebuilt.
+                continue;
+            }
             if let Err(e) = self.pass().await {
                 self.placer
                     .metrics

@@ -147,6 +147,9 @@ pub async fn start(
                 redact_url(&settings.redis.url)
             )
         })?;
+    // Closed while the Redis state is lost (state/watch.rs): every producer carries it to
+    // the consumers, pollers and ingest that use it.
+    let gate = handoff_kafka::WorkGate::default();
     let topics = Topics::new(settings.kafka.topic_prefix.clone());
     if settings.kafka.create_topics {
         ensure_topics(&settings.kafka, &topics)
@@ -158,11 +161,30 @@ pub async fn start(
                 )
             })?;
     }
-    let producer = EventProducer::new(&settings.kafka, "handoff")?;
+    let producer = EventProducer::new(&settings.kafka, "handoff")?.with_gate(gate.clone());
     producer
         .check_connectivity(Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.bootstrap_servers))?;
+    crate::state::persistence::check(&store, &settings).await?;
+    let state_metrics = handoff_telemetry::StateMetrics::new(&metrics.registry)
+        .context("cannot register the state's metrics")?;
+    let watch = crate::state::watch::StateWatch::start(
+        store.clone(),
+        gate.clone(),
+        state_metrics,
+        settings.state.clone(),
+        format!("{{{}}}:state:generation", settings.redis.key_prefix),
+        crate::state::rebuild::RebuildDeps {
+            store: store.clone(),
+            settings: settings.clone(),
+            rules: rules.clone(),
+            producer: EventProducer::new(&settings.kafka, "state")?,
+            metrics: metrics.clone(),
+        },
+    )
+    .await
+    .context("cannot check the state's generation marker")?;
     let readiness = readiness(store.clone(), producer.clone());
     let drain = Duration::from_secs(settings.shutdown.drain_seconds);
     let lead_retention =
@@ -188,7 +210,7 @@ pub async fn start(
             settings.ingest.clone(),
             IngestDeps {
                 store: store.clone(),
-                producer: EventProducer::new(&kafka, "ingest")?,
+                producer: EventProducer::new(&kafka, "ingest")?.with_gate(gate.clone()),
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 lead_retention,
@@ -213,7 +235,7 @@ pub async fn start(
         let deps = handoff_router::RouterDeps {
             kafka: settings.kafka.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "router")?,
+            producer: EventProducer::new(&settings.kafka, "router")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             sla: sla_policy(&settings),
@@ -236,7 +258,7 @@ pub async fn start(
             kafka: settings.kafka.clone(),
             settings: settings.sla.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "sla")?,
+            producer: EventProducer::new(&settings.kafka, "sla")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             lead_retention,
@@ -256,7 +278,7 @@ pub async fn start(
             settings: settings.funnel.clone(),
             reason_codes: settings.ingest.reason_codes.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "funnel")?,
+            producer: EventProducer::new(&settings.kafka, "funnel")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             funnel_metrics: handoff_telemetry::FunnelMetrics::new(&metrics.registry)
                 .context("cannot register the funnel's metrics")?,
@@ -277,7 +299,7 @@ pub async fn start(
             kafka: settings.kafka.clone(),
             settings: settings.notifier.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "notifier")?,
+            producer: EventProducer::new(&settings.kafka, "notifier")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             drain,
@@ -290,6 +312,12 @@ pub async fn start(
             )
         });
     }
+
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        watch.run(stop).await;
+        ("state", Ok(()))
+    });
 
     let listener = TcpListener::bind(settings.admin.listen)
         .await
@@ -347,7 +375,7 @@ fn readiness(store: Store, producer: EventProducer) -> Readiness {
 }
 
 /// `redis://user:secret@host:6379/0` -> `redis://host:6379/0`: URLs may carry passwords.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
         (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
         _ => url.to_owned(),
