@@ -260,6 +260,9 @@ impl QueueDrainer {
                 drift
                     .with_label_values(&["stale_queued"])
                     .inc_by(report.stale_queued);
+                drift
+                    .with_label_values(&["missing_deadline"])
+                    .inc_by(report.missing_deadline);
                 if report.total() > 0 {
                     tracing::warn!(?report, "reconciliation repaired routing state");
                 }

@@ -455,3 +455,155 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
         );
     }
 }
+
+/// The production profile refuses a Redis that can lose acknowledged writes, naming the
+/// setting that accepts it; with the AOF fsynced on every write it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_production_profile_refuses_a_redis_that_can_lose_writes() {
+    use handoff::services::{self, Service, ServiceSet};
+    let redis = OwnRedis::start().await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let path = handoff_e2e::write_config(&env, &handoff_e2e::unique_id(), &options(true));
+    let production = |accept: bool| {
+        let mut vars = vec![("HANDOFF_PROFILE".to_owned(), "production".to_owned())];
+        if accept {
+            vars.push((
+                "HANDOFF_STATE_ACCEPT_UNSAFE_PERSISTENCE".to_owned(),
+                "true".to_owned(),
+            ));
+        }
+        vars
+    };
+    let start = |accept: bool| {
+        let loaded = handoff_config::load(&path, production(accept)).unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        async move {
+            let running =
+                services::start(ServiceSet::only(Service::Router), loaded, shutdown.clone())
+                    .await?;
+            shutdown.cancel();
+            running.wait().await
+        }
+    };
+
+    let refused = format!("{:#}", start(false).await.unwrap_err());
+    assert!(
+        refused.contains("appendonly no") && refused.contains("state.accept_unsafe_persistence"),
+        "{refused}"
+    );
+    start(true).await.unwrap();
+
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (key, value) in [("appendonly", "yes"), ("appendfsync", "always")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    start(false).await.unwrap();
+}
+
+/// A failover that loses a few writes rather than everything: single deadline and
+/// capacity entries disappear under traffic. The router's reconciler puts them back
+/// within its interval, and counts each repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_single_deadline_and_capacity_entries_are_repaired_by_the_reconciler() {
+    let stack = std::sync::Arc::new(
+        Stack::start(StackOptions {
+            rules: rules(),
+            first_touch_seconds: 120,
+            sla_config: "reminder_fractions = []\n".to_owned(),
+            router_config: "reconcile_interval_seconds = 1\n".to_owned(),
+            ..StackOptions::default()
+        })
+        .await,
+    );
+    let redis = stack.env.redis_client();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut leads = Vec::new();
+    for n in 0..3 {
+        leads.push(post_until_accepted(&stack, n, &format!("partial-{n}")).await);
+    }
+    let assigned = eventually(WAIT, "three assignments", || async {
+        let mut assigned = Vec::new();
+        for lead in &leads {
+            let fields = stored(&redis, &stack, lead).await;
+            if fields.get("state").map(String::as_str) != Some("assigned") {
+                return None;
+            }
+            assigned.push((
+                lead.clone(),
+                fields["rep"].clone(),
+                fields["attempt"].clone(),
+            ));
+        }
+        Some(assigned)
+    })
+    .await;
+    // Traffic goes on meanwhile.
+    let traffic = tokio::spawn({
+        let stack = stack.clone();
+        async move {
+            for n in 3..8 {
+                post_until_accepted(&stack, n, &format!("partial-{n}")).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let (lead, _, attempt) = &assigned[0];
+    let member = format!("{lead}|{attempt}");
+    let due: f64 = connection
+        .zscore(stack.key("sla:due"), &member)
+        .await
+        .unwrap();
+    let _: () = connection
+        .zrem(stack.key("sla:due"), &member)
+        .await
+        .unwrap();
+    let (other, other_rep, _) = &assigned[1];
+    let _: () = connection
+        .zrem(stack.key(&format!("rep:{other_rep}:open")), other)
+        .await
+        .unwrap();
+
+    eventually(WAIT, "the deadline and the open entry put back", || async {
+        let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+        let back: Option<f64> = connection
+            .zscore(stack.key("sla:due"), &member)
+            .await
+            .unwrap();
+        let open: Option<f64> = connection
+            .zscore(stack.key(&format!("rep:{other_rep}:open")), other)
+            .await
+            .unwrap();
+        (back == Some(due) && open.is_some()).then_some(())
+    })
+    .await;
+    assert!(
+        metric(
+            &stack,
+            "handoff_capacity_drift_total{kind=\"missing_deadline\"}"
+        )
+        .await
+            >= 1.0
+    );
+    assert!(
+        metric(
+            &stack,
+            "handoff_capacity_drift_total{kind=\"missing_open\"}"
+        )
+        .await
+            >= 1.0
+    );
+    traffic.await.unwrap();
+}

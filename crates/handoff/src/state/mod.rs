@@ -41,11 +41,14 @@ pub fn describe(report: &ReconcileReport) -> String {
     format!(
         "repaired {} entries: {} open-lead entries removed (lead gone, closed, touched or \
          another rep's), {} added (assigned leads their rep's count missed), {} queue \
-         entries removed (lead no longer waiting there)\n",
+         entries removed (lead no longer waiting there), {} first-touch deadlines put back \
+         ({})\n",
         report.total(),
         report.stale_open,
         report.missing_open,
-        report.stale_queued
+        report.stale_queued,
+        report.missing_deadline,
+        report.deadline_leads.join(", ")
     )
 }
 
