@@ -54,14 +54,21 @@ fn reader_config(settings: &KafkaSettings) -> ClientConfig {
     for (key, value) in &settings.client {
         config.set(key, value);
     }
-    // No group: partitions are assigned by hand and no offset is ever committed.
+    // Partitions are assigned by hand and no offset is ever committed; librdkafka still
+    // needs a group to assign. A fresh one per reader: no member or state of an earlier
+    // reader (killed, say) can hold this one up at the coordinator.
     config
-        .set("group.id", "handoff-state-log-reader")
+        .set(
+            "group.id",
+            format!("handoff-state-reader-{:016x}", rand::random::<u64>()),
+        )
         .set("client.id", "handoff-state")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
+        .set("fetch.max.bytes", "1048576");
     config
 }
 
@@ -126,12 +133,21 @@ pub async fn read_log(
         }
         consumer.assign(&list)?;
         let mut last_progress = Instant::now();
+        // The last offset read per partition, for the error if reading stalls.
+        let mut reached: BTreeMap<(String, i32), i64> = BTreeMap::new();
         while !remaining.is_empty() {
             let Some(message) = consumer.poll(Duration::from_millis(200)) else {
                 if last_progress.elapsed() > timeout {
+                    let stalled: Vec<String> = remaining
+                        .iter()
+                        .map(|((topic, partition), high)| {
+                            let at = reached.get(&(topic.clone(), *partition));
+                            format!("{topic}[{partition}] at {at:?} of {high}")
+                        })
+                        .collect();
                     return Err(KafkaError::Unreachable(format!(
-                        "reading the log stalled with {} partition(s) unfinished",
-                        remaining.len()
+                        "reading the log stalled: {}",
+                        stalled.join(", ")
                     )));
                 }
                 continue;
@@ -140,6 +156,7 @@ pub async fn read_log(
             last_progress = Instant::now();
             let event = InboundEvent::from_message(&message);
             let key = (event.topic.clone(), event.partition);
+            reached.insert(key.clone(), event.offset);
             let Some(high) = remaining.get(&key).copied() else {
                 continue;
             };

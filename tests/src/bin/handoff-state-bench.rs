@@ -36,6 +36,10 @@ struct Args {
     redis: String,
     #[arg(long, default_value_t = 100_000)]
     leads: usize,
+    /// The broker creates topics on first use and answers no CreateTopics (librdkafka's
+    /// mock cluster, `handoff-mock-broker`).
+    #[arg(long)]
+    no_create_topics: bool,
 }
 
 #[tokio::main]
@@ -49,7 +53,9 @@ async fn main() -> anyhow::Result<()> {
     let config_path = handoff_e2e::write_config(&env, &id, &StackOptions::default());
     let loaded = handoff_config::load(&config_path, Vec::new())?;
     let topics = handoff_kafka::Topics::new(format!("{id}."));
-    handoff_kafka::ensure_topics(&loaded.settings.kafka, &topics).await?;
+    if !args.no_create_topics {
+        handoff_kafka::ensure_topics(&loaded.settings.kafka, &topics).await?;
+    }
     let producer = EventProducer::new(&loaded.settings.kafka, "bench")?;
 
     let started = Instant::now();
