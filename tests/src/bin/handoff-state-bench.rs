@@ -64,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
     let mut acks = Vec::new();
     for n in 0..args.leads {
         let submission: LeadSubmission = serde_json::from_value(qualified_lead(n))?;
-        let received_at = now - chrono::Duration::seconds(i64::try_from(args.leads - n)?);
+        // Two hours ago, a millisecond apart.
+        let received_at =
+            now - chrono::Duration::hours(2) + chrono::Duration::milliseconds(i64::try_from(n)?);
         let lead = submission
             .into_lead(received_at)
             .map_err(|e| anyhow::anyhow!("lead: {e:?}"))?;
@@ -93,8 +95,13 @@ async fn main() -> anyhow::Result<()> {
             rep_id: reps[n % reps.len()].into(),
             received_at,
             assigned_at,
-            // Open deadlines lie ahead (an outage's late ones are the e2e test's matter).
-            first_touch_due_at: now + chrono::Duration::minutes(10),
+            // Open deadlines lie ahead (an outage's late ones are the e2e test's matter);
+            // the breached quarter's passed long ago.
+            first_touch_due_at: if n % 4 == 1 {
+                assigned_at + chrono::Duration::minutes(5)
+            } else {
+                now + chrono::Duration::minutes(10)
+            },
             score: Score {
                 points: 20,
                 band: "B".to_owned(),
