@@ -30,7 +30,7 @@ use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 
 #[derive(Debug, Parser)]
 struct Args {
-    #[arg(long)]
+    #[arg(long, default_value = "")]
     kafka: String,
     #[arg(long)]
     redis: String,
@@ -40,20 +40,38 @@ struct Args {
     /// mock cluster, `handoff-mock-broker`).
     #[arg(long)]
     no_create_topics: bool,
+    /// Runs librdkafka's mock cluster in this process instead of `--kafka`, with this many
+    /// partitions per topic (it keeps a bounded number of bytes per partition: 32 hold
+    /// 100,000 leads).
+    #[arg(long)]
+    mock_partitions: Option<i32>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mock = match args.mock_partitions {
+        Some(partitions) => {
+            let cluster = handoff_kafka::rdkafka::mocking::MockCluster::new(1)?;
+            Some((cluster, partitions))
+        }
+        None => None,
+    };
     let env = TestEnv {
-        kafka: args.kafka.clone(),
+        kafka: mock
+            .as_ref()
+            .map_or_else(|| args.kafka.clone(), |(c, _)| c.bootstrap_servers()),
         redis: args.redis.clone(),
     };
     let id = handoff_e2e::unique_id();
     let config_path = handoff_e2e::write_config(&env, &id, &StackOptions::default());
     let loaded = handoff_config::load(&config_path, Vec::new())?;
     let topics = handoff_kafka::Topics::new(format!("{id}."));
-    if !args.no_create_topics {
+    if let Some((cluster, partitions)) = &mock {
+        for topic in topics.all() {
+            cluster.create_topic(&topic, *partitions, 1)?;
+        }
+    } else if !args.no_create_topics {
         handoff_kafka::ensure_topics(&loaded.settings.kafka, &topics).await?;
     }
     let producer = EventProducer::new(&loaded.settings.kafka, "bench")?;
