@@ -82,6 +82,14 @@ impl OwnRedis {
     }
 }
 
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        // The server is killed with its handle (kill_on_drop); its folder goes too.
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// RULES with small capacities, so some leads wait in `sales-overflow`: `a` and `b` take
 /// 2 open leads each, `c` one.
 fn rules() -> String {
