@@ -61,6 +61,9 @@ pub struct StateWatch {
     /// The generation this process works on.
     known: Option<Generation>,
     lost: bool,
+    /// After a failed rebuild, not before this (one lease): a broker or Redis that is down
+    /// is not hammered, nor the log flooded.
+    retry_after: Option<tokio::time::Instant>,
 }
 
 impl StateWatch {
@@ -84,6 +87,7 @@ impl StateWatch {
             owner: format!("{}-{}", hostname(), uuid_like()),
             known: None,
             lost: false,
+            retry_after: None,
         };
         match watch.store.generation().await? {
             Some(generation) => watch.adopt(generation),
@@ -197,6 +201,12 @@ impl StateWatch {
         let Some(deps) = &self.rebuild else {
             return;
         };
+        if self
+            .retry_after
+            .is_some_and(|at| tokio::time::Instant::now() < at)
+        {
+            return;
+        }
         let lease_ms = self.settings.rebuild_lease_seconds.saturating_mul(1000);
         match self.store.lock_rebuild(&self.owner, lease_ms).await {
             Ok(true) => {}
@@ -254,9 +264,14 @@ impl StateWatch {
             }
             Err(e) => {
                 self.metrics.rebuilds.with_label_values(&["failed"]).inc();
+                self.retry_after = Some(
+                    tokio::time::Instant::now()
+                        + Duration::from_secs(self.settings.rebuild_lease_seconds),
+                );
                 tracing::error!(
                     error = format!("{e:#}"),
-                    "rebuilding the Redis state failed; trying again"
+                    retry_in_seconds = self.settings.rebuild_lease_seconds,
+                    "rebuilding the Redis state failed; trying again (every step is idempotent)"
                 );
             }
         }
