@@ -159,6 +159,8 @@ pub struct StackOptions {
     pub allow_loopback_webhooks: bool,
     /// `[notifier]` keys besides the secret and the allowlist: retries and circuits.
     pub notifier: String,
+    /// More keys of the `[router]` table (lines `key = value`).
+    pub router_config: String,
 }
 
 /// The notifier's retry settings of most tests: quick retries, a quick retry poll.
@@ -182,6 +184,7 @@ impl Default for StackOptions {
                     .to_owned(),
             allow_loopback_webhooks: true,
             notifier: TEST_NOTIFIER.to_owned(),
+            router_config: String::new(),
         }
     }
 }
@@ -365,6 +368,7 @@ cors_allowed_origins = ["{CORS_ORIGIN}"]
 listen = "127.0.0.1:0"
 [router]
 queue_poll_ms = 200
+{router_extra}
 [sla]
 first_touch_seconds = {sla}
 poll_interval_ms = 100
@@ -385,6 +389,7 @@ drain_seconds = 5
         limits = options.ingest_limits,
         extra = options.extra_config,
         sla_extra = options.sla_config,
+        router_extra = options.router_config,
         kafka = env.kafka,
         redis = env.redis,
         sla = options.first_touch_seconds,

@@ -7,8 +7,9 @@ use crate::ConfigError;
 
 const SECTIONS: &[&str] = &[
     "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown", "actions",
+    "state",
 ];
-const TOP_LEVEL: &[&str] = &["rules_file"];
+const TOP_LEVEL: &[&str] = &["rules_file", "profile"];
 /// Free-text keys: their values stay strings even when they look like numbers ("12345").
 const TEXT_KEYS: &[&str] = &[
     "notifier.signing_secret",

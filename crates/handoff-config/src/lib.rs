@@ -12,6 +12,7 @@ mod redis_url;
 mod rules;
 mod secret;
 mod settings;
+mod state;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,7 @@ pub use redis_url::{RedisTopology, SentinelTarget};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
 pub use settings::*;
+pub use state::{Profile, StateSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -40,6 +40,11 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// `dev` (default) or `production`: see [`crate::Profile`].
+    #[serde(default)]
+    pub profile: crate::Profile,
+    #[serde(default)]
+    pub state: crate::StateSettings,
 }
 
 impl Settings {
@@ -94,6 +99,11 @@ impl Settings {
                 self.notifier.retry_poll_interval_ms,
             ),
             ("notifier.claim_lease_ms", self.notifier.claim_lease_ms),
+            ("state.check_interval_ms", self.state.check_interval_ms),
+            (
+                "state.rebuild_lease_seconds",
+                self.state.rebuild_lease_seconds,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {

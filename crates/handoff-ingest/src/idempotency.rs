@@ -66,6 +66,21 @@ impl IdempotentRequest {
         .to_string()
     }
 
+    /// The headers that let a rebuild of Redis from the log restore this request's mark
+    /// (the key's digest as the mark is named, never the key; docs/operations.md).
+    pub(crate) fn rebuild_headers(&self) -> [(&'static str, String); 2] {
+        [
+            (
+                handoff_kafka::IDEMPOTENCY_KEY_HEADER,
+                hex::encode(Sha256::digest(self.key.as_bytes())),
+            ),
+            (
+                handoff_kafka::IDEMPOTENCY_FINGERPRINT_HEADER,
+                self.fingerprint.clone(),
+            ),
+        ]
+    }
+
     /// Reserves the key for this attempt.
     pub(crate) async fn begin(self, state: &AppState) -> Result<Begin, ApiError> {
         // One publish attempt is bounded by the publish timeout; a little slack for Redis.

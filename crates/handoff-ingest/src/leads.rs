@@ -190,7 +190,7 @@ pub(crate) async fn accept_lead(
     };
 
     let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
-    if let Err(error) = publish_lead(state, &lead, trace).await {
+    if let Err(error) = publish_lead(state, &lead, trace, reservation.as_ref()).await {
         if let Some(reservation) = reservation {
             reservation.release(state).await;
         }
@@ -229,8 +229,13 @@ pub(crate) async fn accept_lead(
     })
 }
 
-async fn publish_lead(state: &AppState, lead: &Lead, trace: TraceParent) -> Result<(), ApiError> {
-    let event = OutboundEvent::new(
+async fn publish_lead(
+    state: &AppState,
+    lead: &Lead,
+    trace: TraceParent,
+    reservation: Option<&IdempotentRequest>,
+) -> Result<(), ApiError> {
+    let mut event = OutboundEvent::new(
         EventKind::LeadCreated,
         stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
         lead.id.as_str(),
@@ -239,6 +244,13 @@ async fn publish_lead(state: &AppState, lead: &Lead, trace: TraceParent) -> Resu
         lead,
     )
     .map_err(|e| unavailable("encoder", &e))?;
+    for (key, value) in reservation
+        .map(IdempotentRequest::rebuild_headers)
+        .into_iter()
+        .flatten()
+    {
+        event = event.with_header(key, value);
+    }
     publish(state, &event).await
 }
 

@@ -141,6 +141,7 @@ impl Ingest {
             actions: actions::ActionKeys::new(&deps.actions),
         };
         let guard = Guard {
+            gate: state.producer.gate().clone(),
             access: access.clone(),
             slots: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
@@ -234,6 +235,8 @@ fn cors(origins: &[String]) -> Result<CorsLayer, IngestError> {
 /// The limits every public request passes before its handler.
 #[derive(Clone)]
 struct Guard {
+    /// Closed while the Redis state is lost: writes answer 503 (docs/operations.md).
+    gate: handoff_kafka::WorkGate,
     access: Access,
     /// Requests in progress; none free means 503 at once (queueing would only hide overload).
     slots: Arc<Semaphore>,
@@ -245,6 +248,18 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
     let Ok(_slot) = guard.slots.clone().try_acquire_owned() else {
         return ApiError::Overloaded.into_response();
     };
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if writes && !guard.gate.is_open() {
+        // Deciding on an empty Redis would lose idempotency marks and dedup: the client
+        // retries (Retry-After) once the state is rebuilt.
+        return ApiError::Unavailable {
+            what: "lead routing (its state is being rebuilt)",
+        }
+        .into_response();
+    }
     let address = server::client_address(&request, guard.trust_forwarded_for);
     if let Err(limited) = guard.access.check_address(address) {
         return limited.into_response();

@@ -35,6 +35,9 @@ pub struct OutboundEvent {
     pub time: DateTime<Utc>,
     pub traceparent: TraceParent,
     pub payload: Vec<u8>,
+    /// Headers beyond the CloudEvents ones (e.g. what rebuilding Redis from the log needs:
+    /// docs/operations.md).
+    pub extra_headers: Vec<(&'static str, String)>,
 }
 
 impl OutboundEvent {
@@ -55,7 +58,14 @@ impl OutboundEvent {
             time,
             traceparent,
             payload: payload.into_bytes(),
+            extra_headers: Vec::new(),
         }
+    }
+
+    /// Adds a header beyond the CloudEvents ones.
+    pub fn with_header(mut self, key: &'static str, value: String) -> Self {
+        self.extra_headers.push((key, value));
+        self
     }
 
     pub fn new<T: Serialize>(
@@ -73,6 +83,7 @@ impl OutboundEvent {
             time,
             traceparent,
             payload: serde_json::to_vec(data)?,
+            extra_headers: Vec::new(),
         })
     }
 
@@ -90,6 +101,11 @@ impl OutboundEvent {
             ("traceparent", traceparent.as_str()),
         ]
         .into_iter()
+        .chain(
+            self.extra_headers
+                .iter()
+                .map(|(key, value)| (*key, value.as_str())),
+        )
         .fold(OwnedHeaders::new(), |headers, (key, value)| {
             headers.insert(Header {
                 key,

@@ -11,7 +11,9 @@ mod client_config;
 mod consumer;
 mod envelope;
 mod error;
+mod gate;
 mod handle;
+mod log;
 mod partition;
 mod producer;
 mod topics;
@@ -21,7 +23,12 @@ pub use client_config::{consumer_config, producer_config};
 pub use consumer::{run_consumer, ConsumerSpec};
 pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};
 pub use error::KafkaError;
+pub use gate::WorkGate;
 pub use handle::{Effects, EventHandler, HandleError, PoisonReason};
+pub use log::{
+    log_position, read_log, LogPosition, IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER,
+    LATE_REASON_HEADER,
+};
 pub use producer::{Ack, EventProducer};
 pub use topics::{ensure_topics, Topics};
 pub use trace::TraceParent;

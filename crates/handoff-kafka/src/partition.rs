@@ -159,6 +159,13 @@ async fn process<H: EventHandler>(
     let mut backoff = Backoff::new();
     let mut failing_since: Option<Instant> = None;
     loop {
+        // While the Redis state is lost, nothing is decided on it (gate.rs).
+        if !shared.producer.gate().is_open() {
+            tokio::select! {
+                () = shared.producer.gate().opened() => {}
+                () = stop.cancelled() => return None,
+            }
+        }
         // The call is inside the async block so that a panic before its first await is
         // caught too.
         let handled = AssertUnwindSafe(async { shared.handler.handle(event).await })

@@ -8,8 +8,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use handoff_config::KafkaSettings;
 
-use crate::PoisonReason;
 use crate::{producer_config, InboundEvent, KafkaError, OutboundEvent, Topics};
+use crate::{PoisonReason, WorkGate};
 
 /// Resolves when the broker acknowledged an enqueued event.
 pub type Ack = BoxFuture<'static, Result<(), KafkaError>>;
@@ -21,6 +21,9 @@ pub struct EventProducer {
     /// `ce_source` of everything this producer sends, e.g. `/handoff/router`.
     source: Arc<str>,
     topics: Topics,
+    /// Whether this process may take new work (closed while the Redis state is lost);
+    /// shared by every producer the process makes it with [`Self::with_gate`].
+    gate: WorkGate,
 }
 
 impl std::fmt::Debug for EventProducer {
@@ -39,7 +42,19 @@ impl EventProducer {
             producer,
             source: Arc::from(format!("/handoff/{service}")),
             topics: Topics::new(settings.topic_prefix.clone()),
+            gate: WorkGate::default(),
         })
+    }
+
+    /// This producer, under the process's work gate: the consumers it serves wait at the
+    /// gate, and so do the pollers and ingest that publish with it.
+    pub fn with_gate(mut self, gate: WorkGate) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    pub fn gate(&self) -> &WorkGate {
+        &self.gate
     }
 
     pub fn topics(&self) -> &Topics {

@@ -59,6 +59,10 @@ impl QueueDrainer {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
+            if !self.producer.gate().is_open() {
+                // The state is lost: no queue to drain until it is rebuilt.
+                continue;
+            }
             if let Err(e) = self.pass().await {
                 self.placer
                     .metrics
@@ -256,6 +260,9 @@ impl QueueDrainer {
                 drift
                     .with_label_values(&["stale_queued"])
                     .inc_by(report.stale_queued);
+                drift
+                    .with_label_values(&["missing_deadline"])
+                    .inc_by(report.missing_deadline);
                 if report.total() > 0 {
                     tracing::warn!(?report, "reconciliation repaired routing state");
                 }

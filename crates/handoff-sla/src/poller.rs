@@ -67,6 +67,11 @@ impl SlaPoller {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
             }
+            if !self.producer.gate().is_open() {
+                // The state is lost: its deadlines are rebuilt (and the passed ones fired,
+                // marked late) before polling resumes (docs/operations.md).
+                continue;
+            }
             loop {
                 match self.tick().await {
                     // A full batch: there may be more due right now.

@@ -113,6 +113,17 @@ impl Keys {
         format!("{}:action:{id_hex}", self.tag)
     }
 
+    /// Hash: the state's generation marker (generation.rs): created once per deployment,
+    /// replaced by each rebuild; its absence means the state was lost.
+    pub fn generation(&self) -> String {
+        format!("{}:state:generation", self.tag)
+    }
+
+    /// String: the lease of the instance rebuilding the state from the log.
+    pub fn rebuild_lock(&self) -> String {
+        format!("{}:state:rebuild", self.tag)
+    }
+
     pub fn idempotency(&self, scope: &str, key_digest: &str) -> String {
         format!("{}:idem:{scope}:{key_digest}", self.tag)
     }

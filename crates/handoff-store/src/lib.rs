@@ -10,11 +10,13 @@ mod connection;
 mod deadlines;
 mod deliveries;
 mod funnel;
+mod generation;
 mod idempotency;
 mod keys;
 mod leads;
 mod lifecycle;
 mod reconcile;
+mod restore;
 mod routing_state;
 
 use connection::Connection;
@@ -29,6 +31,7 @@ pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
     OutcomeReport, SettledTouch,
 };
+pub use generation::{Generation, Persistence};
 pub use idempotency::Reservation;
 pub use leads::LeadRecord;
 pub use lifecycle::{

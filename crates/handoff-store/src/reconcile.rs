@@ -17,6 +17,8 @@ use crate::{Store, StoreError};
 
 static FIX_OPEN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/fix_open.lua")));
+static FIX_DEADLINE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/fix_deadline.lua")));
 
 /// Members looked at per round trip.
 const CHUNK: isize = 500;
@@ -29,11 +31,16 @@ pub struct ReconcileReport {
     pub missing_open: u64,
     /// Queue entries removed: the lead no longer waits there.
     pub stale_queued: u64,
+    /// First-touch deadlines put back: an open assignment whose deadline entry was gone
+    /// (and still ahead).
+    pub missing_deadline: u64,
+    /// The leads whose deadline was put back (for the log).
+    pub deadline_leads: Vec<String>,
 }
 
 impl ReconcileReport {
     pub fn total(&self) -> u64 {
-        self.stale_open + self.missing_open + self.stale_queued
+        self.stale_open + self.missing_open + self.stale_queued + self.missing_deadline
     }
 }
 
@@ -64,6 +71,13 @@ impl Store {
             let members = self.members_with(&self.keys.rep_open(rep), "rep").await?;
             for (lead, state, owner) in members {
                 if holds_capacity(state.as_deref(), release) && owner.as_deref() == Some(rep) {
+                    // Open and this rep's: its first-touch deadline must be there.
+                    if state.as_deref() == Some(LeadState::Assigned.as_str())
+                        && self.fix_deadline(&lead).await? > 0
+                    {
+                        report.missing_deadline += 1;
+                        report.deadline_leads.push(lead);
+                    }
                     continue;
                 }
                 // Checked again atomically: the lead may have moved since it was read.
@@ -162,6 +176,19 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// 1: the lead's first-touch deadline was put back.
+    async fn fix_deadline(&self, lead: &str) -> Result<i64, StoreError> {
+        let mut connection = self.connection();
+        Ok(FIX_DEADLINE
+            .key(self.keys.lead(lead))
+            .key(self.keys.deadlines())
+            .key(self.keys.claims())
+            .arg(lead)
+            .arg(chrono::Utc::now().timestamp_millis())
+            .invoke_async(&mut connection)
+            .await?)
     }
 
     /// +1: added to the rep's open set, -1: removed, 0: it was right.

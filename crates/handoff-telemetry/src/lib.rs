@@ -5,6 +5,7 @@ mod admin;
 mod funnel;
 mod logging;
 mod metrics;
+mod state;
 
 pub use admin::{
     admin_router, health_router, serve_admin, Readiness, ReadinessCheck, ReadinessReport,
@@ -12,6 +13,7 @@ pub use admin::{
 pub use funnel::{prime_known_series, FunnelMetrics, SLA_KINDS, SLA_RESULTS, STAGES};
 pub use logging::init_logging;
 pub use metrics::Metrics;
+pub use state::StateMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {

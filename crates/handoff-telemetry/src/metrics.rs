@@ -67,7 +67,7 @@ pub struct Metrics {
     /// Time leads waited in a queue before their assignment.
     pub queue_wait_seconds: Histogram,
     /// Derived state repaired by reconciliation, by kind (stale_open, missing_open,
-    /// stale_queued): should stay 0.
+    /// stale_queued, missing_deadline): should stay 0.
     pub capacity_drift: IntCounterVec,
     /// Reported outcomes not applied, by reason (closed, unknown_lead).
     pub reports_refused: IntCounterVec,

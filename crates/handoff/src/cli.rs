@@ -81,6 +81,14 @@ pub enum StateCommand {
     /// Checks reps' open-lead counts and the queues against the leads' states, repairs
     /// what drifted, and prints what it repaired (the router does this periodically too).
     Reconcile,
+    /// Rebuilds the whole state (assignments and their deadlines, capacity, rotations,
+    /// queues, sticky owners, idempotency marks) from the event log, fires the deadlines
+    /// that passed meanwhile (marked late), and writes a new generation marker: waiting
+    /// services resume by themselves. See docs/operations.md.
+    Rebuild,
+    /// Writes the generation marker if there is none, declaring the current state
+    /// consistent with the log (for a deployment that predates markers).
+    Init,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -79,6 +79,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", handoff::state::describe(&report));
             return Ok(());
         }
+        Command::State {
+            command: StateCommand::Rebuild,
+        } => {
+            let loaded = load(&cli)?;
+            let report = handoff::state::rebuild_now(&loaded).await?;
+            print!("{}", handoff::state::describe_rebuild(&report));
+            return Ok(());
+        }
+        Command::State {
+            command: StateCommand::Init,
+        } => {
+            let loaded = load(&cli)?;
+            if handoff::state::init(&loaded).await? {
+                println!("generation marker written: the current state is generation 1");
+            } else {
+                println!("a generation marker exists already: nothing to do");
+            }
+            return Ok(());
+        }
         Command::Ingest => ServiceSet::only(Service::Ingest),
         Command::Router => ServiceSet::only(Service::Router),
         Command::Sla => ServiceSet::only(Service::Sla),

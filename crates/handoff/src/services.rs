@@ -147,6 +147,9 @@ pub async fn start(
                 redact_url(&settings.redis.url)
             )
         })?;
+    // Closed while the Redis state is lost (state/watch.rs): every producer carries it to
+    // the consumers, pollers and ingest that use it.
+    let gate = handoff_kafka::WorkGate::default();
     let topics = Topics::new(settings.kafka.topic_prefix.clone());
     if settings.kafka.create_topics {
         ensure_topics(&settings.kafka, &topics)
@@ -158,12 +161,31 @@ pub async fn start(
                 )
             })?;
     }
-    let producer = EventProducer::new(&settings.kafka, "handoff")?;
+    let producer = EventProducer::new(&settings.kafka, "handoff")?.with_gate(gate.clone());
     let probe_topic = topics.of(handoff_domain::events::EventKind::LeadCreated);
     producer
         .check_connectivity(&probe_topic, Duration::from_secs(10))
         .await
         .with_context(|| format!("cannot reach Kafka at {}", settings.kafka.bootstrap_servers))?;
+    crate::state::persistence::check(&store, &settings).await?;
+    let state_metrics = handoff_telemetry::StateMetrics::new(&metrics.registry)
+        .context("cannot register the state's metrics")?;
+    let watch = crate::state::watch::StateWatch::start(
+        store.clone(),
+        gate.clone(),
+        state_metrics,
+        settings.state.clone(),
+        format!("{{{}}}:state:generation", settings.redis.key_prefix),
+        crate::state::rebuild::RebuildDeps {
+            store: store.clone(),
+            settings: settings.clone(),
+            rules: rules.clone(),
+            producer: EventProducer::new(&settings.kafka, "state")?,
+            metrics: metrics.clone(),
+        },
+    )
+    .await
+    .context("cannot check the state's generation marker")?;
     let readiness = readiness(store.clone(), producer.clone(), probe_topic);
     let drain = Duration::from_secs(settings.shutdown.drain_seconds);
     let lead_retention =
@@ -189,7 +211,7 @@ pub async fn start(
             settings.ingest.clone(),
             IngestDeps {
                 store: store.clone(),
-                producer: EventProducer::new(&kafka, "ingest")?,
+                producer: EventProducer::new(&kafka, "ingest")?.with_gate(gate.clone()),
                 metrics: metrics.clone(),
                 readiness: readiness.clone(),
                 lead_retention,
@@ -215,7 +237,7 @@ pub async fn start(
         let deps = handoff_router::RouterDeps {
             kafka: settings.kafka.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "router")?,
+            producer: EventProducer::new(&settings.kafka, "router")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             sla: sla_policy(&settings),
@@ -238,7 +260,7 @@ pub async fn start(
             kafka: settings.kafka.clone(),
             settings: settings.sla.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "sla")?,
+            producer: EventProducer::new(&settings.kafka, "sla")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             lead_retention,
@@ -258,7 +280,7 @@ pub async fn start(
             settings: settings.funnel.clone(),
             reason_codes: settings.ingest.reason_codes.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "funnel")?,
+            producer: EventProducer::new(&settings.kafka, "funnel")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             funnel_metrics: handoff_telemetry::FunnelMetrics::new(&metrics.registry)
                 .context("cannot register the funnel's metrics")?,
@@ -280,7 +302,7 @@ pub async fn start(
             settings: settings.notifier.clone(),
             actions: settings.actions.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "notifier")?,
+            producer: EventProducer::new(&settings.kafka, "notifier")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             drain,
@@ -293,6 +315,12 @@ pub async fn start(
             )
         });
     }
+
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        watch.run(stop).await;
+        ("state", Ok(()))
+    });
 
     let listener = TcpListener::bind(settings.admin.listen)
         .await
@@ -351,7 +379,7 @@ fn readiness(store: Store, producer: EventProducer, probe_topic: String) -> Read
 }
 
 /// `redis://user:secret@host:6379/0` -> `redis://host:6379/0`: URLs may carry passwords.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.split_once("://"), url.rsplit_once('@')) {
         (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
         _ => url.to_owned(),

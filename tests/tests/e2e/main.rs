@@ -24,5 +24,6 @@ mod routing;
 mod rules_live;
 mod security;
 mod sla;
+mod state_loss;
 mod untrusted_input;
 mod webhooks;

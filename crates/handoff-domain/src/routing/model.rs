@@ -634,6 +634,20 @@ impl RoutingModel {
         self.rules.iter().map(|r| r.name.as_str())
     }
 
+    /// The team's rotation after `rep` took a turn, as the router stores it: derivable
+    /// for round-robin and least-loaded (the rep chosen last and the next member), not
+    /// for weighted round-robin (its credits depend on who was eligible at each turn):
+    /// `None` when a rule routes to the team by weight, or the team is unknown.
+    pub fn rotation_after(&self, team: &str, rep: &str) -> Option<String> {
+        let members = &self.teams.get(team)?.members;
+        let weighted = self
+            .rules
+            .iter()
+            .any(|r| r.team == team && r.strategy == StrategyKind::WeightedRoundRobin);
+        (!weighted && members.iter().any(|m| m == rep))
+            .then(|| super::strategy::last_and_next(members, rep))
+    }
+
     pub fn rep_ids(&self) -> impl Iterator<Item = &str> {
         self.reps.keys().map(String::as_str)
     }

@@ -183,7 +183,7 @@ fn turn_start(members: &[String], rotation: &str) -> usize {
         .unwrap_or(0)
 }
 
-fn last_and_next(members: &[String], chosen: &str) -> String {
+pub(super) fn last_and_next(members: &[String], chosen: &str) -> String {
     let next = members
         .iter()
         .position(|m| m == chosen)

@@ -1,0 +1,288 @@
+//! Every service watches the state's generation marker (handoff-store's generation.rs): at
+//! start, then every `state.check_interval_ms` — which also covers every reconnect, since
+//! the connection re-establishes itself underneath. On a lost state the process stops
+//! taking new work (its work gate closes: consumers wait, pollers skip, ingest answers 503
+//! to writes), logs one error saying what happened and what comes next, and sets
+//! `handoff_state_generation` to 0 and counts `handoff_state_lost_total`. With
+//! `state.auto_rebuild`, the instance that takes the rebuild lease rebuilds the state from
+//! the log; every process resumes by itself once a newer marker appears.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use handoff_config::StateSettings;
+use handoff_kafka::WorkGate;
+use handoff_store::{Generation, Store};
+use handoff_telemetry::StateMetrics;
+
+use super::rebuild::{current_position, rebuild, RebuildDeps};
+
+/// Why the state counts as lost.
+#[derive(Debug, Clone, Copy)]
+enum Loss {
+    /// No marker: Redis restarted without persistence, was flushed, or failed over to a
+    /// replica that never had it.
+    Missing,
+    /// A marker older than the one this process worked on: a restore from an old snapshot.
+    Older,
+    /// No marker at start-up, but the event log has events: the state they built is gone.
+    MissingAtStart,
+}
+
+impl Loss {
+    fn what(self) -> &'static str {
+        match self {
+            Loss::Missing => {
+                "the generation marker is gone: Redis restarted without persistence, was flushed, or failed over and lost writes"
+            }
+            Loss::Older => {
+                "the generation marker is older than the one this process worked on: Redis was restored from an old snapshot"
+            }
+            Loss::MissingAtStart => {
+                "there is no generation marker although the event log has events: the state built from them is gone (or this deployment predates markers: see `handoff state init`)"
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct StateWatch {
+    store: Store,
+    gate: WorkGate,
+    metrics: StateMetrics,
+    settings: StateSettings,
+    /// The marker's key, for the log.
+    marker: String,
+    /// Set when this instance may rebuild (`state.auto_rebuild`).
+    rebuild: Option<RebuildDeps>,
+    /// This process, as the holder of the rebuild lease.
+    owner: String,
+    /// The generation this process works on.
+    known: Option<Generation>,
+    lost: bool,
+    /// After a failed rebuild, not before this (one lease): a broker or Redis that is down
+    /// is not hammered, nor the log flooded.
+    retry_after: Option<tokio::time::Instant>,
+}
+
+impl StateWatch {
+    /// Reads the marker once (creating it on a fresh deployment, whose log is empty) and
+    /// sets the gate accordingly.
+    pub async fn start(
+        store: Store,
+        gate: WorkGate,
+        metrics: StateMetrics,
+        settings: StateSettings,
+        marker: String,
+        deps: RebuildDeps,
+    ) -> anyhow::Result<Self> {
+        let mut watch = Self {
+            store,
+            gate,
+            metrics,
+            rebuild: settings.auto_rebuild.then(|| deps.clone()),
+            settings,
+            marker,
+            owner: format!("{}-{}", hostname(), uuid_like()),
+            known: None,
+            lost: false,
+            retry_after: None,
+        };
+        match watch.store.generation().await? {
+            Some(generation) => watch.adopt(generation),
+            None => {
+                let position = current_position(&deps.settings, &deps.producer).await?;
+                if position.ever_written() {
+                    watch.lose(Loss::MissingAtStart);
+                } else {
+                    let fresh = Generation::new(
+                        "init",
+                        serde_json::to_string(&position.topics).unwrap_or_default(),
+                    );
+                    watch.store.create_generation(&fresh).await?;
+                    // Another instance may have created one first: work on whichever won.
+                    match watch.store.generation().await? {
+                        Some(generation) => watch.adopt(generation),
+                        None => watch.lose(Loss::Missing),
+                    }
+                }
+            }
+        }
+        Ok(watch)
+    }
+
+    /// Checks every `state.check_interval_ms` until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut ticker =
+            tokio::time::interval(Duration::from_millis(self.settings.check_interval_ms));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            self.check().await;
+        }
+    }
+
+    async fn check(&mut self) {
+        let current = match self.store.generation().await {
+            Ok(current) => current,
+            Err(e) => {
+                // Redis down is the services' own error to report; the marker is checked
+                // again once it answers.
+                tracing::debug!(error = %e, "cannot read the state's generation marker");
+                return;
+            }
+        };
+        match (&self.known, current) {
+            (Some(known), Some(current)) if current.id == known.id => {}
+            (known, Some(current))
+                if known
+                    .as_ref()
+                    .is_none_or(|k| current.created_ms > k.created_ms) =>
+            {
+                if !self.lost {
+                    // Lost and rebuilt between two checks (by `handoff state rebuild` or
+                    // another instance): it still happened.
+                    self.metrics.lost.inc();
+                    tracing::error!(marker = %self.marker, generation = %current.id, "the Redis state was lost and rebuilt from the event log between two checks; working on the rebuilt state");
+                }
+                self.adopt(current);
+            }
+            (_, current) => {
+                if !self.lost {
+                    self.lose(if current.is_some() {
+                        Loss::Older
+                    } else {
+                        Loss::Missing
+                    });
+                }
+                self.try_rebuild().await;
+            }
+        }
+    }
+
+    fn adopt(&mut self, generation: Generation) {
+        self.metrics
+            .generation
+            .set(generation.created_ms.div_euclid(1000));
+        if self.lost {
+            tracing::info!(marker = %self.marker, generation = %generation.id, origin = %generation.origin, "the Redis state is back (rebuilt from the event log); taking new work again");
+        }
+        self.known = Some(generation);
+        self.lost = false;
+        self.gate.open();
+    }
+
+    /// The one error a loss logs.
+    fn lose(&mut self, loss: Loss) {
+        self.lost = true;
+        self.gate.close();
+        self.metrics.generation.set(0);
+        self.metrics.lost.inc();
+        let next = if self.rebuild.is_some() {
+            "one instance rebuilds it from the event log now (state.auto_rebuild); this process resumes by itself when the rebuild writes a new marker"
+        } else {
+            "run `handoff state rebuild` (state.auto_rebuild is off); this process resumes by itself when the rebuild writes a new marker"
+        };
+        tracing::error!(
+            marker = %self.marker,
+            known_generation = self.known.as_ref().map(|g| g.id.as_str()),
+            "Redis state lost: {}. Deadlines, capacity counts, rotations, queues and idempotency marks kept there are gone. Stopped taking new work (consumers paused, ingest answers 503 to writes). Next: {next}.",
+            loss.what()
+        );
+    }
+
+    /// Rebuilds if this instance may and gets the lease; another instance's rebuild is
+    /// waited for (its marker resumes this process).
+    async fn try_rebuild(&mut self) {
+        let Some(deps) = &self.rebuild else {
+            return;
+        };
+        if self
+            .retry_after
+            .is_some_and(|at| tokio::time::Instant::now() < at)
+        {
+            return;
+        }
+        let lease_ms = self.settings.rebuild_lease_seconds.saturating_mul(1000);
+        match self.store.lock_rebuild(&self.owner, lease_ms).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the rebuild lease; trying again");
+                return;
+            }
+        }
+        // Renewed while the rebuild runs, so a long one keeps its lease and a dead one
+        // loses it within `state.rebuild_lease_seconds`.
+        let renewal = tokio::spawn({
+            let (store, owner) = (self.store.clone(), self.owner.clone());
+            async move {
+                let every = Duration::from_millis((lease_ms / 3).max(100));
+                loop {
+                    tokio::time::sleep(every).await;
+                    if !matches!(store.renew_rebuild(&owner, lease_ms).await, Ok(true)) {
+                        tracing::warn!("lost the rebuild lease; another instance may take over");
+                        return;
+                    }
+                }
+            }
+        });
+        tracing::info!(owner = %self.owner, "rebuilding the Redis state from the event log");
+        let outcome = rebuild(deps).await;
+        renewal.abort();
+        if let Err(e) = self.store.unlock_rebuild(&self.owner).await {
+            tracing::warn!(error = %e, "cannot release the rebuild lease; it expires by itself");
+        }
+        match outcome {
+            Ok(report) => {
+                self.metrics
+                    .rebuilds
+                    .with_label_values(&["completed"])
+                    .inc();
+                self.metrics
+                    .late_breaches
+                    .inc_by(u64::try_from(report.late_breaches).unwrap_or(0));
+                tracing::info!(
+                    records = report.records,
+                    leads = report.leads,
+                    assignments = report.assignments,
+                    late_breaches = report.late_breaches,
+                    seconds = report.read_seconds + report.replay_seconds,
+                    "rebuilt the Redis state from the event log"
+                );
+                match self.store.generation().await {
+                    Ok(Some(generation)) => self.adopt(generation),
+                    Ok(None) => tracing::warn!("the rebuilt state's marker is gone already"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the rebuilt state's marker; checking again")
+                    }
+                }
+            }
+            Err(e) => {
+                self.metrics.rebuilds.with_label_values(&["failed"]).inc();
+                self.retry_after = Some(
+                    tokio::time::Instant::now()
+                        + Duration::from_secs(self.settings.rebuild_lease_seconds),
+                );
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    retry_in_seconds = self.settings.rebuild_lease_seconds,
+                    "rebuilding the Redis state failed; trying again (every step is idempotent)"
+                );
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "handoff".to_owned())
+}
+
+/// Tells two processes on one host apart.
+fn uuid_like() -> String {
+    format!("{}-{}", std::process::id(), rand::random::<u32>())
+}

@@ -1,0 +1,617 @@
+//! Redis forgets (restarted without persistence, as `make run` and an asynchronous
+//! failover do): the services notice, stop taking new work, and the state is rebuilt from
+//! the event log — by `handoff state rebuild`, or by themselves. Afterwards every deadline
+//! that passed meanwhile has fired once, marked late; no lead was assigned twice; reps'
+//! open load matches their open assignments; queues keep their order; a retried post with
+//! the same Idempotency-Key still gets the first lead id.
+//!
+//! Each test runs its own redis-server (never the shared one: restarting it would wipe
+//! everyone's tests), without persistence, and restarts it empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+use handoff_domain::events::EventKind;
+use handoff_e2e::topics::Record;
+use handoff_e2e::{eventually, qualified_lead, Stack, StackOptions, TestEnv, RULES};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A redis-server of this test's own, without persistence (no RDB, no AOF).
+struct OwnRedis {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("handoff-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Self::spawn(port, &dir).await;
+        Self { port, dir, child }
+    }
+
+    async fn spawn(port: u16, dir: &PathBuf) -> Child {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+        eventually(
+            Duration::from_secs(10),
+            "redis-server to answer",
+            || async {
+                let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .ok()
+            },
+        )
+        .await;
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts it again, empty: what a restart without persistence is.
+    async fn restart_empty(&mut self) {
+        self.child.kill().await.unwrap();
+        self.child.wait().await.unwrap();
+        self.child = Self::spawn(self.port, &self.dir).await;
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        // The server is killed with its handle (kill_on_drop); its folder goes too.
+        let _ = self.child.start_kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// RULES with small capacities, so some leads wait in `sales-overflow`: `a` and `b` take
+/// 2 open leads each, `c` one.
+fn rules() -> String {
+    RULES
+        .replace("capacity = 100", "capacity = 2")
+        .replace("capacity = 20", "capacity = 1")
+}
+
+fn options(auto_rebuild: bool) -> StackOptions {
+    StackOptions {
+        rules: rules(),
+        first_touch_seconds: 6,
+        sla_config: "reminder_fractions = []\n".to_owned(),
+        extra_config: format!("[state]\ncheck_interval_ms = 200\nauto_rebuild = {auto_rebuild}\n"),
+        ..StackOptions::default()
+    }
+}
+
+/// Posts lead `n` with Idempotency-Key `key`; the status, the lead id (202) and whether it
+/// was a replay.
+async fn post_keyed(stack: &Stack, n: usize, key: &str) -> (u16, Option<String>, bool) {
+    let response = handoff_e2e::client()
+        .post(format!("{}/v1/leads", stack.api()))
+        .header("Idempotency-Key", key)
+        .json(&qualified_lead(n))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    if status == 503 {
+        assert!(
+            response.headers().get("retry-after").is_some(),
+            "a 503 says when to retry"
+        );
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let id = body["lead_id"].as_str().map(str::to_owned);
+    (status, id, replayed)
+}
+
+/// Posts until accepted (a 503 while the state is lost is retried, same key).
+async fn post_until_accepted(stack: &Stack, n: usize, key: &str) -> String {
+    eventually(WAIT, "the post to be accepted", || async {
+        match post_keyed(stack, n, key).await {
+            (202, Some(id), _) => Some(id),
+            (503, _, _) => None,
+            (status, _, _) => panic!("unexpected status {status}"),
+        }
+    })
+    .await
+}
+
+async fn metric(stack: &Stack, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", stack.internal()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The lead's `state`, `rep` and `queue` as stored.
+async fn stored(redis: &redis::Client, stack: &Stack, lead: &str) -> BTreeMap<String, String> {
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    connection
+        .hgetall(stack.key(&format!("lead:{lead}")))
+        .await
+        .unwrap()
+}
+
+fn time(value: &Value) -> DateTime<Utc> {
+    value
+        .as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+/// Each (lead, attempt) was assigned to one rep only.
+fn assert_no_double_assignment(assigned: &[Record]) {
+    let mut reps: BTreeMap<(String, u64), BTreeSet<String>> = BTreeMap::new();
+    for record in assigned {
+        let event = record.json();
+        reps.entry((
+            event["lead_id"].as_str().unwrap().to_owned(),
+            event["attempt"].as_u64().unwrap(),
+        ))
+        .or_default()
+        .insert(event["rep_id"].as_str().unwrap().to_owned());
+    }
+    for ((lead, attempt), reps) in reps {
+        assert_eq!(
+            reps.len(),
+            1,
+            "{lead} attempt {attempt} was assigned to {reps:?}"
+        );
+    }
+}
+
+/// Each rep's open set holds exactly the leads assigned to them and untouched.
+async fn assert_open_load_matches(redis: &redis::Client, stack: &Stack, leads: &[String]) {
+    eventually(WAIT, "open load to match open assignments", || async {
+        let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for lead in leads {
+            let fields = stored(redis, stack, lead).await;
+            if fields.get("state").map(String::as_str) == Some("assigned") {
+                if let Some(rep) = fields.get("rep") {
+                    expected
+                        .entry(rep.clone())
+                        .or_default()
+                        .insert(lead.clone());
+                }
+            }
+        }
+        let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+        for rep in ["a", "b", "c", "d"] {
+            let open: BTreeSet<String> = connection
+                .zrange(stack.key(&format!("rep:{rep}:open")), 0, -1)
+                .await
+                .unwrap();
+            if open != expected.remove(rep).unwrap_or_default() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// Redis restarts empty; the services stop taking work and say so; `handoff state
+/// rebuild` brings the state back from the log, fires the deadlines that passed in the
+/// meantime (late, once), and the services resume by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_log() {
+    let mut redis = OwnRedis::start().await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let stack = Stack::start_with(env, options(false)).await;
+    assert!(metric(&stack, "handoff_state_generation").await > 0.0);
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+
+    // Eight leads: five assigned (capacities 2 + 2 + 1), three waiting, in order.
+    let mut leads = Vec::new();
+    for n in 0..8 {
+        leads.push(post_until_accepted(&stack, n, &format!("form-post-{n}")).await);
+    }
+    eventually(WAIT, "every lead decided", || async {
+        let mut states = Vec::new();
+        for lead in &leads {
+            states.push(stack.lead_view(lead).await["state"].clone());
+        }
+        states
+            .iter()
+            .all(|s| s == "assigned" || s == "waiting")
+            .then_some(())
+    })
+    .await;
+    let queue_before: Vec<String> = stack.queue_view("sales-overflow").await["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lead_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queue_before.len(), 3, "{queue_before:?}");
+
+    redis.restart_empty().await;
+    eventually(WAIT, "the loss to be noticed", || async {
+        (metric(&stack, "handoff_state_lost_total").await >= 1.0
+            && metric(&stack, "handoff_state_generation").await == 0.0)
+            .then_some(())
+    })
+    .await;
+    // No new work while the state is lost: writes are refused with Retry-After.
+    let (status, _, _) = post_keyed(&stack, 100, "during-the-loss").await;
+    assert_eq!(status, 503);
+
+    // Every first-touch deadline of the assigned leads (6 s) passes during the loss.
+    let records = assigned
+        .read_until(WAIT, "five assignments", |r| r.len() >= 5)
+        .await
+        .to_vec();
+    let latest_due = records
+        .iter()
+        .map(|r| time(&r.json()["first_touch_due_at"]))
+        .max()
+        .unwrap();
+    while Utc::now() < latest_due + chrono::Duration::milliseconds(500) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let rebuilt = Command::new(handoff_e2e::handoff_binary())
+        .args(["state", "rebuild", "--config"])
+        .arg(&stack.config_path)
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&rebuilt.stdout);
+    assert!(
+        rebuilt.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    assert!(report.contains("leads: 8 recorded"), "{report}");
+
+    // The services resume by themselves.
+    eventually(WAIT, "the services to resume", || async {
+        (metric(&stack, "handoff_state_generation").await > 0.0).then_some(())
+    })
+    .await;
+
+    // Every deadline that passed during the loss fired once, marked late: the five
+    // assignments' and the three waiting leads' (their wait counts from receipt).
+    let mut breached = stack.reader(EventKind::SlaBreached);
+    let breaches = breached
+        .read_until(WAIT, "eight late breaches", |r| {
+            r.iter()
+                .filter(|b| b.header("handoff_late_reason") == Some("state_rebuilt"))
+                .count()
+                >= 8
+        })
+        .await
+        .to_vec();
+    let late: BTreeSet<String> = breaches
+        .iter()
+        .filter(|b| b.header("handoff_late_reason") == Some("state_rebuilt"))
+        .map(|b| b.json()["lead_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        late,
+        leads.iter().cloned().collect(),
+        "one late breach per lead"
+    );
+    // Once: no second breach of the same deadline (e.g. by the SLA tracker after resuming).
+    let breaches = breached.read_for(Duration::from_secs(2)).await.to_vec();
+    let mut per_deadline: BTreeMap<String, usize> = BTreeMap::new();
+    for b in &breaches {
+        *per_deadline
+            .entry(b.header("ce_id").unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        per_deadline.values().all(|n| *n == 1),
+        "a deadline fired twice: {per_deadline:?}"
+    );
+    for lead in &leads {
+        let timeline = stack.lead_view(lead).await["timeline"].clone();
+        assert!(
+            timeline
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["step"] == "breached" && s["late_reason"] == "state_rebuilt"),
+            "{lead}: {timeline}"
+        );
+    }
+
+    // A retried form post gets the first answer, not a second lead.
+    let (status, id, replayed) = post_keyed(&stack, 0, "form-post-0").await;
+    assert_eq!(
+        (status, id.as_deref(), replayed),
+        (202, Some(leads[0].as_str()), true)
+    );
+
+    // Nobody was assigned a lead twice; load and queues are what the log says.
+    let records = assigned.read_for(Duration::from_secs(1)).await.to_vec();
+    assert_no_double_assignment(&records);
+    assert_open_load_matches(&redis_client, &stack, &leads).await;
+    let mut still_waiting = Vec::new();
+    for lead in &queue_before {
+        if stored(&redis_client, &stack, lead)
+            .await
+            .get("state")
+            .map(String::as_str)
+            == Some("waiting")
+        {
+            still_waiting.push(lead.clone());
+        }
+    }
+    let queue_after: Vec<String> = stack.queue_view("sales-overflow").await["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["lead_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(queue_after, still_waiting, "the queue keeps its order");
+
+    // New work flows again.
+    let after = post_until_accepted(&stack, 200, "after-the-rebuild").await;
+    eventually(WAIT, "the new lead decided", || async {
+        let state = stack.lead_view(&after).await["state"].clone();
+        (state == "assigned" || state == "waiting").then_some(())
+    })
+    .await;
+    assert_eq!(metric(&stack, "handoff_state_lost_total").await, 1.0);
+    stack.stop().await.unwrap();
+}
+
+/// With traffic flowing, Redis restarts empty; one instance rebuilds the state by itself
+/// (`state.auto_rebuild`) and every lead posted before, during and after gets exactly one
+/// decision, with reps' load matching their open assignments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
+    let mut redis = OwnRedis::start().await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let stack = std::sync::Arc::new(Stack::start_with(env, options(true)).await);
+
+    let traffic = tokio::spawn({
+        let stack = stack.clone();
+        async move {
+            let mut leads = Vec::new();
+            for n in 0..30 {
+                leads.push(post_until_accepted(&stack, n, &format!("traffic-{n}")).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            leads
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    redis.restart_empty().await;
+    let leads = traffic.await.unwrap();
+
+    eventually(WAIT, "the automatic rebuild", || async {
+        (metric(
+            &stack,
+            "handoff_state_rebuilds_total{outcome=\"completed\"}",
+        )
+        .await
+            >= 1.0
+            && metric(&stack, "handoff_state_generation").await > 0.0)
+            .then_some(())
+    })
+    .await;
+    assert!(metric(&stack, "handoff_state_lost_total").await >= 1.0);
+
+    // Every lead decided: assigned or waiting (some may have breached and moved on).
+    eventually(WAIT, "every lead decided", || async {
+        for lead in &leads {
+            let state = stored(&redis_client, &stack, lead).await;
+            if !matches!(
+                state.get("state").map(String::as_str),
+                Some("assigned" | "waiting" | "touched")
+            ) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    let records = assigned.read_for(Duration::from_secs(2)).await.to_vec();
+    assert_no_double_assignment(&records);
+    assert_open_load_matches(&redis_client, &stack, &leads).await;
+    for (n, lead) in leads.iter().enumerate().step_by(7) {
+        let (status, id, replayed) = post_keyed(&stack, n, &format!("traffic-{n}")).await;
+        assert_eq!(
+            (status, id.as_deref(), replayed),
+            (202, Some(lead.as_str()), true)
+        );
+    }
+}
+
+/// The production profile refuses a Redis that can lose acknowledged writes, naming the
+/// setting that accepts it; with the AOF fsynced on every write it starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_production_profile_refuses_a_redis_that_can_lose_writes() {
+    use handoff::services::{self, Service, ServiceSet};
+    let redis = OwnRedis::start().await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let path = handoff_e2e::write_config(&env, &handoff_e2e::unique_id(), &options(true));
+    let production = |accept: bool| {
+        let mut vars = vec![("HANDOFF_PROFILE".to_owned(), "production".to_owned())];
+        if accept {
+            vars.push((
+                "HANDOFF_STATE_ACCEPT_UNSAFE_PERSISTENCE".to_owned(),
+                "true".to_owned(),
+            ));
+        }
+        vars
+    };
+    let start = |accept: bool| {
+        let loaded = handoff_config::load(&path, production(accept)).unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        async move {
+            let running =
+                services::start(ServiceSet::only(Service::Router), loaded, shutdown.clone())
+                    .await?;
+            shutdown.cancel();
+            running.wait().await
+        }
+    };
+
+    let refused = format!("{:#}", start(false).await.unwrap_err());
+    assert!(
+        refused.contains("appendonly no") && refused.contains("state.accept_unsafe_persistence"),
+        "{refused}"
+    );
+    start(true).await.unwrap();
+
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for (key, value) in [("appendonly", "yes"), ("appendfsync", "always")] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+    }
+    start(false).await.unwrap();
+}
+
+/// A failover that loses a few writes rather than everything: single deadline and
+/// capacity entries disappear under traffic. The router's reconciler puts them back
+/// within its interval, and counts each repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_single_deadline_and_capacity_entries_are_repaired_by_the_reconciler() {
+    let stack = std::sync::Arc::new(
+        Stack::start(StackOptions {
+            rules: rules(),
+            first_touch_seconds: 120,
+            sla_config: "reminder_fractions = []\n".to_owned(),
+            router_config: "reconcile_interval_seconds = 1\n".to_owned(),
+            ..StackOptions::default()
+        })
+        .await,
+    );
+    let redis = stack.env.redis_client();
+    let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+    let mut leads = Vec::new();
+    for n in 0..3 {
+        leads.push(post_until_accepted(&stack, n, &format!("partial-{n}")).await);
+    }
+    let assigned = eventually(WAIT, "three assignments", || async {
+        let mut assigned = Vec::new();
+        for lead in &leads {
+            let fields = stored(&redis, &stack, lead).await;
+            if fields.get("state").map(String::as_str) != Some("assigned") {
+                return None;
+            }
+            assigned.push((
+                lead.clone(),
+                fields["rep"].clone(),
+                fields["attempt"].clone(),
+            ));
+        }
+        Some(assigned)
+    })
+    .await;
+    // Traffic goes on meanwhile.
+    let traffic = tokio::spawn({
+        let stack = stack.clone();
+        async move {
+            for n in 3..8 {
+                post_until_accepted(&stack, n, &format!("partial-{n}")).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    let (lead, _, attempt) = &assigned[0];
+    let member = format!("{lead}|{attempt}");
+    let due: f64 = connection
+        .zscore(stack.key("sla:due"), &member)
+        .await
+        .unwrap();
+    let _: () = connection
+        .zrem(stack.key("sla:due"), &member)
+        .await
+        .unwrap();
+    let (other, other_rep, _) = &assigned[1];
+    let _: () = connection
+        .zrem(stack.key(&format!("rep:{other_rep}:open")), other)
+        .await
+        .unwrap();
+
+    eventually(WAIT, "the deadline and the open entry put back", || async {
+        let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
+        let back: Option<f64> = connection
+            .zscore(stack.key("sla:due"), &member)
+            .await
+            .unwrap();
+        let open: Option<f64> = connection
+            .zscore(stack.key(&format!("rep:{other_rep}:open")), other)
+            .await
+            .unwrap();
+        (back == Some(due) && open.is_some()).then_some(())
+    })
+    .await;
+    assert!(
+        metric(
+            &stack,
+            "handoff_capacity_drift_total{kind=\"missing_deadline\"}"
+        )
+        .await
+            >= 1.0
+    );
+    assert!(
+        metric(
+            &stack,
+            "handoff_capacity_drift_total{kind=\"missing_open\"}"
+        )
+        .await
+            >= 1.0
+    );
+    traffic.await.unwrap();
+}
