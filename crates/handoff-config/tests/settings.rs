@@ -111,7 +111,10 @@ fn a_claim_lease_not_longer_than_the_publish_timeout_is_refused() {
             "{message}"
         );
         assert!(message.contains("sla.publish_timeout_ms = "), "{message}");
-        assert!(message.contains("allowed: lease_seconds * 1000 > publish_timeout_ms"), "{message}");
+        assert!(
+            message.contains("allowed: lease_seconds * 1000 > publish_timeout_ms"),
+            "{message}"
+        );
     }
     let ok = format!("{BASE}\n[sla]\nlease_seconds = 11\npublish_timeout_ms = 10000\n");
     assert_eq!(error_of(&ok, &[]), "");
