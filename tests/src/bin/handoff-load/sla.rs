@@ -57,11 +57,22 @@ struct Seen {
     received_ms: i64,
 }
 
-pub async fn run(env: TestEnv, id: String, create_topics: bool, args: SlaArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.rate >= 2 && args.seconds > 0, "--rate ≥ 2 and --seconds > 0");
+pub async fn run(
+    env: TestEnv,
+    id: String,
+    create_topics: bool,
+    args: SlaArgs,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rate >= 2 && args.seconds > 0,
+        "--rate ≥ 2 and --seconds > 0"
+    );
     let window = args.rate * usize::try_from(args.seconds)?;
     let breaches = window / 2;
-    anyhow::ensure!(args.open >= breaches, "--open must cover the window's deadlines");
+    anyhow::ensure!(
+        args.open >= breaches,
+        "--open must cover the window's deadlines"
+    );
     let mut redis = redis::Client::open(env.redis.as_str())?
         .get_multiplexed_async_connection()
         .await?;
@@ -92,7 +103,8 @@ async fn measure(
         let mut zadd = redis::cmd("ZADD");
         zadd.arg(format!("{tag}:sla:due"));
         for n in chunk {
-            zadd.arg(far_from + i64::try_from(*n)?).arg(format!("far-{n:07}|1"));
+            zadd.arg(far_from + i64::try_from(*n)?)
+                .arg(format!("far-{n:07}|1"));
         }
         pipe.add_command(zadd).ignore();
         let () = pipe.query_async(redis).await?;
@@ -110,7 +122,10 @@ async fn measure(
     };
     let config = handoff_e2e::write_config(env, id, &options);
     let vars = [
-        ("HANDOFF_SLA_POLL_INTERVAL_MS", args.poll_interval_ms.to_string()),
+        (
+            "HANDOFF_SLA_POLL_INTERVAL_MS",
+            args.poll_interval_ms.to_string(),
+        ),
         ("HANDOFF_SLA_CLAIM_BATCH", args.claim_batch.to_string()),
         ("HANDOFF_SLA_LEASE_SECONDS", "30".to_owned()),
         ("HANDOFF_SLA_PUBLISH_TIMEOUT_MS", "10000".to_owned()),
@@ -129,7 +144,10 @@ async fn measure(
     let consuming = CancellationToken::new();
     let consumer = tokio::spawn(consume(
         env.kafka.clone(),
-        vec![topics.of(EventKind::SlaBreached), topics.of(EventKind::SlaReminder)],
+        vec![
+            topics.of(EventKind::SlaBreached),
+            topics.of(EventKind::SlaReminder),
+        ],
         tx,
         consuming.clone(),
     ));
@@ -287,7 +305,10 @@ async fn measure(
             .and_then(|t| t.parse::<chrono::DateTime<Utc>>().ok())
             .map(|t| t.timestamp_millis());
         if let Some(emitted_at) = emitted_at {
-            emitted.entry(kind).or_default().push((emitted_at - due) as f64);
+            emitted
+                .entry(kind)
+                .or_default()
+                .push((emitted_at - due) as f64);
         }
         received
             .entry(kind)
@@ -356,7 +377,11 @@ async fn measure(
             );
         }
     }
-    anyhow::ensure!(got.len() == window, "{} of {window} events arrived", got.len());
+    anyhow::ensure!(
+        got.len() == window,
+        "{} of {window} events arrived",
+        got.len()
+    );
     Ok(())
 }
 
@@ -462,5 +487,8 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted.get(index.min(sorted.len() - 1)).copied().unwrap_or_default()
+    sorted
+        .get(index.min(sorted.len() - 1))
+        .copied()
+        .unwrap_or_default()
 }
