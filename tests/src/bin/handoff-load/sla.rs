@@ -113,11 +113,15 @@ async fn measure(
     let after = used_memory(redis).await?;
     let per_deadline = (after - before) as f64 / far as f64;
 
-    // 2. The tracker, on its own, as `handoff sla` runs it.
+    // 2. The tracker, on its own, as `handoff sla` runs it. The topics are made here, with
+    //    more patience than start-up has: a shared Tansu can take longer than its 10 s.
+    if create_topics {
+        create(&env.kafka, &handoff_kafka::Topics::new(format!("{id}.")).all()).await?;
+    }
     let options = StackOptions {
         services: ServiceSet::only(Service::Sla),
         id: Some(id.to_owned()),
-        create_topics,
+        create_topics: false,
         ..StackOptions::default()
     };
     let config = handoff_e2e::write_config(env, id, &options);
@@ -441,6 +445,29 @@ async fn consume(
             return;
         }
     }
+}
+
+/// Creates `names` (3 partitions), waiting up to two minutes for the broker.
+async fn create(bootstrap: &str, names: &[String]) -> anyhow::Result<()> {
+    use handoff_kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use handoff_kafka::rdkafka::client::DefaultClientContext;
+    use handoff_kafka::rdkafka::types::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("request.timeout.ms", "120000")
+        .create()?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
+    for result in admin.create_topics(&topics, &options).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => anyhow::bail!("cannot create {topic}: {code}"),
+        }
+    }
+    Ok(())
 }
 
 async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
