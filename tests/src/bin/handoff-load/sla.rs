@@ -116,7 +116,11 @@ async fn measure(
     // 2. The tracker, on its own, as `handoff sla` runs it. The topics are made here, with
     //    more patience than start-up has: a shared Tansu can take longer than its 10 s.
     if create_topics {
-        create(&env.kafka, &handoff_kafka::Topics::new(format!("{id}.")).all()).await?;
+        create(
+            &env.kafka,
+            &handoff_kafka::Topics::new(format!("{id}.")).all(),
+        )
+        .await?;
     }
     let options = StackOptions {
         services: ServiceSet::only(Service::Sla),
