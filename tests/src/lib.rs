@@ -373,6 +373,7 @@ queue_poll_ms = 200
 first_touch_seconds = {sla}
 poll_interval_ms = 100
 lease_seconds = 5
+publish_timeout_ms = 4000
 {sla_extra}
 [notifier]
 signing_secret = "{secret}"

@@ -63,6 +63,8 @@ impl Settings {
             ),
             ("sla.poll_interval_ms", self.sla.poll_interval_ms),
             ("sla.lease_seconds", u64::from(self.sla.lease_seconds)),
+            ("sla.publish_timeout_ms", self.sla.publish_timeout_ms),
+            ("sla.claim_batch", u64::from(self.sla.claim_batch)),
             (
                 "sla.disposition_seconds",
                 u64::from(self.sla.disposition_seconds),
@@ -545,8 +547,13 @@ pub struct SlaSettings {
     #[serde(default = "default_poll_interval_ms")]
     pub poll_interval_ms: u64,
     /// A claimed breach not acknowledged within the lease is claimed again (same event id).
+    /// Must be longer than `publish_timeout_ms`, so a claim outlives the slowest publish.
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u32,
+    /// How long the tracker's producer waits for the broker's acknowledgement of a breach
+    /// or reminder (its `message.timeout.ms`) before the round fails and the claim lapses.
+    #[serde(default = "default_sla_publish_timeout_ms")]
+    pub publish_timeout_ms: u64,
     #[serde(default = "default_claim_batch")]
     pub claim_batch: u32,
     /// When a rep's capacity comes back: `first_touch` (capacity bounds leads awaiting a
@@ -589,6 +596,19 @@ impl SlaSettings {
     }
 
     fn check(&self) -> Result<(), String> {
+        // A lease that can run out while the publish is still pending lets a second poller
+        // claim and publish the same deadline while the first one's publish is in flight.
+        let lease_ms = u64::from(self.lease_seconds) * 1000;
+        if lease_ms <= self.publish_timeout_ms {
+            return Err(format!(
+                "sla.lease_seconds = {} ({lease_ms} ms) must be longer than \
+                 sla.publish_timeout_ms = {}; allowed: lease_seconds * 1000 > publish_timeout_ms \
+                 (e.g. lease_seconds = {} with this publish timeout)",
+                self.lease_seconds,
+                self.publish_timeout_ms,
+                self.publish_timeout_ms.div_ceil(1000) * 3,
+            ));
+        }
         let allowed = "numbers strictly between 0 and 1 in ascending order, e.g. [0.5, 0.8]";
         for (i, f) in self.reminder_fractions.iter().enumerate() {
             if !(*f > 0.0 && *f < 1.0) {
@@ -642,6 +662,7 @@ impl Default for SlaSettings {
             first_touch_seconds: default_first_touch(),
             poll_interval_ms: default_poll_interval_ms(),
             lease_seconds: default_lease_seconds(),
+            publish_timeout_ms: default_sla_publish_timeout_ms(),
             claim_batch: default_claim_batch(),
             release_capacity_on: CapacityRelease::default(),
             first_touch_clock: SlaClock::default(),
@@ -669,6 +690,9 @@ fn default_poll_interval_ms() -> u64 {
 }
 fn default_lease_seconds() -> u32 {
     30
+}
+fn default_sla_publish_timeout_ms() -> u64 {
+    10_000
 }
 fn default_claim_batch() -> u32 {
     500

@@ -97,6 +97,30 @@ fn zero_where_a_positive_number_is_needed_is_rejected() {
     );
 }
 
+#[test]
+fn a_claim_lease_not_longer_than_the_publish_timeout_is_refused() {
+    // A lease that can run out while a breach's publish is pending lets a second poller
+    // publish it again; the default pair (30 s over 10 s) is fine.
+    for sla in [
+        "lease_seconds = 10\npublish_timeout_ms = 10000",
+        "lease_seconds = 5\npublish_timeout_ms = 120000",
+    ] {
+        let message = error_of(&format!("{BASE}\n[sla]\n{sla}\n"), &[]);
+        assert!(
+            message.starts_with("invalid configuration in handoff.toml: sla.lease_seconds = "),
+            "{message}"
+        );
+        assert!(message.contains("sla.publish_timeout_ms = "), "{message}");
+        assert!(
+            message.contains("allowed: lease_seconds * 1000 > publish_timeout_ms"),
+            "{message}"
+        );
+    }
+    let ok = format!("{BASE}\n[sla]\nlease_seconds = 11\npublish_timeout_ms = 10000\n");
+    assert_eq!(error_of(&ok, &[]), "");
+    assert_eq!(error_of(BASE, &[]), "", "the defaults pass");
+}
+
 fn error_of(text: &str, env: &[(&str, &str)]) -> String {
     parse_settings(Path::new("handoff.toml"), text, vars(env))
         .err()

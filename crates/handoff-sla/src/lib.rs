@@ -9,12 +9,13 @@
 //! - Schedules, per assignment, reminders at `sla.reminder_fractions` of the first-touch
 //!   window, and the disposition deadline (from the first touch, in the report's own
 //!   step, or from the assignment, by `sla.disposition_from`) with its reminders.
-//! - Polls the deadline and reminder sets: due entries are claimed with a lease,
-//!   `sla.breached` / `sla.reminder` is published (stable event id per lead, attempt and
-//!   SLA, and fraction), then the claim is completed. A reminder whose lead no longer
+//! - Polls the deadline and reminder sets: due entries (by the Redis server's clock) are
+//!   claimed with a lease and a random token per round, `sla.breached` / `sla.reminder`
+//!   is published (stable event id per lead, attempt and SLA, and fraction), then the
+//!   claims are completed, each only if still the round's. A reminder whose lead no longer
 //!   waits for what it asks (touched, disposed of, closed, reassigned) is dropped
 //!   silently. A poller that dies mid-way leaves claims that are re-claimed after the
-//!   lease.
+//!   lease (docs/sla-claims.md).
 
 mod clocks;
 mod poller;

@@ -9,7 +9,7 @@ use handoff_domain::events::{EventKind, SlaBreached, SlaReminder};
 use handoff_domain::sla::Sla;
 use handoff_domain::LeadId;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
-use handoff_store::{DueBreach, DueReminder, Store, TimelineEntry};
+use handoff_store::{ClaimRequest, DueBreach, DueReminder, Store, TimelineEntry};
 use handoff_telemetry::Metrics;
 
 /// Why a poll round stopped (retried on the next tick: claims not completed come back
@@ -100,31 +100,79 @@ impl SlaPoller {
     /// One claim-publish-complete round of breaches and of reminders; returns the larger
     /// count claimed (a full batch of either: poll again at once).
     async fn tick(&self) -> Result<usize, PollError> {
-        let now = Utc::now();
-        let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
-        let (now_ms, lease_ms) = (now.timestamp_millis(), lease_until.timestamp_millis());
-        let due = self.store.claim_due(now_ms, lease_ms, self.batch).await?;
-        for member in &due.unreadable {
+        let breaches = self.breach_round().await?;
+        let reminders = self.reminder_round().await?;
+        Ok(breaches.max(reminders))
+    }
+
+    /// A fresh claim for this round: a random token only this round knows.
+    fn claim<'a>(&self, token: &'a str) -> ClaimRequest<'a> {
+        ClaimRequest {
+            token,
+            lease: self.lease,
+            limit: self.batch,
+        }
+    }
+
+    async fn breach_round(&self) -> Result<usize, PollError> {
+        let token = round_token();
+        let claimed = self.store.claim_due(&self.claim(&token)).await?;
+        for member in &claimed.unreadable {
             tracing::warn!(
                 member,
                 "dropped a deadline that does not parse (lead|attempt[|disposition])"
             );
         }
-        let breaches = due.due.len();
-        first_error(join_all(due.due.into_iter().map(|d| self.breach(d, now))).await)?;
-        let reminders = self
-            .store
-            .claim_reminders(now_ms, lease_ms, self.batch)
-            .await?;
-        for member in &reminders.unreadable {
+        let now = claimed.now;
+        let count = claimed.due.len();
+        let outcomes = join_all(claimed.due.iter().map(|d| self.breach(d, now))).await;
+        let (published, failure) = settled(&claimed.due, outcomes, |d| d.member.as_str());
+        let completed = self.store.complete_breaches(&token, &published).await?;
+        self.account_lost("breach", &published, &completed);
+        failure.map_or(Ok(count), Err)
+    }
+
+    async fn reminder_round(&self) -> Result<usize, PollError> {
+        let token = round_token();
+        let claimed = self.store.claim_reminders(&self.claim(&token)).await?;
+        for member in &claimed.unreadable {
             tracing::warn!(
                 member,
                 "dropped a reminder that does not parse (lead|attempt|sla|permille)"
             );
         }
-        let reminded = reminders.due.len();
-        first_error(join_all(reminders.due.into_iter().map(|d| self.remind(d, now))).await)?;
-        Ok(breaches.max(reminded))
+        let now = claimed.now;
+        let count = claimed.due.len();
+        let outcomes = join_all(claimed.due.iter().map(|d| self.remind(d, now))).await;
+        let (published, failure) = settled(&claimed.due, outcomes, |d| d.member.as_str());
+        let completed = self.store.complete_reminders(&token, &published).await?;
+        self.account_lost("reminder", &published, &completed);
+        failure.map_or(Ok(count), Err)
+    }
+
+    /// Claims this round published but could no longer complete: it stalled past its
+    /// lease and another poller took them, so the event goes out twice (same event id).
+    fn account_lost(&self, kind: &'static str, members: &[&str], completed: &[bool]) {
+        let lost: Vec<&str> = members
+            .iter()
+            .zip(completed)
+            .filter(|(_, done)| !**done)
+            .map(|(member, _)| *member)
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        self.metrics
+            .sla_claims_lost
+            .with_label_values(&[kind])
+            .inc_by(lost.len() as u64);
+        tracing::warn!(
+            kind,
+            lost = lost.len(),
+            first = lost.first().copied(),
+            lease_seconds = self.lease.as_secs(),
+            "SLA claims outlived their lease: another poller re-claimed them and publishes them again (same event ids)"
+        );
     }
 
     /// Publishes an SLA event, then writes it on the lead's timeline. In this order: a
@@ -153,11 +201,13 @@ impl SlaPoller {
         Ok(())
     }
 
-    async fn remind(&self, due: DueReminder, now: DateTime<Utc>) -> Result<(), PollError> {
+    /// Publishes a due reminder (or nothing, when it no longer applies); the round
+    /// completes the claim.
+    async fn remind(&self, due: &DueReminder, now: DateTime<Utc>) -> Result<(), PollError> {
         if !due.current || now.timestamp_millis() >= due.due_ms {
             // Touched, disposed of, closed or reassigned since, or already overdue (the
             // breach tells it then): nothing to remind of.
-            return Ok(self.store.complete_reminder(&due.member).await?);
+            return Ok(());
         }
         let event = SlaReminder {
             lead_id: due.lead_id.clone(),
@@ -183,7 +233,6 @@ impl SlaPoller {
             entry,
         )
         .await?;
-        self.store.complete_reminder(&due.member).await?;
         self.metrics
             .sla_reminders
             .with_label_values(&[due.sla.as_str()])
@@ -192,10 +241,12 @@ impl SlaPoller {
         Ok(())
     }
 
-    async fn breach(&self, due: DueBreach, now: DateTime<Utc>) -> Result<(), PollError> {
+    /// Publishes a missed deadline's breach (or nothing, when it is stale); the round
+    /// completes the claim.
+    async fn breach(&self, due: &DueBreach, now: DateTime<Utc>) -> Result<(), PollError> {
         if due.stale {
             // A disposition deadline of an attempt that is over, or of a lead disposed of.
-            return Ok(self.store.complete_breach(&due.member).await?);
+            return Ok(());
         }
         let event = SlaBreached {
             lead_id: due.lead_id.clone(),
@@ -224,7 +275,6 @@ impl SlaPoller {
             entry,
         )
         .await?;
-        self.store.complete_breach(&due.member).await?;
         let team = due.team.as_ref().map_or("unrouted", |t| t.as_str());
         self.metrics
             .sla_breaches
@@ -240,7 +290,27 @@ impl SlaPoller {
     }
 }
 
-/// The first failure of a batch, after every item of it has run.
-fn first_error(outcomes: Vec<Result<(), PollError>>) -> Result<(), PollError> {
-    outcomes.into_iter().collect()
+/// The entries of a batch whose events went out (theirs to complete) and the first
+/// failure (the rest lapse with their lease and are claimed again).
+fn settled<'a, T>(
+    due: &'a [T],
+    outcomes: Vec<Result<(), PollError>>,
+    member: impl Fn(&'a T) -> &'a str,
+) -> (Vec<&'a str>, Option<PollError>) {
+    let mut published = Vec::with_capacity(due.len());
+    let mut failure = None;
+    for (entry, outcome) in due.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => published.push(member(entry)),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    (published, failure)
+}
+
+/// 128 random bits: the claims of one round, which only that round may complete.
+fn round_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }

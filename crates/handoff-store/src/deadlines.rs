@@ -1,5 +1,8 @@
 //! Deadlines and reminders, each a sorted set the poller claims from with a lease (a
 //! crashed poller's claims come back after the lease, with the same event id downstream).
+//! Claim protocol (docs/sla-claims.md): a claim moves due members into a claims set scored
+//! by lease expiry and records the round's random token per member; due and lease are on
+//! the Redis server's clock (`TIME`); only the token's holder completes a claim.
 //!
 //! Deadline members: `lead|attempt` (first touch; attempt 0 for a lead waiting in a queue)
 //! and `lead|attempt|disposition`. Reminder members: `lead|attempt|sla|permille` (e.g.
@@ -8,7 +11,9 @@
 //! against the lead's state and attempt then, and dropped if it no longer applies.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use redis::Script;
 
 use handoff_domain::sla::Sla;
@@ -18,6 +23,20 @@ use crate::{Store, StoreError};
 
 static CLAIM_DUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/claim_due.lua")));
+static COMPLETE_CLAIMS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/complete_claims.lua")));
+
+/// One claim round: entries due now (by the Redis server's clock), held for `lease` by
+/// the poller that knows `token`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRequest<'a> {
+    /// Random per round: only its holder completes the claims (complete_claims.lua).
+    pub token: &'a str,
+    /// How long the claims are the caller's; longer than the slowest publish.
+    pub lease: Duration,
+    /// At most this many entries.
+    pub limit: u32,
+}
 
 /// A claimed, missed deadline: what the breach event needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,19 +77,23 @@ pub struct DueReminder {
     pub trace: Option<String>,
 }
 
-/// What a claim returned: the entries, and members that do not parse (written by another
-/// version, or corrupt), already dropped so they cannot block the set.
+/// What a claim returned: the entries, members that do not parse (written by another
+/// version, or corrupt), already dropped so they cannot block the set, and the Redis
+/// server's time the claim was made at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed<T> {
     pub due: Vec<T>,
     pub unreadable: Vec<String>,
+    /// The server's clock at the claim: what "due" was measured against.
+    pub now: DateTime<Utc>,
 }
 
-impl<T> Default for Claimed<T> {
-    fn default() -> Self {
+impl<T> Claimed<T> {
+    fn empty(now: DateTime<Utc>) -> Self {
         Self {
             due: Vec::new(),
             unreadable: Vec::new(),
+            now,
         }
     }
 }
@@ -157,44 +180,61 @@ fn assignment_of(
     )
 }
 
+/// The sets one kind of entry (deadlines or reminders) is claimed through.
+struct ClaimSets {
+    due: String,
+    claims: String,
+    owners: String,
+}
+
 impl Store {
-    async fn claim(
-        &self,
-        set: String,
-        claims: String,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut connection = self.connection();
-        Ok(CLAIM_DUE
-            .key(set)
-            .key(claims)
-            .arg(now_ms)
-            .arg(lease_until_ms)
-            .arg(limit)
-            .invoke_async(&mut connection)
-            .await?)
+    fn deadline_sets(&self) -> ClaimSets {
+        ClaimSets {
+            due: self.keys.deadlines(),
+            claims: self.keys.claims(),
+            owners: self.keys.claim_owners(),
+        }
     }
 
-    /// Claims up to `limit` due members of `set` into `claims` until `lease_until_ms`, reads
-    /// the lead fields of those that `parse` (into the lead id and the rest) and drops those
-    /// that do not, in one round trip after the claim.
-    #[allow(clippy::too_many_arguments)]
+    fn reminder_sets(&self) -> ClaimSets {
+        ClaimSets {
+            due: self.keys.reminders(),
+            claims: self.keys.reminder_claims(),
+            owners: self.keys.reminder_claim_owners(),
+        }
+    }
+
+    /// Claims up to `limit` due members of `sets` for `lease` as `token`, reads the lead
+    /// fields of those that `parse` (into the lead id and the rest) and drops those that
+    /// do not, in one round trip after the claim.
     async fn claim_parsed<P>(
         &self,
-        set: String,
-        claims: String,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
+        sets: ClaimSets,
+        claim: &ClaimRequest<'_>,
         parse: impl Fn(&str) -> Option<(&str, P)>,
     ) -> Result<Claimed<(String, LeadId, P, ClaimFields)>, StoreError> {
-        let members = self
-            .claim(set, claims.clone(), now_ms, lease_until_ms, limit)
+        let mut connection = self.connection();
+        let reply: Vec<String> = CLAIM_DUE
+            .key(&sets.due)
+            .key(&sets.claims)
+            .key(&sets.owners)
+            .arg(u64::try_from(claim.lease.as_millis()).unwrap_or(u64::MAX))
+            .arg(claim.limit)
+            .arg(claim.token)
+            .invoke_async(&mut connection)
             .await?;
+        let mut reply = reply.into_iter();
+        let now = reply
+            .next()
+            .and_then(|now| now.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: sets.claims.clone(),
+                message: "the claim script returned no server time".to_owned(),
+            })?;
+        let members: Vec<String> = reply.collect();
         if members.is_empty() {
-            return Ok(Claimed::default());
+            return Ok(Claimed::empty(now));
         }
         let mut parsed = Vec::with_capacity(members.len());
         let mut unreadable = Vec::new();
@@ -211,35 +251,33 @@ impl Store {
                 .arg(&CLAIM_FIELDS);
         }
         for member in &unreadable {
-            pipe.zrem(&claims, member).ignore();
+            pipe.zrem(&sets.claims, member).ignore();
+            pipe.hdel(&sets.owners, member).ignore();
         }
-        let mut connection = self.connection();
         let details: Vec<ClaimFields> = pipe.query_async(&mut connection).await?;
         let due = parsed
             .into_iter()
             .zip(details)
             .map(|((member, lead, rest), fields)| (member, lead, rest, fields))
             .collect();
-        Ok(Claimed { due, unreadable })
+        Ok(Claimed {
+            due,
+            unreadable,
+            now,
+        })
     }
 
-    /// Claims up to `limit` due deadlines until `lease_until_ms`.
+    /// Claims up to `limit` missed deadlines (due by the Redis server's clock) for `lease`.
     pub async fn claim_due(
         &self,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
+        claim: &ClaimRequest<'_>,
     ) -> Result<Claimed<DueBreach>, StoreError> {
         let claimed = self
-            .claim_parsed(
-                self.keys.deadlines(),
-                self.keys.claims(),
-                now_ms,
-                lease_until_ms,
-                limit,
-                |m| parse_deadline(m).map(|(lead, attempt, sla)| (lead, (attempt, sla))),
-            )
+            .claim_parsed(self.deadline_sets(), claim, |m| {
+                parse_deadline(m).map(|(lead, attempt, sla)| (lead, (attempt, sla)))
+            })
             .await?;
+        let now_ms = claimed.now.timestamp_millis();
         let due = claimed
             .due
             .into_iter()
@@ -264,35 +302,33 @@ impl Store {
         Ok(Claimed {
             due,
             unreadable: claimed.unreadable,
+            now: claimed.now,
         })
     }
 
-    /// The breach is published: drop the claim.
-    pub async fn complete_breach(&self, member: &str) -> Result<(), StoreError> {
-        self.complete(self.keys.claims(), member).await
+    /// The breaches are published: drop their claims, each only if still `token`'s. Returns,
+    /// per member, whether it was (`false`: its lease ran out and another poller has it).
+    pub async fn complete_breaches(
+        &self,
+        token: &str,
+        members: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.complete(self.deadline_sets(), token, members).await
     }
 
-    /// Claims up to `limit` due reminders until `lease_until_ms`, each checked against its
-    /// lead's current state.
+    /// Claims up to `limit` due reminders (by the Redis server's clock) for `lease`, each
+    /// checked against its lead's current state.
     pub async fn claim_reminders(
         &self,
-        now_ms: i64,
-        lease_until_ms: i64,
-        limit: u32,
+        claim: &ClaimRequest<'_>,
     ) -> Result<Claimed<DueReminder>, StoreError> {
         let claimed = self
-            .claim_parsed(
-                self.keys.reminders(),
-                self.keys.reminder_claims(),
-                now_ms,
-                lease_until_ms,
-                limit,
-                |m| {
-                    parse_reminder(m)
-                        .map(|(lead, attempt, sla, permille)| (lead, (attempt, sla, permille)))
-                },
-            )
+            .claim_parsed(self.reminder_sets(), claim, |m| {
+                parse_reminder(m)
+                    .map(|(lead, attempt, sla, permille)| (lead, (attempt, sla, permille)))
+            })
             .await?;
+        let now_ms = claimed.now.timestamp_millis();
         let due = claimed
             .due
             .into_iter()
@@ -317,22 +353,38 @@ impl Store {
         Ok(Claimed {
             due,
             unreadable: claimed.unreadable,
+            now: claimed.now,
         })
     }
 
-    /// The reminder is published (or skipped): drop the claim.
-    pub async fn complete_reminder(&self, member: &str) -> Result<(), StoreError> {
-        self.complete(self.keys.reminder_claims(), member).await
+    /// The reminders are published (or skipped): drop their claims, each only if still
+    /// `token`'s. Returns, per member, whether it was.
+    pub async fn complete_reminders(
+        &self,
+        token: &str,
+        members: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.complete(self.reminder_sets(), token, members).await
     }
 
-    async fn complete(&self, claims: String, member: &str) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        sets: ClaimSets,
+        token: &str,
+        members: &[&str],
+    ) -> Result<Vec<bool>, StoreError> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut connection = self.connection();
-        let _: i64 = redis::cmd("ZREM")
-            .arg(claims)
-            .arg(member)
-            .query_async(&mut connection)
+        let done: Vec<i64> = COMPLETE_CLAIMS
+            .key(&sets.claims)
+            .key(&sets.owners)
+            .arg(token)
+            .arg(members)
+            .invoke_async(&mut connection)
             .await?;
-        Ok(())
+        Ok(done.into_iter().map(|d| d == 1).collect())
     }
 
     /// Leads holding the given reps' capacity (awaiting their first touch; under

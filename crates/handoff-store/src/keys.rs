@@ -85,6 +85,11 @@ impl Keys {
         format!("{}:sla:claimed", self.tag)
     }
 
+    /// Hash deadline member -> the token of the poller round that holds its claim.
+    pub fn claim_owners(&self) -> String {
+        format!("{}:sla:claimed:owner", self.tag)
+    }
+
     /// Sorted set `lead|attempt|sla|permille` -> when the reminder is due (ms).
     pub fn reminders(&self) -> String {
         format!("{}:sla:remind", self.tag)
@@ -93,6 +98,11 @@ impl Keys {
     /// Sorted set of reminder members -> lease expiry (ms) of a claimed reminder.
     pub fn reminder_claims(&self) -> String {
         format!("{}:sla:remind:claimed", self.tag)
+    }
+
+    /// Hash reminder member -> the token of the poller round that holds its claim.
+    pub fn reminder_claim_owners(&self) -> String {
+        format!("{}:sla:remind:claimed:owner", self.tag)
     }
 
     /// The rep working a contact (keyed by a hash of the email: no address in key names).

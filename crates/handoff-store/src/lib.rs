@@ -25,7 +25,7 @@ use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
 pub use clocks::{ClockPlan, Scheduled};
-pub use deadlines::{Claimed, DueBreach, DueReminder};
+pub use deadlines::{ClaimRequest, Claimed, DueBreach, DueReminder};
 pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,

@@ -165,6 +165,9 @@ pub fn prime_known_series(metrics: &Metrics, teams: &[&str]) {
     for sla in SLA_KINDS {
         metrics.sla_reminders.with_label_values(&[sla]);
     }
+    for kind in ["breach", "reminder"] {
+        metrics.sla_claims_lost.with_label_values(&[kind]);
+    }
     for outcome in ["applied", "rejected"] {
         metrics.rules_reloads.with_label_values(&[outcome]);
     }

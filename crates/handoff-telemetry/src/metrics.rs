@@ -30,6 +30,9 @@ pub struct Metrics {
     pub sla_breaches: IntCounterVec,
     /// Reminders sent before a deadline, by SLA.
     pub sla_reminders: IntCounterVec,
+    /// Claims a poller could not complete: its lease ran out and another poller took the
+    /// entry (which publishes it again, same event id), by kind (breach, reminder).
+    pub sla_claims_lost: IntCounterVec,
     /// Time from assignment to first touch, by team.
     pub first_touch_seconds: HistogramVec,
     pub awaiting_first_touch: IntGauge,
@@ -217,6 +220,11 @@ impl Metrics {
                 "handoff_sla_reminders_total",
                 "Reminders sent to the rep before a deadline, by SLA.",
                 &["sla"],
+            )?,
+            sla_claims_lost: counter_vec(
+                "handoff_sla_claims_lost_total",
+                "SLA claims whose lease ran out before their poller completed them (another poller re-claimed them), by kind (breach, reminder).",
+                &["kind"],
             )?,
             first_touch_seconds,
             awaiting_first_touch,

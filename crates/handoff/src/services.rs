@@ -256,11 +256,16 @@ pub async fn start(
         });
     }
     if set.has(Service::Sla) {
+        // A breach's publish gives up within the claim's lease (checked at start-up), so a
+        // claim never lapses while its publish may still succeed.
+        let mut sla_kafka = settings.kafka.clone();
+        sla_kafka.message_timeout_ms =
+            u32::try_from(settings.sla.publish_timeout_ms).unwrap_or(u32::MAX);
         let deps = handoff_sla::SlaDeps {
             kafka: settings.kafka.clone(),
             settings: settings.sla.clone(),
             store: store.clone(),
-            producer: EventProducer::new(&settings.kafka, "sla")?.with_gate(gate.clone()),
+            producer: EventProducer::new(&sla_kafka, "sla")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
             lead_retention,

@@ -1,8 +1,10 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use handoff_domain::events::EventKind;
 use handoff_e2e::contract::Contract;
+use handoff_e2e::topics::Record;
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions};
 use serde_json::json;
 
@@ -112,4 +114,137 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
     }
     assert_eq!(open, 1);
     stack.stop().await.unwrap();
+}
+
+/// The sum of a counter's series in a Prometheus text exposition.
+async fn counter_sum(internal: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{internal}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// Two SLA trackers on the same Redis and topics, claiming in small batches so both take
+/// part: every (lead, attempt, sla) breaches exactly once and every reminder goes out
+/// once, and no claim outlives its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trackers_racing_emit_each_breach_and_reminder_once() {
+    let options = StackOptions {
+        first_touch_seconds: 2,
+        sla_config: "claim_batch = 2\n".to_owned(),
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(options.clone()).await;
+    let second = Stack::start(StackOptions {
+        services: handoff::services::ServiceSet::only(handoff::services::Service::Sla),
+        id: Some(stack.id.clone()),
+        ..options
+    })
+    .await;
+    // Both readers join before anything is published (a group join can take seconds).
+    let mut breaches = stack.reader(EventKind::SlaBreached);
+    let mut reminders = stack.reader(EventKind::SlaReminder);
+    let client = handoff_e2e::client();
+    let leads = 30;
+    let mut ids = BTreeSet::new();
+    for n in 0..leads {
+        ids.insert(stack.post_lead(&client, &qualified_lead(n)).await);
+    }
+
+    // Attempt 1 breaches, the lead is reassigned (attempt 2), which breaches too.
+    let key = |r: &Record| {
+        let e = r.json();
+        (
+            r.header("ce_subject").unwrap_or_default().to_owned(),
+            e["attempt"].as_u64().unwrap_or_default(),
+            e["sla"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    breaches
+        .read_until(Duration::from_secs(60), "two breaches per lead", |r| {
+            r.iter().map(key).collect::<BTreeSet<_>>().len() >= 2 * leads
+        })
+        .await;
+    // A poll or two more, for any duplicate on its way.
+    let breached = breaches.read_for(Duration::from_secs(2)).await.to_vec();
+    let mut per_key: BTreeMap<_, usize> = BTreeMap::new();
+    for record in &breached {
+        *per_key.entry(key(record)).or_default() += 1;
+    }
+    let doubled: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "breached more than once: {doubled:?}");
+    for lead in &ids {
+        for attempt in [1, 2] {
+            assert!(
+                per_key.contains_key(&(lead.clone(), attempt, "FIRST_TOUCH".to_owned())),
+                "{lead} attempt {attempt} never breached"
+            );
+        }
+    }
+
+    // Every reminder was due before the second breaches (one that a slow round finds
+    // overdue is skipped: the breach says it then); whatever went out, went out once.
+    let reminder_key = |r: &Record| (key(r), r.json()["fraction"].to_string());
+    let reminded = reminders.read_for(Duration::from_secs(3)).await.to_vec();
+    assert!(!reminded.is_empty(), "no reminder at all");
+    let mut per_reminder: BTreeMap<_, usize> = BTreeMap::new();
+    for record in &reminded {
+        *per_reminder.entry(reminder_key(record)).or_default() += 1;
+    }
+    let doubled: Vec<_> = per_reminder.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "reminded more than once: {doubled:?}");
+
+    // The two trackers emitted them between them, and neither lost a claim.
+    let (first, other) = (
+        counter_sum(stack.internal(), "handoff_sla_breaches_total").await,
+        counter_sum(second.internal(), "handoff_sla_breaches_total").await,
+    );
+    assert_eq!(first + other, breached.len() as f64);
+    assert!(
+        first > 0.0 && other > 0.0,
+        "both trackers should take part: {first} and {other} breaches"
+    );
+    for s in [&stack, &second] {
+        assert_eq!(
+            counter_sum(s.internal(), "handoff_sla_claims_lost_total").await,
+            0.0
+        );
+    }
+    second.stop().await.unwrap();
+    stack.stop().await.unwrap();
+}
+
+/// A claim lease that a slow publish can outlast is refused at start-up, naming the file,
+/// both keys and their values, before anything is claimed.
+#[tokio::test]
+async fn the_tracker_refuses_to_start_with_a_lease_not_longer_than_its_publish_timeout() {
+    let env = handoff_e2e::TestEnv::from_env();
+    let config =
+        handoff_e2e::write_config(&env, &handoff_e2e::unique_id(), &StackOptions::default());
+    let output = tokio::process::Command::new(handoff_e2e::handoff_binary())
+        .args(["sla", "--config"])
+        .arg(&config)
+        // The test configuration publishes within 4000 ms; a 4 s lease is not longer.
+        .env("HANDOFF_SLA_LEASE_SECONDS", "4")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "started anyway: {stderr}");
+    for needle in [
+        "handoff.toml",
+        "sla.lease_seconds = 4 (4000 ms)",
+        "sla.publish_timeout_ms = 4000",
+    ] {
+        assert!(stderr.contains(needle), "{needle} missing from: {stderr}");
+    }
 }

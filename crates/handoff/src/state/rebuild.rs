@@ -36,7 +36,9 @@ use handoff_kafka::{
     OutboundEvent, TraceParent, IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER,
     LATE_REASON_HEADER,
 };
-use handoff_store::{DueBreach, Generation, Parked, Store, StoreError, TimelineEntry};
+use handoff_store::{
+    ClaimRequest, DueBreach, Generation, Parked, Store, StoreError, TimelineEntry,
+};
 use handoff_telemetry::Metrics;
 
 /// The idempotency scope of lead submissions (ingest's `leads.rs`).
@@ -564,24 +566,31 @@ fn raw(event: &InboundEvent) -> Result<String, Skip> {
 /// the SLA tracker claims it, published with `handoff_late_reason: state_rebuilt`, written
 /// on the lead's timeline with the reason, and completed.
 async fn fire_late(deps: &RebuildDeps, report: &mut RebuildReport) -> anyhow::Result<()> {
-    let lease = i64::from(deps.settings.sla.lease_seconds).saturating_mul(1000);
-    let now = Utc::now();
-    let now_ms = now.timestamp_millis();
+    let lease = Duration::from_secs(u64::from(deps.settings.sla.lease_seconds));
     loop {
+        // Claimed like the SLA tracker claims (by Redis's clock, under a token only this
+        // round knows), so a tracker already running cannot fire the same deadline.
+        let token = format!("{:032x}", rand::random::<u128>());
         let claimed = deps
             .store
-            .claim_due(now_ms, now_ms.saturating_add(lease), LATE_BATCH)
+            .claim_due(&ClaimRequest {
+                token: &token,
+                lease,
+                limit: LATE_BATCH,
+            })
             .await?;
         if claimed.due.is_empty() {
             return Ok(());
         }
+        let now = claimed.now;
         for due in claimed.due {
-            if due.stale {
-                deps.store.complete_breach(&due.member).await?;
-                continue;
+            if !due.stale {
+                fire_one(deps, &due, now).await?;
+                report.late_breaches += 1;
             }
-            fire_one(deps, &due, now).await?;
-            report.late_breaches += 1;
+            deps.store
+                .complete_breaches(&token, &[due.member.as_str()])
+                .await?;
         }
     }
 }
@@ -618,7 +627,6 @@ async fn fire_one(deps: &RebuildDeps, due: &DueBreach, now: DateTime<Utc>) -> an
         .with("late_ms", late_ms)
         .with("late_reason", LATE_REASON);
     deps.store.append_timeline(&due.lead_id, &entry).await?;
-    deps.store.complete_breach(&due.member).await?;
     let team = due.team.as_ref().map_or("unrouted", TeamId::as_str);
     deps.metrics
         .sla_breaches

@@ -1,6 +1,10 @@
 //! `handoff-load`: pushes N leads through ingest → Kafka → router → lead.assigned on a local
-//! stack and prints throughput and received→assigned latency. A benchmark, not a test:
+//! stack and prints throughput and received→assigned latency; `handoff-load … sla` measures
+//! the SLA tracker's lateness with many open deadlines (sla.rs). A benchmark, not a test:
 //! `make load` (figures in docs/benchmarks.md).
+
+#[path = "sla.rs"]
+mod sla;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -31,6 +35,14 @@ struct Args {
     /// HTTP requests in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    #[command(subcommand)]
+    bench: Option<Bench>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Bench {
+    /// The SLA tracker: lateness of breaches and reminders with many open deadlines.
+    Sla(sla::SlaArgs),
 }
 
 #[tokio::main]
@@ -54,6 +66,9 @@ async fn main() -> anyhow::Result<()> {
         kafka: args.kafka.clone(),
         redis: args.redis.clone(),
     };
+    if let Some(Bench::Sla(bench)) = args.bench {
+        return sla::run(env, id, !args.embedded, bench).await;
+    }
     let stack = Stack::start_with(
         env,
         StackOptions {
@@ -188,10 +203,4 @@ async fn post_all(
     Ok(latencies)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
+use sla::percentile;
