@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up should fail loudly
 
 pub mod contract;
+pub mod redis_server;
 pub mod topics;
 
 use std::future::Future;
@@ -189,6 +190,9 @@ impl Default for StackOptions {
     }
 }
 
+/// How long a stack may take to start or to stop (drain and commit) before the test fails.
+const STACK_DEADLINE: Duration = Duration::from_secs(120);
+
 /// A running set of services, in this process, on real ports.
 #[derive(Debug)]
 pub struct Stack {
@@ -214,9 +218,15 @@ impl Stack {
         let config_path = write_config(&env, &id, &options);
         let loaded = handoff_config::load(&config_path, config_env(&options)).expect("test config");
         let shutdown = CancellationToken::new();
-        let running = services::start(options.services, loaded, shutdown.clone())
-            .await
-            .expect("services start");
+        // A start that never ends (a dependency that accepts connections but never
+        // answers) fails the test with a reason instead of hanging the suite.
+        let running = tokio::time::timeout(
+            STACK_DEADLINE,
+            services::start(options.services, loaded, shutdown.clone()),
+        )
+        .await
+        .expect("the services did not start within 2 minutes")
+        .expect("services start");
         let api = running.ingest_addr.map(|a| format!("http://{a}"));
         let internal = running.admin_addr.map(|a| format!("http://{a}"));
         let task = tokio::spawn(running.wait());
@@ -245,7 +255,9 @@ impl Stack {
     /// Stops every service (drain and commit) and returns how they ended.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        self.task.await?
+        tokio::time::timeout(STACK_DEADLINE, self.task)
+            .await
+            .map_err(|_| anyhow::anyhow!("the services did not stop within 2 minutes"))??
     }
 
     /// Posts a lead to this stack's ingest, expects 202, returns the lead id.

@@ -129,7 +129,12 @@ pub fn with_key(key: &str) -> reqwest::Result<reqwest::Client> {
         value.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, value);
     }
-    reqwest::Client::builder().default_headers(headers).build()
+    // Bounded: a request to an ingest that hangs fails instead of stopping the demo (or a
+    // test) for ever.
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
 }
 
 /// Posts every lead of a JSONL file (one submission per line; `#` comments) once, in

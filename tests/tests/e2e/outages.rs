@@ -5,11 +5,10 @@
 //! once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use handoff_domain::events::EventKind;
+use handoff_e2e::redis_server::{Persistence, RedisServer};
 use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions, TestEnv};
 use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use handoff_kafka::rdkafka::ClientConfig;
@@ -17,85 +16,6 @@ use serde_json::{json, Value};
 
 const OUTAGE: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(90);
-
-/// A Redis of this test's own, persisted as production runs it (AOF, fsync on every
-/// write), so it can be killed and restarted without touching the shared one.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir()
-            .join("handoff-e2e")
-            .join(format!("redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-        };
-        redis.up().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (make test installs it)");
-        self.child = Some(child);
-        handoff_e2e::eventually(
-            Duration::from_secs(10),
-            "redis-server to answer",
-            || async {
-                let client = redis::Client::open(self.url()).ok()?;
-                let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-                let pong: String = redis::cmd("PING").query_async(&mut connection).await.ok()?;
-                (pong == "PONG").then_some(())
-            },
-        )
-        .await;
-    }
-
-    /// `kill -9`: no goodbye, no final save; the AOF has every acknowledged write.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn readiness(stack: &Stack) -> (u16, Value) {
     let response = reqwest::get(format!("{}/readyz", stack.internal()))
@@ -186,7 +106,7 @@ async fn assert_assigned_once(stack: &Stack, expected: &BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_for_30_seconds_loses_and_doubles_nothing() {
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = RedisServer::start(Persistence::AofAlways).await;
     let env = TestEnv {
         redis: redis.url(),
         ..TestEnv::from_env()
@@ -199,7 +119,7 @@ async fn redis_down_for_30_seconds_loses_and_doubles_nothing() {
         leads.insert(stack.post_lead(&client, &qualified_lead(n)).await);
     }
 
-    redis.kill();
+    redis.kill().await;
     // A lead needs only the broker: ingest keeps taking them, the log holds them until the
     // router can route. What needs Redis (an idempotency key, a disposition) is refused
     // with 503 and Retry-After, never half done.

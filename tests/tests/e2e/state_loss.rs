@@ -9,86 +9,19 @@
 //! everyone's tests), without persistence, and restarts it empty.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde_json::Value;
-use tokio::process::{Child, Command};
 
 use handoff_domain::events::EventKind;
+use handoff_e2e::redis_server::{Persistence, RedisServer};
 use handoff_e2e::topics::Record;
 use handoff_e2e::{eventually, qualified_lead, Stack, StackOptions, TestEnv, RULES};
+use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A redis-server of this test's own, without persistence (no RDB, no AOF).
-struct OwnRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("handoff-redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Self::spawn(port, &dir).await;
-        Self { port, dir, child }
-    }
-
-    async fn spawn(port: u16, dir: &PathBuf) -> Child {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server (apt-get install redis-server)");
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
-        eventually(
-            Duration::from_secs(10),
-            "redis-server to answer",
-            || async {
-                let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .ok()
-            },
-        )
-        .await;
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server and starts it again, empty: what a restart without persistence is.
-    async fn restart_empty(&mut self) {
-        self.child.kill().await.unwrap();
-        self.child.wait().await.unwrap();
-        self.child = Self::spawn(self.port, &self.dir).await;
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        // The server is killed with its handle (kill_on_drop); its folder goes too.
-        let _ = self.child.start_kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// RULES with small capacities, so some leads wait in `sales-overflow`: `a` and `b` take
 /// 2 open leads each, `c` one.
@@ -230,7 +163,7 @@ async fn assert_open_load_matches(redis: &redis::Client, stack: &Stack, leads: &
 /// meantime (late, once), and the services resume by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_log() {
-    let mut redis = OwnRedis::start().await;
+    let mut redis = RedisServer::start(Persistence::None).await;
     let env = TestEnv {
         redis: redis.url(),
         ..TestEnv::from_env()
@@ -264,7 +197,7 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
         .collect();
     assert_eq!(queue_before.len(), 3, "{queue_before:?}");
 
-    redis.restart_empty().await;
+    redis.restart().await;
     eventually(WAIT, "the loss to be noticed", || async {
         (metric(&stack, "handoff_state_lost_total").await >= 1.0
             && metric(&stack, "handoff_state_generation").await == 0.0)
@@ -401,7 +334,7 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
 /// decision, with reps' load matching their open assignments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
-    let mut redis = OwnRedis::start().await;
+    let mut redis = RedisServer::start(Persistence::None).await;
     let env = TestEnv {
         redis: redis.url(),
         ..TestEnv::from_env()
@@ -421,7 +354,7 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
         }
     });
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    redis.restart_empty().await;
+    redis.restart().await;
     let leads = traffic.await.unwrap();
 
     eventually(WAIT, "the automatic rebuild", || async {
@@ -469,7 +402,7 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_production_profile_refuses_a_redis_that_can_lose_writes() {
     use handoff::services::{self, Service, ServiceSet};
-    let redis = OwnRedis::start().await;
+    let redis = RedisServer::start(Persistence::None).await;
     let env = TestEnv {
         redis: redis.url(),
         ..TestEnv::from_env()
