@@ -217,7 +217,7 @@ impl EscalationHandler {
                         .escalations
                         .with_label_values(&[team.as_str(), outcome.as_str()])
                         .inc();
-                    tracing::warn!(
+                    tracing::info!(
                         lead_id = %breach.lead_id,
                         attempt = breach.attempt,
                         outcome = outcome.as_str(),

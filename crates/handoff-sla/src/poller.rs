@@ -285,7 +285,9 @@ impl SlaPoller {
             (Sla::FirstTouch, 0) => "lead waited in its queue past its first-touch deadline",
             (Sla::FirstTouch, _) => "first-touch SLA breached",
         };
-        tracing::warn!(lead_id = %due.lead_id, attempt = due.attempt, rep = due.rep.as_ref().map(|r| r.as_str()), team, late_ms, "{what}");
+        // A breach is the tracker doing its job (an event, a metric, an alert on the rate),
+        // not trouble of the system's own: info, so warn stays for what operators must fix.
+        tracing::info!(lead_id = %due.lead_id, attempt = due.attempt, rep = due.rep.as_ref().map(|r| r.as_str()), team, late_ms, "{what}");
         Ok(())
     }
 }
