@@ -159,7 +159,12 @@ impl ConsumerCallbacks {
             // Stopped and given its time: whatever it still does cannot store an offset.
             worker.task.abort();
         }
-        if commit.count() > 0 {
+        // A lost assignment (the session timed out, e.g. the broker was away) may already
+        // be another member's: committing could move its offsets back, and with the
+        // coordinator away the synchronous commit only blocks the rejoin. The events since
+        // the last commit are redelivered instead; their effects are idempotent.
+        let lost = consumer.assignment_lost();
+        if commit.count() > 0 && !lost {
             if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
                 tracing::warn!(service = self.service, error = %e, "commit on revoke failed; the new owner may see the last events again");
             }
@@ -171,7 +176,8 @@ impl ConsumerCallbacks {
         tracing::info!(
             service = self.service,
             partitions = keys.len(),
-            committed = commit.count(),
+            committed = if lost { 0 } else { commit.count() },
+            lost,
             unfinished,
             "partitions revoked"
         );
