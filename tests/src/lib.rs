@@ -313,6 +313,41 @@ impl Stack {
             .expect("republished");
     }
 
+    /// The internal listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.internal()))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
+    /// The value of the first sample whose line starts with `line_prefix` (a metric name,
+    /// or a name with its labels); 0 when there is none.
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit_once(' '))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The sum of every series of the metric `name`.
+    pub async fn metric_sum(&self, name: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `GET /v1/leads/{id}`: the lead's lifecycle (`Value::Null` for 404).
     pub async fn lead_view(&self, lead_id: &str) -> Value {
         get_json(&format!("{}/v1/leads/{lead_id}", self.api())).await

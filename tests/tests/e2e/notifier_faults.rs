@@ -216,20 +216,6 @@ async fn pending_deliveries(stack: &Stack) -> i64 {
     redis.hlen(stack.key("notify:pending")).await.unwrap()
 }
 
-async fn metric(stack: &Stack, line_prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", stack.internal()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Team alpha's webhook hangs (never answers within the timeout) while team beta's works:
 /// every beta message arrives within a second of the notifier reading it, and no more than
 /// a second later than beta messages did before alpha failed, however many alpha
@@ -306,12 +292,12 @@ async fn a_dead_webhook_of_one_team_does_not_delay_another_teams_messages() {
     );
     // The notifier's own share, without the broker: every delivery made (all of them beta's)
     // reached its webhook within a second of the notifier reading the event.
-    let within_a_second = metric(
-        &stack,
-        "handoff_webhook_delivery_latency_seconds_bucket{le=\"1\"}",
-    )
-    .await;
-    let deliveries = metric(&stack, "handoff_webhook_delivery_latency_seconds_count").await;
+    let within_a_second = stack
+        .metric("handoff_webhook_delivery_latency_seconds_bucket{le=\"1\"}")
+        .await;
+    let deliveries = stack
+        .metric("handoff_webhook_delivery_latency_seconds_count")
+        .await;
     assert_eq!(deliveries, 16.0, "warm-up, 5 calm and 10 beta messages");
     assert_eq!(
         within_a_second, deliveries,
@@ -331,11 +317,9 @@ async fn a_dead_webhook_of_one_team_does_not_delay_another_teams_messages() {
         Duration::from_secs(10),
         "alpha's circuit open in the metrics",
         || async move {
-            (metric(
-                stack_ref,
-                "handoff_webhook_circuits_open{host=\"127.0.0.1\"}",
-            )
-            .await
+            (stack_ref
+                .metric("handoff_webhook_circuits_open{host=\"127.0.0.1\"}")
+                .await
                 >= 1.0)
                 .then_some(())
         },
@@ -347,11 +331,9 @@ async fn a_dead_webhook_of_one_team_does_not_delay_another_teams_messages() {
         Duration::from_secs(15),
         "a retry deferred by the open circuit",
         || async move {
-            (metric(
-                stack_ref,
-                "handoff_webhook_retries_scheduled_total{reason=\"circuit_open\"}",
-            )
-            .await
+            (stack_ref
+                .metric("handoff_webhook_retries_scheduled_total{reason=\"circuit_open\"}")
+                .await
                 >= 1.0)
                 .then_some(())
         },
@@ -515,11 +497,9 @@ async fn a_redelivered_event_is_delivered_once() {
 
     assert_eq!(receiver.to(&id).len(), 1, "one delivery for three copies");
     assert!(
-        metric(
-            &stack,
-            "handoff_webhook_deliveries_total{outcome=\"duplicate\"}"
-        )
-        .await
+        stack
+            .metric("handoff_webhook_deliveries_total{outcome=\"duplicate\"}")
+            .await
             >= 1.0,
         "the copy after delivery is counted as a duplicate"
     );
@@ -562,17 +542,13 @@ async fn a_delivery_that_never_succeeds_is_dead_lettered_with_the_reason() {
     assert_eq!(record.json()["lead_id"], "hopeless", "the original payload");
     assert_eq!(receiver.to(&id).len(), 3, "exactly max_attempts attempts");
     assert!(
-        metric(
-            &stack,
-            "handoff_webhook_deliveries_total{outcome=\"failed\"}"
-        )
-        .await
+        stack
+            .metric("handoff_webhook_deliveries_total{outcome=\"failed\"}")
+            .await
             >= 1.0
     );
     assert!(
-        metric(
-            &stack,
-            "handoff_events_dead_lettered_total{reason=\"delivery_failed\",service=\"notifier\"}"
+        stack.metric("handoff_events_dead_lettered_total{reason=\"delivery_failed\",service=\"notifier\"}"
         )
         .await
             >= 1.0

@@ -116,23 +116,6 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
     stack.stop().await.unwrap();
 }
 
-/// The sum of a counter's series in a Prometheus text exposition.
-async fn counter_sum(internal: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{internal}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']))
-        })
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
-}
-
 /// Two SLA trackers on the same Redis and topics, claiming in small batches so both take
 /// part: every (lead, attempt, sla) breaches exactly once and every reminder goes out
 /// once, and no claim outlives its lease.
@@ -205,8 +188,8 @@ async fn two_trackers_racing_emit_each_breach_and_reminder_once() {
 
     // The two trackers emitted them between them, and neither lost a claim.
     let (first, other) = (
-        counter_sum(stack.internal(), "handoff_sla_breaches_total").await,
-        counter_sum(second.internal(), "handoff_sla_breaches_total").await,
+        stack.metric_sum("handoff_sla_breaches_total").await,
+        second.metric_sum("handoff_sla_breaches_total").await,
     );
     assert_eq!(first + other, breached.len() as f64);
     assert!(
@@ -214,10 +197,7 @@ async fn two_trackers_racing_emit_each_breach_and_reminder_once() {
         "both trackers should take part: {first} and {other} breaches"
     );
     for s in [&stack, &second] {
-        assert_eq!(
-            counter_sum(s.internal(), "handoff_sla_claims_lost_total").await,
-            0.0
-        );
+        assert_eq!(s.metric_sum("handoff_sla_claims_lost_total").await, 0.0);
     }
     second.stop().await.unwrap();
     stack.stop().await.unwrap();

@@ -76,20 +76,6 @@ async fn post_until_accepted(stack: &Stack, n: usize, key: &str) -> String {
     .await
 }
 
-async fn metric(stack: &Stack, name: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", stack.internal()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit_once(' '))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The lead's `state`, `rep` and `queue` as stored.
 async fn stored(redis: &redis::Client, stack: &Stack, lead: &str) -> BTreeMap<String, String> {
     let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
@@ -170,7 +156,7 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
     };
     let redis_client = redis::Client::open(redis.url()).unwrap();
     let stack = Stack::start_with(env, options(false)).await;
-    assert!(metric(&stack, "handoff_state_generation").await > 0.0);
+    assert!(stack.metric("handoff_state_generation").await > 0.0);
     let mut assigned = stack.reader(EventKind::LeadAssigned);
 
     // Eight leads: five assigned (capacities 2 + 2 + 1), three waiting, in order.
@@ -199,8 +185,8 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
 
     redis.restart().await;
     eventually(WAIT, "the loss to be noticed", || async {
-        (metric(&stack, "handoff_state_lost_total").await >= 1.0
-            && metric(&stack, "handoff_state_generation").await == 0.0)
+        (stack.metric("handoff_state_lost_total").await >= 1.0
+            && stack.metric("handoff_state_generation").await == 0.0)
             .then_some(())
     })
     .await;
@@ -238,7 +224,7 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
 
     // The services resume by themselves.
     eventually(WAIT, "the services to resume", || async {
-        (metric(&stack, "handoff_state_generation").await > 0.0).then_some(())
+        (stack.metric("handoff_state_generation").await > 0.0).then_some(())
     })
     .await;
 
@@ -325,7 +311,7 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
         (state == "assigned" || state == "waiting").then_some(())
     })
     .await;
-    assert_eq!(metric(&stack, "handoff_state_lost_total").await, 1.0);
+    assert_eq!(stack.metric("handoff_state_lost_total").await, 1.0);
     stack.stop().await.unwrap();
 }
 
@@ -358,17 +344,15 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
     let leads = traffic.await.unwrap();
 
     eventually(WAIT, "the automatic rebuild", || async {
-        (metric(
-            &stack,
-            "handoff_state_rebuilds_total{outcome=\"completed\"}",
-        )
-        .await
+        (stack
+            .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
+            .await
             >= 1.0
-            && metric(&stack, "handoff_state_generation").await > 0.0)
+            && stack.metric("handoff_state_generation").await > 0.0)
             .then_some(())
     })
     .await;
-    assert!(metric(&stack, "handoff_state_lost_total").await >= 1.0);
+    assert!(stack.metric("handoff_state_lost_total").await >= 1.0);
 
     // Every lead decided: assigned or waiting (some may have breached and moved on).
     eventually(WAIT, "every lead decided", || async {
@@ -531,19 +515,15 @@ async fn lost_single_deadline_and_capacity_entries_are_repaired_by_the_reconcile
     })
     .await;
     assert!(
-        metric(
-            &stack,
-            "handoff_capacity_drift_total{kind=\"missing_deadline\"}"
-        )
-        .await
+        stack
+            .metric("handoff_capacity_drift_total{kind=\"missing_deadline\"}")
+            .await
             >= 1.0
     );
     assert!(
-        metric(
-            &stack,
-            "handoff_capacity_drift_total{kind=\"missing_open\"}"
-        )
-        .await
+        stack
+            .metric("handoff_capacity_drift_total{kind=\"missing_open\"}")
+            .await
             >= 1.0
     );
     traffic.await.unwrap();
