@@ -96,6 +96,15 @@ impl<T> Claimed<T> {
             now,
         }
     }
+
+    /// The same claim with each due entry turned into what the caller needs.
+    fn map<U>(self, f: impl FnMut(T) -> U) -> Claimed<U> {
+        Claimed {
+            due: self.due.into_iter().map(f).collect(),
+            unreadable: self.unreadable,
+            now: self.now,
+        }
+    }
 }
 
 /// `lead|attempt` or `lead|attempt|disposition`.
@@ -278,32 +287,23 @@ impl Store {
             })
             .await?;
         let now_ms = claimed.now.timestamp_millis();
-        let due = claimed
-            .due
-            .into_iter()
-            .map(|(member, lead_id, (attempt, sla), fields)| {
-                let stale = sla == Sla::Disposition && !still_waiting(&fields, attempt, sla);
-                let trace = fields.7.clone();
-                let (team, rep, due_ms) = assignment_of(fields, sla, now_ms);
-                DueBreach {
-                    member,
-                    lead_id,
-                    attempt,
-                    sla,
-                    team,
-                    // A queue wait (attempt 0) has no rep, whatever the record says now.
-                    rep: rep.filter(|_| attempt > 0),
-                    due_ms,
-                    stale,
-                    trace,
-                }
-            })
-            .collect();
-        Ok(Claimed {
-            due,
-            unreadable: claimed.unreadable,
-            now: claimed.now,
-        })
+        Ok(claimed.map(|(member, lead_id, (attempt, sla), fields)| {
+            let stale = sla == Sla::Disposition && !still_waiting(&fields, attempt, sla);
+            let trace = fields.7.clone();
+            let (team, rep, due_ms) = assignment_of(fields, sla, now_ms);
+            DueBreach {
+                member,
+                lead_id,
+                attempt,
+                sla,
+                team,
+                // A queue wait (attempt 0) has no rep, whatever the record says now.
+                rep: rep.filter(|_| attempt > 0),
+                due_ms,
+                stale,
+                trace,
+            }
+        }))
     }
 
     /// The breaches are published: drop their claims, each only if still `token`'s. Returns,
@@ -329,10 +329,8 @@ impl Store {
             })
             .await?;
         let now_ms = claimed.now.timestamp_millis();
-        let due = claimed
-            .due
-            .into_iter()
-            .map(|(member, lead_id, (attempt, sla, permille), fields)| {
+        Ok(
+            claimed.map(|(member, lead_id, (attempt, sla, permille), fields)| {
                 let current = attempt > 0 && still_waiting(&fields, attempt, sla);
                 let trace = fields.7.clone();
                 let (team, rep, due_ms) = assignment_of(fields, sla, now_ms);
@@ -348,13 +346,8 @@ impl Store {
                     current,
                     trace,
                 }
-            })
-            .collect();
-        Ok(Claimed {
-            due,
-            unreadable: claimed.unreadable,
-            now: claimed.now,
-        })
+            }),
+        )
     }
 
     /// The reminders are published (or skipped): drop their claims, each only if still
