@@ -11,19 +11,11 @@
 //! idle stack, and every series whose label values are known at start-up exists at zero
 //! (`handoff_telemetry::prime_known_series`, `FunnelMetrics::prime_*`, the consume loop).
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use handoff_e2e::{eventually, post_json, qualified_lead, Stack, StackOptions, RULES};
+use handoff_e2e::prometheus::{deploy, finite_values, Prometheus};
+use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions, RULES};
 use serde_json::{json, Value};
-use tokio::process::Command;
-
-fn deploy(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(path)
-}
 
 /// [`RULES`] plus a team with a one-second first-touch window (its untouched leads breach)
 /// and one whose only rep is inactive (its leads wait in a queue).
@@ -56,50 +48,6 @@ when = { field = "company.country", in = ["JP"] }
 [[routing.rules]]
 name = "everyone""#,
     )
-}
-
-/// Prometheus's answer to an instant query; `Null` while it is not up yet.
-async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Value {
-    let response = client
-        .get(format!("{base}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await;
-    match response {
-        Ok(response) => response.json().await.unwrap_or(Value::Null),
-        Err(_) => Value::Null,
-    }
-}
-
-/// The finite values of an instant query's answer (NaN is no data: e.g. a quantile of
-/// nothing).
-fn finite_values(answer: &Value) -> Vec<f64> {
-    answer["data"]["result"]
-        .as_array()
-        .map(|series| {
-            series
-                .iter()
-                .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
-                .filter(|v| v.is_finite())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The one value of a query that yields a single series (0 when it yields none).
-async fn scalar(client: &reqwest::Client, base: &str, expr: &str) -> f64 {
-    finite_values(&query(client, base, expr).await)
-        .first()
-        .copied()
-        .unwrap_or(0.0)
-}
-
-/// Waits until `expr` (one series) reaches `at_least`.
-async fn reaches(client: &reqwest::Client, base: &str, expr: &str, at_least: f64) {
-    eventually(Duration::from_secs(60), expr, || async move {
-        (scalar(client, base, expr).await >= at_least).then_some(())
-    })
-    .await;
 }
 
 /// Every panel query of a dashboard: (dashboard, panel title, expression).
@@ -147,42 +95,16 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     let client = handoff_e2e::client();
     let target = stack.internal().trim_start_matches("http://").to_owned();
 
-    let dir = stack.config_path.parent().unwrap().join("prometheus");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(deploy("prometheus/alerts.yml"), dir.join("alerts.yml")).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [alerts.yml]\nscrape_configs:\n  - job_name: handoff\n    static_configs:\n      - targets: [\"{target}\"]\n"
-    );
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus is installed (make test installs it)");
-    let (client, base) = (&client, base.as_str());
+    let prometheus = Prometheus::start(
+        &stack.config_path.parent().unwrap().join("prometheus"),
+        &target,
+    )
+    .await;
+    let client = &client;
 
     // The idle stack first: every known series at zero, scraped at least twice, as in a
     // deployment whose Prometheus was there before the traffic.
-    reaches(
-        client,
-        base,
-        r#"count_over_time(handoff_funnel_leads_total{stage="received",source_kind="web_form",campaign="spring-launch"}[1m])"#,
+    prometheus.reaches(r#"count_over_time(handoff_funnel_leads_total{stage="received",source_kind="web_form",campaign="spring-launch"}[1m])"#,
         2.0,
     )
     .await;
@@ -191,13 +113,12 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     let rules_path = stack.config_path.with_file_name("rules.toml");
     let good_rules = std::fs::read_to_string(&rules_path).unwrap();
     std::fs::write(&rules_path, "[routing\n").unwrap();
-    reaches(
-        client,
-        base,
-        r#"sum(handoff_rules_reloads_total{outcome="rejected"})"#,
-        1.0,
-    )
-    .await;
+    prometheus
+        .reaches(
+            r#"sum(handoff_rules_reloads_total{outcome="rejected"})"#,
+            1.0,
+        )
+        .await;
     std::fs::write(&rules_path, &good_rules).unwrap();
 
     // Traffic: sales leads from three campaigns (one not a valid label value), a lead of an
@@ -233,13 +154,9 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     assert_eq!(status, 422);
 
     // Outcomes once the leads are assigned (8: all but the queued and the unqualified one).
-    reaches(
-        client,
-        base,
-        r#"sum(handoff_funnel_leads_total{stage="assigned"})"#,
-        8.0,
-    )
-    .await;
+    prometheus
+        .reaches(r#"sum(handoff_funnel_leads_total{stage="assigned"})"#, 8.0)
+        .await;
     let report = |outcome: &str| json!({ "outcome": outcome, "actor": "rep" });
     post_disposition(&stack, client, &leads[0], report("accepted")).await;
     post_disposition(&stack, client, &leads[0], report("converted")).await;
@@ -253,20 +170,15 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     post_disposition(&stack, client, &leads[2], report("accepted")).await;
     post_disposition(&stack, client, &leads[3], report("recycled")).await;
     post_disposition(&stack, client, &leads[4], report("contacted")).await;
-    reaches(
-        client,
-        base,
-        r#"sum(handoff_funnel_first_touch_sla_total{result="missed"})"#,
-        2.0,
-    )
-    .await;
-    reaches(
-        client,
-        base,
-        r#"sum(handoff_funnel_leads_total{stage="converted"})"#,
-        1.0,
-    )
-    .await;
+    prometheus
+        .reaches(
+            r#"sum(handoff_funnel_first_touch_sla_total{result="missed"})"#,
+            2.0,
+        )
+        .await;
+    prometheus
+        .reaches(r#"sum(handoff_funnel_leads_total{stage="converted"})"#, 1.0)
+        .await;
 
     // Every panel of both dashboards returns data: polled, since rates need a second sample
     // after the increments and the recording rules an evaluation after that.
@@ -283,7 +195,7 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     loop {
         let mut missing = Vec::new();
         for (file, title, expr) in &queries {
-            let answer = query(client, base, expr).await;
+            let answer = prometheus.query(expr).await;
             assert_eq!(
                 answer["status"], "success",
                 "{file} {title:?}: {expr}: {answer}"
@@ -305,8 +217,11 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
 
     // The funnel counted what happened, once per lead and stage, with bounded labels.
     let count = |selector: &str| {
-        let expr = format!("sum(handoff_funnel_leads_total{{{selector}}})");
-        async move { scalar(client, base, &expr).await }
+        let (prometheus, expr) = (
+            &prometheus,
+            format!("sum(handoff_funnel_leads_total{{{selector}}})"),
+        );
+        async move { prometheus.scalar(&expr).await }
     };
     for (stage, expected) in [
         ("received", 10.0),
@@ -334,53 +249,42 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
     );
     assert_eq!(count(r#"campaign="Summer Sale!""#).await, 0.0);
     assert_eq!(
-        scalar(
-            client,
-            base,
-            r#"sum(handoff_funnel_rejections_total{reason="no_budget"})"#
-        )
-        .await,
+        prometheus
+            .scalar(r#"sum(handoff_funnel_rejections_total{reason="no_budget"})"#)
+            .await,
         1.0
     );
     assert_eq!(
-        scalar(
-            client,
-            base,
-            r#"sum(handoff_funnel_first_touch_sla_total{team="sales",result="met"})"#
-        )
-        .await,
+        prometheus
+            .scalar(r#"sum(handoff_funnel_first_touch_sla_total{team="sales",result="met"})"#)
+            .await,
         5.0
     );
     assert_eq!(
-        scalar(
-            client,
-            base,
-            r#"sum(handoff_funnel_first_touch_sla_total{team="france",result="missed"})"#
-        )
-        .await,
+        prometheus
+            .scalar(r#"sum(handoff_funnel_first_touch_sla_total{team="france",result="missed"})"#)
+            .await,
         2.0
     );
     // No outcome yet for leads 4 (contacted only), 5, 6 and 7: past the (1 s) window.
-    reaches(client, base, "max(handoff_funnel_disposition_backlog)", 4.0).await;
+    prometheus
+        .reaches("max(handoff_funnel_disposition_backlog)", 4.0)
+        .await;
     assert_eq!(
-        scalar(client, base, "max(handoff_funnel_first_touch_overdue)").await,
+        prometheus
+            .scalar("max(handoff_funnel_first_touch_overdue)")
+            .await,
         2.0
     );
     // The headline figure sees every lead, the first included: the series existed at zero.
-    let received = scalar(
-        client,
-        base,
-        r#"sum(increase(handoff_funnel_leads_total{stage="received"}[24h]))"#,
-    )
-    .await;
+    let received = prometheus
+        .scalar(r#"sum(increase(handoff_funnel_leads_total{stage="received"}[24h]))"#)
+        .await;
     if !(10.0..11.5).contains(&received) {
         // Which series lost its first increment (one that appeared at 1, not 0).
-        let per_series = query(
-            client,
-            base,
-            r#"increase(handoff_funnel_leads_total{stage="received"}[24h]) > 0"#,
-        )
-        .await;
+        let per_series = prometheus
+            .query(r#"increase(handoff_funnel_leads_total{stage="received"}[24h]) > 0"#)
+            .await;
         panic!("received (24h): {received}; per series: {per_series}");
     }
 
@@ -393,14 +297,7 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
             l.starts_with("- alert:") || l.starts_with("- record:")
         })
         .count();
-    let rules: Value = client
-        .get(format!("{base}/api/v1/rules"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rules = prometheus.rules().await;
     let loaded: Vec<(&str, &str)> = rules["data"]["groups"]
         .as_array()
         .unwrap()
@@ -419,7 +316,6 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
         "{loaded:?}"
     );
 
-    prometheus.start_kill().ok();
-    prometheus.wait().await.ok();
+    prometheus.stop().await;
     stack.stop().await.unwrap();
 }
