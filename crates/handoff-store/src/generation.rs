@@ -20,6 +20,18 @@ return 1",
     )
 });
 
+/// Reads the marker and advances its tick, unless there is no marker (then nil: the tick
+/// must not create a marker without an id).
+static OBSERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local tick = redis.call('HINCRBY', KEYS[1], 'tick', 1)
+local f = redis.call('HMGET', KEYS[1], 'id', 'created_ms', 'origin', 'offsets')
+return {f[1], f[2], f[3], f[4], tick}",
+    )
+});
+
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -97,6 +109,39 @@ impl Store {
             origin: origin.unwrap_or_default(),
             offsets: offsets.unwrap_or_default(),
         }))
+    }
+
+    /// The current marker with its tick, advanced by this call. Every process observes the
+    /// marker this way on each check, so the tick only grows while Redis keeps its
+    /// writes; a process that gets a tick not above the last one it got knows Redis went
+    /// back in time (a restore from a snapshot, a failover to a lagging replica) even
+    /// though the marker itself came back with it.
+    pub async fn observe_generation(&self) -> Result<Option<(Generation, i64)>, StoreError> {
+        let mut connection = self.connection();
+        type Fields = (
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
+        let observed: Option<Fields> = OBSERVE
+            .key(self.keys.generation())
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(
+            observed.and_then(|(id, created_ms, origin, offsets, tick)| {
+                Some((
+                    Generation {
+                        id: id?,
+                        created_ms: created_ms.unwrap_or(0),
+                        origin: origin.unwrap_or_default(),
+                        offsets: offsets.unwrap_or_default(),
+                    },
+                    tick,
+                ))
+            }),
+        )
     }
 
     /// Writes `generation` unless a marker exists; `true` if written.

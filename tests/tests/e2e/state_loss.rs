@@ -16,6 +16,7 @@ use redis::AsyncCommands;
 use serde_json::Value;
 
 use handoff_domain::events::EventKind;
+use handoff_e2e::prometheus::Prometheus;
 use handoff_e2e::redis_server::{Persistence, RedisServer};
 use handoff_e2e::topics::Record;
 use handoff_e2e::{eventually, qualified_lead, Stack, StackOptions, TestEnv, RULES};
@@ -327,6 +328,18 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
     };
     let redis_client = redis::Client::open(redis.url()).unwrap();
     let stack = std::sync::Arc::new(Stack::start_with(env, options(true)).await);
+    // Ops' view: a real Prometheus scraping the stack with the shipped alert rules. The
+    // loss counter is scraped at zero first, as in a deployment whose Prometheus was there
+    // before Redis forgot.
+    let prometheus = Prometheus::start(
+        &stack.config_path.parent().unwrap().join("prometheus"),
+        stack.internal().trim_start_matches("http://"),
+    )
+    .await;
+    prometheus
+        .reaches("count_over_time(handoff_state_lost_total[1m])", 2.0)
+        .await;
+    assert_eq!(prometheus.alert_state("HandoffStateLost").await, None);
 
     let traffic = tokio::spawn({
         let stack = stack.clone();
@@ -353,6 +366,11 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
     })
     .await;
     assert!(stack.metric("handoff_state_lost_total").await >= 1.0);
+    // The page goes out, although the state was rebuilt: Redis lost acknowledged writes.
+    prometheus
+        .fires("HandoffStateLost", Duration::from_secs(30))
+        .await;
+    prometheus.stop().await;
 
     // Every lead decided: assigned or waiting (some may have breached and moved on).
     eventually(WAIT, "every lead decided", || async {
@@ -379,6 +397,105 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
             (202, Some(lead.as_str()), true)
         );
     }
+}
+
+/// Redis comes back from a snapshot taken after the marker was written: the same marker,
+/// but without the leads routed since. The services see the marker's tick go back, stop,
+/// and one of them rebuilds: the leads routed after the snapshot are known again, their
+/// reps' load counts them, and a retried post of one of them gets its first lead id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt() {
+    let mut redis = RedisServer::start(Persistence::None).await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let redis_client = redis::Client::open(redis.url()).unwrap();
+    let stack = Stack::start_with(env, options(true)).await;
+    let mut connection = redis_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let marker = stack.key("state:generation");
+    let decided = |leads: Vec<String>| {
+        let (stack, redis_client) = (&stack, &redis_client);
+        async move {
+            eventually(WAIT, "every lead decided", || async {
+                for lead in &leads {
+                    let state = stored(redis_client, stack, lead).await;
+                    if !matches!(
+                        state.get("state").map(String::as_str),
+                        Some("assigned" | "waiting" | "touched")
+                    ) {
+                        return None;
+                    }
+                }
+                Some(())
+            })
+            .await;
+        }
+    };
+
+    let mut leads = Vec::new();
+    for n in 0..3 {
+        leads.push(post_until_accepted(&stack, n, &format!("snapshot-{n}")).await);
+    }
+    decided(leads.clone()).await;
+    // The snapshot (dump.rdb in the server's folder, loaded when it starts again).
+    let _: () = redis::cmd("SAVE")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let tick_at_snapshot: i64 = connection.hget(&marker, "tick").await.unwrap();
+    eventually(
+        WAIT,
+        "the services to check the marker after the snapshot",
+        || {
+            let (mut connection, marker) = (connection.clone(), marker.clone());
+            async move {
+                let tick: i64 = connection.hget(&marker, "tick").await.ok()?;
+                (tick > tick_at_snapshot + 4).then_some(())
+            }
+        },
+    )
+    .await;
+    for n in 3..6 {
+        leads.push(post_until_accepted(&stack, n, &format!("snapshot-{n}")).await);
+    }
+    decided(leads.clone()).await;
+    let generation_before = stack.metric("handoff_state_generation").await;
+
+    redis.restart().await;
+    let mut connection = redis_client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    eventually(WAIT, "the rollback noticed and rebuilt", || async {
+        (stack.metric("handoff_state_lost_total").await >= 1.0
+            && stack
+                .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
+                .await
+                >= 1.0
+            && stack.metric("handoff_state_generation").await > 0.0)
+            .then_some(())
+    })
+    .await;
+    let generation: Option<String> = connection.hget(&marker, "origin").await.unwrap();
+    assert_eq!(generation.as_deref(), Some("rebuild"));
+    assert!(stack.metric("handoff_state_generation").await >= generation_before);
+
+    decided(leads.clone()).await;
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    assert_no_double_assignment(assigned.read_for(Duration::from_secs(2)).await);
+    assert_open_load_matches(&redis_client, &stack, &leads).await;
+    for (n, lead) in leads.iter().enumerate().skip(3) {
+        let (status, id, replayed) = post_keyed(&stack, n, &format!("snapshot-{n}")).await;
+        assert_eq!(
+            (status, id.as_deref(), replayed),
+            (202, Some(lead.as_str()), true)
+        );
+    }
+    stack.stop().await.unwrap();
 }
 
 /// The production profile refuses a Redis that can lose acknowledged writes, naming the

@@ -6,6 +6,11 @@
 //! `handoff_state_generation` to 0 and counts `handoff_state_lost_total`. With
 //! `state.auto_rebuild`, the instance that takes the rebuild lease rebuilds the state from
 //! the log; every process resumes by itself once a newer marker appears.
+//!
+//! A restore that brings back the *same* marker (a snapshot or a lagging replica taken
+//! after the marker was written) is told by the marker's tick: each check advances it, so
+//! a tick not above the last one this process got means Redis lost writes it had
+//! acknowledged, and counts as a loss like the others.
 
 use std::time::Duration;
 
@@ -26,6 +31,10 @@ enum Loss {
     Missing,
     /// A marker older than the one this process worked on: a restore from an old snapshot.
     Older,
+    /// The same marker, but its tick went back: Redis was restored from a snapshot (or
+    /// failed over to a replica) taken after the marker was written, losing what came
+    /// after.
+    RolledBack,
     /// No marker at start-up, but the event log has events: the state they built is gone.
     MissingAtStart,
 }
@@ -38,6 +47,9 @@ impl Loss {
             }
             Loss::Older => {
                 "the generation marker is older than the one this process worked on: Redis was restored from an old snapshot"
+            }
+            Loss::RolledBack => {
+                "Redis went back in time (the generation marker's tick is below what this process saw): it was restored from a snapshot or failed over to a replica that lagged, and lost what was written after"
             }
             Loss::MissingAtStart => {
                 "there is no generation marker although the event log has events: the state built from them is gone (or this deployment predates markers: see `handoff state init`)"
@@ -60,6 +72,8 @@ pub struct StateWatch {
     owner: String,
     /// The generation this process works on.
     known: Option<Generation>,
+    /// The highest tick of `known` this process has observed (0: none yet).
+    last_tick: i64,
     lost: bool,
     /// After a failed rebuild, not before this (one lease): a broker or Redis that is down
     /// is not hammered, nor the log flooded.
@@ -86,11 +100,12 @@ impl StateWatch {
             marker,
             owner: format!("{}-{}", hostname(), uuid_like()),
             known: None,
+            last_tick: 0,
             lost: false,
             retry_after: None,
         };
         match watch.store.generation().await? {
-            Some(generation) => watch.adopt(generation),
+            Some(generation) => watch.adopt(generation, 0),
             None => {
                 let position = current_position(&deps.settings, &deps.producer).await?;
                 if position.ever_written() {
@@ -103,7 +118,7 @@ impl StateWatch {
                     watch.store.create_generation(&fresh).await?;
                     // Another instance may have created one first: work on whichever won.
                     match watch.store.generation().await? {
-                        Some(generation) => watch.adopt(generation),
+                        Some(generation) => watch.adopt(generation, 0),
                         None => watch.lose(Loss::Missing),
                     }
                 }
@@ -127,8 +142,8 @@ impl StateWatch {
     }
 
     async fn check(&mut self) {
-        let current = match self.store.generation().await {
-            Ok(current) => current,
+        let observed = match self.store.observe_generation().await {
+            Ok(observed) => observed,
             Err(e) => {
                 // Redis down is the services' own error to report; the marker is checked
                 // again once it answers.
@@ -136,35 +151,49 @@ impl StateWatch {
                 return;
             }
         };
-        match (&self.known, current) {
-            (Some(known), Some(current)) if current.id == known.id => {}
-            (known, Some(current))
-                if known
-                    .as_ref()
-                    .is_none_or(|k| current.created_ms > k.created_ms) =>
-            {
-                if !self.lost {
+        if self.lost {
+            // Only a newer marker (a rebuild's) ends a loss.
+            match observed {
+                Some((current, tick)) if self.is_newer(&current) => self.adopt(current, tick),
+                _ => self.try_rebuild().await,
+            }
+            return;
+        }
+        let loss = match observed {
+            None => Loss::Missing,
+            Some((current, tick)) => match &self.known {
+                Some(known) if current.id == known.id => {
+                    if tick > self.last_tick {
+                        self.last_tick = tick;
+                        return;
+                    }
+                    Loss::RolledBack
+                }
+                _ if self.is_newer(&current) => {
                     // Lost and rebuilt between two checks (by `handoff state rebuild` or
                     // another instance): it still happened.
                     self.metrics.lost.inc();
                     tracing::error!(marker = %self.marker, generation = %current.id, "the Redis state was lost and rebuilt from the event log between two checks; working on the rebuilt state");
+                    self.adopt(current, tick);
+                    return;
                 }
-                self.adopt(current);
-            }
-            (_, current) => {
-                if !self.lost {
-                    self.lose(if current.is_some() {
-                        Loss::Older
-                    } else {
-                        Loss::Missing
-                    });
-                }
-                self.try_rebuild().await;
-            }
-        }
+                _ => Loss::Older,
+            },
+        };
+        self.lose(loss);
+        self.try_rebuild().await;
     }
 
-    fn adopt(&mut self, generation: Generation) {
+    /// A marker written after the one this process knows (a rebuild's).
+    fn is_newer(&self, current: &Generation) -> bool {
+        self.known
+            .as_ref()
+            .is_none_or(|known| current.id != known.id && current.created_ms > known.created_ms)
+    }
+
+    /// Works on `generation` from now on, whose tick this process last saw at `tick` (0:
+    /// not observed yet).
+    fn adopt(&mut self, generation: Generation, tick: i64) {
         self.metrics
             .generation
             .set(generation.created_ms.div_euclid(1000));
@@ -172,6 +201,7 @@ impl StateWatch {
             tracing::info!(marker = %self.marker, generation = %generation.id, origin = %generation.origin, "the Redis state is back (rebuilt from the event log); taking new work again");
         }
         self.known = Some(generation);
+        self.last_tick = tick;
         self.lost = false;
         self.gate.open();
     }
@@ -255,7 +285,7 @@ impl StateWatch {
                     "rebuilt the Redis state from the event log"
                 );
                 match self.store.generation().await {
-                    Ok(Some(generation)) => self.adopt(generation),
+                    Ok(Some(generation)) => self.adopt(generation, 0),
                     Ok(None) => tracing::warn!("the rebuilt state's marker is gone already"),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the rebuilt state's marker; checking again")
