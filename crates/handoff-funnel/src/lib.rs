@@ -82,6 +82,7 @@ pub async fn run(deps: FunnelDeps, shutdown: CancellationToken) -> Result<(), Fu
         rules: deps.rules.clone(),
         settings: deps.settings.clone(),
         lead_retention: deps.lead_retention,
+        gate: deps.producer.gate().clone(),
     };
     refresher.prime();
     let counter = counting::FunnelCounter {

@@ -22,6 +22,7 @@ pub(crate) struct Refresher {
     pub rules: RulesHandle,
     pub settings: FunnelSettings,
     pub lead_retention: Duration,
+    pub gate: handoff_kafka::WorkGate,
 }
 
 impl Refresher {
@@ -95,7 +96,9 @@ impl Refresher {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = ticker.tick() => self.once().await,
+                // While the Redis state is lost the gauges keep their last values
+                // rather than read an empty state as "nothing overdue".
+                _ = ticker.tick() => if self.gate.is_open() { self.once().await },
             }
         }
     }

@@ -94,6 +94,7 @@ pub async fn run(deps: NotifierDeps, shutdown: CancellationToken) -> Result<(), 
         deliveries.clone(),
         Duration::from_millis(deps.settings.retry_poll_interval_ms),
         Duration::from_millis(deps.settings.claim_lease_ms),
+        deps.producer.gate().clone(),
     );
     // The consumer failing stops the poller too, so the process exits and is restarted whole.
     let stop = shutdown.child_token();

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use handoff_kafka::WorkGate;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Deliveries;
@@ -24,14 +25,23 @@ pub(crate) struct RetryPoller {
     deliveries: Arc<Deliveries>,
     interval: Duration,
     lease: Duration,
+    /// Closed while the Redis state is lost: the retry schedule and de-duplication marks
+    /// are part of it, and a rolled-back schedule would send again what was delivered.
+    gate: WorkGate,
 }
 
 impl RetryPoller {
-    pub(crate) fn new(deliveries: Arc<Deliveries>, interval: Duration, lease: Duration) -> Self {
+    pub(crate) fn new(
+        deliveries: Arc<Deliveries>,
+        interval: Duration,
+        lease: Duration,
+        gate: WorkGate,
+    ) -> Self {
         Self {
             deliveries,
             interval,
             lease,
+            gate,
         }
     }
 
@@ -44,6 +54,9 @@ impl RetryPoller {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            if !self.gate.is_open() {
+                continue;
             }
             loop {
                 let claimed = tokio::select! {
