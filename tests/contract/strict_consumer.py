@@ -34,6 +34,7 @@ MESSAGES = {
     "io.handoff.sla.breached.v1": ("handoff.v1.events_pb2", "SlaBreached"),
     "io.handoff.sla.reminder.v1": ("handoff.v1.events_pb2", "SlaReminder"),
     "io.handoff.lead.disposition.v1": ("handoff.v1.events_pb2", "LeadDisposition"),
+    "io.handoff.rep.overrides.v1": ("handoff.v1.reps_pb2", "RepOverrides"),
 }
 
 

@@ -22,6 +22,7 @@ impl Contract {
                 "handoff/v1/lead.proto",
                 "handoff/v1/events.proto",
                 "handoff/v1/accounts.proto",
+                "handoff/v1/reps.proto",
             ],
             [root],
         )

@@ -15,6 +15,10 @@
 //! router stores it) is a strict `handoff.v1.AccountOwner`, and what a producer generated
 //! from proto/ writes is the same owner to the router's decoder.
 //!
+//! `rep.state` (proto/handoff/v1/reps.proto) is written by ingest and read back by a
+//! rebuild: what the Rust type writes is a strict `handoff.v1.RepOverrides`, and the proto
+//! form reads back as the same overrides.
+//!
 //! No broker, no Redis: this runs in every `cargo test`. docs/adr/0004-contract-drift.md
 //! says why a test and not generated types.
 
@@ -32,6 +36,7 @@ use handoff_domain::events::{
 use handoff_domain::lead::{
     Activity, Company, Contact, Engagement, Lead, LeadId, LeadPayload, RecordOrigin, Source, Utm,
 };
+use handoff_domain::rep_overrides::{RepOverrides, REP_OVERRIDES_MESSAGE};
 use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
 use handoff_domain::sla::Sla;
@@ -560,6 +565,28 @@ fn account_owner(full: bool) -> BoxedStrategy<AccountOwner> {
         .boxed()
 }
 
+fn rep_overrides(full: bool) -> BoxedStrategy<RepOverrides> {
+    (
+        text(true),
+        maybe(flag(full), full),
+        maybe(flag(full), full),
+        maybe(count(full), full),
+        time(),
+        maybe(text(full), full),
+    )
+        .prop_map(
+            |(rep_id, active, available, capacity, updated_at, changed_by)| RepOverrides {
+                rep_id: RepId::from(rep_id),
+                active,
+                available,
+                capacity,
+                updated_at,
+                changed_by,
+            },
+        )
+        .boxed()
+}
+
 /// The events of one kind. Exhaustive: a new kind is a compile error until it is built here.
 fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
     match kind {
@@ -747,7 +774,41 @@ proptest! {
     }
 }
 
-/// Every message proto/ defines is carried by some event (or is `account.owner`'s), and
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What ingest publishes on `rep.state` is a strict `handoff.v1.RepOverrides` (with
+    /// every field populated, every field proto/ defines is written), and its canonical
+    /// proto3 JSON form reads back as the same overrides (what a rebuild applies).
+    #[test]
+    fn rep_overrides_decode_strictly_and_read_back_the_same(
+        overrides in rep_overrides(false),
+        full in rep_overrides(true),
+    ) {
+        let message = contract()
+            .decode_as(REP_OVERRIDES_MESSAGE, &serde_json::to_vec(&full).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let (mut seen, mut unset) = (BTreeSet::new(), BTreeSet::new());
+        walk(&message, &mut seen, &mut unset);
+        prop_assert!(unset.is_empty(), "RepOverrides fields not written: {:?}", unset);
+
+        let message = contract()
+            .decode_as(REP_OVERRIDES_MESSAGE, &serde_json::to_vec(&overrides).unwrap())
+            .map_err(TestCaseError::fail)?;
+        let canonical = serde_json::to_vec(&message).unwrap();
+        let decoded: RepOverrides = serde_json::from_slice(&canonical).map_err(|e| {
+            TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&canonical)))
+        })?;
+        let expected = RepOverrides {
+            changed_by: overrides.changed_by.clone().filter(|n| !n.is_empty()),
+            ..overrides
+        };
+        prop_assert_eq!(decoded, expected);
+    }
+}
+
+/// Every message proto/ defines is carried by some event (or is `account.owner`'s or
+/// `rep.state`'s), and
 /// every enum value (but the `_UNSPECIFIED` zero) is a variant the Rust side emits, and
 /// nothing else.
 #[test]
@@ -757,10 +818,9 @@ fn every_message_and_enum_value_of_proto_is_emitted() {
     for kind in EventKind::ALL {
         reachable(&contract().message(kind).unwrap(), &mut carried);
     }
-    reachable(
-        &contract().message_named(ACCOUNT_OWNER_MESSAGE).unwrap(),
-        &mut carried,
-    );
+    for message in [ACCOUNT_OWNER_MESSAGE, REP_OVERRIDES_MESSAGE] {
+        reachable(&contract().message_named(message).unwrap(), &mut carried);
+    }
     let defined: BTreeSet<String> = pool
         .all_messages()
         .filter(|m| m.package_name() == PACKAGE && !m.is_map_entry())

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod lead;
 pub mod lifecycle;
 pub mod privacy;
+pub mod rep_overrides;
 pub mod routing;
 pub mod scoring;
 pub mod simulation;

@@ -1,6 +1,8 @@
 //! `GET /v1/reps/{id}` and `PUT /v1/reps/{id}`: a rep's runtime state (active, available,
 //! capacity override), stored in Redis and applied to the next routing decision. The rules
-//! file holds the defaults; these override them until cleared (`null`).
+//! file holds the defaults; these override them until cleared (`null`). Every change is
+//! also published on the compacted `rep.state` topic (proto/handoff/v1/reps.proto): the
+//! log is the durable copy a rebuild of the Redis state restores them from.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use handoff_config::Scope;
+use handoff_domain::rep_overrides::RepOverrides;
 use handoff_domain::validation::FieldError;
+use handoff_domain::RepId;
 
 use crate::request::{body_kind, json, read_body};
 use crate::{ApiError, AppState};
@@ -189,7 +193,25 @@ pub(crate) async fn put(
                 ApiError::Unavailable { what: "redis" }
             })?;
         tracing::info!(%rep, changes = ?changes, caller = %caller.name, "rep state changed");
-        describe(&state, &rep).await
+        let described = describe(&state, &rep).await?;
+        // The durable copy, from which a rebuild restores the overrides after Redis lost
+        // them. Answered only once it is on the log: a failure here is a 503, and the
+        // same PUT again (idempotent) publishes it.
+        let overrides = RepOverrides::from_stored(
+            RepId::new(rep.as_str()),
+            &described.overrides,
+            chrono::Utc::now(),
+            Some(caller.name.to_string()),
+        );
+        state
+            .producer
+            .publish_rep_overrides(&overrides)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot publish rep overrides");
+                ApiError::Unavailable { what: "kafka" }
+            })?;
+        Ok(described)
     }
     .await;
     match outcome {

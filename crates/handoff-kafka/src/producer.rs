@@ -75,6 +75,47 @@ impl EventProducer {
         self.enqueue(event).await?.await
     }
 
+    /// Publishes a rep's overrides on `rep.state` (keyed by rep id, so compaction keeps
+    /// the latest) and waits for the broker's acknowledgement.
+    pub async fn publish_rep_overrides(
+        &self,
+        overrides: &handoff_domain::rep_overrides::RepOverrides,
+    ) -> Result<(), KafkaError> {
+        let payload = serde_json::to_vec(overrides).map_err(KafkaError::Encode)?;
+        let time = overrides
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let headers = [
+            ("ce_specversion", "1.0"),
+            ("ce_source", &*self.source),
+            (
+                "ce_type",
+                handoff_domain::rep_overrides::REP_OVERRIDES_CE_TYPE,
+            ),
+            ("ce_time", time.as_str()),
+            ("ce_subject", overrides.rep_id.as_str()),
+            ("content-type", "application/json"),
+        ]
+        .into_iter()
+        .fold(
+            rdkafka::message::OwnedHeaders::new(),
+            |headers, (key, value)| {
+                headers.insert(rdkafka::message::Header {
+                    key,
+                    value: Some(value),
+                })
+            },
+        );
+        self.enqueue_record(
+            self.topics.rep_state(),
+            overrides.rep_id.as_str(),
+            &payload,
+            headers,
+        )
+        .await?
+        .await
+    }
+
     /// Sends a record that cannot be processed to the dead-letter topic.
     pub async fn dead_letter(
         &self,

@@ -8,6 +8,7 @@ use rdkafka::ClientConfig;
 use handoff_config::KafkaSettings;
 use handoff_domain::accounts::ACCOUNT_OWNER_TOPIC_SUFFIX;
 use handoff_domain::events::EventKind;
+use handoff_domain::rep_overrides::REP_STATE_TOPIC_SUFFIX;
 
 use crate::KafkaError;
 
@@ -39,16 +40,24 @@ impl Topics {
         format!("{}{ACCOUNT_OWNER_TOPIC_SUFFIX}", self.prefix)
     }
 
+    /// Reps' runtime overrides as the API changed them last, keyed by rep id: compacted,
+    /// the durable copy of what Redis holds (proto/handoff/v1/reps.proto).
+    pub fn rep_state(&self) -> String {
+        format!("{}{REP_STATE_TOPIC_SUFFIX}", self.prefix)
+    }
+
     pub fn all(&self) -> Vec<String> {
         let mut all: Vec<String> = EventKind::ALL.iter().map(|k| self.of(*k)).collect();
         all.push(self.dead_letter());
         all.push(self.account_owner());
+        all.push(self.rep_state());
         all
     }
 
-    /// Topic-level settings a topic is created with: only `account.owner` has any.
+    /// Topic-level settings a topic is created with: only the compacted ones
+    /// (`account.owner`, `rep.state`) have any.
     pub fn config_of(&self, topic: &str) -> &'static [(&'static str, &'static str)] {
-        if topic == self.account_owner() {
+        if topic == self.account_owner() || topic == self.rep_state() {
             // The latest record per key is the state; a tombstone removes the key. (Tansu
             // 0.6 with SQLite keeps this setting and compacts in its periodic maintenance,
             // every 10 minutes by default; librdkafka's mock cluster never compacts.)
@@ -61,7 +70,7 @@ impl Topics {
 
 /// Creates any missing topic, with its settings. Brokers such as Tansu do not auto-create
 /// topics, and auto-created ones get the broker's defaults rather than ours. An existing
-/// topic is left as it is (check `account.owner` is compacted when it was made by hand).
+/// topic is left as it is (check `account.owner` and `rep.state` are compacted when they were made by hand).
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &Topics) -> Result<(), KafkaError> {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &settings.bootstrap_servers);

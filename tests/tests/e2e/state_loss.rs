@@ -498,6 +498,82 @@ async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt(
     stack.stop().await.unwrap();
 }
 
+/// Reps' runtime overrides (`PUT /v1/reps/{id}`: a rep on leave, a capacity lowered) are
+/// on the log too (`rep.state`): after Redis restarts empty the rebuild restores the latest
+/// of each rep, instead of reps silently falling back to the rules file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reps_runtime_overrides_survive_a_lost_state() {
+    let mut redis = RedisServer::start(Persistence::None).await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let stack = Stack::start_with(env, options(true)).await;
+    let client = handoff_e2e::client();
+    let put = |rep: &'static str, body: Value| {
+        let (client, url) = (&client, format!("{}/v1/reps/{rep}", stack.internal()));
+        async move {
+            let response = client.put(url).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{body}");
+        }
+    };
+    put("c", serde_json::json!({ "active": false, "capacity": 7 })).await;
+    put("b", serde_json::json!({ "available": false })).await;
+    put("b", serde_json::json!({ "available": null, "capacity": 3 })).await;
+    let overrides = |rep: &'static str| {
+        let url = format!("{}/v1/reps/{rep}", stack.internal());
+        async move { handoff_e2e::get_json(&url).await["overrides"].clone() }
+    };
+    let before = (overrides("b").await, overrides("c").await);
+    assert_eq!(
+        before,
+        (
+            serde_json::json!({ "capacity": "3" }),
+            serde_json::json!({ "active": "false", "capacity": "7" })
+        )
+    );
+
+    // On the log: one record per change, keyed by rep, strict against proto/.
+    let mut log = handoff_e2e::topics::TopicReader::new(
+        &TestEnv::from_env().kafka,
+        &stack.topics.rep_state(),
+    );
+    let records = log
+        .read_until(WAIT, "three rep.state records", |r| r.len() >= 3)
+        .await
+        .to_vec();
+    let contract = handoff_e2e::contract::Contract::load();
+    for record in &records {
+        contract
+            .decode_as("handoff.v1.RepOverrides", &record.payload)
+            .unwrap();
+        assert_eq!(
+            record.header("ce_type"),
+            Some("io.handoff.rep.overrides.v1")
+        );
+        assert_eq!(record.key.as_deref(), record.json()["rep_id"].as_str());
+    }
+
+    redis.restart().await;
+    eventually(WAIT, "the state lost and rebuilt", || async {
+        (stack.metric("handoff_state_lost_total").await >= 1.0
+            && stack
+                .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
+                .await
+                >= 1.0
+            && stack.metric("handoff_state_generation").await > 0.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!((overrides("b").await, overrides("c").await), before);
+    let c = handoff_e2e::get_json(&format!("{}/v1/reps/c", stack.internal())).await;
+    assert_eq!(
+        (c["active"].clone(), c["capacity"].clone()),
+        (false.into(), 7.into())
+    );
+    stack.stop().await.unwrap();
+}
+
 /// The production profile refuses a Redis that can lose acknowledged writes, naming the
 /// setting that accepts it; with the AOF fsynced on every write it starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

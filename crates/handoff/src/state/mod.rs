@@ -133,7 +133,8 @@ pub fn describe_rebuild(report: &rebuild::RebuildReport) -> String {
          {reports}\n\
          breaches already published: {breaches}; reminders already sent: {reminders}\n\
          deadlines passed during the loss, fired now (marked late): {late}\n\
-         idempotency marks: {marks}; account owners: {owners}; rotations: {rotations}\n\
+         idempotency marks: {marks}; account owners: {owners}; rep overrides: \
+         {rep_overrides}; rotations: {rotations}\n\
          capacity entries repaired after the replay: {repaired}; records not replayed: \
          {skipped}\n\
          new generation: {generation}\n",
@@ -152,6 +153,7 @@ pub fn describe_rebuild(report: &rebuild::RebuildReport) -> String {
         late = report.late_breaches,
         marks = report.idempotency_marks,
         owners = report.account_owners,
+        rep_overrides = report.rep_overrides,
         rotations = report.rotations,
         repaired = report.repaired,
         skipped = report.skipped,

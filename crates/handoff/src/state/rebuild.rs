@@ -11,6 +11,7 @@
 //!            sla.breached      that deadline fired already: forget it
 //!            sla.reminder      that reminder went out already: forget it
 //!            account.owner     the account's owner
+//!            rep.state         a rep's runtime overrides (the latest wins)
 //!      ──► deadlines already passed: fire now, marked late, once
 //!      ──► reconcile capacity, write the new generation marker
 //! ```
@@ -29,6 +30,7 @@ use handoff_domain::assignment::Assignment;
 use handoff_domain::disposition::Outcome;
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached, SlaReminder};
 use handoff_domain::lead::LeadPayload;
+use handoff_domain::rep_overrides::RepOverrides;
 use handoff_domain::submission::check_lead;
 use handoff_domain::{LeadId, RepId, TeamId, Transience};
 use handoff_kafka::{
@@ -79,6 +81,8 @@ pub struct RebuildReport {
     pub late_breaches: usize,
     pub idempotency_marks: usize,
     pub account_owners: usize,
+    /// Reps' runtime overrides restored (records applied; the latest per rep wins).
+    pub rep_overrides: usize,
     /// Team rotations restored.
     pub rotations: usize,
     /// Records that could not be replayed (undecodable, or refused by a step for good).
@@ -140,6 +144,7 @@ fn topics(producer: &EventProducer) -> Vec<String> {
     .map(|kind| topics.of(kind))
     .collect();
     names.push(topics.account_owner());
+    names.push(topics.rep_state());
     names
 }
 
@@ -222,7 +227,8 @@ pub async fn rebuild(deps: &RebuildDeps) -> anyhow::Result<RebuildReport> {
     Ok(report)
 }
 
-/// Log order: account owners first (they depend on nothing), then the lead events by
+/// Log order: account owners and rep overrides first (they depend on nothing; a rep's
+/// records in offset order, so the latest wins), then the lead events by
 /// record time, a lead's creation before what follows it in the same millisecond.
 fn order(event: &InboundEvent) -> (u8, i64, u8, i32, i64) {
     let (group, rank) = match event.kind() {
@@ -311,6 +317,18 @@ impl<'a> Replay<'a> {
                     )
                     .await?;
                 report.reminders += 1;
+                Ok(())
+            }
+            None if event.topic == self.deps.producer.topics().rep_state() => {
+                let overrides: RepOverrides =
+                    serde_json::from_slice(event.payload.as_deref().unwrap_or_default())
+                        .map_err(|e| Skip::Record(format!("not a rep's overrides: {e}")))?;
+                let (set, clear) = overrides.to_stored();
+                self.deps
+                    .store
+                    .set_rep_overrides(overrides.rep_id.as_str(), &set, &clear)
+                    .await?;
+                report.rep_overrides += 1;
                 Ok(())
             }
             None => {
