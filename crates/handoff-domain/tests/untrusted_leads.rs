@@ -238,7 +238,16 @@ fn decide(
         })
         .collect();
     let sticky = routing.with_prior_owner(matched.clone(), "a2");
-    let decision = routing.choose(matched, &states, now);
+    let mut decision = routing.choose(matched, &states, now);
+    // Wording the misses quotes the lead's values: it must hold up to any input too.
+    routing.explain_misses(&mut decision, lead, &score);
+    // Deciding and wording are separate walks of the conditions: they must agree that
+    // every rule passed over failed.
+    assert_eq!(
+        decision.explanation.rules_not_matched.len(),
+        decision.missed_rules,
+        "{decision:?}"
+    );
     let sticky = routing.choose(sticky, &BTreeMap::new(), now);
     let mut simulation = Simulation::new(scoring, routing);
     let simulated: Vec<String> = (0..3)

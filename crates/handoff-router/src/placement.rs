@@ -174,7 +174,9 @@ impl Placer {
             } else {
                 self.store.team_states(&teams, now).await?
             };
-            let decision = routing.choose(matched.clone(), &states, now);
+            let mut decision = routing.choose(matched.clone(), &states, now);
+            // Worded here, once per decision, for the event: the engine only counts misses.
+            routing.explain_misses(&mut decision, lead, score);
             let Some((team, rep)) = decision
                 .assignee()
                 .map(|(team, rep)| (team.clone(), rep.clone()))

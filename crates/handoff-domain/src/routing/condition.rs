@@ -141,6 +141,19 @@ impl FieldRef {
         }
     }
 
+    /// The field as a number, for ranges: counts as they are (no text round trip on the
+    /// hot path), any other field's text parsed.
+    pub(crate) fn number(&self, lead: &Lead, score: &Score) -> Option<f64> {
+        match self {
+            FieldRef::Employees => lead.company.employees.map(f64::from),
+            FieldRef::PricingPageViews => Some(f64::from(lead.engagement.pricing_page_views)),
+            FieldRef::ContentDownloads => Some(f64::from(lead.engagement.content_downloads)),
+            FieldRef::WebinarsAttended => Some(f64::from(lead.engagement.webinars_attended)),
+            FieldRef::ScorePoints => Some(f64::from(score.points)),
+            other => other.value(lead, score)?.parse().ok(),
+        }
+    }
+
     pub(crate) fn name(&self) -> Cow<'static, str> {
         match self {
             FieldRef::Custom(name) => Cow::Owned(format!("custom.{name}")),
@@ -251,101 +264,87 @@ impl Condition {
         })
     }
 
+    /// Whether the condition holds for the lead: what routing decides by. No text is made
+    /// here; [`Self::check`] words a failure when an explanation needs it.
+    pub fn holds(&self, lead: &Lead, score: &Score) -> bool {
+        match self {
+            Condition::Always => true,
+            Condition::All(conditions) => conditions.iter().all(|c| c.holds(lead, score)),
+            Condition::Any(conditions) => conditions.iter().any(|c| c.holds(lead, score)),
+            Condition::Not(inner) => !inner.holds(lead, score),
+            Condition::Equals(field, expected) => field
+                .value(lead, score)
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case(expected)),
+            Condition::In(field, options) => field
+                .value(lead, score)
+                .as_deref()
+                .is_some_and(|v| options.iter().any(|o| o.eq_ignore_ascii_case(v))),
+            Condition::Range { field, min, max } => field
+                .number(lead, score)
+                .is_some_and(|n| min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)),
+            Condition::Prefix(field, prefixes) => field
+                .value(lead, score)
+                .as_deref()
+                .is_some_and(|v| prefixes.iter().any(|p| starts_with_ignore_ascii_case(v, p))),
+            Condition::Exists(field, expected) => field.value(lead, score).is_some() == *expected,
+        }
+    }
+
     /// `Ok(())` when the condition holds; otherwise the condition that failed, for the
     /// explanation.
     pub fn check(&self, lead: &Lead, score: &Score) -> Result<(), String> {
+        if self.holds(lead, score) {
+            Ok(())
+        } else {
+            Err(self.why_not(lead, score))
+        }
+    }
+
+    /// Words why a condition that does not hold fails.
+    fn why_not(&self, lead: &Lead, score: &Score) -> String {
+        let value = |field: &FieldRef| shown(field.value(lead, score).as_deref());
         match self {
-            Condition::Always => Ok(()),
-            Condition::All(conditions) => conditions.iter().try_for_each(|c| c.check(lead, score)),
-            Condition::Any(conditions) => {
-                let mut failures = Vec::new();
-                for c in conditions {
-                    match c.check(lead, score) {
-                        Ok(()) => return Ok(()),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                Err(format!("none of: {}", failures.join("; ")))
-            }
-            Condition::Not(inner) => match inner.check(lead, score) {
-                Ok(()) => Err(format!("not ({})", inner.describe())),
-                Err(_) => Ok(()),
-            },
+            // Never fails; worded as written should a caller ask anyway.
+            Condition::Always => self.describe(),
+            Condition::All(conditions) => conditions
+                .iter()
+                .find(|c| !c.holds(lead, score))
+                .map(|c| c.why_not(lead, score))
+                .unwrap_or_else(|| self.describe()),
+            Condition::Any(conditions) => format!(
+                "none of: {}",
+                conditions
+                    .iter()
+                    .map(|c| c.why_not(lead, score))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            Condition::Not(inner) => format!("not ({})", inner.describe()),
             Condition::Equals(field, expected) => {
-                let value = field.value(lead, score);
-                if value
-                    .as_deref()
-                    .is_some_and(|v| v.eq_ignore_ascii_case(expected))
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} = {}, not {expected:?}",
-                        field.name(),
-                        shown(value.as_deref())
-                    ))
-                }
+                format!("{} = {}, not {expected:?}", field.name(), value(field))
             }
-            Condition::In(field, options) => {
-                let value = field.value(lead, score);
-                if value
-                    .as_deref()
-                    .is_some_and(|v| options.iter().any(|o| o.eq_ignore_ascii_case(v)))
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} = {}, not in [{}]",
-                        field.name(),
-                        shown(value.as_deref()),
-                        options.join(", ")
-                    ))
-                }
-            }
-            Condition::Range { field, min, max } => {
-                let value = field.value(lead, score);
-                let number = value.as_deref().and_then(|v| v.parse::<f64>().ok());
-                let inside = number.is_some_and(|n| {
-                    min.is_none_or(|min| n >= min) && max.is_none_or(|max| n <= max)
-                });
-                if inside {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} = {}, outside {}..{}",
-                        field.name(),
-                        shown(value.as_deref()),
-                        min.map(|m| m.to_string()).unwrap_or_default(),
-                        max.map(|m| m.to_string()).unwrap_or_default()
-                    ))
-                }
-            }
-            Condition::Prefix(field, prefixes) => {
-                let value = field.value(lead, score);
-                let matches = value
-                    .as_deref()
-                    .is_some_and(|v| prefixes.iter().any(|p| starts_with_ignore_ascii_case(v, p)));
-                if matches {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "{} = {}, no prefix in [{}]",
-                        field.name(),
-                        shown(value.as_deref()),
-                        prefixes.join(", ")
-                    ))
-                }
-            }
-            Condition::Exists(field, expected) => {
-                let present = field.value(lead, score).is_some();
-                if present == *expected {
-                    Ok(())
-                } else if *expected {
-                    Err(format!("{} is missing", field.name()))
-                } else {
-                    Err(format!("{} is present", field.name()))
-                }
-            }
+            Condition::In(field, options) => format!(
+                "{} = {}, not in [{}]",
+                field.name(),
+                value(field),
+                options.join(", ")
+            ),
+            Condition::Range { field, min, max } => format!(
+                "{} = {}, outside {}..{}",
+                field.name(),
+                value(field),
+                min.map(|m| m.to_string()).unwrap_or_default(),
+                max.map(|m| m.to_string()).unwrap_or_default()
+            ),
+            Condition::Prefix(field, prefixes) => format!(
+                "{} = {}, no prefix in [{}]",
+                field.name(),
+                value(field),
+                prefixes.join(", ")
+            ),
+            Condition::Exists(field, true) => format!("{} is missing", field.name()),
+            Condition::Exists(field, false) => format!("{} is present", field.name()),
         }
     }
 

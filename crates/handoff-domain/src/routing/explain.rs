@@ -277,9 +277,16 @@ mod tests {
                 Err(e) => panic!("{e:?}"),
             };
             let l = lead(serde_json::json!({ "company": { "country": "DE" } }));
-            model
-                .match_rule(&l, &score())
-                .misses
+            let matched = model.match_rule(&l, &score());
+            let mut decision = model.choose(
+                matched,
+                &std::collections::BTreeMap::new(),
+                chrono::Utc::now(),
+            );
+            model.explain_misses(&mut decision, &l, &score());
+            decision
+                .explanation
+                .rules_not_matched
                 .into_iter()
                 .map(|m| m.failed_condition)
                 .collect::<Vec<_>>()

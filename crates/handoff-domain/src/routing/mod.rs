@@ -65,7 +65,11 @@ pub struct RoutingExplanation {
 pub struct RuleMatch {
     /// Index into the model's rules; `None` when no rule matched.
     pub rule: Option<usize>,
-    pub misses: Vec<RuleMiss>,
+    /// How many rules, from the first, the lead failed: those before `rule`, or all of
+    /// them when none matched. A count, not text: wording why each failed is most of a
+    /// decision's cost, so it is done once, when the event is built
+    /// ([`RoutingModel::explain_misses`]).
+    pub missed: usize,
     /// A rep who should get the lead before any rule: the account owner, or the rep who
     /// already works this contact. Used when eligible; otherwise the rules decide.
     pub owner: Option<Owner>,
@@ -97,10 +101,15 @@ pub struct RoutingDecision {
     /// The team the lead went to (the rule's, or its fallback); `None` when no rule matched.
     pub team: Option<TeamId>,
     pub placement: Placement,
+    /// `rules_not_matched` is left empty by [`RoutingModel::choose`]; fill it with
+    /// [`RoutingModel::explain_misses`] before the explanation is published.
     pub explanation: RoutingExplanation,
     /// The team's rotation the decision was made from, and the one to store with it.
     pub rotation_before: String,
     pub rotation_after: String,
+    /// The rules, from the first, the lead failed before the decision's rule (0 when an
+    /// owner took the lead: no rule was needed).
+    pub missed_rules: usize,
 }
 
 /// A rep found for a reassignment (see [`RoutingModel::reassign`]).
@@ -138,7 +147,8 @@ impl RoutingDecision {
 }
 
 impl RoutingModel {
-    /// First match wins; every rule before it is reported with the condition that failed.
+    /// First match wins; the rules before it are counted as missed (worded later, by
+    /// [`Self::explain_misses`]).
     pub fn match_rule(&self, lead: &Lead, score: &Score) -> RuleMatch {
         let owner = [
             lead.email_domain().unwrap_or_default(),
@@ -234,29 +244,34 @@ impl RoutingModel {
     }
 
     fn match_rules_only(&self, lead: &Lead, score: &Score) -> RuleMatch {
-        let mut misses = Vec::new();
-        for (index, rule) in self.rules().iter().enumerate() {
-            match explain::failed_condition(&rule.condition, lead, score, self.explain_values()) {
-                None => {
-                    return RuleMatch {
-                        rule: Some(index),
-                        misses,
-                        owner: None,
-                        passed_over: Vec::new(),
-                    }
-                }
-                Some(failed_condition) => misses.push(RuleMiss {
-                    rule: rule.name.clone(),
-                    failed_condition,
-                }),
-            }
-        }
+        let rule = self
+            .rules()
+            .iter()
+            .position(|rule| rule.condition.holds(lead, score));
         RuleMatch {
-            rule: None,
-            misses,
+            rule,
+            missed: rule.unwrap_or(self.rules().len()),
             owner: None,
             passed_over: Vec::new(),
         }
+    }
+
+    /// Words why each rule the decision passed over failed (`rules_not_matched`), as
+    /// `routing.explain_values` allows. Call it with the lead and score the decision was
+    /// made for, before the explanation is published.
+    pub fn explain_misses(&self, decision: &mut RoutingDecision, lead: &Lead, score: &Score) {
+        decision.explanation.rules_not_matched =
+            self.rules()
+                .iter()
+                .take(decision.missed_rules)
+                .filter_map(|rule| {
+                    explain::failed_condition(&rule.condition, lead, score, self.explain_values())
+                        .map(|failed_condition| RuleMiss {
+                            rule: rule.name.clone(),
+                            failed_condition,
+                        })
+                })
+                .collect();
     }
 
     /// The teams whose state a decision for this match may need: the rule's team, then
@@ -300,6 +315,7 @@ impl RoutingModel {
                         // Owner routing takes no turn: the rotation stays where it is.
                         rotation_before: state.rotation.clone(),
                         rotation_after: state.rotation.clone(),
+                        missed_rules: 0,
                     };
                 }
                 Some(reason) => owner_skipped.push(SkippedRep {
@@ -365,30 +381,31 @@ impl RoutingModel {
                     reason: "no routing rule matched".to_owned(),
                     skipped: Vec::new(),
                     rules_version: self.version().to_owned(),
-                    rules_not_matched: matched.misses,
+                    rules_not_matched: Vec::new(),
                 },
                 rotation_before: String::new(),
                 rotation_after: String::new(),
+                missed_rules: matched.missed,
             };
         };
-        let explanation =
-            |reason: String, skipped: Vec<SkippedRep>, misses: Vec<RuleMiss>| RoutingExplanation {
-                rule: rule.name.clone(),
-                strategy: rule.strategy.as_str().to_owned(),
-                reason,
-                skipped,
-                rules_version: self.version().to_owned(),
-                rules_not_matched: misses,
-            };
+        let explanation = |reason: String, skipped: Vec<SkippedRep>| RoutingExplanation {
+            rule: rule.name.clone(),
+            strategy: rule.strategy.as_str().to_owned(),
+            reason,
+            skipped,
+            rules_version: self.version().to_owned(),
+            rules_not_matched: Vec::new(),
+        };
         let state = states.get(&team.id).unwrap_or(&empty);
         let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);
         if let Some(rep) = primary.rep {
             return RoutingDecision {
                 team: Some(TeamId::from(team.id.as_str())),
                 placement: Placement::Rep(RepId::from(rep)),
-                explanation: explanation(primary.reason, primary.skipped, matched.misses),
+                explanation: explanation(primary.reason, primary.skipped),
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
+                missed_rules: matched.missed,
             };
         }
         let mut skipped = primary.skipped;
@@ -406,10 +423,10 @@ impl RoutingModel {
                             team.id, fallback.id, pick.reason
                         ),
                         skipped,
-                        matched.misses,
                     ),
                     rotation_before: fallback_state.rotation.clone(),
                     rotation_after: pick.rotation_after,
+                    missed_rules: matched.missed,
                 };
             }
         }
@@ -422,10 +439,10 @@ impl RoutingModel {
                     team.id, team.overflow_queue
                 ),
                 skipped,
-                matched.misses,
             ),
             rotation_before: state.rotation.clone(),
             rotation_after: state.rotation.clone(),
+            missed_rules: matched.missed,
         }
     }
 }

@@ -178,7 +178,7 @@ fn a_rule_index_out_of_range_reads_as_no_match() {
     let m = team_model("round_robin", json!([{"id": "a", "capacity": 1}]), None);
     let matched = RuleMatch {
         rule: Some(7),
-        misses: vec![],
+        missed: 7,
         owner: None,
         passed_over: vec![],
     };
@@ -333,13 +333,44 @@ fn misses_name_the_failing_condition() {
         ]
     }));
     let matched = m.match_rule(&lead(), &score());
+    assert_eq!((matched.rule, matched.missed), (Some(1), 1));
+    let mut decision = m.choose(matched, &BTreeMap::new(), now());
+    assert!(
+        decision.explanation.rules_not_matched.is_empty(),
+        "worded only when asked"
+    );
+    m.explain_misses(&mut decision, &lead(), &score());
     assert_eq!(
-        matched.misses,
+        decision.explanation.rules_not_matched,
         [RuleMiss {
             rule: "us".into(),
             failed_condition: "company.country = \"DE\", not in [US, CA]".into()
         }]
     );
+}
+
+/// With no rule matching, every rule is worded, in order.
+#[test]
+fn a_lead_no_rule_takes_explains_every_rule() {
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a"]}],
+        "reps": [{"id": "a", "capacity": 1}],
+        "rules": [
+            {"name": "us", "team": "t", "when": {"field": "company.country", "in": ["US"]}},
+            {"name": "big", "team": "t", "when": {"field": "company.employees", "min": 1000000}}
+        ]
+    }));
+    let matched = m.match_rule(&lead(), &score());
+    assert_eq!((matched.rule, matched.missed), (None, 2));
+    let mut decision = m.choose(matched, &BTreeMap::new(), now());
+    m.explain_misses(&mut decision, &lead(), &score());
+    let rules: Vec<&str> = decision
+        .explanation
+        .rules_not_matched
+        .iter()
+        .map(|m| m.rule.as_str())
+        .collect();
+    assert_eq!(rules, ["us", "big"]);
 }
 
 #[test]

@@ -560,6 +560,8 @@ impl<'a> Replay<'a> {
             })
             .collect();
         let mut decision = self.routing.choose(matched, &states, now);
+        self.routing
+            .explain_misses(&mut decision, lead, &self.scoring.score(lead));
         // A span from a roster line reaches routing as "unavailable"; say what it is.
         for skipped in &mut decision.explanation.skipped {
             let away = self
