@@ -163,6 +163,9 @@ pub struct StackOptions {
     pub notifier: String,
     /// More keys of the `[router]` table (lines `key = value`).
     pub router_config: String,
+    /// `kafka.fetch_wait_max_ms`: how long a fetch waits for data (the mock cluster and
+    /// Tansu answer only when it runs out: architecture.md).
+    pub fetch_wait_max_ms: u32,
 }
 
 /// The notifier's retry settings of most tests: quick retries, a quick retry poll.
@@ -187,6 +190,7 @@ impl Default for StackOptions {
             allow_loopback_webhooks: true,
             notifier: TEST_NOTIFIER.to_owned(),
             router_config: String::new(),
+            fetch_wait_max_ms: 100,
         }
     }
 }
@@ -399,7 +403,7 @@ group_prefix = "{id}"
 partitions = 3
 create_topics = {create_topics}
 session_timeout_ms = 6000
-fetch_wait_max_ms = 100
+fetch_wait_max_ms = {fetch_wait}
 # Tansu 0.6 never evicts a SIGKILLed member: under the cooperative protocol a restarted
 # service would get none of its partitions (docs/delivery.md, "Brokers").
 partition_assignment = "eager"
@@ -439,6 +443,7 @@ drain_seconds = 5
         extra = options.extra_config,
         sla_extra = options.sla_config,
         router_extra = options.router_config,
+        fetch_wait = options.fetch_wait_max_ms,
         kafka = env.kafka,
         redis = env.redis,
         sla = options.first_touch_seconds,

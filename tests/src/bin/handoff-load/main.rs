@@ -1,8 +1,14 @@
 //! `handoff-load`: pushes N leads through ingest → Kafka → router → lead.assigned on a local
 //! stack and prints throughput and received→assigned latency; `handoff-load … sla` measures
-//! the SLA tracker's lateness with many open deadlines (sla.rs). A benchmark, not a test:
+//! the SLA tracker's lateness with many open deadlines (sla.rs); `handoff-load … ingest`
+//! ingest against a hello-world handler (ingest.rs). Each prints its floor, measured in the
+//! same run (floor.rs), and the ratio to it. A benchmark, not a test:
 //! `make load` (figures in docs/benchmarks.md).
 
+#[path = "floor.rs"]
+mod floor;
+#[path = "ingest.rs"]
+mod ingest;
 #[path = "sla.rs"]
 mod sla;
 
@@ -32,9 +38,21 @@ struct Args {
     /// Leads to push (after a warm-up of 100).
     #[arg(long, default_value_t = 5000)]
     leads: usize,
-    /// HTTP requests in flight at once.
+    /// HTTP requests in flight at once (without --rate).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// Post at this many leads per second instead of as fast as --concurrency allows:
+    /// latency at a sustained rate, below saturation.
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Produce → consume hops and commit scripts measured for the floor.
+    #[arg(long, default_value_t = 200)]
+    floor_hops: usize,
+    #[arg(long, default_value_t = 2000)]
+    floor_scripts: usize,
+    /// `kafka.fetch_wait_max_ms` of the services (and of the floor's hop).
+    #[arg(long, default_value_t = 100)]
+    fetch_wait_ms: u32,
     #[command(subcommand)]
     bench: Option<Bench>,
 }
@@ -43,6 +61,8 @@ struct Args {
 enum Bench {
     /// The SLA tracker: lateness of breaches and reminders with many open deadlines.
     Sla(sla::SlaArgs),
+    /// Ingest's requests/s against a hello-world axum handler, with `wrk`.
+    Ingest(ingest::IngestArgs),
 }
 
 #[tokio::main]
@@ -66,21 +86,23 @@ async fn main() -> anyhow::Result<()> {
         kafka: args.kafka.clone(),
         redis: args.redis.clone(),
     };
-    if let Some(Bench::Sla(bench)) = args.bench {
-        return sla::run(env, id, !args.embedded, bench).await;
+    match args.bench {
+        Some(Bench::Sla(bench)) => return sla::run(env, id, !args.embedded, bench).await,
+        Some(Bench::Ingest(bench)) => return ingest::run(env, id, !args.embedded, bench).await,
+        None => {}
     }
-    let stack = Stack::start_with(
-        env,
-        StackOptions {
-            rules: RULES
-                .replace("capacity = 100", "capacity = 1000000")
-                .replace("capacity = 20", "capacity = 1000000"),
-            id: Some(id),
-            create_topics: !args.embedded,
-            ..StackOptions::default()
-        },
-    )
-    .await;
+    let options = StackOptions {
+        rules: RULES
+            .replace("capacity = 100", "capacity = 1000000")
+            .replace("capacity = 20", "capacity = 1000000"),
+        id: Some(id.clone()),
+        create_topics: !args.embedded,
+        fetch_wait_max_ms: args.fetch_wait_ms,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start_with(env, options.clone()).await;
+    let settings =
+        handoff_config::load(&stack.config_path, handoff_e2e::config_env(&options))?.settings;
     let url = format!("{}/v1/leads", stack.api());
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
@@ -100,8 +122,33 @@ async fn main() -> anyhow::Result<()> {
         .read_until(Duration::from_secs(120), "warm-up", |r| r.len() >= warm_up)
         .await;
 
+    // The floor, on the same broker and Redis, before the traffic.
+    let hop_ms = floor::hops(
+        &settings.kafka,
+        &stack.topics.dead_letter(),
+        args.floor_hops,
+    )
+    .await?;
+    let sample = reader
+        .read_for(Duration::from_millis(1))
+        .await
+        .first()
+        .map(|r| String::from_utf8_lossy(&r.payload).into_owned())
+        .context("a lead.assigned payload from the warm-up")?;
+    let script = floor::commit_script(
+        &args.redis,
+        &format!("{id}-floor"),
+        &sample,
+        args.floor_scripts,
+        64,
+    )
+    .await?;
+
     let started = Instant::now();
-    let http = post_all(&client, &url, args.leads, args.concurrency, warm_up).await?;
+    let http = match args.rate {
+        Some(rate) => post_at_rate(&client, &url, args.leads, rate, warm_up).await?,
+        None => post_all(&client, &url, args.leads, args.concurrency, warm_up).await?,
+    };
     let posted_in = started.elapsed();
     let total = warm_up + args.leads;
     let records = reader
@@ -142,7 +189,21 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     println!("leads:                 {}", args.leads);
-    println!("HTTP concurrency:      {}", args.concurrency);
+    match args.rate {
+        Some(rate) => println!("HTTP rate:             {rate} leads/s"),
+        None => println!("HTTP concurrency:      {}", args.concurrency),
+    }
+    let (hop_p50, hop_p99) = floor::p50_p99(&hop_ms);
+    let (script_p50, script_p99) = floor::p50_p99(&script.sequential_ms);
+    println!(
+        "floor: hop               p50 {hop_p50:.1} ms, p99 {hop_p99:.1} ms ({} produce → consume, fetch.wait.max.ms {})",
+        hop_ms.len(),
+        settings.kafka.fetch_wait_max_ms
+    );
+    println!(
+        "floor: commit script     p50 {script_p50:.2} ms, p99 {script_p99:.2} ms (one at a time); ceiling {:.0} /s (64 in flight)",
+        script.pipelined_per_second
+    );
     println!(
         "ingest throughput:     {:.0} leads/s (all 202s in {:.2} s)",
         args.leads as f64 / posted_in.as_secs_f64(),
@@ -158,13 +219,83 @@ async fn main() -> anyhow::Result<()> {
         percentile(&http, 0.50),
         percentile(&http, 0.99)
     );
+    let assigned_p99 = percentile(&latencies, 0.99);
     println!(
-        "received → assigned:   p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "received → assigned:   p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms, max {:.1} ms",
         percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
+        assigned_p99,
+        percentile(&latencies, 0.999),
         latencies.last().copied().unwrap_or_default()
     );
+    let throughput = args.leads as f64 / assigned_in.as_secs_f64();
+    println!(
+        "ratio: router throughput / commit-script ceiling = {:.3} (target ≥ 0.5; meaningful at saturation, without --rate)",
+        throughput / script.pipelined_per_second
+    );
+    println!(
+        "ratio: received→assigned p99 / (hop p99 + script p99) = {:.2} (target ≤ 1.5 at 1,000 leads/s)",
+        assigned_p99 / (hop_p99 + script_p99)
+    );
+    if let Some((rss, peak)) = memory() {
+        println!(
+            "memory (this process: the whole stack, the load generator and its reader): RSS {rss} MiB, peak {peak} MiB"
+        );
+    }
     stack.stop().await
+}
+
+/// This process's resident and peak resident memory, MiB (Linux).
+fn memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib / 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Posts `count` leads at `rate` per second, each on its own task (a slow answer does not
+/// hold the next post back); returns each request's latency (ms).
+async fn post_at_rate(
+    client: &reqwest::Client,
+    url: &str,
+    count: usize,
+    rate: u32,
+    offset: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(count);
+    for n in 0..count {
+        ticker.tick().await;
+        let (client, url) = (client.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            post_one(&client, &url, offset + n).await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    for task in tasks {
+        latencies.push(task.await.context("post task")??);
+    }
+    Ok(latencies)
+}
+
+async fn post_one(client: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<f64> {
+    let sent = Instant::now();
+    let response = client.post(url).json(&qualified_lead(n)).send().await?;
+    anyhow::ensure!(
+        response.status().as_u16() == 202,
+        "ingest answered {}",
+        response.status()
+    );
+    Ok(sent.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Posts `count` leads with `concurrency` in flight; returns each request's latency (ms).
@@ -182,18 +313,7 @@ async fn post_all(
         let (client, url) = (client.clone(), url.to_owned());
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            let sent = Instant::now();
-            let response = client
-                .post(url)
-                .json(&qualified_lead(offset + n))
-                .send()
-                .await?;
-            anyhow::ensure!(
-                response.status().as_u16() == 202,
-                "ingest answered {}",
-                response.status()
-            );
-            Ok(sent.elapsed().as_secs_f64() * 1000.0)
+            post_one(&client, &url, offset + n).await
         }));
     }
     let mut latencies = Vec::with_capacity(count);
