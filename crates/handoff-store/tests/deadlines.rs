@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use handoff_store::{ClaimRequest, Store};
 
@@ -16,23 +18,10 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let url = std::env::var("HANDOFF_TEST_REDIS").expect(
-        "HANDOFF_TEST_REDIS is not set: run with `make test` or `eval \"$(scripts/test-env.sh up)\"`",
-    );
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let prefix = format!("tclaim{}{nanos:09}", std::process::id());
-    let store = Store::connect(&url, &prefix).await.unwrap();
-    let redis = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let (store, prefix) = common::store("tclaim").await;
     Fixture {
         store,
-        redis,
+        redis: common::redis().await,
         prefix,
     }
 }

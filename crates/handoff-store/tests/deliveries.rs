@@ -3,21 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
+mod common;
+
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use handoff_store::{Begun, OriginEvent, PendingDelivery, Start, Store};
 
 async fn store() -> Store {
-    let url = std::env::var("HANDOFF_TEST_REDIS").expect(
-        "HANDOFF_TEST_REDIS is not set: run with `make test` or `eval \"$(scripts/test-env.sh up)\"`",
-    );
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let prefix = format!("tdeliv{}{nanos:09}", std::process::id());
-    Store::connect(&url, &prefix).await.unwrap()
+    common::store("tdeliv").await.0
 }
 
 fn delivery(id: &str) -> PendingDelivery {

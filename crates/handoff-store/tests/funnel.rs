@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use handoff_domain::LeadId;
 use handoff_store::{AssignmentTimes, FunnelGauges, FunnelSource, OutcomeReport, Store};
 
@@ -17,14 +19,7 @@ async fn store() -> Store {
 }
 
 async fn store_with_prefix() -> (Store, String) {
-    let url = std::env::var("HANDOFF_TEST_REDIS")
-        .expect("HANDOFF_TEST_REDIS is not set: run with `make test` (scripts/test-env.sh up)");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("funnel-test-{}-{nanos}", std::process::id());
-    (Store::connect(&url, &prefix).await.unwrap(), prefix)
+    common::store("funnel-test-").await
 }
 
 fn web(campaign: &str) -> FunnelSource {

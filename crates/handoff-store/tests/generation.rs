@@ -5,26 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // assertions in tests
 
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
 use handoff_store::{Generation, Store};
 
 async fn store() -> (Store, redis::aio::MultiplexedConnection, String) {
-    let url = std::env::var("HANDOFF_TEST_REDIS").expect(
-        "HANDOFF_TEST_REDIS is not set: run with `make test` or `eval \"$(scripts/test-env.sh up)\"`",
-    );
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let prefix = format!("tgen{}{nanos:09}", std::process::id());
-    let store = Store::connect(&url, &prefix).await.unwrap();
-    let redis = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    (store, redis, prefix)
+    let (store, prefix) = common::store("tgen").await;
+    (store, common::redis().await, prefix)
 }
 
 #[tokio::test]

@@ -86,6 +86,51 @@ async fn stored(redis: &redis::Client, stack: &Stack, lead: &str) -> BTreeMap<St
         .unwrap()
 }
 
+/// A stack on a redis-server of the test's own (without persistence: a restart comes back
+/// empty, or from a snapshot the test saved), and a client of that server.
+async fn stack_on_own_redis(auto_rebuild: bool) -> (RedisServer, redis::Client, Stack) {
+    let redis = RedisServer::start(Persistence::None).await;
+    let env = TestEnv {
+        redis: redis.url(),
+        ..TestEnv::from_env()
+    };
+    let client = redis::Client::open(redis.url()).unwrap();
+    let stack = Stack::start_with(env, options(auto_rebuild)).await;
+    (redis, client, stack)
+}
+
+/// Waits until every lead is decided: assigned, waiting, or touched (some may have
+/// breached and moved on).
+async fn until_decided(redis: &redis::Client, stack: &Stack, leads: &[String]) {
+    eventually(WAIT, "every lead decided", || async {
+        for lead in leads {
+            let state = stored(redis, stack, lead).await;
+            if !matches!(
+                state.get("state").map(String::as_str),
+                Some("assigned" | "waiting" | "touched")
+            ) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// Waits until a loss was seen and the automatic rebuild completed and was adopted.
+async fn until_lost_and_rebuilt(stack: &Stack) {
+    eventually(WAIT, "the loss seen and the state rebuilt", || async {
+        (stack.metric("handoff_state_lost_total").await >= 1.0
+            && stack
+                .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
+                .await
+                >= 1.0
+            && stack.metric("handoff_state_generation").await > 0.0)
+            .then_some(())
+    })
+    .await;
+}
+
 fn time(value: &Value) -> DateTime<Utc> {
     value
         .as_str()
@@ -150,13 +195,7 @@ async fn assert_open_load_matches(redis: &redis::Client, stack: &Stack, leads: &
 /// meantime (late, once), and the services resume by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_log() {
-    let mut redis = RedisServer::start(Persistence::None).await;
-    let env = TestEnv {
-        redis: redis.url(),
-        ..TestEnv::from_env()
-    };
-    let redis_client = redis::Client::open(redis.url()).unwrap();
-    let stack = Stack::start_with(env, options(false)).await;
+    let (mut redis, redis_client, stack) = stack_on_own_redis(false).await;
     assert!(stack.metric("handoff_state_generation").await > 0.0);
     let mut assigned = stack.reader(EventKind::LeadAssigned);
 
@@ -321,13 +360,8 @@ async fn a_redis_restart_without_persistence_is_detected_and_rebuilt_from_the_lo
 /// decision, with reps' load matching their open assignments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
-    let mut redis = RedisServer::start(Persistence::None).await;
-    let env = TestEnv {
-        redis: redis.url(),
-        ..TestEnv::from_env()
-    };
-    let redis_client = redis::Client::open(redis.url()).unwrap();
-    let stack = std::sync::Arc::new(Stack::start_with(env, options(true)).await);
+    let (mut redis, redis_client, stack) = stack_on_own_redis(true).await;
+    let stack = std::sync::Arc::new(stack);
     // Ops' view: a real Prometheus scraping the stack with the shipped alert rules. The
     // loss counter is scraped at zero first, as in a deployment whose Prometheus was there
     // before Redis forgot.
@@ -356,36 +390,14 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
     redis.restart().await;
     let leads = traffic.await.unwrap();
 
-    eventually(WAIT, "the automatic rebuild", || async {
-        (stack
-            .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
-            .await
-            >= 1.0
-            && stack.metric("handoff_state_generation").await > 0.0)
-            .then_some(())
-    })
-    .await;
-    assert!(stack.metric("handoff_state_lost_total").await >= 1.0);
+    until_lost_and_rebuilt(&stack).await;
     // The page goes out, although the state was rebuilt: Redis lost acknowledged writes.
     prometheus
         .fires("HandoffStateLost", Duration::from_secs(30))
         .await;
     prometheus.stop().await;
 
-    // Every lead decided: assigned or waiting (some may have breached and moved on).
-    eventually(WAIT, "every lead decided", || async {
-        for lead in &leads {
-            let state = stored(&redis_client, &stack, lead).await;
-            if !matches!(
-                state.get("state").map(String::as_str),
-                Some("assigned" | "waiting" | "touched")
-            ) {
-                return None;
-            }
-        }
-        Some(())
-    })
-    .await;
+    until_decided(&redis_client, &stack, &leads).await;
     let mut assigned = stack.reader(EventKind::LeadAssigned);
     let records = assigned.read_for(Duration::from_secs(2)).await.to_vec();
     assert_no_double_assignment(&records);
@@ -405,42 +417,18 @@ async fn a_lost_state_is_rebuilt_automatically_while_traffic_flows() {
 /// reps' load counts them, and a retried post of one of them gets its first lead id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt() {
-    let mut redis = RedisServer::start(Persistence::None).await;
-    let env = TestEnv {
-        redis: redis.url(),
-        ..TestEnv::from_env()
-    };
-    let redis_client = redis::Client::open(redis.url()).unwrap();
-    let stack = Stack::start_with(env, options(true)).await;
+    let (mut redis, redis_client, stack) = stack_on_own_redis(true).await;
     let mut connection = redis_client
         .get_multiplexed_async_connection()
         .await
         .unwrap();
     let marker = stack.key("state:generation");
-    let decided = |leads: Vec<String>| {
-        let (stack, redis_client) = (&stack, &redis_client);
-        async move {
-            eventually(WAIT, "every lead decided", || async {
-                for lead in &leads {
-                    let state = stored(redis_client, stack, lead).await;
-                    if !matches!(
-                        state.get("state").map(String::as_str),
-                        Some("assigned" | "waiting" | "touched")
-                    ) {
-                        return None;
-                    }
-                }
-                Some(())
-            })
-            .await;
-        }
-    };
 
     let mut leads = Vec::new();
     for n in 0..3 {
         leads.push(post_until_accepted(&stack, n, &format!("snapshot-{n}")).await);
     }
-    decided(leads.clone()).await;
+    until_decided(&redis_client, &stack, &leads).await;
     // The snapshot (dump.rdb in the server's folder, loaded when it starts again).
     let _: () = redis::cmd("SAVE")
         .query_async(&mut connection)
@@ -462,7 +450,7 @@ async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt(
     for n in 3..6 {
         leads.push(post_until_accepted(&stack, n, &format!("snapshot-{n}")).await);
     }
-    decided(leads.clone()).await;
+    until_decided(&redis_client, &stack, &leads).await;
     let generation_before = stack.metric("handoff_state_generation").await;
 
     redis.restart().await;
@@ -470,21 +458,12 @@ async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt(
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    eventually(WAIT, "the rollback noticed and rebuilt", || async {
-        (stack.metric("handoff_state_lost_total").await >= 1.0
-            && stack
-                .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
-                .await
-                >= 1.0
-            && stack.metric("handoff_state_generation").await > 0.0)
-            .then_some(())
-    })
-    .await;
+    until_lost_and_rebuilt(&stack).await;
     let generation: Option<String> = connection.hget(&marker, "origin").await.unwrap();
     assert_eq!(generation.as_deref(), Some("rebuild"));
     assert!(stack.metric("handoff_state_generation").await >= generation_before);
 
-    decided(leads.clone()).await;
+    until_decided(&redis_client, &stack, &leads).await;
     let mut assigned = stack.reader(EventKind::LeadAssigned);
     assert_no_double_assignment(assigned.read_for(Duration::from_secs(2)).await);
     assert_open_load_matches(&redis_client, &stack, &leads).await;
@@ -503,12 +482,7 @@ async fn a_restore_from_a_snapshot_that_kept_the_marker_is_detected_and_rebuilt(
 /// of each rep, instead of reps silently falling back to the rules file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reps_runtime_overrides_survive_a_lost_state() {
-    let mut redis = RedisServer::start(Persistence::None).await;
-    let env = TestEnv {
-        redis: redis.url(),
-        ..TestEnv::from_env()
-    };
-    let stack = Stack::start_with(env, options(true)).await;
+    let (mut redis, _, stack) = stack_on_own_redis(true).await;
     let client = handoff_e2e::client();
     let put = |rep: &'static str, body: Value| {
         let (client, url) = (&client, format!("{}/v1/reps/{rep}", stack.internal()));
@@ -555,16 +529,7 @@ async fn reps_runtime_overrides_survive_a_lost_state() {
     }
 
     redis.restart().await;
-    eventually(WAIT, "the state lost and rebuilt", || async {
-        (stack.metric("handoff_state_lost_total").await >= 1.0
-            && stack
-                .metric("handoff_state_rebuilds_total{outcome=\"completed\"}")
-                .await
-                >= 1.0
-            && stack.metric("handoff_state_generation").await > 0.0)
-            .then_some(())
-    })
-    .await;
+    until_lost_and_rebuilt(&stack).await;
     assert_eq!((overrides("b").await, overrides("c").await), before);
     let c = handoff_e2e::get_json(&format!("{}/v1/reps/c", stack.internal())).await;
     assert_eq!(

@@ -33,16 +33,7 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     )
     .create()?;
     consumer.subscribe(&[topic])?;
-    let event = |subject: &str| {
-        OutboundEvent::new(
-            EventKind::SlaBreached,
-            subject.to_owned(),
-            subject,
-            Utc::now(),
-            TraceParent::child_of(None),
-            &serde_json::json!({}),
-        )
-    };
+    let event = probe;
     let subject_of = |message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>| {
         message.headers().and_then(|h| {
             h.iter()
@@ -83,6 +74,18 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     }
     hop_ms.sort_by(f64::total_cmp);
     Ok(hop_ms)
+}
+
+/// A small event that only the floor's consumer looks at.
+pub fn probe(subject: &str) -> Result<OutboundEvent, serde_json::Error> {
+    OutboundEvent::new(
+        EventKind::SlaBreached,
+        subject.to_owned(),
+        subject,
+        Utc::now(),
+        TraceParent::child_of(None),
+        &serde_json::json!({}),
+    )
 }
 
 /// The commit script alone: `count` assignments one at a time (latencies, ms, sorted),

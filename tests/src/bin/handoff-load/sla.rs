@@ -23,7 +23,7 @@ use handoff_e2e::{StackOptions, TestEnv};
 use handoff_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
 use handoff_kafka::rdkafka::message::{Headers, Message};
 use handoff_kafka::rdkafka::ClientConfig;
-use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
+use handoff_kafka::EventProducer;
 use handoff_store::{ClaimRequest, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -179,16 +179,7 @@ async fn measure(
     let mut floor_kafka = kafka.clone();
     floor_kafka.message_timeout_ms = 10_000;
     let producer = EventProducer::new(&floor_kafka, "bench")?;
-    let floor_event = |subject: &str| {
-        OutboundEvent::new(
-            EventKind::SlaBreached,
-            subject.to_owned(),
-            subject,
-            Utc::now(),
-            TraceParent::child_of(None),
-            &serde_json::json!({}),
-        )
-    };
+    let floor_event = crate::floor::probe;
     // The consumer has joined and fetches: one record made it through.
     let mut seen: Vec<Seen> = Vec::new();
     let until = Instant::now() + Duration::from_secs(60);
