@@ -25,8 +25,8 @@ pub const SPAN_TARGET: &str = "handoff::trace";
 /// The path OTLP/HTTP collectors take traces on, below `otlp_endpoint`.
 const TRACES_PATH: &str = "/v1/traces";
 
-/// How long one export may take; also bounds the flush at shutdown.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the last spans may take to go out at exit.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how spans are exported.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,11 +111,11 @@ pub(crate) fn provider(export: &TraceExport) -> Result<SdkTracerProvider, Teleme
             export.sample_ratio
         )));
     }
+    // One export's timeout: OTEL_EXPORTER_OTLP_TIMEOUT, else the SDK's 10 s.
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(export.traces_url())
-        .with_timeout(EXPORT_TIMEOUT)
         .build()
         .map_err(|e| invalid(e.to_string()))?;
     let resource = Resource::builder()
@@ -146,10 +146,10 @@ where
 }
 
 /// Exports the spans still queued and stops the exporter's thread; call once, at exit. A
-/// no-op when nothing is exported. Blocks for at most the export timeout.
+/// no-op when nothing is exported. Blocks for at most [`SHUTDOWN_TIMEOUT`].
 pub fn shutdown_traces() {
     if let Some(provider) = PROVIDER.get() {
-        if let Err(error) = provider.shutdown() {
+        if let Err(error) = provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
             tracing::warn!(%error, "cannot flush the last spans to the trace collector");
         }
     }
