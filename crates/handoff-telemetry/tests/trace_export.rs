@@ -86,6 +86,11 @@ async fn spans_reach_the_collector_as_children_of_their_remote_parent() {
     };
     handoff_telemetry::init_telemetry(false, "info", Some(&export)).unwrap();
     assert!(traces::exporting());
+    // The thread names itself once it runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while batch_threads() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(batch_threads(), 1, "one exporter thread");
 
     let parent = SpanIds {
