@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up should fail loudly
 
 pub mod contract;
+pub mod otlp;
 pub mod prometheus;
 pub mod redis_server;
 pub mod topics;

@@ -7,7 +7,7 @@ use crate::ConfigError;
 
 const SECTIONS: &[&str] = &[
     "kafka", "redis", "ingest", "admin", "router", "sla", "notifier", "log", "shutdown", "actions",
-    "state",
+    "state", "tracing",
 ];
 const TOP_LEVEL: &[&str] = &["rules_file", "profile"];
 /// Free-text keys: their values stay strings even when they look like numbers ("12345").
@@ -22,6 +22,8 @@ const TEXT_KEYS: &[&str] = &[
     "log.level",
     "actions.public_url",
     "actions.secret_env",
+    "tracing.otlp_endpoint",
+    "tracing.service_name",
 ];
 
 /// Applies the overrides; returns the names of the variables applied.

@@ -13,6 +13,7 @@ mod rules;
 mod secret;
 mod settings;
 mod state;
+mod trace_export;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,7 @@ pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;
 pub use settings::*;
 pub use state::{Profile, StateSettings};
+pub use trace_export::{TracingSettings, OTEL_ENDPOINT_VAR, OTEL_SERVICE_NAME_VAR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -95,6 +97,7 @@ pub fn parse_settings(
                 format!("{e} (after environment overrides {})", applied.join(", "))
             },
         })?;
+    settings.tracing.apply_otel_env(&vars)?;
     settings.check().map_err(|message| ConfigError::Invalid {
         path: path.to_owned(),
         message,

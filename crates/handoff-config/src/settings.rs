@@ -45,6 +45,9 @@ pub struct Settings {
     pub profile: crate::Profile,
     #[serde(default)]
     pub state: crate::StateSettings,
+    /// Span export to an OpenTelemetry collector; off by default.
+    #[serde(default)]
+    pub tracing: crate::TracingSettings,
 }
 
 impl Settings {
@@ -127,6 +130,7 @@ impl Settings {
             &self.ingest.reason_codes,
         )?;
         self.funnel.check()?;
+        self.tracing.check()?;
         if self.redis.key_prefix.contains(['{', '}']) {
             return Err(
                 "redis.key_prefix must not contain { or } (it becomes the hash tag)".to_owned(),

@@ -15,6 +15,8 @@ use handoff_domain::privacy::mask_email;
 use handoff_domain::submission::{LeadForm, LeadSubmission};
 use handoff_domain::Lead;
 use handoff_kafka::{OutboundEvent, TraceParent};
+use handoff_telemetry::traces::SPAN_TARGET;
+use tracing::Instrument;
 
 use crate::access::{Caller, CallerKind};
 use crate::idempotency::{idempotency_key, Begin, IdempotentRequest};
@@ -143,7 +145,32 @@ pub(crate) async fn accept_lead(
     headers: &HeaderMap,
     body: &Bytes,
     key: Option<&str>,
+    submission: LeadSubmission,
+) -> Result<Accepted, ApiError> {
+    // This request's step of the lead's trace, exported when tracing is on (docs/tracing.md).
+    let span = tracing::info_span!(
+        target: SPAN_TARGET,
+        "ingest.lead",
+        otel.kind = "server",
+        caller = %caller.name,
+        lead_id = tracing::field::Empty,
+    );
+    let trace = TraceParent::for_span(
+        &span,
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+    );
+    accept(state, caller, body, key, submission, trace)
+        .instrument(span)
+        .await
+}
+
+async fn accept(
+    state: &AppState,
+    caller: &Caller,
+    body: &Bytes,
+    key: Option<&str>,
     mut submission: LeadSubmission,
+    trace: TraceParent,
 ) -> Result<Accepted, ApiError> {
     let now = Utc::now();
     let mut received_at = now;
@@ -189,7 +216,7 @@ pub(crate) async fn accept_lead(
         None => None,
     };
 
-    let trace = TraceParent::child_of(headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    tracing::Span::current().record("lead_id", tracing::field::display(&lead.id));
     if let Err(error) = publish_lead(state, &lead, trace, reservation.as_ref()).await {
         if let Some(reservation) = reservation {
             reservation.release(state).await;

@@ -13,6 +13,7 @@ mod envelope;
 mod error;
 mod gate;
 mod handle;
+mod hop;
 mod log;
 mod partition;
 mod producer;

@@ -57,6 +57,20 @@ impl TraceParent {
         format!("{:032x}", self.trace_id)
     }
 
+    /// The ids, as an exporter names them (`None` for the all-zero ids W3C forbids).
+    pub(crate) fn from_parts(trace_id: u128, span_id: u64, sampled: bool) -> Option<Self> {
+        (trace_id != 0 && span_id != 0).then_some(Self {
+            trace_id,
+            span_id,
+            sampled,
+        })
+    }
+
+    /// The trace id, span id and sampled flag.
+    pub(crate) fn parts(&self) -> (u128, u64, bool) {
+        (self.trace_id, self.span_id, self.sampled)
+    }
+
     /// Continues the trace of `parent` when it parses, else starts a new one.
     pub fn child_of(parent: Option<&str>) -> Self {
         parent

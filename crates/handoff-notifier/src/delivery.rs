@@ -24,6 +24,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use handoff_config::NotifierSettings;
 use handoff_domain::Transience;
@@ -196,9 +197,13 @@ impl Deliveries {
                     let begun = self.store.begin_delivery(&delivery, start).await?;
                     if begun == Begun::Claimed {
                         let this = self.clone();
-                        self.tracker.spawn(async move {
-                            this.attempt(delivery, token, pass, permit).await;
-                        });
+                        // In the delivery's span (when traces are exported).
+                        self.tracker.spawn(
+                            async move {
+                                this.attempt(delivery, token, pass, permit).await;
+                            }
+                            .in_current_span(),
+                        );
                     }
                     begun
                 }

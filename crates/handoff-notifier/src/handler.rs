@@ -12,6 +12,8 @@ use handoff_domain::routing::ChannelKind;
 use handoff_domain::{LeadId, RepId, TeamId, Transience};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent, PoisonReason};
 use handoff_store::Store;
+use handoff_telemetry::traces::SPAN_TARGET;
+use tracing::Instrument;
 
 use crate::delivery::{Deliveries, Notification};
 use crate::links::LinkSigner;
@@ -183,8 +185,20 @@ impl EventHandler for NotifierHandler {
     /// done the event's offset may be stored, because the delivery lives in Redis.
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
         if let Some(notification) = self.notification(event).await? {
+            // The delivery's step of the lead's trace: storing it and its first attempt
+            // (exported when tracing is on; retries later are not part of it).
+            let span = tracing::info_span!(
+                target: SPAN_TARGET,
+                "notifier.deliver",
+                otel.kind = "producer",
+                event_type = notification.event_type,
+                lead_id = event.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()),
+            );
+            // Webhooks carry no traceparent: only the span's parent matters here.
+            let _ = event.trace_for(&span);
             self.deliveries
                 .begin(notification, event)
+                .instrument(span)
                 .await
                 .map_err(|e| {
                     if e.is_transient() {

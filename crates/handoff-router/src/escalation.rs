@@ -21,9 +21,11 @@ use handoff_domain::routing::RoutingExplanation;
 use handoff_domain::sla::Sla;
 use handoff_domain::{RepId, TeamId};
 use handoff_kafka::{
-    Effects, EventHandler, EventProducer, HandleError, InboundEvent, OutboundEvent,
+    Effects, EventHandler, EventProducer, HandleError, InboundEvent, OutboundEvent, TraceParent,
 };
 use handoff_store::{EscalateOutcome, Escalation};
+use handoff_telemetry::traces::SPAN_TARGET;
+use tracing::Instrument;
 
 use crate::placement::{effective_capacity, PlaceError, Placer};
 
@@ -270,7 +272,27 @@ impl EscalationHandler {
 
 impl EventHandler for EscalationHandler {
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
+        // The reassignment's step of the lead's trace (exported when tracing is on).
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "router.sla_breached",
+            otel.kind = "consumer",
+            lead_id = tracing::field::Empty,
+        );
+        let trace = event.trace_for(&span);
+        let effects = self.escalate(event, trace).instrument(span.clone()).await?;
+        Ok(Box::pin(effects.instrument(span)))
+    }
+}
+
+impl EscalationHandler {
+    async fn escalate(
+        &self,
+        event: &InboundEvent,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
         let breach: SlaBreached = event.decode(EventKind::SlaBreached)?;
+        tracing::Span::current().record("lead_id", tracing::field::display(&breach.lead_id));
         // A queue wait (attempt 0) has no rep to take the lead from: the drainer routes it.
         // A missed disposition is the rep's report overdue, not a lead to take away.
         let Some(old_rep) = breach
@@ -281,7 +303,6 @@ impl EventHandler for EscalationHandler {
             return Ok(Box::pin(async { Ok(()) }));
         };
         let rules = self.placer.rules.current();
-        let trace = event.child_trace();
         let steps = self
             .steps(&rules, &breach, &old_rep, &trace.to_string())
             .await

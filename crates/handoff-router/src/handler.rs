@@ -12,6 +12,8 @@ use handoff_kafka::{
     TraceParent,
 };
 use handoff_store::RecordedDecision;
+use handoff_telemetry::traces::SPAN_TARGET;
+use tracing::Instrument;
 
 use crate::placement::{disposition_id, PlaceError, Placed, Placer};
 
@@ -35,7 +37,27 @@ impl RouterHandler {
 }
 
 impl EventHandler for RouterHandler {
+    /// One span per attempt: the decision and, through its effects, the produce
+    /// acknowledgement after which the offset may be committed.
     async fn handle(&self, event: &InboundEvent) -> Result<Effects, HandleError> {
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "router.lead_created",
+            otel.kind = "consumer",
+            lead_id = tracing::field::Empty,
+        );
+        let trace = event.trace_for(&span);
+        let effects = self.route(event, trace).instrument(span.clone()).await?;
+        Ok(Box::pin(effects.instrument(span)))
+    }
+}
+
+impl RouterHandler {
+    async fn route(
+        &self,
+        event: &InboundEvent,
+        trace: TraceParent,
+    ) -> Result<Effects, HandleError> {
         let payload: LeadPayload = event.decode(EventKind::LeadCreated)?;
         // Other producers publish here too: what they left unset comes from the record
         // (deterministically, so a redelivery is the same lead), and their leads are held to
@@ -45,7 +67,7 @@ impl EventHandler for RouterHandler {
             .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
         let lead = check_lead(&lead)
             .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
-        let trace = event.child_trace();
+        tracing::Span::current().record("lead_id", tracing::field::display(&lead.id));
         let rules = self.placer.rules.current();
         let sticky = rules.routing.sticky_days() > 0 && !lead.contact.email.is_empty();
         let prior_owner = self

@@ -10,7 +10,9 @@ use handoff_domain::sla::Sla;
 use handoff_domain::LeadId;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{ClaimRequest, DueBreach, DueReminder, Store, TimelineEntry};
+use handoff_telemetry::traces::SPAN_TARGET;
 use handoff_telemetry::Metrics;
+use tracing::Instrument;
 
 /// Why a poll round stopped (retried on the next tick: claims not completed come back
 /// after their lease).
@@ -187,18 +189,30 @@ impl SlaPoller {
         event: &T,
         entry: TimelineEntry,
     ) -> Result<(), PollError> {
-        // The lead's trace goes on: POST → lead.created → lead.assigned → sla.*.
+        // The lead's trace goes on: POST → lead.created → lead.assigned → sla.*; this step
+        // is a span of it when tracing is on.
+        let span = tracing::info_span!(
+            target: SPAN_TARGET,
+            "sla.announce",
+            otel.name = kind.topic_suffix(),
+            otel.kind = "producer",
+            lead_id = %lead_id,
+        );
         let outbound = OutboundEvent::new(
             kind,
             id,
             lead_id.as_str(),
             entry.at,
-            TraceParent::child_of(trace),
+            TraceParent::for_span(&span, trace),
             event,
         )?;
-        self.producer.publish(&outbound).await?;
-        self.store.append_timeline(lead_id, &entry).await?;
-        Ok(())
+        async {
+            self.producer.publish(&outbound).await?;
+            self.store.append_timeline(lead_id, &entry).await?;
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 
     /// Publishes a due reminder (or nothing, when it no longer applies); the round

@@ -23,7 +23,10 @@ async fn main() {
         eprintln!("panic at {location} (message withheld: it may quote input)");
     }));
     // Errors reach people: print the cause chain, not a backtrace, and exit non-zero.
-    if let Err(error) = run(Cli::parse()).await {
+    let outcome = run(Cli::parse()).await;
+    // The last spans, when traces are exported (a no-op otherwise).
+    handoff_telemetry::traces::shutdown_traces();
+    if let Err(error) = outcome {
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }
@@ -137,6 +140,35 @@ fn load(cli: &Cli) -> anyhow::Result<handoff_config::LoadedConfig> {
     let loaded = handoff_config::load(&cli.config, std::env::vars())
         .with_context(|| format!("cannot start with configuration {}", cli.config.display()))?;
     let log = &loaded.settings.log;
-    handoff_telemetry::init_logging(log.format == handoff_config::LogFormat::Json, &log.level)?;
+    let export = trace_export(&cli.command, &loaded.settings.tracing);
+    handoff_telemetry::init_telemetry(
+        log.format == handoff_config::LogFormat::Json,
+        &log.level,
+        export.as_ref(),
+    )?;
     Ok(loaded)
+}
+
+/// Where spans go, if anywhere (`[tracing]`, docs/tracing.md); named for the command's
+/// service unless the configuration names it.
+fn trace_export(
+    command: &Command,
+    settings: &handoff_config::TracingSettings,
+) -> Option<handoff_telemetry::traces::TraceExport> {
+    let service = match command {
+        Command::Ingest => "handoff-ingest",
+        Command::Router => "handoff-router",
+        Command::Sla => "handoff-sla",
+        Command::Notifier => "handoff-notifier",
+        Command::State { .. } => "handoff-state",
+        _ => "handoff",
+    };
+    Some(handoff_telemetry::traces::TraceExport {
+        endpoint: settings.otlp_endpoint.clone()?,
+        service_name: settings
+            .service_name
+            .clone()
+            .unwrap_or_else(|| service.to_owned()),
+        sample_ratio: settings.sample_ratio,
+    })
 }

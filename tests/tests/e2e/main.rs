@@ -25,5 +25,6 @@ mod rules_live;
 mod security;
 mod sla;
 mod state_loss;
+mod tracing_export;
 mod untrusted_input;
 mod webhooks;
