@@ -67,6 +67,10 @@ lint_clippy() {
     { echo "FAIL clippy: cargo clippy --workspace --all-targets -- -D warnings"; return 1; }
 }
 
+# The broker's one-time build (~20 minutes on a fresh machine) runs beside the lint and
+# build steps instead of after them; test-env.sh waits for it (ensure-tansu.sh's lock).
+scripts/ensure-tansu.sh >"$logs/tansu-build.log" 2>&1 &
+
 run fmt count_lines lint_fmt
 run clippy count_lines lint_clippy
 
