@@ -85,6 +85,22 @@ team = "sales"
 /// Partitions of every topic: room for three members of a group.
 const PARTITIONS: u32 = 6;
 
+/// What a run saw: the oracle's report, and what ingest answered while the broker was away.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub report: Report,
+    pub during_outage: Option<OutageProbe>,
+}
+
+/// Ingest's answers halfway through a broker outage.
+#[derive(Debug, Clone)]
+pub struct OutageProbe {
+    /// `GET /readyz`: status and body.
+    pub readyz: (u16, String),
+    /// One `POST /v1/leads` (one attempt): status, or `None` when it got no answer.
+    pub post: Option<u16>,
+}
+
 /// What to do to the system while the traffic runs.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -157,7 +173,7 @@ macro_rules! say {
 }
 
 /// Runs `plan` and judges the result.
-pub async fn run(plan: Plan) -> anyhow::Result<Report> {
+pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let id = crate::unique_id();
     let receiver = Receiver::start().await?;
     let mut redis = RedisServer::start(Persistence::AofAlways).await;
@@ -250,6 +266,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     let mut next_kill = plan.kill_every.map(|every| started + every);
     let mut extra: Vec<usize> = Vec::new();
     let mut kills = 0usize;
+    let mut probe = None;
     while !traffic.is_finished() || events.peek().is_some() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         // A service that ended by itself (e.g. started while Redis was down) is started
@@ -294,7 +311,11 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                     redis.up().await;
                 }
-                Fault::BrokerDown => broker.lock().await.command("down 1").await?,
+                Fault::BrokerDown => {
+                    broker.lock().await.command("down 1").await?;
+                    let wait = plan.broker_outage.unwrap_or_default() / 2;
+                    probe = Some(tokio::spawn(probe_outage(api.clone(), wait)));
+                }
                 Fault::BrokerUp => broker.lock().await.command("up 1").await?,
                 Fault::Broker(command) => broker.lock().await.command(&command).await?,
             }
@@ -336,7 +357,35 @@ pub async fn run(plan: Plan) -> anyhow::Result<Report> {
     }
     fleet.stop_all().await;
     drop(broker);
-    Ok(report)
+    let during_outage = match probe {
+        Some(probe) => Some(probe.await?),
+        None => None,
+    };
+    Ok(Outcome {
+        report,
+        during_outage,
+    })
+}
+
+/// Halfway through a broker outage: what `/readyz` says and what a lead post gets.
+async fn probe_outage(api: String, wait: Duration) -> OutageProbe {
+    tokio::time::sleep(wait).await;
+    let readyz = match reqwest::get(format!("{api}/readyz")).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    };
+    let post = crate::client()
+        .post(format!("{api}/v1/leads"))
+        .timeout(Duration::from_secs(30))
+        .json(&crate::qualified_lead(999_999))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16());
+    OutageProbe { readyz, post }
 }
 
 #[derive(Debug)]

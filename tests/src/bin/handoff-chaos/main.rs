@@ -67,7 +67,14 @@ async fn main() -> anyhow::Result<()> {
         drain_deadline: Duration::from_secs(args.drain_seconds),
         verbose: true,
     };
-    let report = run(plan).await?;
+    let outcome = run(plan).await?;
+    if let Some(probe) = &outcome.during_outage {
+        eprintln!(
+            "chaos: during the broker outage: /readyz {} {}; POST /v1/leads {:?}",
+            probe.readyz.0, probe.readyz.1, probe.post
+        );
+    }
+    let report = outcome.report;
     println!("{report}");
     let failures = report.failures();
     if !failures.is_empty() {
