@@ -75,7 +75,7 @@ impl Fleet {
             .arg("--config")
             .arg(&self.config)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
+            .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
         if instance.service == "ingest" {

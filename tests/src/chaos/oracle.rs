@@ -202,7 +202,7 @@ fn partitions(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<i32>> 
         .collect())
 }
 
-fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
+pub fn read_topic(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Record>> {
     use handoff_kafka::rdkafka::message::Message as _;
     let consumer = reader(bootstrap)?;
     let mut ends = BTreeMap::new();
@@ -315,6 +315,11 @@ pub fn judge(observed: &Observed) -> Report {
             .insert(record.header("ce_id").unwrap_or_default().to_owned());
     }
 
+    let created: BTreeSet<&str> = observed
+        .created
+        .iter()
+        .filter_map(|r| r.header("ce_subject"))
+        .collect();
     let leads: BTreeSet<&str> = observed
         .accepted
         .iter()
@@ -338,7 +343,12 @@ pub fn judge(observed: &Observed) -> Report {
             report.lost += 1;
             example(
                 &mut report,
-                format!("lost: {lead} (redis: {:?})", facts.map(|f| f.state)),
+                format!(
+                    "lost: {lead} (redis: {:?}; on lead.created: {}; accepted: {})",
+                    facts.map(|f| f.state),
+                    created.contains(lead),
+                    observed.accepted.contains(*lead)
+                ),
             );
         }
         let Some(attempts) = attempts else { continue };
@@ -372,7 +382,10 @@ pub fn judge(observed: &Observed) -> Report {
                 report.missed_breaches += 1;
                 example(
                     &mut report,
-                    format!("missed breach: {lead} attempt {attempt} due {due}"),
+                    format!(
+                        "missed breach: {lead} attempt {attempt} due {due}; redis: {facts:?}; attempts: {:?}",
+                        attempts.keys().collect::<Vec<_>>()
+                    ),
                 );
             }
         }

@@ -492,7 +492,7 @@ async fn wait_assigned(client: &reqwest::Client, api: &str, lead_id: &str) -> bo
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
     }
     false
 }
