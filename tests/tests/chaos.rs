@@ -33,11 +33,20 @@ async fn the_chaos_command_loses_nothing_doubles_nothing_and_misses_no_breach() 
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_handoff-chaos"))
         .args(["--leads", "300", "--rate", "10", "--kill-every", "4"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .output()
         .await
         .expect("handoff-chaos runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    // The run's progress and the oracle's examples, shown when the test fails.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("drain:"))
+        .rev()
+        .take(40)
+        .collect();
+    eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     let line = stdout
         .lines()
         .find(|l| l.starts_with("leads="))
@@ -75,14 +84,21 @@ async fn with_broker_faults(commands: &[(f64, &str)], rebalance: bool) -> Outcom
     run(plan).await.expect("the run")
 }
 
-// Kafka error codes: 6 NOT_LEADER_FOR_PARTITION, 7 REQUEST_TIMED_OUT, 15
+// Kafka error codes: 6 NOT_LEADER_FOR_PARTITION, 7 REQUEST_TIMED_OUT, 19
+// NOT_ENOUGH_REPLICAS, 15
 // COORDINATOR_NOT_AVAILABLE, 16 NOT_COORDINATOR. API keys: Produce 0, Fetch 1,
 // OffsetCommit 8, JoinGroup 11.
 
+/// Produce errors the client retries (the record was not written). Not REQUEST_TIMED_OUT:
+/// after it an idempotent producer counts the batch as written once a later batch of the
+/// same producer succeeds (a real broker refuses that one, OUT_OF_ORDER_SEQUENCE_NUMBER),
+/// but the mock checks sequences only for transactional producers, so the batch is
+/// acknowledged and never written — measured with three plain idempotent producers and
+/// nothing of handoff's: 1 of 300 acknowledged records missing (docs/chaos.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_errors_lose_and_double_nothing() {
     let outcome =
-        with_broker_faults(&[(0.2, "errors 0 7 40"), (0.5, "errors 0 6 40")], false).await;
+        with_broker_faults(&[(0.2, "errors 0 6 40"), (0.5, "errors 0 19 40")], false).await;
     assert_clean(&outcome.report);
 }
 

@@ -2,7 +2,6 @@
 //! instance killed, restarted or stopped on its own. Their logs go to `<dir>/<name>.log`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context as _;
