@@ -339,7 +339,11 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     );
     traffic_outcome?;
 
-    let quiet = drain(&plan, &bootstrap, &topics, &redis.url(), &id).await?;
+    let accepted_now: Vec<String> = accepted
+        .lock()
+        .map(|a| a.iter().cloned().collect())
+        .unwrap_or_default();
+    let quiet = drain(&plan, &bootstrap, &topics, &redis.url(), &id, &accepted_now).await?;
     if !quiet {
         say!(
             plan,
@@ -481,9 +485,13 @@ async fn traffic(
     Ok(())
 }
 
-/// Polls `GET /v1/leads/{id}` until the lead is assigned (`true`), or for a minute.
+/// Polls `GET /v1/leads/{id}` until the lead is assigned (`true`), or for a minute. The
+/// poll backs off (0.5 s doubling to 4 s): while the routers lag behind a kill, thousands
+/// of pollers would otherwise fill ingest's request slots (503 `overloaded`) and starve the
+/// traffic itself.
 async fn wait_assigned(client: &reqwest::Client, api: &str, lead_id: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(500);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(format!("{api}/v1/leads/{lead_id}")).send().await {
             if let Ok(view) = response.json::<Value>().await {
@@ -492,7 +500,8 @@ async fn wait_assigned(client: &reqwest::Client, api: &str, lead_id: &str) -> bo
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(4));
     }
     false
 }
@@ -581,14 +590,15 @@ async fn post_until_accepted(
     anyhow::bail!("POST {url} not accepted within 3 minutes; last: {last}")
 }
 
-/// Waits until the system is quiet: every first-touch deadline resolved, no claim held,
-/// the outbox empty, and the logs' ends unchanged for 6 s. `false` after the deadline.
+/// Waits until the system is quiet: every accepted lead decided, every first-touch
+/// deadline resolved, no claim held, the outbox empty, and the logs' ends unchanged for 6 s. `false` after the deadline.
 async fn drain(
     plan: &Plan,
     bootstrap: &str,
     topics: &Topics,
     redis_url: &str,
     id: &str,
+    accepted: &[String],
 ) -> anyhow::Result<bool> {
     let deadline = Instant::now() + plan.drain_deadline;
     let all = topics.all();
@@ -628,11 +638,27 @@ async fn drain(
             .query_async(&mut redis)
             .await
             .unwrap_or(usize::MAX);
+        // Leads nobody decided yet (no record, or still `received`): a stalled partition
+        // leaves the logs quiet and no deadline behind, so this is what shows it.
+        let mut pipe = redis::pipe();
+        for lead in accepted {
+            pipe.hget(format!("{{{id}}}:lead:{lead}"), "state");
+        }
+        let states: Vec<Option<String>> = pipe.query_async(&mut redis).await.unwrap_or_default();
+        let undecided = if states.len() == accepted.len() {
+            states
+                .iter()
+                .filter(|s| s.as_deref().is_none_or(|s| s == "received"))
+                .count()
+        } else {
+            usize::MAX
+        };
         say!(
             plan,
-            "drain: log end {end}, first-touch deadlines {first_touch}, claims {claimed}, outbox {outbox}"
+            "drain: log end {end}, undecided leads {undecided}, first-touch deadlines {first_touch}, claims {claimed}, outbox {outbox}"
         );
-        if first_touch == 0
+        if undecided == 0
+            && first_touch == 0
             && claimed == 0
             && outbox == 0
             && end >= 0
