@@ -561,6 +561,7 @@ async fn post_until_accepted(
     key: &str,
     body: &Value,
 ) -> anyhow::Result<Value> {
+    let closing = body["outcome"] == "converted";
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -577,6 +578,12 @@ async fn post_until_accepted(
                 let answer = response.json::<Value>().await.unwrap_or(Value::Null);
                 match status {
                     202 => return Ok(answer),
+                    // A close whose first attempt was applied but not answered (ingest
+                    // killed between publishing and recording the key): its retry hears
+                    // that the lead is closed — by this very report.
+                    409 if closing && answer["error"]["code"] == "lead_closed" => {
+                        return Ok(answer)
+                    }
                     // Transient: a dependency down, a key in flight, the lead not yet
                     // known (a directly produced lead before the router saw it).
                     404 | 409 | 429 | 500..=599 => last = format!("{status} {answer}"),
