@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a failed set-up should fail loudly
 
+pub mod chaos;
 pub mod contract;
 pub mod otlp;
 pub mod prometheus;

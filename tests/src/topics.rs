@@ -98,7 +98,7 @@ impl TopicReader {
     }
 }
 
-fn to_record(message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>) -> Record {
+pub(crate) fn to_record(message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>) -> Record {
     let headers = message
         .headers()
         .map(|h| {

@@ -87,7 +87,9 @@ async fn accept(
     body_kind(headers, false)?;
     let body = read_body(headers, body, state.settings.max_body_bytes).await?;
     let now = Utc::now();
-    let mut disposition = json::<DispositionSubmission>(&body)?
+    let submission = json::<DispositionSubmission>(&body)?;
+    let stated = submission.occurred_at.is_some();
+    let mut disposition = submission
         .validate(now)
         .map_err(|e| ApiError::Validation(e.0))?;
     check_reason_code(&disposition, &state.settings.reason_codes)?;
@@ -105,7 +107,16 @@ async fn accept(
         });
     }
     disposition.actor = actor(&caller, &disposition.actor, &record)?;
-    check_occurred_at(disposition.occurred_at, now, &record)?;
+    // A report without a time happened now: after the record just read. Taking the time
+    // from before the read refused a touch whose lead was reassigned meanwhile as "before
+    // the lead's assignment" (found by the chaos run under load).
+    let checked_at = if stated {
+        now
+    } else {
+        disposition.occurred_at = reported_now(now);
+        disposition.occurred_at
+    };
+    check_occurred_at(disposition.occurred_at, checked_at, &record)?;
 
     let key = idempotency_key(headers)?.map(|key| format!("{lead_id}/{key}"));
     let request = IdempotentRequest::new(IDEMPOTENCY_SCOPE, &caller, key.as_deref(), &body);
@@ -257,6 +268,11 @@ fn actor(caller: &Caller, claimed: &Actor, record: &LeadRecord) -> Result<Actor,
         }),
         None => Ok(claimed.clone()),
     }
+}
+
+/// The time of a report that states none: now, never before `read_at` (the clock may step).
+fn reported_now(read_at: DateTime<Utc>) -> DateTime<Utc> {
+    Utc::now().max(read_at)
 }
 
 /// An outcome cannot come from the future, nor from before the lead was assigned (or,

@@ -2,10 +2,28 @@
 //! memory, for tests that run services as separate processes (crash and rebalance tests)
 //! and for trying the suite without Tansu. Prints `bootstrap=<host:port>` and serves until
 //! SIGTERM/SIGINT or until its standard input closes.
+//!
+//! Standard input also takes one command a line, answered `ok` or `error: <why>` on
+//! standard output (the chaos command's faults, `handoff_e2e::chaos::MockBroker`):
+//!
+//! ```text
+//! create <topic> <partitions>        a topic (the mock answers no CreateTopics request)
+//! down <broker id> | up <broker id>  take a broker off the network and back
+//! rtt <broker id> <ms>               every round trip to that broker takes <ms>
+//! errors <api key> <code> <count>    the next <count> requests of that API fail with <code>
+//! clear <api key>                    drop the errors still queued for that API
+//! ```
+//!
+//! API keys and error codes are Kafka's numbers (Produce 0, Fetch 1, OffsetCommit 8,
+//! JoinGroup 11; e.g. 7 REQUEST_TIMED_OUT, 6 NOT_LEADER_FOR_PARTITION).
 
-use std::io::Read as _;
+use std::io::{BufRead as _, Write as _};
+use std::time::Duration;
 
+use anyhow::Context as _;
 use handoff_kafka::rdkafka::mocking::MockCluster;
+use handoff_kafka::rdkafka::producer::DefaultProducerContext;
+use handoff_kafka::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 fn main() -> anyhow::Result<()> {
     let brokers = std::env::args()
@@ -13,10 +31,71 @@ fn main() -> anyhow::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     let cluster = MockCluster::new(brokers)?;
-    println!("bootstrap={}", cluster.bootstrap_servers());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "bootstrap={}", cluster.bootstrap_servers())?;
+    out.flush()?;
     // Keep serving while the parent holds our stdin (or until we are killed).
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match command(&cluster, &line) {
+            Ok(()) => writeln!(out, "ok")?,
+            Err(e) => writeln!(out, "error: {e:#}")?,
+        }
+        out.flush()?;
+    }
     drop(cluster);
     Ok(())
+}
+
+fn command(
+    cluster: &MockCluster<'static, DefaultProducerContext>,
+    line: &str,
+) -> anyhow::Result<()> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| -> anyhow::Result<i64> {
+        words
+            .get(i)
+            .context("too few arguments")?
+            .parse::<i64>()
+            .with_context(|| format!("argument {i} is not a number"))
+    };
+    match words.first().copied() {
+        Some("create") => {
+            let topic = words.get(1).context("create <topic> <partitions>")?;
+            cluster.create_topic(topic, i32::try_from(number(2)?)?, 1)?;
+        }
+        Some("down") => cluster.broker_down(i32::try_from(number(1)?)?)?,
+        Some("up") => cluster.broker_up(i32::try_from(number(1)?)?)?,
+        Some("rtt") => cluster.broker_round_trip_time(
+            i32::try_from(number(1)?)?,
+            Duration::from_millis(u64::try_from(number(2)?)?),
+        )?,
+        Some("errors") => {
+            let api = api_key(number(1)?)?;
+            let code = RDKafkaRespErr::try_from(i32::try_from(number(2)?)?)
+                .map_err(|_| anyhow::anyhow!("not a Kafka error code"))?;
+            let count = usize::try_from(number(3)?)?;
+            cluster.request_errors(api, &vec![code; count]);
+        }
+        Some("clear") => cluster.clear_request_errors(api_key(number(1)?)?),
+        _ => anyhow::bail!("unknown command {line:?}: create, down, up, rtt, errors, clear"),
+    }
+    Ok(())
+}
+
+fn api_key(number: i64) -> anyhow::Result<RDKafkaApiKey> {
+    Ok(match number {
+        0 => RDKafkaApiKey::Produce,
+        1 => RDKafkaApiKey::Fetch,
+        8 => RDKafkaApiKey::OffsetCommit,
+        9 => RDKafkaApiKey::OffsetFetch,
+        10 => RDKafkaApiKey::FindCoordinator,
+        11 => RDKafkaApiKey::JoinGroup,
+        12 => RDKafkaApiKey::Heartbeat,
+        14 => RDKafkaApiKey::SyncGroup,
+        other => anyhow::bail!("API key {other} is not one of 0, 1, 8, 9, 10, 11, 12, 14"),
+    })
 }
