@@ -116,6 +116,67 @@ async fn an_untouched_lead_breaches_once_and_a_contacted_one_never() {
     stack.stop().await.unwrap();
 }
 
+/// A first touch made after the deadline, while no SLA tracker was running to fire it (both
+/// down, or behind): the miss is still a breach once a tracker runs, and the lead stays
+/// with the rep who is now working it (no reassignment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_after_the_deadline_does_not_erase_the_breach() {
+    use handoff::services::{Service, ServiceSet};
+    let options = StackOptions {
+        first_touch_seconds: 1,
+        ..StackOptions::default()
+    };
+    let stack = Stack::start(StackOptions {
+        services: ServiceSet::of(&[Service::Ingest, Service::Router, Service::Notifier]),
+        ..options.clone()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let lead = stack.post_lead(&client, &qualified_lead(1)).await;
+    let mut assigned = stack.reader(EventKind::LeadAssigned);
+    let first = assigned
+        .read_until(Duration::from_secs(30), "the assignment", |r| !r.is_empty())
+        .await
+        .to_vec();
+    let due: DateTime<Utc> = first[0].json()["first_touch_due_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    while Utc::now() <= due + chrono::Duration::milliseconds(200) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = post_json(
+        &client,
+        &format!("{}/v1/leads/{lead}/dispositions", stack.api()),
+        &json!({ "outcome": "contacted", "actor": "rep", "actor_id": "a" }),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+
+    let mut breaches = stack.reader(EventKind::SlaBreached);
+    let tracker = Stack::start(StackOptions {
+        services: ServiceSet::only(Service::Sla),
+        id: Some(stack.id.clone()),
+        ..options
+    })
+    .await;
+    let breached = breaches
+        .read_until(Duration::from_secs(30), "the late touch's breach", |r| {
+            !r.is_empty()
+        })
+        .await
+        .to_vec();
+    assert_eq!(breached[0].header("ce_subject"), Some(lead.as_str()));
+    assert_eq!(breached[0].json()["attempt"], 1);
+    // The rep working it keeps it: no second attempt, and the lead reads touched.
+    let later = assigned.read_for(Duration::from_secs(3)).await;
+    assert_eq!(later.len(), 1, "reassigned after a touch: {later:?}");
+    assert_eq!(stack.lead_view(&lead).await["state"], "touched");
+    tracker.stop().await.unwrap();
+    stack.stop().await.unwrap();
+}
+
 /// Two SLA trackers on the same Redis and topics, claiming in small batches so both take
 /// part: every (lead, attempt, sla) breaches exactly once and every reminder goes out
 /// once, and no claim outlives its lease.

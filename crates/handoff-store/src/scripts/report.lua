@@ -23,6 +23,18 @@ if state == 'closed' then
   return {'refused', state}
 end
 local member = a.lead_id .. '|' .. (f[4] or '0')
+-- The first-touch deadline goes with a touch (or close) made in time. One made after it
+-- stays, so the SLA tracker still fires the breach the lead earned: a tracker that was down
+-- or behind must not let a late touch erase a miss. The router then leaves the touched
+-- lead with its rep (escalate.lua: a touch that came first wins).
+local function forget_first_touch()
+  local due = redis.call('ZSCORE', KEYS[4], member)
+  if due and tonumber(a.at_ms) > tonumber(due) then
+    return
+  end
+  redis.call('ZREM', KEYS[4], member)
+  redis.call('ZREM', KEYS[5], member)
+end
 local first = not f[5]
 if first then
   redis.call('HSET', KEYS[1], 'touched_ms', a.at_ms)
@@ -46,8 +58,7 @@ end
 if a.transition == 'touch' then
   if state == 'assigned' then
     redis.call('HSET', KEYS[1], 'state', 'touched')
-    redis.call('ZREM', KEYS[4], member)
-    redis.call('ZREM', KEYS[5], member)
+    forget_first_touch()
     if a.release == 'first_touch' then
       redis.call('ZREM', KEYS[3], a.lead_id)
     end
@@ -56,8 +67,7 @@ if a.transition == 'touch' then
 else
   redis.call('HSET', KEYS[1], 'state', 'closed', 'closed_ms', a.at_ms, 'outcome', a.outcome)
   redis.call('ZREM', KEYS[3], a.lead_id)
-  redis.call('ZREM', KEYS[4], member)
-  redis.call('ZREM', KEYS[5], member)
+  forget_first_touch()
   if state == 'waiting' then
     redis.call('ZREM', KEYS[6], a.lead_id)
   end
