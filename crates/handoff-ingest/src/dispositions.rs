@@ -99,9 +99,26 @@ async fn accept(
         .await
         .map_err(|e| unavailable("redis", &e))?
         .ok_or(ApiError::NotFound("lead"))?;
+    let key = idempotency_key(headers)?.map(|key| format!("{lead_id}/{key}"));
+    let request = IdempotentRequest::new(IDEMPOTENCY_SCOPE, &caller, key.as_deref(), &body);
+    let event_id = request.as_ref().map_or_else(
+        || uuid::Uuid::now_v7().to_string(),
+        IdempotentRequest::derived_id,
+    );
     // The tracker refuses reports for a closed lead too (a race between two reports); the
-    // reporter hears it here.
+    // reporter hears it here. Unless this is a retry of the very report that closed it
+    // (applied, but its key never marked complete: the process died in between): that
+    // hears its first answer, as any retry does.
     if record.state == LeadState::Closed {
+        let applied = request.is_some()
+            && state
+                .store
+                .report_applied(lead_id, &event_id)
+                .await
+                .map_err(|e| unavailable("redis", &e))?;
+        if applied {
+            return Ok(accepted(lead_id, &event_id));
+        }
         return Err(ApiError::LeadClosed {
             outcome: record.outcome,
         });
@@ -118,12 +135,6 @@ async fn accept(
     };
     check_occurred_at(disposition.occurred_at, checked_at, &record)?;
 
-    let key = idempotency_key(headers)?.map(|key| format!("{lead_id}/{key}"));
-    let request = IdempotentRequest::new(IDEMPOTENCY_SCOPE, &caller, key.as_deref(), &body);
-    let event_id = request.as_ref().map_or_else(
-        || uuid::Uuid::now_v7().to_string(),
-        IdempotentRequest::derived_id,
-    );
     let reservation = match request {
         Some(request) => match request.begin(state).await? {
             Begin::Proceed(reserved) => Some(reserved),

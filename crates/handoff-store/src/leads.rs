@@ -95,6 +95,17 @@ impl Store {
         Ok(owner.filter(|o| !o.is_empty()).map(RepId::from))
     }
 
+    /// Whether the report with `event_id` was applied to the lead (its once-only marker,
+    /// report.lua).
+    pub async fn report_applied(&self, lead_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        Ok(redis::cmd("HEXISTS")
+            .arg(self.keys.lead(lead_id))
+            .arg(format!("d:{event_id}"))
+            .query_async(&mut connection)
+            .await?)
+    }
+
     /// `None` for a lead this deployment has never seen (or has forgotten).
     pub async fn lead(&self, lead_id: &str) -> Result<Option<LeadRecord>, StoreError> {
         let key = self.keys.lead(lead_id);

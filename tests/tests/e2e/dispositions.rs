@@ -85,3 +85,44 @@ async fn an_unqualified_lead_goes_to_nurture_with_its_breakdown() {
     assert_eq!(event["source"]["campaign"], "back-to-school");
     stack.stop().await.unwrap();
 }
+
+/// A close that was applied but whose Idempotency-Key was never marked done (ingest died
+/// between the two) is retried: the retry hears the first answer, not "lead closed"; a
+/// different close of the closed lead still hears 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_close_whose_key_was_never_marked_done_hears_its_first_answer() {
+    use redis::AsyncCommands;
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = handoff_e2e::client();
+    let lead_id = stack.post_lead(&client, &qualified_lead(8)).await;
+    let url = format!("{}/v1/leads/{lead_id}/dispositions", stack.api());
+    let close = |key: &'static str| {
+        let (client, url) = (&client, url.clone());
+        async move {
+            let response = client
+                .post(url)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "outcome": "converted", "actor": "crm", "actor_id": "sfdc" }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let (status, first) = close("close-1").await;
+    assert_eq!(status, 202, "{first}");
+    // What a kill between applying the close and marking its key done leaves behind.
+    let mut redis = stack.redis().await;
+    let marks: Vec<String> = redis.keys(stack.key("idem:disposition*")).await.unwrap();
+    assert!(!marks.is_empty(), "the key's mark, as ingest writes it");
+    let _: () = redis.del(&marks).await.unwrap();
+
+    let (status, retry) = close("close-1").await;
+    assert_eq!((status, &retry), (202, &first));
+    let (status, other) = close("close-2").await;
+    assert_eq!(status, 409, "{other}");
+    assert_eq!(other["error"]["code"], "lead_closed");
+    stack.stop().await.unwrap();
+}
