@@ -35,52 +35,14 @@ use crate::{config_env, write_config, StackOptions, TestEnv};
 /// The reps of the chaos rules.
 pub const REPS: [&str; 4] = ["a", "b", "c", "d"];
 
-/// Every rep has room for every lead: capacity never decides, so charging twice shows.
-const RULES: &str = r#"
-[scoring]
-mql_threshold = 10
-free_mail_domains = ["gmail.com"]
-
-[[scoring.rules]]
-name = "senior_title"
-points = 20
-when = { title_contains = ["vp", "director", "chief"] }
-
-[[scoring.rules]]
-name = "student"
-points = -40
-when = { title_contains = ["student"] }
-
-[routing]
-[[routing.teams]]
-id = "sales"
-members = ["a", "b", "c", "d"]
-webhook_url = "WEBHOOK_TEAM"
-
-[[routing.reps]]
-id = "a"
-capacity = 1000000
-webhook_url = "WEBHOOK_REP"
-
-[[routing.reps]]
-id = "b"
-capacity = 1000000
-webhook_url = "WEBHOOK_REP"
-
-[[routing.reps]]
-id = "c"
-capacity = 1000000
-webhook_url = "WEBHOOK_REP"
-
-[[routing.reps]]
-id = "d"
-capacity = 1000000
-webhook_url = "WEBHOOK_REP"
-
-[[routing.rules]]
-name = "everyone"
-team = "sales"
-"#;
+/// The suite's rules ([`crate::RULES`]) with every rep active and room for every lead:
+/// capacity never decides, so charging twice shows.
+fn rules() -> String {
+    crate::RULES
+        .replace("capacity = 100\n", "capacity = 1000000\n")
+        .replace("capacity = 20\n", "capacity = 1000000\n")
+        .replace("active = false\n", "webhook_url = \"WEBHOOK_REP\"\n")
+}
 
 /// Partitions of every topic: room for three members of a group.
 const PARTITIONS: u32 = 6;
@@ -194,7 +156,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     };
     let options = StackOptions {
         first_touch_seconds: plan.first_touch_seconds,
-        rules: RULES.to_owned(),
+        rules: rules(),
         webhook_base: Some(receiver.base.clone()),
         id: Some(id.clone()),
         create_topics: false,
