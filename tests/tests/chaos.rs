@@ -106,10 +106,15 @@ async fn produce_errors_lose_and_double_nothing() {
     assert_clean(&outcome.report);
 }
 
+/// OffsetCommit requests time out (twice 30 in a row): commits fail and are retried; what
+/// was not committed is redelivered and recognised. (NOT_COORDINATOR here made the mock's
+/// group coordinator abort in one run of `make test` — `rdkafka_mock_cgrp.c:
+/// rd_kafka_mock_cgrp_classic_member_add: Assertion '!member->resp' failed` — taking the
+/// broker down with it: docs/chaos.md, "Broker artifacts".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offset_commit_errors_lose_and_double_nothing() {
     let outcome =
-        with_broker_faults(&[(0.2, "errors 8 16 30"), (0.5, "errors 8 7 30")], false).await;
+        with_broker_faults(&[(0.2, "errors 8 7 30"), (0.5, "errors 8 7 30")], false).await;
     assert_clean(&outcome.report);
 }
 
