@@ -549,6 +549,33 @@ pub fn error_fields(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Reads a child's pipe to its end on a task of its own (so the child never blocks on a
+/// full pipe); the task yields what was read.
+pub fn collect_output<R>(mut pipe: R) -> tokio::task::JoinHandle<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    use tokio::io::AsyncReadExt;
+    tokio::spawn(async move {
+        let mut text = Vec::new();
+        pipe.read_to_end(&mut text).await.ok();
+        text
+    })
+}
+
+/// Waits until the service at `api` answers `/readyz` with success.
+pub async fn until_ready(api: &str, timeout: Duration) {
+    let client = client();
+    eventually(timeout, "the service to be ready", || {
+        let (client, url) = (client.clone(), format!("{api}/readyz"));
+        async move {
+            let response = client.get(url).send().await.ok()?;
+            response.status().is_success().then_some(())
+        }
+    })
+    .await;
+}
+
 /// Polls `check` until it yields a value or `timeout` passes (then panics with `what`).
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

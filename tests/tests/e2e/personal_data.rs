@@ -13,7 +13,6 @@ use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use handoff_kafka::rdkafka::ClientConfig;
 use handoff_kafka::Topics;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// The person every request below is about. Distinctive, so a hit is never a coincidence.
@@ -145,29 +144,12 @@ async fn run_traffic(format: &str) -> String {
         .kill_on_drop(true)
         .spawn()
         .expect("handoff all starts");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = tokio::spawn(async move {
-        let mut text = Vec::new();
-        stdout.read_to_end(&mut text).await.ok();
-        text
-    });
-    let err = tokio::spawn(async move {
-        let mut text = Vec::new();
-        stderr.read_to_end(&mut text).await.ok();
-        text
-    });
+    let out = handoff_e2e::collect_output(child.stdout.take().unwrap());
+    let err = handoff_e2e::collect_output(child.stderr.take().unwrap());
 
     let api = format!("http://127.0.0.1:{port}");
     let client = handoff_e2e::client();
-    eventually(Duration::from_secs(60), "handoff all to be ready", || {
-        let (client, url) = (client.clone(), format!("{api}/readyz"));
-        async move {
-            let response = client.get(url).send().await.ok()?;
-            response.status().is_success().then_some(())
-        }
-    })
-    .await;
+    handoff_e2e::until_ready(&api, Duration::from_secs(60)).await;
     let topics = Topics::new(format!("{id}."));
 
     // Leads over HTTP: JSON and a form post.

@@ -14,7 +14,6 @@ use handoff_e2e::{
     eventually, handoff_binary, qualified_lead, unique_id, write_config, StackOptions, TestEnv,
 };
 use handoff_kafka::Topics;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
@@ -59,22 +58,9 @@ async fn start(collector: &OtlpCollector, export_delay_ms: u64) -> Running {
         .kill_on_drop(true)
         .spawn()
         .expect("handoff all starts");
-    let mut out = child.stdout.take().unwrap();
-    let stdout = tokio::spawn(async move {
-        let mut text = Vec::new();
-        out.read_to_end(&mut text).await.ok();
-        text
-    });
+    let stdout = handoff_e2e::collect_output(child.stdout.take().unwrap());
     let api = format!("http://127.0.0.1:{port}");
-    let client = handoff_e2e::client();
-    eventually(WAIT, "handoff all to be ready", || {
-        let (client, url) = (client.clone(), format!("{api}/readyz"));
-        async move {
-            let response = client.get(url).send().await.ok()?;
-            response.status().is_success().then_some(())
-        }
-    })
-    .await;
+    handoff_e2e::until_ready(&api, WAIT).await;
     Running {
         child,
         api,
