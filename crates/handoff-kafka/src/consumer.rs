@@ -36,7 +36,7 @@ use handoff_config::KafkaSettings;
 use handoff_telemetry::Metrics;
 
 use crate::assignment::{Assignment, ConsumerCallbacks, PartitionKey};
-use crate::partition::{self, Backoff, Failure, Shared};
+use crate::partition::{self, Failure, Shared};
 use crate::{consumer_config, EventHandler, EventProducer, InboundEvent, KafkaError, PoisonReason};
 
 /// Which topics, as which group, under which name.
@@ -114,7 +114,11 @@ pub async fn run_consumer<H: EventHandler>(
     });
     let stop = shared.failure.stop.clone();
 
-    let mut receive_backoff = Backoff::new();
+    // librdkafka reports trouble (a broker away, all brokers down) as error events on the
+    // same queue as the messages and the rebalance callbacks, and recovers by itself. The
+    // loop keeps polling through them: sleeping after each one let the errors of a long
+    // outage pile up in front of the new assignment, which then waited minutes to be served.
+    let mut errors_in_a_row: u64 = 0;
     loop {
         let message = tokio::select! {
             biased;
@@ -127,7 +131,14 @@ pub async fn run_consumer<H: EventHandler>(
         };
         match message {
             Ok(message) => {
-                receive_backoff.reset();
+                if errors_in_a_row > 0 {
+                    tracing::info!(
+                        service = spec.service,
+                        errors = errors_in_a_row,
+                        "receiving again"
+                    );
+                    errors_in_a_row = 0;
+                }
                 dispatch(&shared, InboundEvent::from_message(&message));
             }
             Err(e) => {
@@ -135,10 +146,24 @@ pub async fn run_consumer<H: EventHandler>(
                     .consumer_errors
                     .with_label_values(&[spec.service, "receive"])
                     .inc();
-                tracing::warn!(service = spec.service, error = %e, "receive failed; retrying");
-                if !receive_backoff.wait(&stop).await {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    tracing::error!(service = spec.service, ?code, %reason, "the Kafka client failed for good");
+                    shared
+                        .failure
+                        .fail(KafkaError::Client(RdKafkaError::MessageConsumptionFatal(
+                            code,
+                        )));
                     break;
                 }
+                errors_in_a_row += 1;
+                if errors_in_a_row == 1 {
+                    tracing::warn!(service = spec.service, error = %e, "receive failed; librdkafka retries by itself");
+                } else {
+                    tracing::debug!(service = spec.service, error = %e, errors = errors_in_a_row, "receive failed again");
+                }
+                // Errors come one event at a time; this only keeps a burst from
+                // starving the runtime's other tasks.
+                tokio::task::yield_now().await;
             }
         }
     }

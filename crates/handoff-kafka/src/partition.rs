@@ -62,7 +62,7 @@ impl Failure {
         }
     }
 
-    fn fail(&self, error: KafkaError) {
+    pub fn fail(&self, error: KafkaError) {
         let mut slot = self.error.lock().unwrap_or_else(PoisonError::into_inner);
         slot.get_or_insert(error);
         self.stop.cancel();
@@ -364,10 +364,6 @@ impl Backoff {
         Self {
             next: Duration::from_millis(100),
         }
-    }
-
-    pub fn reset(&mut self) {
-        self.next = Duration::from_millis(100);
     }
 
     /// Sleeps; `false` if `stop` came first.
