@@ -90,19 +90,29 @@ async fn with_broker_faults(commands: &[(f64, &str)], rebalance: bool) -> Outcom
 // COORDINATOR_NOT_AVAILABLE, 16 NOT_COORDINATOR. API keys: Produce 0, Fetch 1,
 // OffsetCommit 8, JoinGroup 11.
 
-/// Produce errors the client retries. Ignored: on the mock cluster an idempotent producer
-/// gets a delivery acknowledgement for records the mock never wrote after injected Produce
-/// errors — reproduced with three plain rdkafka producers and no handoff code
-/// (REQUEST_TIMED_OUT: 1 of 300 acknowledged records missing). The mock checks producer
-/// sequences only for transactional producers (rdkafka_mock.c), where a real broker refuses
-/// a batch after a gap (OUT_OF_ORDER_SEQUENCE_NUMBER). With handoff: ingest answered 202 (it
-/// does only after the acknowledgement) for a lead absent from `lead.created`
-/// (docs/chaos.md, "Broker artifacts"). Run it with `--ignored` to see.
+/// Produce errors the clients retry: ingest answers 202 only after the acknowledgement, the
+/// router stores an offset only after its `lead.assigned` is acknowledged, so nothing is lost
+/// or doubled. The producers send one request at a time here: the mock cluster checks
+/// producer sequences only for transactional producers (`rd_kafka_mock_validate_records`),
+/// so a batch accepted after a failed one makes the idempotent producer conclude the failed
+/// one was written (a real broker would have refused the later batch with
+/// OUT_OF_ORDER_SEQUENCE_NUMBER) and acknowledge records the mock never stored —
+/// reproduced with plain rdkafka producers and no handoff code (docs/chaos.md, "Broker
+/// artifacts"). One request in flight leaves no later batch to be accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "mock cluster artifact: acknowledged idempotent produces missing after injected Produce errors (docs/chaos.md)"]
 async fn produce_errors_lose_and_double_nothing() {
-    let outcome =
-        with_broker_faults(&[(0.2, "errors 0 6 40"), (0.5, "errors 0 19 40")], false).await;
+    let plan = Plan {
+        broker_commands: vec![
+            (0.2, "errors 0 6 40".to_owned()),
+            (0.5, "errors 0 19 40".to_owned()),
+        ],
+        kafka_client: vec![(
+            "max.in.flight.requests.per.connection".to_owned(),
+            "1".to_owned(),
+        )],
+        ..Plan::calm(150, 15.0)
+    };
+    let outcome = run(plan).await.expect("the run");
     assert_clean(&outcome.report);
 }
 
@@ -142,12 +152,9 @@ async fn half_second_round_trips_lose_and_double_nothing() {
 
 /// The broker off the network for 30 s (longer than the consumers' session timeout):
 /// ingest's readiness names the broker, and once it is back every lead is assigned once.
-/// Not yet reliable, so not in `make test`: in about half the runs one router's consumer
-/// is given its partitions only when it stops, and the leads on them wait (`lost` > 0;
-/// docs/chaos.md, "Open"). Whether handoff's rebalance handling, librdkafka or the mock
-/// broker holds the assignment is open (issue 9). Run it with `--ignored`.
+/// The consumers' sessions time out during it, so each must serve the new assignment that
+/// waits behind the outage's error events on its queue (it once sat there for minutes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: a router's partitions are left unserved after a 30 s outage in about half the runs (issue 9, docs/chaos.md)"]
 async fn a_broker_away_for_30_seconds_loses_nothing() {
     let plan = Plan {
         broker_outage: Some(Duration::from_secs(30)),

@@ -86,6 +86,21 @@ pub struct Plan {
     pub drain_deadline: Duration,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// librdkafka properties for every service's clients (`[kafka.client]`), e.g.
+    /// `debug = cgrp` (its lines go to each instance's log, at debug level).
+    pub kafka_client: Vec<(String, String)>,
+}
+
+/// The `[kafka.client]` table of the services' configuration (nothing when empty).
+fn kafka_client_table(properties: &[(String, String)]) -> String {
+    if properties.is_empty() {
+        return String::new();
+    }
+    let mut table = toml::Table::new();
+    for (key, value) in properties {
+        table.insert(key.clone(), toml::Value::String(value.clone()));
+    }
+    format!("[kafka.client]\n{table}")
 }
 
 impl Plan {
@@ -102,6 +117,7 @@ impl Plan {
             first_touch_seconds: 6,
             drain_deadline: Duration::from_secs(120),
             verbose: true,
+            kafka_client: Vec::new(),
         }
     }
 
@@ -118,6 +134,7 @@ impl Plan {
             first_touch_seconds: 6,
             drain_deadline: Duration::from_secs(120),
             verbose: true,
+            kafka_client: Vec::new(),
         }
     }
 
@@ -160,6 +177,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         webhook_base: Some(receiver.base.clone()),
         id: Some(id.clone()),
         create_topics: false,
+        extra_config: kafka_client_table(&plan.kafka_client),
         ..StackOptions::default()
     };
     let config = write_config(&env, &id, &options);
@@ -174,6 +192,12 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         "HANDOFF_KAFKA_PARTITION_ASSIGNMENT".to_owned(),
         "cooperative-sticky".to_owned(),
     ));
+    if plan.kafka_client.iter().any(|(key, _)| key == "debug") {
+        vars.push((
+            "HANDOFF_LOG_LEVEL".to_owned(),
+            "warn,handoff=info,handoff_kafka=debug,rdkafka=debug,librdkafka=debug".to_owned(),
+        ));
+    }
     let ingest_listen = format!("127.0.0.1:{}", free_port()?);
     let mut fleet = Fleet::new(config.clone(), vars, log_dir, ingest_listen.clone())?;
     let mut core = vec![fleet.add("ingest", "ingest")?];

@@ -39,6 +39,10 @@ struct Args {
     /// How long the system may take to become quiet after the traffic, in seconds.
     #[arg(long, default_value_t = 180)]
     drain_seconds: u64,
+    /// librdkafka debug contexts for every service, e.g. `cgrp,consumer` (their lines go to
+    /// each instance's log).
+    #[arg(long)]
+    kafka_debug: Option<String>,
 }
 
 #[tokio::main]
@@ -66,6 +70,10 @@ async fn main() -> anyhow::Result<()> {
         first_touch_seconds: args.first_touch_seconds,
         drain_deadline: Duration::from_secs(args.drain_seconds),
         verbose: true,
+        kafka_client: args
+            .kafka_debug
+            .map(|contexts| vec![("debug".to_owned(), contexts)])
+            .unwrap_or_default(),
     };
     let outcome = run(plan).await?;
     if let Some(probe) = &outcome.during_outage {
