@@ -73,9 +73,12 @@ async fn start_receiver() -> (String, Receiver) {
 /// a lead touched before the first reminder gets none (and no breach).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reminders_arrive_before_the_breach_and_not_after_a_touch() {
+    // Long enough that a loaded machine still touches the second lead before its first
+    // reminder (at half of it) is due.
+    const SLA_SECONDS: u32 = 10;
     let (base, receiver) = start_receiver().await;
     let stack = Stack::start(StackOptions {
-        first_touch_seconds: 6,
+        first_touch_seconds: SLA_SECONDS,
         webhook_base: Some(base),
         ..StackOptions::default()
     })
@@ -104,8 +107,11 @@ async fn reminders_arrive_before_the_breach_and_not_after_a_touch() {
         .to_vec();
     let assignment = |lead: &str| of_lead(&records, lead)[0].json();
     let touched_assignment = assignment(&touched);
+    // Before the first reminder (half the SLA) was due, else a reminder would be right.
     assert!(
-        touched_at < time(&touched_assignment["assigned_at"]) + Span::seconds(3),
+        touched_at
+            < time(&touched_assignment["assigned_at"])
+                + Span::milliseconds(i64::from(SLA_SECONDS) * 500),
         "the touch came too late to mean anything: touched at {touched_at}, {touched_assignment}"
     );
     let untouched_assignment = assignment(&untouched);
@@ -180,13 +186,16 @@ async fn reminders_arrive_before_the_breach_and_not_after_a_touch() {
             due.timestamp_millis()
         );
         let reminded_at = time(&reminder["reminded_at"]);
-        let planned = assigned_at + Span::milliseconds((6000.0 * fraction) as i64);
+        let planned =
+            assigned_at + Span::milliseconds((f64::from(SLA_SECONDS) * 1000.0 * fraction) as i64);
         assert!(
             reminded_at >= planned - Span::milliseconds(1),
             "reminded early: {reminder}"
         );
+        // Promptness is measured in benchmarks (docs/benchmarks.md); here a reminder must
+        // come before the next one was planned, even on a loaded machine.
         assert!(
-            reminded_at - planned < Span::seconds(1),
+            reminded_at - planned < Span::milliseconds(i64::from(SLA_SECONDS) * 300),
             "reminded {} ms late",
             (reminded_at - planned).num_milliseconds()
         );
