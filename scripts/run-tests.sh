@@ -47,6 +47,7 @@ run() {
   local name=$1 counter=$2
   shift 2
   echo "==> $name"
+  local started=$SECONDS
   "$@" 2>&1 | tee "$logs/$name.log"
   local rc=${PIPESTATUS[0]}
   # The counters only read the log (they run in a subshell); the totals are kept here.
@@ -58,7 +59,7 @@ run() {
     failed=$((failed + 1))
     echo "==> $name: exited $rc without a counted failure; counted as one failure"
   fi
-  echo "==> $name: $p passed, $f failed (exit $rc)"
+  echo "==> $name: $p passed, $f failed (exit $rc, $((SECONDS - started)) s)"
 }
 
 lint_fmt() { $CARGO fmt --all -- --check && echo "ok fmt" || { echo "FAIL fmt: cargo fmt --all -- --check"; return 1; }; }
@@ -67,31 +68,48 @@ lint_clippy() {
     { echo "FAIL clippy: cargo clippy --workspace --all-targets -- -D warnings"; return 1; }
 }
 
-# The broker's one-time build (~20 minutes on a fresh machine) runs beside the lint and
-# build steps instead of after them; test-env.sh waits for it (ensure-tansu.sh's lock).
+# The broker's one-time build (~20 minutes on a fresh machine) runs in the background from
+# the start. Everything that needs no broker, or brings its own mock cluster (the unit and
+# crate tests, the chaos suite, the deploy checks, the fuzz smoke run), runs while it builds;
+# the e2e suite and schemathesis, which need the real broker, run after it
+# (test-env.sh waits for the build: ensure-tansu.sh's lock).
 scripts/ensure-tansu.sh >"$logs/tansu-build.log" 2>&1 &
 
 run fmt count_lines lint_fmt
 run clippy count_lines lint_clippy
 
-# The e2e suite kills and restarts the real binary, so it is built first.
+# The e2e and chaos suites kill and restart the real binary, so it is built first.
 if ! $CARGO build --bin handoff; then
   echo "FAIL build: cargo build --bin handoff"
   failed=$((failed + 1))
 fi
 
-env_out=$(scripts/test-env.sh up) || { echo "FAIL test-env: could not start Redis/Tansu"; failed=$((failed + 1)); }
-eval "$env_out"
 trap 'scripts/test-env.sh down' EXIT
+env_out=$(scripts/test-env.sh up-redis) || { echo "FAIL test-env: could not start Redis"; failed=$((failed + 1)); }
+eval "$env_out"
 
 export RUST_TEST_THREADS=2
 # The fuzz build (nightly, sanitizer flags) shares nothing with target/: keep it between runs,
 # like the Tansu binary. 20 s a target keeps the smoke run short (docs/fuzzing.md).
 export FUZZ_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/handoff/fuzz-target}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-run cargo count_cargo $CARGO test --workspace --all-targets --no-fail-fast
+# Every cargo test but the e2e suite (tests/tests/e2e), which is the only one on Tansu.
+run cargo count_cargo $CARGO test --workspace --exclude handoff-e2e --all-targets --no-fail-fast
+run cargo-harness count_cargo $CARGO test -p handoff-e2e --lib --bins --test chaos --test contract --no-fail-fast
 run deploy count_lines scripts/check-deploy.sh
 run fuzz-smoke count_lines scripts/fuzz-smoke.sh
+
+# Built now, so the wait for the broker below is not followed by a compile.
+if ! $CARGO test -p handoff-e2e --test e2e --no-run; then
+  echo "FAIL build: cargo test -p handoff-e2e --test e2e --no-run"
+  failed=$((failed + 1))
+fi
+echo "==> waiting for the broker (Tansu build: $logs/tansu-build.log)"
+waited=$SECONDS
+env_out=$(scripts/test-env.sh up) || { echo "FAIL test-env: could not start Redis/Tansu"; failed=$((failed + 1)); }
+eval "$env_out"
+echo "==> broker up after $((SECONDS - waited)) s of waiting"
+run cargo-e2e count_cargo $CARGO test -p handoff-e2e --test e2e --no-fail-fast
 run schemathesis count_summary scripts/schemathesis.sh
 
 echo

@@ -2,7 +2,9 @@
 # Starts (up) or stops (down) what the test suite talks to: a private Redis and a Tansu
 # broker with SQLite storage, both on loopback, state under .run/test-env.
 # `up` prints the environment the tests read (HANDOFF_TEST_KAFKA, HANDOFF_TEST_REDIS, and the
-# cluster and Sentinel URLs of scripts/redis-topologies.sh).
+# cluster and Sentinel URLs of scripts/redis-topologies.sh). `up-redis` does all but the
+# broker: what the tests that need no broker (or bring their own mock cluster) read, while
+# Tansu may still be building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=.run/test-env
@@ -24,6 +26,12 @@ up() {
       -r tests/contract/requirements.txt >&2; then
     echo "==> could not install the tests' Python requirements" >&2
   fi
+  # A Redis Cluster and a Sentinel group: handoff runs on those too (docs/adr/0007).
+  scripts/redis-topologies.sh up
+  echo "export HANDOFF_TEST_REDIS=redis://127.0.0.1:$redis_port"
+}
+
+up_broker() {
   tansu=$(scripts/ensure-tansu.sh)
   if ! (exec 3<>/dev/tcp/127.0.0.1/"$kafka_port") 2>/dev/null; then
     echo "==> starting tansu on 127.0.0.1:$kafka_port" >&2
@@ -40,10 +48,7 @@ up() {
       sleep 0.1
     done
   fi
-  # A Redis Cluster and a Sentinel group: handoff runs on those too (docs/adr/0007).
-  scripts/redis-topologies.sh up
   echo "export HANDOFF_TEST_KAFKA=127.0.0.1:$kafka_port"
-  echo "export HANDOFF_TEST_REDIS=redis://127.0.0.1:$redis_port"
 }
 
 down() {
@@ -56,7 +61,8 @@ down() {
 }
 
 case "${1:-}" in
-  up) up ;;
+  up) up && up_broker ;;
+  up-redis) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  *) echo "usage: $0 up|up-redis|down" >&2; exit 2 ;;
 esac
