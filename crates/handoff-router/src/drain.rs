@@ -204,7 +204,7 @@ impl QueueDrainer {
         let pending = self
             .placer
             .store
-            .outbox_pending(Utc::now() - grace, 100)
+            .outbox_pending(self.placer.store.now() - grace, 100)
             .await?;
         for (lead_id, payload) in pending {
             let Some((event, payload)) = payload.and_then(|p| {

@@ -95,7 +95,8 @@ impl EscalationHandler {
             .chain(std::iter::once(old_rep.as_str()))
             .collect();
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let now = Utc::now();
+            // On Redis's clock, like the deadline of the new attempt (placement.rs).
+            let now = store.now();
             let mut chosen = None;
             for (target, outcome) in &targets {
                 let members = routing.members(target.as_str());

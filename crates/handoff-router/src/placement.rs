@@ -129,7 +129,7 @@ impl Placer {
                 &trace.to_string(),
                 parked,
                 &payload,
-                Utc::now(),
+                self.store.now(),
                 self.retention.as_secs(),
             )
             .await?;
@@ -168,7 +168,9 @@ impl Placer {
             .map(|team| (team, routing.members(team)))
             .collect();
         for _ in 0..MAX_DECISION_ATTEMPTS {
-            let now = Utc::now();
+            // On Redis's clock: the deadline written with the assignment is fired by the
+            // SLA tracker on that clock (handoff-store's server_clock.rs).
+            let now = self.store.now();
             let states = if teams.is_empty() {
                 Default::default()
             } else {

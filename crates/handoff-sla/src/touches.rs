@@ -63,7 +63,7 @@ impl TouchHandler {
                 &payload,
                 self.release,
                 self.lead_retention.as_secs(),
-                Utc::now(),
+                self.store.now(),
             )
             .await
             .map_err(HandleError::from_error)?;

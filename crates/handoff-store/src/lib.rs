@@ -18,6 +18,7 @@ mod lifecycle;
 mod reconcile;
 mod restore;
 mod routing_state;
+mod server_clock;
 
 use connection::Connection;
 
@@ -40,6 +41,7 @@ pub use lifecycle::{
     TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
+pub use server_clock::ServerClock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,6 +84,7 @@ impl Transience for StoreError {
 pub struct Store {
     connection: Connection,
     keys: keys::Keys,
+    clock: ServerClock,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,6 +104,7 @@ impl Store {
         Ok(Self {
             connection: Connection::open(&topology).await?,
             keys: keys::Keys::new(key_prefix),
+            clock: ServerClock::default(),
         })
     }
 

@@ -714,7 +714,7 @@ impl Store {
             return Ok(None);
         };
         // A reporter's clock may run ahead; the lead cannot have been touched in the future.
-        let at = disposition.occurred_at.min(Utc::now());
+        let at = disposition.occurred_at.min(self.now());
         let mut entry = TimelineEntry::new(at, disposition.outcome.as_str())
             .with("outcome", disposition.outcome.as_str())
             .with("event_id", event_id)

@@ -1,7 +1,7 @@
 //! Metrics of the state kept in Redis: which generation a process works on and how often
 //! it found the state lost (docs/operations.md; the alert `HandoffStateLost` pages on them).
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone, Debug)]
 pub struct StateMetrics {
@@ -14,6 +14,8 @@ pub struct StateMetrics {
     pub rebuilds: IntCounterVec,
     /// Deadlines a rebuild found already passed and fired late.
     pub late_breaches: IntCounter,
+    /// The Redis server's clock minus this host's, in seconds, as last measured.
+    pub clock_offset: Gauge,
 }
 
 impl StateMetrics {
@@ -44,11 +46,17 @@ impl StateMetrics {
             "Deadlines that passed while the state was lost, fired late by the rebuild",
         )?;
         registry.register(Box::new(late_breaches.clone()))?;
+        let clock_offset = Gauge::new(
+            "handoff_redis_clock_offset_seconds",
+            "The Redis server's clock minus this host's, as last measured; deadlines and assignment times are on Redis's clock",
+        )?;
+        registry.register(Box::new(clock_offset.clone()))?;
         Ok(Self {
             generation,
             lost,
             rebuilds,
             late_breaches,
+            clock_offset,
         })
     }
 }

@@ -58,6 +58,9 @@ impl Loss {
     }
 }
 
+/// A host clock this far off Redis's is worth a warning (NTP keeps them within milliseconds).
+const CLOCK_DRIFT_MS: i64 = 1000;
+
 #[derive(Debug)]
 pub struct StateWatch {
     store: Store,
@@ -104,6 +107,7 @@ impl StateWatch {
             lost: false,
             retry_after: None,
         };
+        watch.sync_clock().await;
         match watch.store.generation().await? {
             Some(generation) => watch.adopt(generation, 0),
             None => {
@@ -127,6 +131,21 @@ impl StateWatch {
         Ok(watch)
     }
 
+    /// Measures the offset to the Redis server's clock, which deadlines are written in
+    /// (handoff-store's server_clock.rs), and says so when this host's clock drifted.
+    pub async fn sync_clock(&self) {
+        match self.store.sync_clock().await {
+            Ok(offset_ms) => {
+                let before = self.metrics.clock_offset.get();
+                self.metrics.clock_offset.set(offset_ms as f64 / 1000.0);
+                if offset_ms.abs() >= CLOCK_DRIFT_MS && (before * 1000.0).abs() < CLOCK_DRIFT_MS as f64 {
+                    tracing::warn!(offset_ms, "this host's clock is off the Redis server's; deadlines and assignment times use the server's clock");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot read the Redis server's clock"),
+        }
+    }
+
     /// Checks every `state.check_interval_ms` until `shutdown`.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut ticker =
@@ -142,6 +161,7 @@ impl StateWatch {
     }
 
     async fn check(&mut self) {
+        self.sync_clock().await;
         let observed = match self.store.observe_generation().await {
             Ok(observed) => observed,
             Err(e) => {
