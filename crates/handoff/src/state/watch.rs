@@ -138,7 +138,9 @@ impl StateWatch {
             Ok(offset_ms) => {
                 let before = self.metrics.clock_offset.get();
                 self.metrics.clock_offset.set(offset_ms as f64 / 1000.0);
-                if offset_ms.abs() >= CLOCK_DRIFT_MS && (before * 1000.0).abs() < CLOCK_DRIFT_MS as f64 {
+                if offset_ms.abs() >= CLOCK_DRIFT_MS
+                    && (before * 1000.0).abs() < CLOCK_DRIFT_MS as f64
+                {
                     tracing::warn!(offset_ms, "this host's clock is off the Redis server's; deadlines and assignment times use the server's clock");
                 }
             }
