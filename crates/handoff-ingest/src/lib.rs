@@ -147,6 +147,9 @@ impl Ingest {
             request_timeout: Duration::from_millis(limits.request_timeout_ms),
             trust_forwarded_for: limits.trust_forwarded_for,
         };
+        // Behind an Arc: the middleware's state is cloned for every request, and `Metrics`
+        // is ~35 handles, each an atomic count (2 % of ingest's CPU under wrk, perf).
+        let request_metrics = Arc::new(deps.metrics.clone());
         let public = Router::new()
             .route("/v1/leads", post(leads::submit).layer(cors))
             .route("/v1/leads/{id}", get(lookup::lead))
@@ -160,13 +163,13 @@ impl Ingest {
             )
             .with_state(state.clone())
             .layer(from_fn_with_state(guard, guard_request))
-            .layer(from_fn_with_state(deps.metrics.clone(), count_requests))
+            .layer(from_fn_with_state(request_metrics.clone(), count_requests))
             .merge(handoff_telemetry::health_router(deps.readiness));
         let internal = Router::new()
             .route("/v1/reps/{id}", get(reps::get).put(reps::put))
             .route("/openapi.json", get(openapi::document))
             .with_state(state)
-            .layer(from_fn_with_state(deps.metrics, count_requests));
+            .layer(from_fn_with_state(request_metrics, count_requests));
         Ok(Self {
             listener,
             public,
@@ -272,7 +275,11 @@ async fn guard_request(State(guard): State<Guard>, request: Request, next: Next)
 
 /// Counts requests by route template (never the raw path: lead ids would explode the
 /// label set) and status code.
-async fn count_requests(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+async fn count_requests(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()

@@ -20,7 +20,7 @@ use handoff_domain::{Lead, LeadId, QueueName};
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{QueueView, StoreError, WaitingLead};
 
-use crate::placement::{PlaceError, Placed, Placer, Waited};
+use crate::placement::{KnownOwners, PlaceError, Placed, Placer, Waited};
 
 /// A queue pass stops after this many leads in a row that still nobody can take: the ones
 /// behind them mostly go to the same full team.
@@ -139,9 +139,13 @@ impl QueueDrainer {
                 queue: queue.clone(),
                 since: DateTime::from_timestamp_millis(queued_ms).unwrap_or(lead.received_at),
             };
+            let owners = KnownOwners {
+                published: self.placer.published_owner(&rules.routing, &lead).await?,
+                prior: None,
+            };
             match self
                 .placer
-                .route(rules, &lead, &score, None, Some(&waited), &trace)
+                .route(rules, &lead, &score, owners, Some(&waited), &trace)
                 .await?
             {
                 Placed::Assigned(event, payload) => {

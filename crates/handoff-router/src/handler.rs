@@ -15,7 +15,7 @@ use handoff_store::RecordedDecision;
 use handoff_telemetry::traces::SPAN_TARGET;
 use tracing::Instrument;
 
-use crate::placement::{disposition_id, PlaceError, Placed, Placer};
+use crate::placement::{disposition_id, KnownOwners, PlaceError, Placed, Placer};
 
 #[derive(Debug)]
 pub struct RouterHandler {
@@ -70,26 +70,36 @@ impl RouterHandler {
         tracing::Span::current().record("lead_id", tracing::field::display(&lead.id));
         let rules = self.placer.rules.current();
         let sticky = rules.routing.sticky_days() > 0 && !lead.contact.email.is_empty();
-        let prior_owner = self
-            .placer
-            .store
-            .record_lead(
-                &lead.id,
-                &lead.source,
-                lead.received_at,
-                self.placer.retention.as_secs(),
-                sticky.then_some(lead.contact.email.as_str()),
-            )
-            .await
-            .map_err(HandleError::from_error)?;
         let score = rules.scoring.score(&lead);
         self.placer
             .metrics
             .lead_score
             .observe(f64::from(score.points));
+        let recorded = self.placer.store.record_lead(
+            &lead.id,
+            &lead.source,
+            lead.received_at,
+            self.placer.retention.as_secs(),
+            sticky.then_some(lead.contact.email.as_str()),
+        );
+        let published = async {
+            if score.qualified {
+                self.placer.published_owner(&rules.routing, &lead).await
+            } else {
+                Ok(None)
+            }
+        };
+        // Independent keys: the account owner is read in the same round trip time as the
+        // lead is recorded (one of the router's sequential round trips a lead, perf in
+        // docs/benchmarks.md), not after it.
+        let (prior, published) = futures::join!(recorded, published);
+        let owners = KnownOwners {
+            prior: prior.map_err(HandleError::from_error)?,
+            published: published.map_err(place_failure)?,
+        };
         let placed = if score.qualified {
             self.placer
-                .route(&rules, &lead, &score, prior_owner, None, &trace)
+                .route(&rules, &lead, &score, owners, None, &trace)
                 .await
         } else {
             self.placer.nurture(&lead, score, &trace).await

@@ -29,6 +29,17 @@ use handoff_telemetry::Metrics;
 /// rep) are decided again with fresh state; this many times before giving up for now.
 const MAX_DECISION_ATTEMPTS: usize = 16;
 
+/// Who already owns a lead's account or contact, read before it is decided: the caller
+/// reads them beside its own round trips (they are independent reads).
+#[derive(Debug, Default)]
+pub(crate) struct KnownOwners {
+    /// The owner `account.owner` published for the lead's domains
+    /// ([`Placer::published_owner`]).
+    pub published: Option<AccountOwnership>,
+    /// The rep who worked this contact lately (sticky routing).
+    pub prior: Option<RepId>,
+}
+
 /// The queue nurtured leads are reported in.
 const NURTURE: &str = "nurture";
 
@@ -141,13 +152,14 @@ impl Placer {
     }
 
     /// Routes a qualified lead with one snapshot of the rules (a reload mid-way cannot mix
-    /// two rule sets). `waited`: the lead is routed from the queue it waits in.
+    /// two rule sets). `owners`: read by the caller (see [`KnownOwners`]); `waited`: the
+    /// lead is routed from the queue it waits in.
     pub async fn route(
         &self,
         rules: &Rules,
         lead: &Lead,
         score: &Score,
-        prior_owner: Option<RepId>,
+        owners: KnownOwners,
         waited: Option<&Waited>,
         trace: &TraceParent,
     ) -> Result<Placed, PlaceError> {
@@ -155,11 +167,11 @@ impl Placer {
         let mut matched = routing.match_rule(lead, score);
         // The account owner a CRM published on account.owner, over the rules file's
         // accounts; before the sticky owner, who wins over both.
-        if let Some(owner) = self.published_owner(routing, lead).await? {
+        if let Some(owner) = owners.published {
             matched = routing.with_account_owner(matched, &owner);
         }
         // The rep who already works this contact, if they are still in the rules.
-        if let Some(rep) = prior_owner.filter(|rep| routing.has_rep(rep.as_str())) {
+        if let Some(rep) = owners.prior.filter(|rep| routing.has_rep(rep.as_str())) {
             matched = routing.with_prior_owner(matched, rep.as_str());
         }
         let teams: Vec<(&str, &[String])> = routing
@@ -254,7 +266,7 @@ impl Placer {
     /// The owner `account.owner` names for the lead's domains (nearest first). An
     /// unreadable stored owner is logged and routing goes on without it, so it cannot hold
     /// up every lead of that account; Redis down is an error (retried).
-    async fn published_owner(
+    pub(crate) async fn published_owner(
         &self,
         routing: &RoutingModel,
         lead: &Lead,

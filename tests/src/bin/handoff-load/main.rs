@@ -1,14 +1,22 @@
 //! `handoff-load`: pushes N leads through ingest → Kafka → router → lead.assigned on a local
 //! stack and prints throughput and received→assigned latency; `handoff-load … sla` measures
 //! the SLA tracker's lateness with many open deadlines (sla.rs); `handoff-load … ingest`
-//! ingest against a hello-world handler (ingest.rs). Each prints its floor, measured in the
-//! same run (floor.rs), and the ratio to it. A benchmark, not a test:
+//! ingest against a hello-world handler (ingest.rs); `handoff-load … process` runs
+//! `handoff all` as a process of its own and measures its RSS and received → notified
+//! (process.rs). Each prints its floor, measured in the same run (floor.rs), and the ratio
+//! to it. A benchmark, not a test:
 //! `make load` (figures in docs/benchmarks.md).
 
 #[path = "floor.rs"]
 mod floor;
 #[path = "ingest.rs"]
 mod ingest;
+#[path = "notified.rs"]
+mod notified;
+#[path = "proc_stats.rs"]
+mod proc_stats;
+#[path = "process.rs"]
+mod process;
 #[path = "sla.rs"]
 mod sla;
 
@@ -63,14 +71,26 @@ enum Bench {
     Sla(sla::SlaArgs),
     /// Ingest's requests/s against a hello-world axum handler, with `wrk`.
     Ingest(ingest::IngestArgs),
+    /// `handoff all` as its own process against the mock broker in another (both built
+    /// binaries): its RSS and CPU per lead, received → assigned and → notified, with few
+    /// and with many open leads. Ignores --kafka and --embedded.
+    Process(process::ProcessArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     handoff_telemetry::init_logging(false, "warn")?;
-    // Kept alive until the end of main: dropping it stops the embedded broker.
     let id = handoff_e2e::unique_id();
+    if let Some(Bench::Process(bench)) = args.bench {
+        let floor = process::FloorArgs {
+            hops: args.floor_hops,
+            scripts: args.floor_scripts,
+            fetch_wait_ms: args.fetch_wait_ms,
+        };
+        return process::run(args.redis, id, floor, bench).await;
+    }
+    // Kept alive until the end of main: dropping it stops the embedded broker.
     let _mock = if args.embedded {
         let mock = handoff_kafka::rdkafka::mocking::MockCluster::new(1)?;
         for topic in handoff_kafka::Topics::new(format!("{id}.")).all() {
@@ -89,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     match args.bench {
         Some(Bench::Sla(bench)) => return sla::run(env, id, !args.embedded, bench).await,
         Some(Bench::Ingest(bench)) => return ingest::run(env, id, !args.embedded, bench).await,
-        None => {}
+        Some(Bench::Process(_)) | None => {}
     }
     let options = StackOptions {
         rules: RULES
@@ -151,14 +171,19 @@ async fn main() -> anyhow::Result<()> {
     };
     let posted_in = started.elapsed();
     let total = warm_up + args.leads;
+    // The leads seen so far, kept as records arrive: rebuilding the set on every record
+    // made this reader a third of the process's CPU at saturation (perf, benchmarks.md),
+    // taken from the services on the same two cores.
+    let (mut subjects, mut counted) = (BTreeSet::new(), 0);
     let records = reader
         .read_until(Duration::from_secs(600), "every lead assigned", |records| {
-            records
-                .iter()
-                .filter_map(|r| r.header("ce_subject"))
-                .collect::<BTreeSet<_>>()
-                .len()
-                >= total
+            for record in records.get(counted..).unwrap_or_default() {
+                if let Some(subject) = record.header("ce_subject") {
+                    subjects.insert(subject.to_owned());
+                }
+            }
+            counted = records.len();
+            subjects.len() >= total
         })
         .await
         .to_vec();
@@ -177,7 +202,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let mut http = http;
+    let mut http: Vec<f64> = http.iter().map(|p| p.ms).collect();
     http.sort_by(f64::total_cmp);
 
     println!(
@@ -236,40 +261,25 @@ async fn main() -> anyhow::Result<()> {
         "ratio: received→assigned p99 / (hop p99 + script p99) = {:.2} (target ≤ 1.5 at 1,000 leads/s)",
         assigned_p99 / (hop_p99 + script_p99)
     );
-    if let Some((rss, peak)) = memory() {
+    if let Ok(memory) = proc_stats::memory("self") {
         println!(
-            "memory (this process: the whole stack, the load generator and its reader): RSS {rss} MiB, peak {peak} MiB"
+            "memory (this process: the whole stack, the load generator and its reader): RSS {:.0} MiB, peak {:.0} MiB (`process` measures `handoff all` alone)",
+            proc_stats::mib(memory.rss_kib),
+            proc_stats::mib(memory.peak_kib)
         );
     }
     stack.stop().await
 }
 
-/// This process's resident and peak resident memory, MiB (Linux).
-fn memory() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib / 1024)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 /// Posts `count` leads at `rate` per second, each on its own task (a slow answer does not
-/// hold the next post back); returns each request's latency (ms).
-async fn post_at_rate(
+/// hold the next post back); returns each lead's id and request latency.
+pub async fn post_at_rate(
     client: &reqwest::Client,
     url: &str,
     count: usize,
     rate: u32,
     offset: usize,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Posted>> {
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(count);
@@ -287,25 +297,36 @@ async fn post_at_rate(
     Ok(latencies)
 }
 
-async fn post_one(client: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<f64> {
-    let sent = Instant::now();
-    let response = client.post(url).json(&qualified_lead(n)).send().await?;
-    anyhow::ensure!(
-        response.status().as_u16() == 202,
-        "ingest answered {}",
-        response.status()
-    );
-    Ok(sent.elapsed().as_secs_f64() * 1000.0)
+/// One accepted lead: its id and how long the POST took (ms).
+#[derive(Debug)]
+pub struct Posted {
+    pub ms: f64,
+    pub lead_id: String,
 }
 
-/// Posts `count` leads with `concurrency` in flight; returns each request's latency (ms).
-async fn post_all(
+async fn post_one(client: &reqwest::Client, url: &str, n: usize) -> anyhow::Result<Posted> {
+    let sent = Instant::now();
+    let response = client.post(url).json(&qualified_lead(n)).send().await?;
+    let status = response.status();
+    let ms = sent.elapsed().as_secs_f64() * 1000.0;
+    anyhow::ensure!(status.as_u16() == 202, "ingest answered {status}");
+    let body: serde_json::Value = response.json().await?;
+    let lead_id = body["lead_id"]
+        .as_str()
+        .context("a 202 without lead_id")?
+        .to_owned();
+    Ok(Posted { ms, lead_id })
+}
+
+/// Posts `count` leads with `concurrency` in flight; returns each lead's id and request
+/// latency.
+pub async fn post_all(
     client: &reqwest::Client,
     url: &str,
     count: usize,
     concurrency: usize,
     offset: usize,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<Posted>> {
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(count);
     for n in 0..count {

@@ -465,7 +465,7 @@ async fn create(bootstrap: &str, names: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
+pub async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<i64> {
     let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
     info.lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
@@ -479,7 +479,10 @@ async fn server_ms(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Res
 }
 
 /// Removes every key of the run's prefix.
-async fn cleanup(redis: &mut redis::aio::MultiplexedConnection, tag: &str) -> anyhow::Result<()> {
+pub async fn cleanup(
+    redis: &mut redis::aio::MultiplexedConnection,
+    tag: &str,
+) -> anyhow::Result<()> {
     let mut cursor = 0u64;
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
