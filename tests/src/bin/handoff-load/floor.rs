@@ -15,17 +15,38 @@ use handoff_domain::lead::{LeadId, Source};
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::{RepId, TeamId};
 use handoff_kafka::rdkafka::consumer::{Consumer, StreamConsumer};
-use handoff_kafka::rdkafka::message::{Headers, Message};
-use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
+use handoff_kafka::rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use handoff_kafka::rdkafka::producer::{FutureProducer, FutureRecord};
+use handoff_kafka::rdkafka::util::Timeout;
+use handoff_kafka::{OutboundEvent, TraceParent};
 use handoff_store::{AssignOutcome, CommitContext, Store};
 
 use crate::sla::percentile;
 
-/// Produce → consume hops, one at a time at ~100/s, over `topic` (one nobody else
-/// consumes), with the producer and consumer settings the services use. Milliseconds,
-/// sorted.
+/// Produce → consume hops, one at a time at ~100/s, over `topic` (one no service consumes:
+/// the records go straight onto it, not by event kind, or a service would handle them and
+/// the hop would be two), with the producer and consumer settings the services use.
+/// Milliseconds, sorted.
 pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::Result<Vec<f64>> {
-    let producer = EventProducer::new(kafka, "floor")?;
+    let producer: FutureProducer = handoff_kafka::producer_config(kafka, "floor").create()?;
+    let send = |subject: &str| {
+        let producer = producer.clone();
+        let topic = topic.to_owned();
+        let subject = subject.to_owned();
+        async move {
+            let record = FutureRecord::to(&topic)
+                .key(&subject)
+                .payload("{}")
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "ce_subject",
+                    value: Some(subject.as_str()),
+                }));
+            producer
+                .send(record, Timeout::After(Duration::from_secs(10)))
+                .await
+                .map_err(|(e, _)| anyhow::anyhow!("floor hop not acknowledged: {e}"))
+        }
+    };
     let consumer: StreamConsumer = handoff_kafka::consumer_config(
         kafka,
         &format!("floor-{}", handoff_e2e::unique_id()),
@@ -33,7 +54,6 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     )
     .create()?;
     consumer.subscribe(&[topic])?;
-    let event = probe;
     let subject_of = |message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>| {
         message.headers().and_then(|h| {
             h.iter()
@@ -46,7 +66,7 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     let until = Instant::now() + Duration::from_secs(60);
     'joined: loop {
         anyhow::ensure!(Instant::now() < until, "the floor consumer never received");
-        producer.publish(&event("floor-warm-up")?).await?;
+        send("floor-warm-up").await?;
         while let Ok(Ok(message)) =
             tokio::time::timeout(Duration::from_millis(500), consumer.recv()).await
         {
@@ -59,8 +79,10 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     let mut hop_ms = Vec::with_capacity(count);
     for n in 0..count {
         let subject = format!("floor-{n}");
-        producer.publish(&event(&subject)?).await?;
-        sent.insert(subject, Instant::now());
+        // Timed from the send, like a service's produce: the acknowledgement is part of it.
+        let started = Instant::now();
+        send(&subject).await?;
+        sent.insert(subject, started);
         let deadline = Instant::now() + Duration::from_secs(10);
         // Each hop is received before the next is sent: nothing queues behind it.
         while let Ok(Ok(message)) = tokio::time::timeout_at(deadline.into(), consumer.recv()).await
