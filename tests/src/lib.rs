@@ -378,6 +378,23 @@ impl Stack {
     }
 }
 
+/// Serves `app` on a free loopback port until the returned token is cancelled; returns
+/// its base URL (`http://127.0.0.1:PORT`). For the tools' receivers (webhooks, OTLP).
+pub async fn serve_local(
+    app: axum::Router,
+) -> std::io::Result<(String, tokio_util::sync::CancellationToken)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    });
+    Ok((base, shutdown))
+}
+
 /// Writes `handoff.toml` and `rules.toml` for one test into a fresh folder.
 pub fn write_config(env: &TestEnv, id: &str, options: &StackOptions) -> PathBuf {
     let dir = std::env::temp_dir().join("handoff-e2e").join(id);

@@ -22,18 +22,10 @@ pub struct Receiver {
 impl Receiver {
     pub async fn start() -> anyhow::Result<Self> {
         let counts = Counts::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
         let app = Router::new()
             .route("/hooks/{*path}", post(receive))
             .with_state(counts.clone());
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-        });
+        let (base, shutdown) = crate::serve_local(app).await?;
         Ok(Self {
             base,
             counts,

@@ -98,6 +98,20 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     Ok(hop_ms)
 }
 
+/// The floor's two lines, as every mode of the load command prints them.
+pub fn print(hop_ms: &[f64], script: &ScriptFloor, fetch_wait_max_ms: u32) {
+    let (hop_p50, hop_p99) = p50_p99(hop_ms);
+    let (script_p50, script_p99) = p50_p99(&script.sequential_ms);
+    println!(
+        "floor: hop               p50 {hop_p50:.1} ms, p99 {hop_p99:.1} ms ({} produce → consume, fetch.wait.max.ms {fetch_wait_max_ms})",
+        hop_ms.len(),
+    );
+    println!(
+        "floor: commit script     p50 {script_p50:.2} ms, p99 {script_p99:.2} ms (one at a time); ceiling {:.0} /s (64 in flight)",
+        script.pipelined_per_second
+    );
+}
+
 /// A small event that only the floor's consumer looks at.
 pub fn probe(subject: &str) -> Result<OutboundEvent, serde_json::Error> {
     OutboundEvent::new(

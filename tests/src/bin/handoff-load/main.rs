@@ -218,17 +218,7 @@ async fn main() -> anyhow::Result<()> {
         Some(rate) => println!("HTTP rate:             {rate} leads/s"),
         None => println!("HTTP concurrency:      {}", args.concurrency),
     }
-    let (hop_p50, hop_p99) = floor::p50_p99(&hop_ms);
-    let (script_p50, script_p99) = floor::p50_p99(&script.sequential_ms);
-    println!(
-        "floor: hop               p50 {hop_p50:.1} ms, p99 {hop_p99:.1} ms ({} produce → consume, fetch.wait.max.ms {})",
-        hop_ms.len(),
-        settings.kafka.fetch_wait_max_ms
-    );
-    println!(
-        "floor: commit script     p50 {script_p50:.2} ms, p99 {script_p99:.2} ms (one at a time); ceiling {:.0} /s (64 in flight)",
-        script.pipelined_per_second
-    );
+    floor::print(&hop_ms, &script, settings.kafka.fetch_wait_max_ms);
     println!(
         "ingest throughput:     {:.0} leads/s (all 202s in {:.2} s)",
         args.leads as f64 / posted_in.as_secs_f64(),

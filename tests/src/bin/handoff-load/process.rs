@@ -169,22 +169,27 @@ async fn measure(
     .await?;
 
     let count = usize::try_from(args.rate)? * usize::try_from(args.seconds)?;
-    let mut phases = vec![
-        phase(
-            &client,
-            &url,
-            &pid,
-            &sampler,
-            &mut assigned,
-            &receiver,
-            posted,
-            count,
-            args.rate,
-        )
-        .await?,
-    ];
-    posted += count;
-    if args.open > posted {
+    // A phase with few open leads, then, when asked, another once filled to `--open`.
+    let mut phases = Vec::new();
+    loop {
+        phases.push(
+            phase(
+                &client,
+                &url,
+                &pid,
+                &sampler,
+                &mut assigned,
+                &receiver,
+                posted,
+                count,
+                args.rate,
+            )
+            .await?,
+        );
+        posted += count;
+        if phases.len() > 1 || args.open <= posted {
+            break;
+        }
         let filled_at = Instant::now();
         // In chunks, each through before the next: the mock broker keeps only the last
         // ~5 MB of each partition, and a consumer that falls further behind is reset past
@@ -200,20 +205,6 @@ async fn measure(
             args.open,
             filled_at.elapsed().as_secs_f64()
         );
-        phases.push(
-            phase(
-                &client,
-                &url,
-                &pid,
-                &sampler,
-                &mut assigned,
-                &receiver,
-                posted,
-                count,
-                args.rate,
-            )
-            .await?,
-        );
     }
     let end = proc_stats::memory(&pid)?;
     stop(&mut child, &pid).await;
@@ -225,17 +216,7 @@ async fn measure(
     println!(
         "broker:                librdkafka mock cluster (handoff-mock-broker, its own process)"
     );
-    let (hop_p50, hop_p99) = floor::p50_p99(&hop_ms);
-    let (script_p50, script_p99) = floor::p50_p99(&script.sequential_ms);
-    println!(
-        "floor: hop               p50 {hop_p50:.1} ms, p99 {hop_p99:.1} ms ({} produce → consume, fetch.wait.max.ms {})",
-        hop_ms.len(),
-        settings.kafka.fetch_wait_max_ms
-    );
-    println!(
-        "floor: commit script     p50 {script_p50:.2} ms, p99 {script_p99:.2} ms (one at a time); ceiling {:.0} /s (64 in flight)",
-        script.pipelined_per_second
-    );
+    floor::print(&hop_ms, &script, settings.kafka.fetch_wait_max_ms);
     println!(
         "RSS after start-up:    {:.1} MiB (idle, before any lead)",
         mib(started_rss.rss_kib)
