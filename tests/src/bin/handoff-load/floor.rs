@@ -98,8 +98,9 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
     Ok(hop_ms)
 }
 
-/// The floor's two lines, as every mode of the load command prints them.
-pub fn print(hop_ms: &[f64], script: &ScriptFloor, fetch_wait_max_ms: u32) {
+/// Prints the floor's two lines, as every mode of the load command does; returns the
+/// floor a lead's p99 is held to: hop p99 + script p99 (ms).
+pub fn print(hop_ms: &[f64], script: &ScriptFloor, fetch_wait_max_ms: u32) -> f64 {
     let (hop_p50, hop_p99) = p50_p99(hop_ms);
     let (script_p50, script_p99) = p50_p99(&script.sequential_ms);
     println!(
@@ -110,6 +111,7 @@ pub fn print(hop_ms: &[f64], script: &ScriptFloor, fetch_wait_max_ms: u32) {
         "floor: commit script     p50 {script_p50:.2} ms, p99 {script_p99:.2} ms (one at a time); ceiling {:.0} /s (64 in flight)",
         script.pipelined_per_second
     );
+    hop_p99 + script_p99
 }
 
 /// A small event that only the floor's consumer looks at.

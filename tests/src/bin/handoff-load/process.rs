@@ -216,13 +216,13 @@ async fn measure(
     println!(
         "broker:                librdkafka mock cluster (handoff-mock-broker, its own process)"
     );
-    floor::print(&hop_ms, &script, settings.kafka.fetch_wait_max_ms);
+    let floor_p99 = floor::print(&hop_ms, &script, settings.kafka.fetch_wait_max_ms);
     println!(
         "RSS after start-up:    {:.1} MiB (idle, before any lead)",
         mib(started_rss.rss_kib)
     );
     for phase in &phases {
-        phase.print(hop_p99 + script_p99);
+        phase.print(floor_p99);
     }
     println!(
         "RSS at the end:        {:.1} MiB; peak over the whole run (VmHWM, filling included) {:.1} MiB (target ≤ 64 MB at 1,000 leads/s)",
