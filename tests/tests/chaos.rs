@@ -32,6 +32,9 @@ fn assert_clean(report: &Report) {
 async fn the_chaos_command_loses_nothing_doubles_nothing_and_misses_no_breach() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_handoff-chaos"))
         .args(["--leads", "300", "--rate", "10", "--kill-every", "4"])
+        // An error's own words, not a backtrace, in the tail shown when the test fails.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
