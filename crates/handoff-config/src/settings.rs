@@ -486,7 +486,8 @@ fn default_admin_listen() -> SocketAddr {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterSettings {
-    /// Events consumed but whose effects are not yet acknowledged, per instance.
+    /// Events of a partition waiting to be handled before its fetching pauses (as many
+    /// again may wait for their acknowledgements).
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
     /// How often waiting leads are offered to reps again (capacity freed, a rep back,
@@ -537,8 +538,11 @@ fn default_reconcile_interval() -> u64 {
     300
 }
 
+/// A pause and resume of a partition's fetching costs a re-fetch (100–300 ms on the mock
+/// cluster): the backlog left when fetching resumes (half of this) must outlast it at the
+/// router's speed (~3k leads/s a partition, docs/benchmarks.md "The router alone").
 fn default_max_in_flight() -> usize {
-    512
+    2048
 }
 
 #[derive(Debug, Clone, Deserialize)]

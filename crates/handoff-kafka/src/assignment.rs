@@ -34,8 +34,9 @@ pub(crate) type PartitionKey = (String, i32);
 pub(crate) struct Worker {
     /// Events received for the partition, in offset order.
     pub events: mpsc::UnboundedSender<InboundEvent>,
-    /// Events sent to the worker whose offsets are not stored yet (the loop pauses the
-    /// partition's fetching when there are too many).
+    /// Events sent to the worker and not yet taken for handling (the loop pauses the
+    /// partition's fetching when there are too many; those handled and waiting for their
+    /// acknowledgements are bounded by the worker's in-order queue).
     pub queued: Arc<AtomicUsize>,
     /// Cancelled on revoke and shutdown: the worker takes no new event.
     pub stop: CancellationToken,

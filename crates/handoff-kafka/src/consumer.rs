@@ -3,8 +3,8 @@
 //! ```text
 //!  recv ──► partition worker (one per owned partition, partition.rs) ──► handle, effects,
 //!   │         in-order acker: store offset+1 once the event and all before it are durable
-//!   └── a partition with too many unstored events is paused (fetching stops) until its
-//!       worker catches up; the other partitions keep flowing
+//!   └── a partition with too many events waiting to be handled is paused (fetching
+//!       stops) until its worker has taken half; the other partitions keep flowing
 //! ```
 //! Offsets are stored strictly in consumption order per partition, so a stored offset
 //! always means "this and everything before it on this partition is durable". An event
@@ -46,8 +46,9 @@ pub struct ConsumerSpec {
     /// (`<kafka.group_prefix>-<service>`).
     pub service: &'static str,
     pub topics: Vec<String>,
-    /// Events of one partition whose effects are not yet durable, at most (back-pressure:
-    /// beyond it the partition's fetching pauses).
+    /// Events of one partition waiting to be handled, at most (back-pressure: beyond it
+    /// the partition's fetching pauses until half are taken); as many again may wait for
+    /// their effects to be durable.
     pub max_in_flight: usize,
     /// How long shutdown waits for in-flight effects before giving up on them (they are
     /// then redelivered, never lost).

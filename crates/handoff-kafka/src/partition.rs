@@ -38,7 +38,8 @@ pub(crate) struct Shared<H> {
     pub service: &'static str,
     pub consumer: Arc<StreamConsumer<ConsumerCallbacks>>,
     pub assignment: Arc<Assignment>,
-    /// Events not yet stored per partition, at most, before its worker stops taking more.
+    /// Events waiting to be handled per partition, at most, before its fetching pauses;
+    /// also the bound on handled events waiting for their effects.
     pub max_in_flight: usize,
     pub transient_budget: Duration,
     pub permanent_budget: Duration,
@@ -115,13 +116,8 @@ async fn run<H: EventHandler>(
     stop: CancellationToken,
 ) {
     let (in_order, pending) = mpsc::channel::<InFlight>(shared.max_in_flight.max(1));
-    let acker = tokio::spawn(store_in_order(
-        shared.clone(),
-        key,
-        generation,
-        pending,
-        queued,
-    ));
+    let acker = tokio::spawn(store_in_order(shared.clone(), key, generation, pending));
+    let resume_at = shared.max_in_flight / 2;
     loop {
         let event = tokio::select! {
             biased;
@@ -131,6 +127,14 @@ async fn run<H: EventHandler>(
                 None => break,
             },
         };
+        // Taken: the backlog that pauses fetching shrank. It counts events waiting to be
+        // handled, not those waiting for their acknowledgements (the bounded `in_order`
+        // holds those back): counting both, a partition paused while its worker had
+        // nothing left to handle and idled through every re-fetch after the resume
+        // (docs/benchmarks.md, "The router alone").
+        if queued.fetch_sub(1, Ordering::AcqRel) == resume_at + 1 {
+            shared.resume.notify_one();
+        }
         let offset = event.offset;
         let Some(effects) = process(&shared, &event, &stop).await else {
             // Stopped while retrying: the event is not stored and will be redelivered.
@@ -168,11 +172,19 @@ async fn process<H: EventHandler>(
         }
         // The call is inside the async block so that a panic before its first await is
         // caught too.
+        let attempt = Instant::now();
         let handled = AssertUnwindSafe(async { shared.handler.handle(event).await })
             .catch_unwind()
             .await;
         let (reason, detail) = match handled {
-            Ok(Ok(effects)) => return Some(effects),
+            Ok(Ok(effects)) => {
+                shared
+                    .metrics
+                    .consumer_handle_seconds
+                    .with_label_values(&[shared.service])
+                    .observe(attempt.elapsed().as_secs_f64());
+                return Some(effects);
+            }
             Ok(Err(HandleError::Poison { reason, detail })) => (reason, detail),
             Err(panic) => (PoisonReason::HandlerPanic, panic_message(&*panic)),
             Ok(Err(HandleError::Failed { transient, detail })) => {
@@ -320,9 +332,7 @@ async fn store_in_order<H>(
     key: PartitionKey,
     generation: u64,
     mut pending: mpsc::Receiver<InFlight>,
-    queued: Arc<AtomicUsize>,
 ) {
-    let resume_at = shared.max_in_flight / 2;
     while let Some(in_flight) = pending.recv().await {
         let outcome = match in_flight.effects.await {
             Ok(outcome) => outcome,
@@ -348,9 +358,6 @@ async fn store_in_order<H>(
         shared
             .assignment
             .store(&*shared.consumer, &key, generation, in_flight.offset + 1);
-        if queued.fetch_sub(1, Ordering::AcqRel) == resume_at + 1 {
-            shared.resume.notify_one();
-        }
     }
 }
 

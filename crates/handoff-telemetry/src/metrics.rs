@@ -39,6 +39,9 @@ pub struct Metrics {
     pub dispositions: IntCounterVec,
     /// Consumer-side errors, by service and kind (receive, transient, effect).
     pub consumer_errors: IntCounterVec,
+    /// How long handling one event took (its last attempt, up to its effects being
+    /// enqueued; their acknowledgement is not in it), by service.
+    pub consumer_handle_seconds: HistogramVec,
     pub dead_lettered: IntCounterVec,
     /// Events of a partition not yet processed by its consumer group (messages), by service,
     /// topic and partition; from librdkafka's statistics, for the partitions this process owns.
@@ -121,6 +124,17 @@ impl Metrics {
             &["team"],
         )?;
         registry.register(Box::new(first_touch_seconds.clone()))?;
+        // 0.1 ms .. ~13 s: from a lead decided on an idle Redis to one behind a slow one.
+        let consumer_handle_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "handoff_consumer_handle_seconds",
+                "Time handling one consumed event took (its last attempt; the acknowledgement of \
+                 what it published is not in it), by service.",
+            )
+            .buckets(exponential_buckets(0.0001, 2.0, 18)?),
+            &["service"],
+        )?;
+        registry.register(Box::new(consumer_handle_seconds.clone()))?;
         let awaiting_first_touch = IntGauge::new(
             "handoff_leads_awaiting_first_touch",
             "Leads holding reps' capacity: assigned, first touch not reported yet (also touched \
@@ -238,6 +252,7 @@ impl Metrics {
                 "Errors while consuming, by service and kind.",
                 &["service", "kind"],
             )?,
+            consumer_handle_seconds,
             dead_lettered: counter_vec(
                 "handoff_events_dead_lettered_total",
                 "Events sent to the dead-letter topic, by service and reason.",
