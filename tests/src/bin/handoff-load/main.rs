@@ -17,6 +17,8 @@ mod notified;
 mod proc_stats;
 #[path = "process.rs"]
 mod process;
+#[path = "router.rs"]
+mod router;
 #[path = "sla.rs"]
 mod sla;
 
@@ -61,6 +63,9 @@ struct Args {
     /// `kafka.fetch_wait_max_ms` of the services (and of the floor's hop).
     #[arg(long, default_value_t = 100)]
     fetch_wait_ms: u32,
+    /// Partitions of each topic the command creates (the router works them concurrently).
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
     #[command(subcommand)]
     bench: Option<Bench>,
 }
@@ -75,6 +80,9 @@ enum Bench {
     /// binaries): its RSS and CPU per lead, received → assigned and → notified, with few
     /// and with many open leads. Ignores --kafka and --embedded.
     Process(process::ProcessArgs),
+    /// The router alone draining a backlog of `lead.created`: leads/s at saturation and
+    /// the CPU a lead costs Redis and the router, against the commit script's ceiling.
+    Router(router::RouterArgs),
 }
 
 #[tokio::main]
@@ -94,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let _mock = if args.embedded {
         let mock = handoff_kafka::rdkafka::mocking::MockCluster::new(1)?;
         for topic in handoff_kafka::Topics::new(format!("{id}.")).all() {
-            mock.create_topic(&topic, 3, 1)?;
+            mock.create_topic(&topic, args.partitions, 1)?;
         }
         args.kafka = mock.bootstrap_servers();
         Some(mock)
@@ -109,6 +117,14 @@ async fn main() -> anyhow::Result<()> {
     match args.bench {
         Some(Bench::Sla(bench)) => return sla::run(env, id, !args.embedded, bench).await,
         Some(Bench::Ingest(bench)) => return ingest::run(env, id, !args.embedded, bench).await,
+        Some(Bench::Router(bench)) => {
+            let floor = process::FloorArgs {
+                hops: args.floor_hops,
+                scripts: args.floor_scripts,
+                fetch_wait_ms: args.fetch_wait_ms,
+            };
+            return router::run(env, id, args.partitions, !args.embedded, floor, bench).await;
+        }
         Some(Bench::Process(_)) | None => {}
     }
     let options = StackOptions {

@@ -119,6 +119,7 @@ async fn measure(
         create(
             &env.kafka,
             &handoff_kafka::Topics::new(format!("{id}.")).all(),
+            3,
         )
         .await?;
     }
@@ -442,8 +443,9 @@ async fn consume(
     }
 }
 
-/// Creates `names` (3 partitions), waiting up to two minutes for the broker.
-async fn create(bootstrap: &str, names: &[String]) -> anyhow::Result<()> {
+/// Creates `names` with `partitions` partitions each, waiting up to two minutes for the
+/// broker.
+pub async fn create(bootstrap: &str, names: &[String], partitions: i32) -> anyhow::Result<()> {
     use handoff_kafka::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use handoff_kafka::rdkafka::client::DefaultClientContext;
     use handoff_kafka::rdkafka::types::RDKafkaErrorCode;
@@ -453,7 +455,7 @@ async fn create(bootstrap: &str, names: &[String]) -> anyhow::Result<()> {
         .create()?;
     let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|n| NewTopic::new(n, 3, TopicReplication::Fixed(1)))
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(120)));
     for result in admin.create_topics(&topics, &options).await? {
