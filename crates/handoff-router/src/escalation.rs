@@ -94,6 +94,12 @@ impl EscalationHandler {
             .map(RepId::as_str)
             .chain(std::iter::once(old_rep.as_str()))
             .collect();
+        // One decision per team at a time in this instance (team_locks.rs).
+        let _turn = self
+            .placer
+            .team_locks
+            .turn(targets.iter().map(|(target, _)| target.as_str()))
+            .await;
         for _ in 0..MAX_DECISION_ATTEMPTS {
             // On Redis's clock, like the deadline of the new attempt (placement.rs).
             let now = store.now();
@@ -243,6 +249,11 @@ impl EscalationHandler {
                 }
                 EscalateOutcome::Stale => return Ok(nothing),
                 EscalateOutcome::Conflict(why) => {
+                    self.placer
+                        .metrics
+                        .routing_conflicts
+                        .with_label_values(&["reassign"])
+                        .inc();
                     tracing::debug!(lead_id = %breach.lead_id, %why, "state moved; deciding the reassignment again");
                 }
             }

@@ -14,6 +14,7 @@ mod drain;
 mod escalation;
 mod handler;
 mod placement;
+mod team_locks;
 
 use std::time::Duration;
 
@@ -71,7 +72,11 @@ pub async fn run(deps: RouterDeps, shutdown: CancellationToken) -> Result<(), Ro
         sla: deps.sla,
         retention: deps.lead_retention,
         release: deps.release,
+        team_locks: team_locks::TeamLocks::default(),
     };
+    for kind in ["assign", "reassign"] {
+        placer.metrics.routing_conflicts.with_label_values(&[kind]);
+    }
     let drainer = drain::QueueDrainer {
         placer: placer.clone(),
         producer: deps.producer.clone(),

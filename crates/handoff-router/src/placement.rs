@@ -25,6 +25,8 @@ use handoff_store::{
 };
 use handoff_telemetry::Metrics;
 
+use crate::team_locks::TeamLocks;
+
 /// Optimistic commits that lost a race (another instance moved the rotation, or filled the
 /// rep) are decided again with fresh state; this many times before giving up for now.
 const MAX_DECISION_ATTEMPTS: usize = 16;
@@ -94,6 +96,9 @@ pub(crate) struct Placer {
     pub sla: SlaPolicy,
     pub retention: Duration,
     pub release: CapacityRelease,
+    /// Shared by every clone (consumer, drainer, escalation): one decision per team at a
+    /// time in this instance.
+    pub team_locks: TeamLocks,
 }
 
 impl Placer {
@@ -179,6 +184,12 @@ impl Placer {
             .into_iter()
             .map(|team| (team, routing.members(team)))
             .collect();
+        // This instance's other decisions for these teams wait; the commit below then
+        // conflicts only with other instances (team_locks.rs).
+        let _turn = self
+            .team_locks
+            .turn(teams.iter().map(|(team, _)| *team))
+            .await;
         for _ in 0..MAX_DECISION_ATTEMPTS {
             // On Redis's clock: the deadline written with the assignment is fired by the
             // SLA tracker on that clock (handoff-store's server_clock.rs).
@@ -256,6 +267,10 @@ impl Placer {
                     return Ok(Placed::Nothing)
                 }
                 AssignOutcome::Conflict(why) => {
+                    self.metrics
+                        .routing_conflicts
+                        .with_label_values(&["assign"])
+                        .inc();
                     tracing::debug!(lead_id = %lead.id, %why, "routing state moved; deciding again");
                 }
             }

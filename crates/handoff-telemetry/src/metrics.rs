@@ -22,6 +22,9 @@ pub struct Metrics {
     pub leads_unqualified: IntCounter,
     /// Leads nobody could take, by team ("unrouted" when no rule matched).
     pub leads_overflowed: IntCounterVec,
+    /// Routing commits that found the team's state moved since it was read and decided
+    /// again, by kind (assign, reassign).
+    pub routing_conflicts: IntCounterVec,
     /// Time from a lead's receipt to its assignment.
     pub assignment_latency: Histogram,
     /// Lead scores, to watch the MQL model drift.
@@ -217,6 +220,11 @@ impl Metrics {
             leads_unqualified: counter(
                 "handoff_leads_unqualified_total",
                 "Leads below the MQL threshold, sent to nurture.",
+            )?,
+            routing_conflicts: counter_vec(
+                "handoff_routing_conflicts_total",
+                "Routing commits that found the team's state moved since it was read (another instance decided for the team meanwhile) and decided again, by kind (assign, reassign).",
+                &["kind"],
             )?,
             leads_overflowed: counter_vec(
                 "handoff_leads_overflowed_total",
