@@ -50,6 +50,30 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether broker `id` accepts connections again after `up`. librdkafka's mock keeps the
+/// broker's port bound while it is down and listens on it again at `up`, ignoring a failed
+/// `listen` in release builds: the broker would then refuse every connection for the rest
+/// of the run. Said here, at once, instead of as leads that never get through.
+fn listening(bootstrap: &str, id: i32) -> anyhow::Result<()> {
+    let index = usize::try_from(id - 1).context("broker ids start at 1")?;
+    let address: std::net::SocketAddr = bootstrap
+        .split(',')
+        .nth(index)
+        .with_context(|| format!("no broker {id} in {bootstrap}"))?
+        .parse()
+        .with_context(|| format!("broker {id}'s address in {bootstrap}"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)) {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                anyhow::bail!("broker {id} ({address}) does not accept connections after `up`: {e} (the mock could not listen on its port again)")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
 fn command(
     cluster: &MockCluster<'static, DefaultProducerContext>,
     line: &str,
@@ -68,7 +92,11 @@ fn command(
             cluster.create_topic(topic, i32::try_from(number(2)?)?, 1)?;
         }
         Some("down") => cluster.broker_down(i32::try_from(number(1)?)?)?,
-        Some("up") => cluster.broker_up(i32::try_from(number(1)?)?)?,
+        Some("up") => {
+            let broker = i32::try_from(number(1)?)?;
+            cluster.broker_up(broker)?;
+            listening(&cluster.bootstrap_servers(), broker)?;
+        }
         Some("rtt") => cluster.broker_round_trip_time(
             i32::try_from(number(1)?)?,
             Duration::from_millis(u64::try_from(number(2)?)?),
