@@ -18,14 +18,11 @@ use clap::Parser;
 use futures::future::try_join_all;
 
 use handoff_domain::disposition::{Actor, ActorKind, Outcome};
-use handoff_domain::events::{
-    stable_event_id, EventKind, LeadAssigned, LeadDisposition, SlaBreached,
-};
+use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
 use handoff_domain::routing::RoutingExplanation;
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::Sla;
-use handoff_domain::submission::LeadSubmission;
-use handoff_e2e::{qualified_lead, StackOptions, TestEnv};
+use handoff_e2e::{lead_created_event, qualified_lead, StackOptions, TestEnv};
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 
 #[derive(Debug, Parser)]
@@ -81,21 +78,10 @@ async fn main() -> anyhow::Result<()> {
     let now = Utc::now();
     let mut acks = Vec::new();
     for n in 0..args.leads {
-        let submission: LeadSubmission = serde_json::from_value(qualified_lead(n))?;
         // Two hours ago, a millisecond apart.
         let received_at =
             now - chrono::Duration::hours(2) + chrono::Duration::milliseconds(i64::try_from(n)?);
-        let lead = submission
-            .into_lead(received_at)
-            .map_err(|e| anyhow::anyhow!("lead: {e:?}"))?;
-        let mut created = OutboundEvent::new(
-            EventKind::LeadCreated,
-            stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
-            lead.id.as_str(),
-            received_at,
-            TraceParent::new_root(),
-            &lead,
-        )?;
+        let (lead, mut created) = lead_created_event(qualified_lead(n), received_at)?;
         if n % 2 == 0 {
             created = created
                 .with_header(handoff_kafka::IDEMPOTENCY_KEY_HEADER, format!("{n:064x}"))

@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use handoff_domain::events::{stable_event_id, EventKind};
-use handoff_domain::submission::LeadSubmission;
-use handoff_kafka::{EventProducer, OutboundEvent, Topics, TraceParent};
+use handoff_kafka::{EventProducer, Topics};
 use rand::Rng as _;
 use serde_json::{json, Value};
 use tokio::sync::Mutex as AsyncMutex;
@@ -512,19 +510,8 @@ async fn produce_lead(
     mut body: Value,
 ) -> anyhow::Result<String> {
     body["id"] = json!(lead_id);
-    let submission: LeadSubmission = serde_json::from_value(body)?;
-    let received_at = Utc::now();
-    let lead = submission
-        .into_lead(received_at)
-        .map_err(|e| anyhow::anyhow!("lead {lead_id}: {e:?}"))?;
-    let event = OutboundEvent::new(
-        EventKind::LeadCreated,
-        stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
-        lead.id.as_str(),
-        received_at,
-        TraceParent::new_root(),
-        &lead,
-    )?;
+    let (lead, event) =
+        crate::lead_created_event(body, Utc::now()).with_context(|| format!("lead {lead_id}"))?;
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         match producer.publish(&event).await {

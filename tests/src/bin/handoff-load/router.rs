@@ -20,11 +20,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use handoff::services::{self, Service, ServiceSet};
-use handoff_domain::events::{stable_event_id, EventKind};
-use handoff_domain::submission::LeadSubmission;
+use handoff_domain::events::EventKind;
 use handoff_e2e::topics::TopicReader;
 use handoff_e2e::{StackOptions, TestEnv, RULES};
-use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
+use handoff_kafka::{EventProducer, OutboundEvent};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, clap::Args)]
@@ -241,19 +240,9 @@ fn lead_created(id: &str, n: usize, teams: usize) -> anyhow::Result<OutboundEven
     let mut body = handoff_e2e::qualified_lead(n);
     body["id"] = serde_json::json!(format!("{id}-backlog-{n}"));
     body["company"]["country"] = serde_json::json!(COUNTRIES[n % teams]);
-    let submission: LeadSubmission = serde_json::from_value(body)?;
-    let received_at = Utc::now();
-    let lead = submission
-        .into_lead(received_at)
-        .map_err(|e| anyhow::anyhow!("backlog lead {n}: {e:?}"))?;
-    Ok(OutboundEvent::new(
-        EventKind::LeadCreated,
-        stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
-        lead.id.as_str(),
-        received_at,
-        TraceParent::new_root(),
-        &lead,
-    )?)
+    let (_, event) = handoff_e2e::lead_created_event(body, Utc::now())
+        .with_context(|| format!("backlog lead {n}"))?;
+    Ok(event)
 }
 
 /// `handoff_consumer_handle_seconds` of the router: (sum, count) from its /metrics.
