@@ -26,6 +26,15 @@ use handoff_kafka::rdkafka::producer::DefaultProducerContext;
 use handoff_kafka::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 fn main() -> anyhow::Result<()> {
+    // librdkafka's own log lines (the mock reports its socket failures only there) on
+    // standard error: standard output is the command channel.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let brokers = std::env::args()
         .nth(1)
         .and_then(|n| n.parse().ok())
@@ -95,7 +104,16 @@ fn command(
         Some("up") => {
             let broker = i32::try_from(number(1)?)?;
             cluster.broker_up(broker)?;
-            listening(&cluster.bootstrap_servers(), broker)?;
+            // A broker that stays deaf is the mock's artifact, not the outage under test:
+            // taking it down and up again makes it bind and listen on a new socket.
+            let mut attempt = 1;
+            while let Err(e) = listening(&cluster.bootstrap_servers(), broker) {
+                anyhow::ensure!(attempt < 3, "{e:#} ({attempt} attempts)");
+                eprintln!("handoff-mock-broker: {e:#}; taking it down and up again");
+                cluster.broker_down(broker)?;
+                cluster.broker_up(broker)?;
+                attempt += 1;
+            }
         }
         Some("rtt") => cluster.broker_round_trip_time(
             i32::try_from(number(1)?)?,
