@@ -534,25 +534,18 @@ pub fn qualified_lead(n: usize) -> Value {
 }
 
 /// A submission body as ingest would turn it into a lead at `received_at`, and its
-/// `lead.created` event (the stable event id, a new trace): for the tools that write
-/// leads straight onto the topic, as any producer may.
+/// `lead.created` event with a new trace: for the tools that write leads straight onto
+/// the topic, as any producer may.
 pub fn lead_created_event(
     body: Value,
     received_at: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<(handoff_domain::Lead, handoff_kafka::OutboundEvent)> {
-    use handoff_domain::events::{stable_event_id, EventKind};
     let submission: handoff_domain::submission::LeadSubmission = serde_json::from_value(body)?;
     let lead = submission
         .into_lead(received_at)
         .map_err(|e| anyhow::anyhow!("not a valid lead: {e:?}"))?;
-    let event = handoff_kafka::OutboundEvent::new(
-        EventKind::LeadCreated,
-        stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
-        lead.id.as_str(),
-        received_at,
-        handoff_kafka::TraceParent::new_root(),
-        &lead,
-    )?;
+    let event =
+        handoff_kafka::OutboundEvent::lead_created(&lead, handoff_kafka::TraceParent::new_root())?;
     Ok((lead, event))
 }
 

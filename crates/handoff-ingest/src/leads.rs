@@ -10,7 +10,6 @@ use chrono::Utc;
 use serde::Serialize;
 
 use handoff_config::Scope;
-use handoff_domain::events::{stable_event_id, EventKind};
 use handoff_domain::privacy::mask_email;
 use handoff_domain::submission::{LeadForm, LeadSubmission};
 use handoff_domain::Lead;
@@ -262,15 +261,8 @@ async fn publish_lead(
     trace: TraceParent,
     reservation: Option<&IdempotentRequest>,
 ) -> Result<(), ApiError> {
-    let mut event = OutboundEvent::new(
-        EventKind::LeadCreated,
-        stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
-        lead.id.as_str(),
-        lead.received_at,
-        trace,
-        lead,
-    )
-    .map_err(|e| unavailable("encoder", &e))?;
+    let mut event =
+        OutboundEvent::lead_created(lead, trace).map_err(|e| unavailable("encoder", &e))?;
     for (key, value) in reservation
         .map(IdempotentRequest::rebuild_headers)
         .into_iter()

@@ -7,8 +7,8 @@ use rdkafka::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use handoff_domain::events::EventKind;
-use handoff_domain::lead::RecordOrigin;
+use handoff_domain::events::{stable_event_id, EventKind};
+use handoff_domain::lead::{Lead, RecordOrigin};
 use handoff_domain::privacy::without_values;
 
 use crate::TraceParent;
@@ -85,6 +85,19 @@ impl OutboundEvent {
             payload: serde_json::to_vec(data)?,
             extra_headers: Vec::new(),
         })
+    }
+
+    /// The `lead.created` event of `lead`, as ingest publishes it and any other producer
+    /// may: its id derived from the lead id, so the same lead published twice is one fact.
+    pub fn lead_created(lead: &Lead, traceparent: TraceParent) -> Result<Self, serde_json::Error> {
+        Self::new(
+            EventKind::LeadCreated,
+            stable_event_id(EventKind::LeadCreated, &[lead.id.as_str()]),
+            lead.id.as_str(),
+            lead.received_at,
+            traceparent,
+            lead,
+        )
     }
 
     pub(crate) fn headers(&self, source: &str) -> OwnedHeaders {
