@@ -59,11 +59,14 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether broker `id` accepts connections again after `up`. librdkafka's mock keeps the
-/// broker's port bound while it is down and listens on it again at `up`, ignoring a failed
-/// `listen` in release builds: the broker would then refuse every connection for the rest
-/// of the run. Said here, at once, instead of as leads that never get through.
-fn listening(bootstrap: &str, id: i32) -> anyhow::Result<()> {
+/// Brings broker `id` back and waits until it accepts a connection. librdkafka's mock
+/// keeps the broker's port bound while it is down and listens on it again at `up`,
+/// ignoring a failed `listen` in release builds: the broker would then refuse every
+/// connection for the rest of the run. That is the mock's artifact, not the outage under
+/// test, so a deaf broker is taken down and up again (a new socket), at most three times,
+/// and then the command fails with the reason instead of leads that never get through.
+fn up(cluster: &MockCluster<'static, DefaultProducerContext>, id: i32) -> anyhow::Result<()> {
+    let bootstrap = cluster.bootstrap_servers();
     let index = usize::try_from(id - 1).context("broker ids start at 1")?;
     let address: std::net::SocketAddr = bootstrap
         .split(',')
@@ -71,13 +74,30 @@ fn listening(bootstrap: &str, id: i32) -> anyhow::Result<()> {
         .with_context(|| format!("no broker {id} in {bootstrap}"))?
         .parse()
         .with_context(|| format!("broker {id}'s address in {bootstrap}"))?;
+    const ATTEMPTS: u32 = 3;
+    let mut refused = None;
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            eprintln!("handoff-mock-broker: broker {id} ({address}) deaf after `up`; taking it down and up again");
+            cluster.broker_down(id)?;
+        }
+        cluster.broker_up(id)?;
+        match accepts(address) {
+            Ok(()) => return Ok(()),
+            Err(e) => refused = Some(e),
+        }
+    }
+    let why = refused.map(|e| e.to_string()).unwrap_or_default();
+    anyhow::bail!("broker {id} ({address}) does not accept connections after `up` ({ATTEMPTS} attempts: {why}): the mock could not listen on its port again")
+}
+
+/// Whether `address` accepts a connection within 3 s; the last refusal if not.
+fn accepts(address: std::net::SocketAddr) -> std::io::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     loop {
         match std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)) {
             Ok(_) => return Ok(()),
-            Err(e) if std::time::Instant::now() >= deadline => {
-                anyhow::bail!("broker {id} ({address}) does not accept connections after `up`: {e} (the mock could not listen on its port again)")
-            }
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -101,20 +121,7 @@ fn command(
             cluster.create_topic(topic, i32::try_from(number(2)?)?, 1)?;
         }
         Some("down") => cluster.broker_down(i32::try_from(number(1)?)?)?,
-        Some("up") => {
-            let broker = i32::try_from(number(1)?)?;
-            cluster.broker_up(broker)?;
-            // A broker that stays deaf is the mock's artifact, not the outage under test:
-            // taking it down and up again makes it bind and listen on a new socket.
-            let mut attempt = 1;
-            while let Err(e) = listening(&cluster.bootstrap_servers(), broker) {
-                anyhow::ensure!(attempt < 3, "{e:#} ({attempt} attempts)");
-                eprintln!("handoff-mock-broker: {e:#}; taking it down and up again");
-                cluster.broker_down(broker)?;
-                cluster.broker_up(broker)?;
-                attempt += 1;
-            }
-        }
+        Some("up") => up(cluster, i32::try_from(number(1)?)?)?,
         Some("rtt") => cluster.broker_round_trip_time(
             i32::try_from(number(1)?)?,
             Duration::from_millis(u64::try_from(number(2)?)?),
