@@ -46,9 +46,97 @@ fn kind_of(found: &str) -> &str {
     }
 }
 
+/// Text that looks like an email address: something on both sides of an `@`.
+pub fn looks_like_email(value: &str) -> bool {
+    value
+        .split_once('@')
+        .is_some_and(|(local, domain)| !local.trim().is_empty() && !domain.trim().is_empty())
+}
+
+/// 8 to 15 digits (E.164's most), optionally with `+` and the usual separators. Shorter
+/// runs are postal codes and counts.
+pub fn looks_like_phone(value: &str) -> bool {
+    let mut digits = 0;
+    for c in value.trim().chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            '+' | ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return false,
+        }
+    }
+    (8..=15).contains(&digits)
+}
+
+/// Keys whose values are a person's details, in any event payload (`Contact`,
+/// `LeadSummary`, a disposition's note) or a form post's field names.
+const PERSONAL_KEYS: [&str; 8] = [
+    "first_name",
+    "last_name",
+    "firstName",
+    "lastName",
+    "full_name",
+    "phone",
+    "note",
+    "notes",
+];
+
+/// A JSON payload as an operator may see it (`handoff dlq show`): `email` values masked
+/// like the logs mask them (`j***@example.com`), names, phone numbers and notes replaced by
+/// `[redacted]`, and any other string that looks like an email address or a phone number
+/// (a custom attribute, a company name someone typed their address into) redacted too.
+/// Keys, ids, times and company data stay: what an operator needs to see why it failed.
+pub fn mask_personal_data(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                match field {
+                    Value::String(text) if key == "email" => *text = mask_email(text),
+                    Value::String(text) if PERSONAL_KEYS.contains(&key.as_str()) => {
+                        *text = "[redacted]".to_owned();
+                    }
+                    Value::Number(_) if key == "phone" => {
+                        *field = Value::String("[redacted]".to_owned());
+                    }
+                    _ => mask_personal_data(field),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_personal_data),
+        Value::String(text) if looks_like_email(text) || looks_like_phone(text) => {
+            *text = "[redacted]".to_owned();
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payloads_lose_the_persons_details_and_keep_the_rest() {
+        let mut payload = serde_json::json!({
+            "id": "lead-1",
+            "contact": {"email": "jane.doe@example.com", "first_name": "Jane", "lastName": "Doe", "phone": "+49 30 1234567", "title": "VP Sales"},
+            "company": {"name": "Acme", "country": "DE", "employees": 2500},
+            "attributes": {"backup": "jane@home.example", "mobile": "0170 1234 5678", "zip": "10115"},
+            "lead": {"phone": 4930123456_u64},
+            "note": "called Jane"
+        });
+        mask_personal_data(&mut payload);
+        assert_eq!(
+            payload,
+            serde_json::json!({
+                "id": "lead-1",
+                "contact": {"email": "j***@example.com", "first_name": "[redacted]", "lastName": "[redacted]", "phone": "[redacted]", "title": "VP Sales"},
+                "company": {"name": "Acme", "country": "DE", "employees": 2500},
+                "attributes": {"backup": "[redacted]", "mobile": "[redacted]", "zip": "10115"},
+                "lead": {"phone": "[redacted]"},
+                "note": "[redacted]"
+            })
+        );
+    }
 
     #[test]
     fn serde_messages_lose_the_values_they_quote() {

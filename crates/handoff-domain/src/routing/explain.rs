@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::condition::{Condition, FieldRef};
 use crate::lead::Lead;
+use crate::privacy::{looks_like_email, looks_like_phone};
 use crate::scoring::Score;
 
 /// `routing.explain_values` in the rules file.
@@ -120,26 +121,6 @@ fn is_contact_detail(field: &FieldRef, value: &str) -> bool {
         return false;
     }
     looks_like_email(value) || looks_like_phone(value)
-}
-
-fn looks_like_email(value: &str) -> bool {
-    value
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.trim().is_empty() && !domain.trim().is_empty())
-}
-
-/// 8 to 15 digits (E.164's most), optionally with `+` and the usual separators. Shorter
-/// runs are postal codes and counts.
-fn looks_like_phone(value: &str) -> bool {
-    let mut digits = 0;
-    for c in value.trim().chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            '+' | ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            _ => return false,
-        }
-    }
-    (8..=15).contains(&digits)
 }
 
 #[cfg(test)]
