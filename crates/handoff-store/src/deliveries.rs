@@ -248,7 +248,7 @@ impl Store {
     }
 
     /// Hash id -> delivery record (JSON).
-    fn pending(&self) -> String {
+    pub(crate) fn pending(&self) -> String {
         format!("{}:notify:pending", self.keys.tag())
     }
 

@@ -9,6 +9,7 @@ mod clocks;
 mod connection;
 mod deadlines;
 mod deliveries;
+mod erasure;
 mod funnel;
 mod generation;
 mod idempotency;
@@ -28,6 +29,7 @@ pub use accounts::OwnerUpdate;
 pub use clocks::{ClockPlan, Scheduled};
 pub use deadlines::{ClaimRequest, Claimed, DueBreach, DueReminder};
 pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
+pub use erasure::ErasureReport;
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
     OutcomeReport, SettledTouch,
