@@ -68,3 +68,24 @@ pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
 }
+
+/// A reader outside any consumer group's work: partitions assigned by hand, nothing
+/// committed (the operator tools: `handoff dlq`). librdkafka still needs a group id to
+/// assign; a fresh one per reader, so no earlier reader (killed, say) holds this one up at
+/// the coordinator. `enable.partition.eof` reports each partition's end as the broker saw
+/// it when the fetch answered, which is how a tool knows it read everything there was
+/// without asking for watermarks (Tansu's ListOffsets is incomplete: architecture.md).
+pub fn reader_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = base(settings, client_id);
+    config
+        .set(
+            "group.id",
+            format!("{client_id}-reader-{:016x}", rand::random::<u64>()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
+    config
+}

@@ -18,6 +18,8 @@ pub enum KafkaError {
     CreateTopic { topic: String, message: String },
     #[error("cannot encode event: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("refusing to re-send a dead letter to {0}: not a topic of this deployment")]
+    ReplayRefused(String),
     #[error("the broker is unreachable: {0}")]
     Unreachable(String),
     #[error("an effect of an earlier message failed, so its offset was not stored: {0}")]
@@ -40,7 +42,7 @@ impl Transience for KafkaError {
             KafkaError::Client(e) | KafkaError::Delivery { source: e, .. } => {
                 !e.rdkafka_error_code().is_some_and(refused_for_good)
             }
-            KafkaError::Encode(_) => false,
+            KafkaError::Encode(_) | KafkaError::ReplayRefused(_) => false,
             KafkaError::DeliveryCancelled { .. }
             | KafkaError::CreateTopic { .. }
             | KafkaError::Unreachable(_)

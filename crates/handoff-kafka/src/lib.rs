@@ -9,6 +9,7 @@
 mod assignment;
 mod client_config;
 mod consumer;
+mod dead_letters;
 mod envelope;
 mod error;
 mod gate;
@@ -20,8 +21,9 @@ mod producer;
 mod topics;
 mod trace;
 
-pub use client_config::{consumer_config, producer_config};
+pub use client_config::{consumer_config, producer_config, reader_config};
 pub use consumer::{run_consumer, ConsumerSpec};
+pub use dead_letters::{read_to_end, replay, Replayed, REPLAYED_FROM_HEADER};
 pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};
 pub use error::KafkaError;
 pub use gate::WorkGate;
