@@ -74,6 +74,85 @@ pub enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
+    /// Inspect and re-send dead letters (the `<prefix>deadletter` topic). See docs/runbooks.md.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+    /// Erases one person's data from Redis (docs/personal-data.md): their leads, found by
+    /// the contact's email address or named by id, and everything naming them. Prints
+    /// counts, never the data.
+    Erase {
+        /// The contact's email address; repeat for several.
+        #[arg(long = "email", value_name = "ADDRESS")]
+        emails: Vec<String>,
+        /// A lead id; repeat for several.
+        #[arg(long = "lead", value_name = "LEAD_ID")]
+        leads: Vec<String>,
+        /// Count what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// One line per dead letter: PARTITION:OFFSET, time, origin topic[partition]@offset,
+    /// reason, service, event id, lead id, error (no payload, no personal data).
+    List(DlqSelection),
+    /// One dead letter's headers and payload (personal data masked unless --reveal).
+    Show {
+        /// PARTITION:OFFSET, as `list` prints it.
+        position: handoff::dlq::Position,
+        /// Print the payload as stored, personal data included.
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Re-sends the selected dead letters to their origin topic with their original key,
+    /// headers and event id (consumers de-duplicate), marked `handoff_replayed_from`.
+    Replay {
+        #[command(flatten)]
+        selection: DlqSelection,
+        /// Replay every dead letter (required when nothing else selects).
+        #[arg(long)]
+        all: bool,
+        /// Print what would be replayed; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Which dead letters; every option given must hold.
+#[derive(Debug, Clone, Args)]
+pub struct DlqSelection {
+    /// Only these dead letters (PARTITION:OFFSET, as `list` prints them).
+    pub positions: Vec<handoff::dlq::Position>,
+    /// The reason (undecodable, contract_invalid, unexpected_type, delivery_failed,
+    /// handler_panic, processing_failed).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The origin topic, with or without the deployment's prefix (lead.created).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Dead-lettered at or after: RFC 3339, or a time ago (30m, 2h, 7d).
+    #[arg(long)]
+    pub since: Option<handoff::dlq::Moment>,
+    /// Dead-lettered before: RFC 3339, or a time ago.
+    #[arg(long)]
+    pub until: Option<handoff::dlq::Moment>,
+}
+
+impl DlqSelection {
+    pub fn resolve(&self) -> handoff::dlq::Selection {
+        let now = chrono::Utc::now();
+        handoff::dlq::Selection {
+            reason: self.reason.clone(),
+            origin_topic: self.topic.clone(),
+            since: self.since.map(|m| m.resolve(now)),
+            until: self.until.map(|m| m.resolve(now)),
+            positions: self.positions.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,8 @@
 
 pub mod demo;
 pub mod dev;
+pub mod dlq;
+pub mod erase;
 pub mod keys;
 pub mod reload;
 pub mod services;

@@ -7,7 +7,7 @@ mod rules_check;
 use anyhow::Context;
 use clap::Parser;
 
-use cli::{Cli, Command, KeysCommand, RulesCommand, StateCommand};
+use cli::{Cli, Command, DlqCommand, KeysCommand, RulesCommand, StateCommand};
 use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
@@ -101,6 +101,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             return Ok(());
         }
+        Command::Dlq { command } => {
+            let loaded = load(&cli)?;
+            return dlq(&loaded.settings.kafka, command).await;
+        }
+        Command::Erase {
+            emails,
+            leads,
+            dry_run,
+        } => {
+            let loaded = load(&cli)?;
+            let request = handoff::erase::EraseRequest {
+                emails: emails.clone(),
+                leads: leads.clone(),
+                dry_run: *dry_run,
+            };
+            print!("{}", handoff::erase::run(&loaded, &request).await?);
+            return Ok(());
+        }
         Command::Ingest => ServiceSet::only(Service::Ingest),
         Command::Router => ServiceSet::only(Service::Router),
         Command::Sla => ServiceSet::only(Service::Sla),
@@ -136,6 +154,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     running.wait().await
 }
 
+async fn dlq(kafka: &handoff_config::KafkaSettings, command: &DlqCommand) -> anyhow::Result<()> {
+    use handoff::dlq;
+    let prefix = &kafka.topic_prefix;
+    let records = dlq::read(kafka).await?;
+    match command {
+        DlqCommand::List(selection) => {
+            let selection = selection.resolve();
+            let selected: Vec<_> = records
+                .iter()
+                .filter(|r| selection.matches(prefix, r))
+                .collect();
+            for record in &selected {
+                println!("{}", dlq::list_line(record));
+            }
+            println!("{} of {} dead letters", selected.len(), records.len());
+        }
+        DlqCommand::Show { position, reveal } => {
+            let record = records
+                .iter()
+                .find(|r| r.partition == position.partition && r.offset == position.offset)
+                .with_context(|| format!("no dead letter at {position}"))?;
+            print!("{}", dlq::show(record, *reveal));
+        }
+        DlqCommand::Replay {
+            selection,
+            all,
+            dry_run,
+        } => {
+            let selection = selection.resolve();
+            anyhow::ensure!(
+                *all || !selection.is_empty(),
+                "select what to replay (PARTITION:OFFSET, --reason, --topic, --since, --until) or say --all"
+            );
+            let selected: Vec<_> = records
+                .into_iter()
+                .filter(|r| selection.matches(prefix, r))
+                .collect();
+            print!("{}", dlq::replay(kafka, &selected, *dry_run).await?);
+        }
+    }
+    Ok(())
+}
+
 fn load(cli: &Cli) -> anyhow::Result<handoff_config::LoadedConfig> {
     let loaded = handoff_config::load(&cli.config, std::env::vars())
         .with_context(|| format!("cannot start with configuration {}", cli.config.display()))?;
@@ -161,6 +222,8 @@ fn trace_export(
         Command::Sla => "handoff-sla",
         Command::Notifier => "handoff-notifier",
         Command::State { .. } => "handoff-state",
+        Command::Dlq { .. } => "handoff-dlq",
+        Command::Erase { .. } => "handoff-erase",
         _ => "handoff",
     };
     Some(handoff_telemetry::traces::TraceExport {
