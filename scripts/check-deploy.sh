@@ -79,6 +79,9 @@ else
   fail compose-prometheus "promtool missing and apt-get install prometheus failed (see $work/apt.log)"
 fi
 
+# Every alert's runbook_url resolves to a section of docs/runbooks.md (GitHub's anchors).
+"$py" scripts/check_deploy.py runbooks || failed=1
+
 # The Kubernetes manifests, rendered as `kubectl apply -k` would.
 "$py" scripts/check_deploy.py samples || failed=1
 if ! command -v kubectl >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ Each schema check first proves it is not vacuous: a copy with an unknown field m
 
 import copy
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -270,6 +271,77 @@ def check_samples():
                             for k in value if k not in sample[key])
     report("k8s-sample-config", problems)
 
+# --- runbook links --------------------------------------------------------------------------
+
+RUNBOOKS = "docs/runbooks.md"
+
+
+def github_anchor(heading):
+    """The anchor GitHub gives a Markdown heading: lower case, every character that is not
+    a letter, a digit, a space, `-` or `_` dropped, spaces turned into hyphens."""
+    text = re.sub(r"`|\*\*|\*", "", heading.strip()).lower()
+    text = "".join(c for c in text if c.isalnum() or c in " -_")
+    return text.replace(" ", "-")
+
+
+def markdown_anchors(path):
+    """Every heading anchor of a Markdown file (code blocks skipped), with GitHub's `-1`,
+    `-2` suffixes for repeated headings."""
+    anchors, seen, fenced = set(), {}, False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        match = None if fenced else re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if match:
+            base = github_anchor(match.group(1))
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            anchors.add(base if count == 0 else f"{base}-{count}")
+    return anchors
+
+
+def runbook_problems(alerts, base, anchors):
+    problems = []
+    for alert in alerts:
+        url = alert.get("annotations", {}).get("runbook_url")
+        name = alert["alert"]
+        if not url:
+            problems.append(f"{name} has no runbook_url")
+        elif not url.startswith(base):
+            problems.append(f"{name}: runbook_url {url} does not start with {base}")
+        elif url[len(base):] not in anchors:
+            problems.append(f"{name}: no heading of {RUNBOOKS} has the anchor #{url[len(base):]}")
+    return problems
+
+
+def check_runbooks():
+    """Every alert links its runbook section: `runbook_url` is the repository of Cargo.toml,
+    `/blob/main/docs/runbooks.md#`, and an anchor that a heading of that file has. Links
+    between the docs inside runbooks.md must resolve too."""
+    repository = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["repository"]
+    base = f"{repository}/blob/main/{RUNBOOKS}#"
+    doc = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
+    alerts = [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+    anchors = markdown_anchors(ROOT / RUNBOOKS)
+    problems = runbook_problems(alerts, base, anchors)
+    if not alerts:
+        problems.append("no alerts found in deploy/prometheus/alerts.yml")
+    # Not vacuous: an alert without a link, and one linking a missing section, must fail.
+    canaries = [{"alert": "Canary"},
+                {"alert": "Canary", "annotations": {"runbook_url": base + "no-such-section"}}]
+    if len(runbook_problems(canaries, base, anchors)) != 2:
+        problems.append("the check accepts a missing or dangling runbook_url: it is vacuous")
+    # Links from the runbooks into themselves and the other docs.
+    text = (ROOT / RUNBOOKS).read_text()
+    for target, anchor in re.findall(r"\]\(([^)#\s]*)#([^)\s]+)\)", text):
+        path = (ROOT / RUNBOOKS).parent / target if target else ROOT / RUNBOOKS
+        if not path.exists():
+            problems.append(f"{RUNBOOKS} links to {target}, which does not exist")
+        elif anchor not in markdown_anchors(path):
+            problems.append(f"{RUNBOOKS} links to {target or RUNBOOKS}#{anchor}: no such heading")
+    report("runbook-links", problems)
+
 
 def main(argv):
     command, *args = argv
@@ -279,6 +351,8 @@ def main(argv):
         check_k8s(*args)
     elif command == "samples":
         check_samples()
+    elif command == "runbooks":
+        check_runbooks()
     else:
         sys.exit(f"unknown command {command}")
     return failures
