@@ -3,7 +3,8 @@
 //! the SLA tracker's lateness with many open deadlines (sla.rs); `handoff-load … ingest`
 //! ingest against a hello-world handler (ingest.rs); `handoff-load … process` runs
 //! `handoff all` as a process of its own and measures its RSS and received → notified
-//! (process.rs). Each prints its floor, measured in the same run (floor.rs), and the ratio
+//! (process.rs); `handoff-load … memory` Redis memory per open and closed lead (memory.rs).
+//! The throughput and latency ones print their floor, measured in the same run (floor.rs), and the ratio
 //! to it. A benchmark, not a test:
 //! `make load` (figures in docs/benchmarks.md).
 
@@ -11,6 +12,8 @@
 mod floor;
 #[path = "ingest.rs"]
 mod ingest;
+#[path = "memory.rs"]
+mod memory;
 #[path = "notified.rs"]
 mod notified;
 #[path = "proc_stats.rs"]
@@ -83,6 +86,8 @@ enum Bench {
     /// The router alone draining a backlog of `lead.created`: leads/s at saturation and
     /// the CPU a lead costs Redis and the router, against the commit script's ceiling.
     Router(router::RouterArgs),
+    /// Redis memory per open and per closed lead (`used_memory`; a Redis of its own).
+    Memory(memory::MemoryArgs),
 }
 
 #[tokio::main]
@@ -125,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
             };
             return router::run(env, id, args.partitions, !args.embedded, floor, bench).await;
         }
-        Some(Bench::Process(_)) | None => {}
+        Some(Bench::Process(_) | Bench::Memory(_)) | None => {}
     }
     let options = StackOptions {
         rules: RULES
@@ -157,6 +162,11 @@ async fn main() -> anyhow::Result<()> {
     reader
         .read_until(Duration::from_secs(120), "warm-up", |r| r.len() >= warm_up)
         .await;
+
+    if let Some(Bench::Memory(bench)) = &args.bench {
+        memory::run(&stack, &client, bench, args.concurrency, warm_up).await?;
+        return stack.stop().await;
+    }
 
     // The floor, on the same broker and Redis, before the traffic.
     let hop_ms = floor::hops(
