@@ -158,7 +158,7 @@ pub(crate) fn apply_overrides(
         return Err(ConfigError::Env {
             var: var.clone(),
             message: format!(
-                "not a configuration key (HANDOFF_<KEY PATH>, see README.md \"Configuration\"){}",
+                "not a configuration key (the rule: README.md, \"Configuration reference\"){}",
                 suggestions(shape, var)
             ),
         });

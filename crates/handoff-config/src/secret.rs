@@ -63,6 +63,7 @@ impl Serialize for Secret {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // assertions in tests
 mod tests {
     use super::*;
 
