@@ -10,13 +10,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::Secret;
 
 /// What a key may do. A closed set: unknown scopes in the file are start-up errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 pub enum Scope {
     /// Submit leads (`POST /v1/leads`).
     #[serde(rename = "leads:write")]
@@ -80,7 +80,7 @@ impl FromStr for Scope {
 
 /// One API key (`[[ingest.keys]]`). Two entries with the same `name` are how a key is
 /// rotated: both are valid until the old one is removed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeySettings {
     /// The source or system the key belongs to; it becomes the actor of what it does.
@@ -98,7 +98,7 @@ pub struct ApiKeySettings {
 
 /// A web form (`[[ingest.forms]]`): its token is public (it sits in the page), so it
 /// grants only lead submission, and names the source of what it submits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormSettings {
     /// Sent as the `form_token` field (or query parameter).
@@ -112,7 +112,7 @@ pub struct FormSettings {
 
 /// A signed webhook intake source (`[[ingest.webhooks]]`, `POST /v1/webhooks/{source}`),
 /// verified per the Standard Webhooks scheme.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSourceSettings {
     /// The path segment and `source.name` of its leads.
@@ -125,7 +125,7 @@ pub struct WebhookSourceSettings {
 }
 
 /// Request limits of the HTTP listeners (`[ingest.limits]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     /// Sustained requests per minute per API key (or form token / webhook source).

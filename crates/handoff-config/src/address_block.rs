@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An IP address (one host) or a CIDR block. Addresses, not host names: the notifier checks
 /// the address it connects to, and a name can resolve to anything.
@@ -45,6 +45,13 @@ impl FromStr for AddressBlock {
 impl fmt::Display for AddressBlock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+/// Written as the file writes it (`10.1.2.0/24`).
+impl Serialize for AddressBlock {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -2,13 +2,13 @@
 //! campaigns become metric labels, so both are bounded here: values outside the lists (and,
 //! for campaigns, outside the `top_n` busiest) are counted as `other`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The longest list of named label values either key may hold: every value multiplies the
 /// funnel's series (stages, reasons, histogram buckets).
 pub const MAX_LABEL_VALUES: usize = 50;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunnelSettings {
     /// Source kinds counted under their own name (`source.kind` is free text on the wire).

@@ -1,15 +1,18 @@
 //! Configuration: one TOML file (sample: deploy/config/handoff.toml) whose every key can be
-//! overridden by an environment variable, plus the rules file it points to (scoring model,
+//! overridden by an environment variable or read from a secret file (crate::env has the
+//! naming rule), plus the rules file it points to (scoring model,
 //! teams, reps, routing rules). Everything is checked at start-up; an error names the file,
 //! the key and what is allowed.
 
 mod access;
 mod address_block;
+mod effective;
 mod env;
 mod funnel;
 mod handle;
 mod redis_url;
 mod rules;
+mod schema;
 mod secret;
 mod settings;
 mod state;
@@ -21,11 +24,13 @@ pub use access::{
     key_digest, ApiKeySettings, FormSettings, LimitSettings, Scope, WebhookSourceSettings,
 };
 pub use address_block::AddressBlock;
+pub use effective::{effective_toml, looks_secret};
+pub use env::{variable_of, SECRETS_DIR_VAR};
 pub use funnel::{is_label_value, FunnelSettings, MAX_LABEL_VALUES};
 pub use handle::{RulesHandle, RulesPublisher};
 pub use redis_url::{RedisTopology, SentinelTarget};
 pub use rules::{load_rules, parse_rules, Rules};
-pub use secret::Secret;
+pub use secret::{Secret, REDACTED};
 pub use settings::*;
 pub use state::{Profile, StateSettings};
 pub use trace_export::{TracingSettings, OTEL_ENDPOINT_VAR, OTEL_SERVICE_NAME_VAR};
@@ -87,7 +92,8 @@ pub fn parse_settings(
         message: e.to_string(),
     })?;
     let vars: Vec<(String, String)> = vars.into_iter().collect();
-    let applied = env::apply_overrides(&mut table, vars.iter().cloned())?;
+    let config_dir = path.parent().unwrap_or(Path::new(""));
+    let applied = env::apply_overrides(&mut table, &vars, config_dir)?;
     let mut settings: Settings =
         Settings::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),

@@ -162,7 +162,7 @@ fn host_list(hosts: &str) -> Result<Vec<String>, String> {
 }
 
 /// Replaces the password in a one-server URL, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match split_authority(rest) {
             (Some(credentials), hosts, path) => {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::sla::{DispositionStart, SlaClock, SlaPolicy};
@@ -14,7 +14,7 @@ use handoff_domain::sla::{DispositionStart, SlaClock, SlaPolicy};
 use crate::access::{self, ApiKeySettings, FormSettings, LimitSettings, WebhookSourceSettings};
 use crate::{AddressBlock, ConfigError, FunnelSettings, Secret};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The rules file: scoring model, teams, reps, routing rules.
@@ -157,7 +157,7 @@ impl Settings {
 /// `[actions]`: the accept/reject links of a rep's notifications. The notifier signs them
 /// with the key in `secret_env`; ingest serves them on the public listener
 /// (`/v1/actions/{token}`) and verifies them with the same key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionLinkSettings {
     /// The public listener as reps' browsers reach it (`https://leads.example.com`); the
@@ -241,7 +241,7 @@ impl ActionLinkSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Comma-separated host:port list.
@@ -299,7 +299,7 @@ pub struct KafkaSettings {
 }
 
 /// The consumer group's assignment protocol.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PartitionAssignment {
     /// Incremental: a member joining or leaving moves only the partitions that change owner.
@@ -373,7 +373,7 @@ fn default_statistics_interval_ms() -> u32 {
     5_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     pub url: String,
@@ -398,7 +398,7 @@ fn default_closed_lead_retention_days() -> u32 {
     30
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestSettings {
     /// The public listener: lead intake (API keys, forms, signed webhooks) and health.
@@ -462,7 +462,7 @@ fn default_publish_timeout_ms() -> u64 {
     10_000
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// The internal listener of every service: `/metrics`, `/healthz`, `/readyz`,
@@ -483,7 +483,7 @@ fn default_admin_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9464))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterSettings {
     /// Events of a partition waiting to be handled before its fetching pauses (as many
@@ -520,7 +520,7 @@ impl Default for RouterSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueOrder {
     #[default]
@@ -545,7 +545,7 @@ fn default_max_in_flight() -> usize {
     2048
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlaSettings {
     /// Default first-touch window; a team may set its own in the rules file.
@@ -638,7 +638,7 @@ impl SlaSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSettings {
     /// Assignment attempts before escalating: 2 means one reassignment to another rep of
@@ -712,7 +712,7 @@ pub const MIN_SIGNING_SECRET_BYTES: usize = 32;
 /// Secrets that were shipped in samples: public, so never a deployment's.
 const SAMPLE_SIGNING_SECRETS: &[&str] = &["dev-only-secret"];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifierSettings {
     /// HMAC-SHA256 key of the `Handoff-Signature` header. Required outside `handoff dev`
@@ -874,7 +874,7 @@ fn default_claim_lease_ms() -> u64 {
     30_000
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     #[default]
@@ -882,7 +882,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     #[serde(default)]
@@ -905,7 +905,7 @@ fn default_log_level() -> String {
     "info".to_owned()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// How long in-flight work may take to finish after SIGTERM before it is abandoned

@@ -1,12 +1,12 @@
 //! `[state]` and `profile`: how the services watch the state they keep in Redis and what
 //! they do when it is lost (docs/operations.md).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of deployment this is. `production` refuses a Redis that can lose
 /// acknowledged writes unless `state.accept_unsafe_persistence` says so; `dev` (the
 /// default) only warns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
     #[default]
@@ -23,7 +23,7 @@ impl Profile {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSettings {
     /// How often every service reads the generation marker (one HMGET), besides at start.

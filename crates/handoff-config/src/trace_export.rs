@@ -1,14 +1,14 @@
 //! `[tracing]`: optional export of spans to an OpenTelemetry collector over OTLP/HTTP
 //! (docs/tracing.md). Off unless an endpoint is set.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The standard OpenTelemetry variables honoured when the file (and its `HANDOFF_TRACING_*`
 /// overrides) leave the key unset.
 pub const OTEL_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 pub const OTEL_SERVICE_NAME_VAR: &str = "OTEL_SERVICE_NAME";
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TracingSettings {
     /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`); spans are posted

@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
-    /// The configuration file (every key can be overridden by HANDOFF_<SECTION>_<KEY>).
+    /// The configuration file. Every key, nested ones too, can be overridden by
+    /// HANDOFF_<SECTION>_<KEY> (HANDOFF_SLA_ESCALATION_MAX_ATTEMPTS) or read from a file
+    /// (HANDOFF_<SECTION>_<KEY>_FILE, HANDOFF_SECRETS_DIR): README.md, "Configuration".
     #[arg(
         long,
         short,
@@ -68,6 +70,11 @@ pub enum Command {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Check a configuration file offline.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Inspect and repair the state kept in Redis.
     State {
@@ -168,6 +175,33 @@ pub enum StateCommand {
     /// Writes the generation marker if there is none, declaring the current state
     /// consistent with the log (for a deployment that predates markers).
     Init,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validates the configuration file (--config) and its rules file without connecting to
+    /// anything, with the environment's overrides and secret files applied as the services
+    /// apply them, and prints the effective configuration (defaults included) with every
+    /// secret redacted.
+    Check {
+        /// The rules file to check instead of the one the configuration names.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Also the start-up checks of this service (all: every service), e.g. the
+        /// notifier's signing secret.
+        #[arg(long, value_enum)]
+        service: Option<ServiceName>,
+    },
+}
+
+/// A service, for `config check --service`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ServiceName {
+    Ingest,
+    Router,
+    Sla,
+    Notifier,
+    All,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,12 +2,14 @@
 //! to the services. Everything else lives in the library crates.
 
 mod cli;
+mod config_check;
 mod rules_check;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 
-use cli::{Cli, Command, DlqCommand, KeysCommand, RulesCommand, StateCommand};
+use cli::{Cli, Command, ConfigCommand, DlqCommand, KeysCommand, RulesCommand, StateCommand};
 use handoff::services::{self, Service, ServiceSet};
 use handoff::{dev, shutdown};
 
@@ -23,7 +25,15 @@ async fn main() {
         eprintln!("panic at {location} (message withheld: it may quote input)");
     }));
     // Errors reach people: print the cause chain, not a backtrace, and exit non-zero.
-    let outcome = run(Cli::parse()).await;
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // A --config typed on the command line, as opposed to the default or HANDOFF_CONFIG:
+    // commands that read no configuration refuse it rather than ignore it.
+    let config_given = matches.value_source("config") == Some(ValueSource::CommandLine);
+    let outcome = match refuse_config(&cli.command, config_given) {
+        Ok(()) => run(cli).await,
+        Err(e) => Err(e),
+    };
     // The last spans, when traces are exported (a no-op otherwise).
     handoff_telemetry::traces::shutdown_traces();
     if let Err(error) = outcome {
@@ -32,8 +42,42 @@ async fn main() {
     }
 }
 
+/// `Err` for a command that reads no configuration file when one is named.
+fn refuse_config(command: &Command, config_given: bool) -> anyhow::Result<()> {
+    let (name, reads) = match command {
+        Command::Rules { .. } => ("rules check", "the rules files it is given"),
+        Command::Simulate { .. } => (
+            "simulate",
+            "the rules file of --rules and the leads of --leads",
+        ),
+        Command::Keys { .. } => ("keys new", "nothing"),
+        _ => return Ok(()),
+    };
+    if config_given {
+        anyhow::bail!(
+            "`handoff {name}` reads no configuration file (only {reads}), so --config would be ignored: leave it out, or check a configuration with `handoff config check --config FILE`"
+        );
+    }
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let set = match &cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { rules, service },
+        } => {
+            let set = service.map(|service| match service {
+                cli::ServiceName::Ingest => ServiceSet::only(Service::Ingest),
+                cli::ServiceName::Router => ServiceSet::only(Service::Router),
+                cli::ServiceName::Sla => ServiceSet::only(Service::Sla),
+                cli::ServiceName::Notifier => ServiceSet::only(Service::Notifier),
+                cli::ServiceName::All => ServiceSet::all(),
+            });
+            return config_check::run(&cli.config, rules.as_deref(), |settings| match &set {
+                Some(set) => start_checks(set, settings, &cli.config),
+                None => Ok(()),
+            });
+        }
         Command::Rules {
             command: RulesCommand::Check { files },
         } => return rules_check::run(files),
@@ -138,20 +182,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     let loaded = load(&cli)?;
+    start_checks(&set, &loaded.settings, &cli.config)?;
+    let shutdown = shutdown::on_signal();
+    let running = services::start(set, loaded, shutdown).await?;
+    running.wait().await
+}
+
+/// What the services of `set` need beyond a valid file: the secrets they sign with.
+fn start_checks(
+    set: &ServiceSet,
+    settings: &handoff_config::Settings,
+    path: &std::path::Path,
+) -> Result<(), handoff_config::ConfigError> {
     if set.has(Service::Notifier) {
-        loaded.settings.check_production(&cli.config)?;
+        settings.check_production(path)?;
     } else if set.has(Service::Ingest) {
         // Ingest verifies the links the notifier signs: the same key is required.
-        loaded.settings.actions.check_secret().map_err(|message| {
+        settings.actions.check_secret().map_err(|message| {
             handoff_config::ConfigError::Invalid {
-                path: cli.config.clone(),
+                path: path.to_owned(),
                 message,
             }
         })?;
     }
-    let shutdown = shutdown::on_signal();
-    let running = services::start(set, loaded, shutdown).await?;
-    running.wait().await
+    Ok(())
 }
 
 async fn dlq(kafka: &handoff_config::KafkaSettings, command: &DlqCommand) -> anyhow::Result<()> {
