@@ -4,6 +4,7 @@
 
 mod availability;
 mod condition;
+mod coverage;
 mod explain;
 mod model;
 mod strategy;
@@ -15,8 +16,8 @@ pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
     AccountConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind, ChannelTable,
-    EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
-    TeamConfig,
+    EscalationConfig, ModelError, ModelWarning, RepConfig, RoutingConfig, RoutingModel, RuleConfig,
+    StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 

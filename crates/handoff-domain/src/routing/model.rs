@@ -265,6 +265,15 @@ pub struct ModelError {
     pub message: String,
 }
 
+/// Something in the routing model that is allowed but almost surely not what was meant
+/// (`rules check` prints it; the services load the file anyway): the key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ModelWarning {
+    pub key: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Team {
     pub id: String,
@@ -294,6 +303,51 @@ pub(crate) struct Rule {
     pub strategy: StrategyKind,
     pub fallback: Option<String>,
     pub condition: Condition,
+}
+
+/// Why a rule with this condition, after `earlier`, can never match (first match wins), or
+/// `None` when it can (or that cannot be shown: see coverage.rs).
+fn never_matches(condition: &Condition, earlier: &[Rule]) -> Option<String> {
+    if condition.matches_no_lead() {
+        return Some("its condition matches no lead".to_owned());
+    }
+    if let Some(all) = earlier.iter().find(|r| r.condition.matches_every_lead()) {
+        return Some(format!(
+            "the earlier rule `{}` matches every lead",
+            all.name
+        ));
+    }
+    if let Some(wider) = earlier.iter().find(|r| condition.implies(&r.condition)) {
+        return Some(format!(
+            "every lead it matches is matched by the earlier rule `{}`",
+            wider.name
+        ));
+    }
+    // Covered by several earlier rules together: name the fewest that still cover it.
+    let covers = |rules: &[&Rule]| {
+        condition.implies(&Condition::Any(
+            rules.iter().map(|r| r.condition.clone()).collect(),
+        ))
+    };
+    let mut cover: Vec<&Rule> = earlier.iter().collect();
+    if !covers(&cover) {
+        return None;
+    }
+    let mut at = 0;
+    while at < cover.len() {
+        let mut without = cover.clone();
+        without.remove(at);
+        if covers(&without) {
+            cover = without;
+        } else {
+            at += 1;
+        }
+    }
+    let names: Vec<String> = cover.iter().map(|r| format!("`{}`", r.name)).collect();
+    Some(format!(
+        "every lead it matches is matched by the earlier rules {}",
+        names.join(", ")
+    ))
 }
 
 /// A checked routing model: every team, rep and rule reference resolves.
@@ -442,8 +496,7 @@ impl RoutingModel {
             }
         }
 
-        let mut rules = Vec::new();
-        let mut catch_all: Option<&str> = None;
+        let mut rules: Vec<Rule> = Vec::new();
         for (i, rule) in config.rules.iter().enumerate() {
             if !teams.contains_key(&rule.team) {
                 error(
@@ -471,19 +524,16 @@ impl RoutingModel {
                     );
                 }
             }
-            if let Some(earlier) = catch_all {
-                error(
-                    format!("rules[{i}]"),
-                    format!(
-                        "rule `{}` can never match: the earlier rule `{earlier}` matches every lead",
-                        rule.name
-                    ),
-                );
-            }
             match Condition::from_spec(&rule.when) {
                 Ok(condition) => {
-                    if condition == Condition::Always {
-                        catch_all = Some(&rule.name);
+                    for problem in condition.values_no_lead_carries() {
+                        error(format!("rules[{i}].when"), problem);
+                    }
+                    if let Some(why) = never_matches(&condition, &rules) {
+                        error(
+                            format!("rules[{i}]"),
+                            format!("rule `{}` can never match: {why}", rule.name),
+                        );
                     }
                     rules.push(Rule {
                         name: rule.name.clone(),
@@ -559,6 +609,71 @@ impl RoutingModel {
     pub fn with_free_mail_domains<I: IntoIterator<Item = String>>(mut self, domains: I) -> Self {
         self.free_mail = domains.into_iter().map(|d| d.to_lowercase()).collect();
         self
+    }
+
+    /// What is allowed but almost surely a mistake, each named: an account domain that is
+    /// free mail (no lead from it ever matches an account), a weight no strategy reads, a
+    /// rep in no team (never routed to), a team no rule routes to.
+    pub fn warnings(&self) -> Vec<ModelWarning> {
+        let mut warnings = Vec::new();
+        let weighted_team = |team: &str| {
+            self.rules
+                .iter()
+                .any(|r| r.team == team && r.strategy == StrategyKind::WeightedRoundRobin)
+        };
+        for (id, rep) in &self.reps {
+            let teams: Vec<&str> = self
+                .teams
+                .values()
+                .filter(|t| t.members.contains(id))
+                .map(|t| t.id.as_str())
+                .collect();
+            if teams.is_empty() {
+                warnings.push(ModelWarning {
+                    key: format!("reps[{id}]"),
+                    message: format!("rep `{id}` is in no team: no lead is ever routed to them"),
+                });
+            } else if rep.weight != 1 && !teams.iter().any(|t| weighted_team(t)) {
+                warnings.push(ModelWarning {
+                    key: format!("reps[{id}].weight"),
+                    message: format!(
+                        "weight {} is ignored: no rule routes to {} with strategy = \"weighted_round_robin\"",
+                        rep.weight,
+                        teams.join(", ")
+                    ),
+                });
+            }
+        }
+        for team in self.teams.values() {
+            let used = self
+                .rules
+                .iter()
+                .any(|r| r.team == team.id || r.fallback.as_deref() == Some(team.id.as_str()))
+                || self
+                    .teams
+                    .values()
+                    .any(|t| t.escalation.to_team.as_deref() == Some(team.id.as_str()));
+            if !used {
+                warnings.push(ModelWarning {
+                    key: format!("teams[{}]", team.id),
+                    message: format!(
+                        "no rule routes to team `{}` (as its team, fallback or escalation target): its reps get leads only as account owners or by stickiness",
+                        team.id
+                    ),
+                });
+            }
+        }
+        for (domain, (account, _)) in &self.accounts {
+            if self.free_mail.contains(domain) {
+                warnings.push(ModelWarning {
+                    key: format!("accounts[{account}].domains"),
+                    message: format!(
+                        "`{domain}` is a free-mail domain (scoring.free_mail_domains): no lead from it ever matches an account"
+                    ),
+                });
+            }
+        }
+        warnings
     }
 
     /// Whether a (lowercase) domain is free mail: never an account's.

@@ -766,3 +766,131 @@ fn an_ineligible_owner_from_account_owner_falls_back_to_the_rules() {
         .reason
         .starts_with("account_owner (owner of account Acme (acme.io, from account.owner)), "));
 }
+
+/// The errors a routing config gets (empty when it loads).
+fn load_errors(value: Value) -> Vec<String> {
+    let config: RoutingConfig = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    match RoutingModel::new(config, "v") {
+        Ok(_) => vec![],
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn with_rules(rules: Value) -> Value {
+    json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}], "rules": rules})
+}
+
+#[test]
+fn every_form_of_catch_all_is_seen_and_the_rules_after_it_refused() {
+    for catch_all in [
+        json!({"all": []}),
+        json!({"not": {"any": []}}),
+        json!({"any": [{"field": "company.country", "equals": "DE"}, {"all": []}]}),
+    ] {
+        let errors = load_errors(with_rules(json!([
+            {"name": "everyone", "team": "t", "when": catch_all},
+            {"name": "germany", "team": "t", "when": {"field": "company.country", "equals": "DE"}},
+        ])));
+        assert_eq!(
+            errors,
+            ["rules[1]: rule `germany` can never match: the earlier rule `everyone` matches every lead"],
+            "{catch_all}"
+        );
+    }
+    let errors = load_errors(with_rules(json!([
+        {"name": "nobody", "team": "t", "when": {"any": []}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[0]: rule `nobody` can never match: its condition matches no lead"]
+    );
+}
+
+#[test]
+fn a_rule_whose_leads_earlier_rules_take_is_refused_naming_them() {
+    let big = json!({"field": "company.employees", "min": 1000});
+    let errors = load_errors(with_rules(json!([
+        {"name": "dach", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, big]}},
+        {"name": "germany", "team": "t", "when": {"all": [{"field": "company.country", "equals": "de"}, {"field": "company.employees", "min": 5000}]}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[1]: rule `germany` can never match: every lead it matches is matched by the earlier rule `dach`"]
+    );
+    // Covered only by two earlier rules together: both are named, and only those.
+    let errors = load_errors(with_rules(json!([
+        {"name": "de", "team": "t", "when": {"field": "company.country", "in": ["DE"]}},
+        {"name": "fr", "team": "t", "when": {"field": "company.country", "in": ["FR"]}},
+        {"name": "at", "team": "t", "when": {"field": "company.country", "in": ["AT"]}},
+        {"name": "de-at", "team": "t", "when": {"field": "company.country", "in": ["AT", "DE"]}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[3]: rule `de-at` can never match: every lead it matches is matched by the earlier rules `de`, `at`"]
+    );
+    // Narrower first, wider after: both can match.
+    assert!(load_errors(with_rules(json!([
+        {"name": "germany", "team": "t", "when": {"all": [{"field": "company.country", "equals": "DE"}, big]}},
+        {"name": "dach", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, big]}},
+        {"name": "dach-small", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, {"field": "company.employees", "max": 999}]}},
+    ])))
+    .is_empty());
+}
+
+#[test]
+fn an_account_listing_a_free_mail_domain_is_warned_about() {
+    let m = model(
+        json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t"}],
+        "accounts": [{"name": "BigCorp", "domains": ["bigcorp.de", "Gmail.com"], "owner": "a"}]}),
+    )
+    .with_free_mail_domains(["gmail.com".to_owned()]);
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["accounts[BigCorp].domains: `gmail.com` is a free-mail domain (scoring.free_mail_domains): no lead from it ever matches an account"]
+    );
+}
+
+#[test]
+fn a_country_no_lead_carries_is_refused_with_the_code_to_write() {
+    let errors = load_errors(with_rules(json!([
+        {"name": "na", "team": "t", "when": {"field": "company.country", "in": ["United States", "Canada", "de", "MX"]}},
+        {"name": "uk", "team": "t", "when": {"any": [{"field": "company.country", "equals": "uk"}, {"field": "company.country", "equals": "Atlantis"}]}},
+    ])));
+    assert_eq!(
+        errors,
+        [
+            "rules[0].when: company.country `United States` never matches: leads carry the ISO 3166-1 code, write `US`",
+            "rules[0].when: company.country `Canada` never matches: leads carry the ISO 3166-1 code, write `CA`",
+            "rules[1].when: company.country `uk` never matches: leads carry the ISO 3166-1 code, write `GB`",
+            "rules[1].when: company.country `Atlantis` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`",
+        ]
+    );
+}
+
+#[test]
+fn an_unread_weight_a_rep_in_no_team_and_a_team_no_rule_uses_are_warned_about() {
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a", "b"]}, {"id": "spare", "members": ["b"]}],
+        "reps": [{"id": "a", "capacity": 1, "weight": 3}, {"id": "b", "capacity": 1}, {"id": "c", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t", "strategy": "round_robin"}]}));
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "reps[a].weight: weight 3 is ignored: no rule routes to t with strategy = \"weighted_round_robin\"",
+            "reps[c]: rep `c` is in no team: no lead is ever routed to them",
+            "teams[spare]: no rule routes to team `spare` (as its team, fallback or escalation target): its reps get leads only as account owners or by stickiness",
+        ]
+    );
+    // Read by a weighted rule, and a team used as a fallback: nothing to say.
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a"]}, {"id": "spare", "members": ["b"]}],
+        "reps": [{"id": "a", "capacity": 1, "weight": 3}, {"id": "b", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t", "strategy": "weighted_round_robin", "fallback": "spare"}]}));
+    assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+}
