@@ -326,8 +326,8 @@ impl RoutingModel {
             }
         }
         let mut decision = self.choose_by_rules(matched, states, now);
-        owner_skipped.append(&mut decision.explanation.skipped);
-        decision.explanation.skipped = owner_skipped;
+        let by_rules = std::mem::take(&mut decision.explanation.skipped);
+        decision.explanation.skipped = merge_skipped(owner_skipped, by_rules);
         decision
     }
 
@@ -410,10 +410,11 @@ impl RoutingModel {
             };
         }
         let mut skipped = primary.skipped;
-        if let Some(fallback) = rule.fallback.as_deref().and_then(|f| self.team(f)) {
+        let fallback = rule.fallback.as_deref().and_then(|f| self.team(f));
+        if let Some(fallback) = fallback {
             let fallback_state = states.get(&fallback.id).unwrap_or(&empty);
             let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now, &[]);
-            skipped.extend(pick.skipped);
+            skipped = merge_skipped(skipped, pick.skipped);
             if let Some(rep) = pick.rep {
                 return RoutingDecision {
                     team: Some(TeamId::from(fallback.id.as_str())),
@@ -435,10 +436,16 @@ impl RoutingModel {
             team: Some(TeamId::from(team.id.as_str())),
             placement: Placement::Queue(QueueName::from(team.overflow_queue.as_str())),
             explanation: explanation(
-                format!(
-                    "no eligible rep in team {}; queued in {}",
-                    team.id, team.overflow_queue
-                ),
+                match fallback {
+                    Some(fallback) => format!(
+                        "no eligible rep in team {} nor in its fallback team {}; queued in {}",
+                        team.id, fallback.id, team.overflow_queue
+                    ),
+                    None => format!(
+                        "no eligible rep in team {}; queued in {}",
+                        team.id, team.overflow_queue
+                    ),
+                },
                 skipped,
             ),
             rotation_before: state.rotation.clone(),
@@ -446,4 +453,15 @@ impl RoutingModel {
             missed_rules: matched.missed,
         }
     }
+}
+
+/// One entry per rep, the first kept: a rep skipped as owner (with the why) and again in
+/// their team, or in a team and its fallback, is one rep passed over, not two.
+fn merge_skipped(mut first: Vec<SkippedRep>, then: Vec<SkippedRep>) -> Vec<SkippedRep> {
+    for entry in then {
+        if !first.iter().any(|s| s.rep_id == entry.rep_id) {
+            first.push(entry);
+        }
+    }
+    first
 }

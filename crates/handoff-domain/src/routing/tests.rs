@@ -894,3 +894,79 @@ fn an_unread_weight_a_rep_in_no_team_and_a_team_no_rule_uses_are_warned_about() 
         "rules": [{"name": "all", "team": "t", "strategy": "weighted_round_robin", "fallback": "spare"}]}));
     assert!(m.warnings().is_empty(), "{:?}", m.warnings());
 }
+
+/// The number in `... after skipping N` (0 when the reason has none).
+fn skipped_in_reason(reason: &str) -> usize {
+    reason
+        .split_once("after skipping ")
+        .and_then(|(_, n)| n.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+proptest! {
+    /// "after skipping N" counts the reps whose turn came before the chosen one's and who
+    /// could not take the lead, not every rep who could not.
+    #[test]
+    fn after_skipping_counts_the_reps_passed_over_in_turn(eligible in prop::collection::vec(any::<bool>(), 2..8), last in 0usize..8) {
+        let reps: Vec<Value> = eligible
+            .iter()
+            .enumerate()
+            .map(|(i, ok)| json!({"id": format!("r{i}"), "capacity": 5, "active": ok}))
+            .collect();
+        let m = team_model("round_robin", Value::Array(reps), None);
+        let members = m.members("t").to_vec();
+        let last = last % members.len();
+        let states = BTreeMap::from([(
+            "t".to_owned(),
+            TeamState { rotation: format!("{}|", members[last]), reps: BTreeMap::new() },
+        )]);
+        let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+        if let Some(rep) = decision.rep() {
+            let chosen = members.iter().position(|m| m == rep).unwrap_or(0);
+            let in_between = (chosen + members.len() - last - 1) % members.len();
+            prop_assert_eq!(skipped_in_reason(&decision.explanation.reason), in_between, "{}", decision.explanation.reason);
+        }
+    }
+}
+
+#[test]
+fn a_rep_skipped_as_owner_and_in_their_team_is_listed_once() {
+    let m = account_model();
+    let inactive = RepState {
+        active: Some(false),
+        ..RepState::default()
+    };
+    let states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: String::new(),
+            reps: [("b".to_owned(), inactive)].into(),
+        },
+    )]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    let skipped: Vec<&str> = decision
+        .explanation
+        .skipped
+        .iter()
+        .map(|s| s.rep_id.as_str())
+        .collect();
+    assert_eq!(skipped, ["b"], "{:?}", decision.explanation.skipped);
+    assert_eq!(
+        decision.explanation.skipped[0].reason,
+        "account_owner (owner of account Acme (acme.io)), inactive"
+    );
+}
+
+#[test]
+fn a_fallback_team_tried_with_nobody_is_named_in_the_queue_reason() {
+    let m = team_model(
+        "round_robin",
+        json!([{"id": "a", "capacity": 0}]),
+        Some(json!([{"id": "z", "capacity": 0}])),
+    );
+    let decision = m.choose(m.match_rule(&lead(), &score()), &BTreeMap::new(), now());
+    assert_eq!(
+        decision.explanation.reason,
+        "no eligible rep in team t nor in its fallback team f; queued in t-overflow"
+    );
+}
