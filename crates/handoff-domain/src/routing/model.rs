@@ -848,6 +848,15 @@ impl RoutingModel {
     /// The share of a team's leads each member should get: by weight when a
     /// weighted round-robin rule routes to the team, else equal. Inactive reps get none.
     pub fn target_shares(&self, team: &str) -> Vec<(String, f64)> {
+        self.target_shares_when(team, |rep| self.rep_active(rep))
+    }
+
+    /// [`Self::target_shares`] with `active` saying who is active (runtime overrides).
+    pub fn target_shares_when(
+        &self,
+        team: &str,
+        active: impl Fn(&str) -> bool,
+    ) -> Vec<(String, f64)> {
         let weighted = self
             .rules
             .iter()
@@ -855,7 +864,7 @@ impl RoutingModel {
         let members = self.members(team);
         let weight = |rep: &str| -> f64 {
             match self.reps.get(rep) {
-                Some(r) if r.active => {
+                Some(r) if active(rep) => {
                     if weighted {
                         f64::from(r.weight)
                     } else {

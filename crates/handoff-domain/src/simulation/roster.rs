@@ -173,6 +173,14 @@ impl Roster {
             .unwrap_or_else(|| routing.rep_capacity(rep))
     }
 
+    /// Whether the rep is active: the override, else the rules file's.
+    pub fn active(&self, routing: &RoutingModel, rep: &str) -> bool {
+        self.reps
+            .get(rep)
+            .and_then(|r| r.active)
+            .unwrap_or_else(|| routing.rep_active(rep))
+    }
+
     /// Whether the rep was set unavailable by a roster line itself (not by a span).
     pub fn marked_unavailable(&self, rep: &str) -> bool {
         self.reps

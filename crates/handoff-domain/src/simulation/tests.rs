@@ -776,3 +776,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_target_share_follows_roster_edits() {
+    // chiara starts switched off and is switched on halfway; ana is switched off then.
+    let model = routing(json!({
+        "sticky_days": 0,
+        "teams": [{"id": "emea", "members": ["ana", "bruno", "chiara"]}],
+        "reps": [{"id": "ana", "capacity": 100}, {"id": "bruno", "capacity": 100}, {"id": "chiara", "capacity": 100, "active": false}],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }));
+    let mut lines: Vec<String> = (0..4).map(|i| lead_line(&format!("a{i}"), None)).collect();
+    lines.push(r#"{"roster": {"rep": "chiara", "active": true}}"#.to_owned());
+    lines.push(r#"{"roster": {"rep": "ana", "active": false}}"#.to_owned());
+    lines.extend((0..4).map(|i| lead_line(&format!("b{i}"), None)));
+    let report = run(&model, &lines, None);
+    let shares: Vec<(String, usize, f64)> = report
+        .summary
+        .shares
+        .iter()
+        .map(|s| {
+            (
+                s.rep.to_string(),
+                s.assigned,
+                (s.target * 1000.0).round() / 1000.0,
+            )
+        })
+        .collect();
+    // Four leads shared by ana and bruno, then four by bruno and chiara.
+    assert_eq!(
+        shares,
+        [
+            ("ana".to_owned(), 2, 0.25),
+            ("bruno".to_owned(), 4, 0.5),
+            ("chiara".to_owned(), 2, 0.25)
+        ]
+    );
+}

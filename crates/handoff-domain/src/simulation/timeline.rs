@@ -251,6 +251,10 @@ pub struct Replay<'a> {
     waiting: Vec<usize>,
     queues: BTreeMap<QueueName, QueueStats>,
     log: Vec<Entry>,
+    /// (team, rep) -> the sum, over the team's leads so far, of the share the rep was due
+    /// when each went out (by who was active then): divided by the team's leads, the target
+    /// that follows roster edits.
+    due_shares: BTreeMap<(String, String), f64>,
 }
 
 impl<'a> Replay<'a> {
@@ -268,6 +272,7 @@ impl<'a> Replay<'a> {
             waiting: Vec::new(),
             queues: BTreeMap::new(),
             log: Vec::new(),
+            due_shares: BTreeMap::new(),
         }
     }
 
@@ -478,11 +483,17 @@ impl<'a> Replay<'a> {
             if team_total == 0 {
                 continue;
             }
-            for (rep, target) in self.routing.target_shares(team) {
+            for rep in self.routing.members(team) {
                 let assigned = per_rep.get(&(team, rep.as_str())).copied().unwrap_or(0);
+                let due = self
+                    .due_shares
+                    .get(&(team.to_owned(), rep.clone()))
+                    .copied()
+                    .unwrap_or(0.0);
+                let target = due / team_total as f64;
                 summary.shares.push(RepShare {
                     team: TeamId::from(team),
-                    rep: RepId::from(rep),
+                    rep: RepId::from(rep.as_str()),
                     assigned,
                     actual: assigned as f64 / team_total as f64,
                     target,
@@ -585,6 +596,12 @@ impl<'a> Replay<'a> {
         if let Some(team) = &decision.team {
             self.rotations
                 .insert(team.to_string(), decision.rotation_after.clone());
+            let shares = self
+                .routing
+                .target_shares_when(team.as_str(), |rep| self.roster.active(self.routing, rep));
+            for (rep, share) in shares {
+                *self.due_shares.entry((team.to_string(), rep)).or_default() += share;
+            }
         }
         let rep = rep.as_str();
         let open_after = self.roster.assign(rep, index, now);
