@@ -308,7 +308,7 @@ fn a_full_team_queues_and_touches_drain_the_queue_oldest_first() {
     assert_eq!(
         report
             .summary
-            .stranded
+            .waiting
             .get(&QueueName::from("emea-overflow")),
         Some(&1)
     );
@@ -413,7 +413,7 @@ fn working_hours_opening_drains_the_overnight_queue_at_nine_local() {
     );
     // Without --until the replay ends at the last line: they are still waiting.
     let report = run(&model, &lines, None);
-    assert_eq!(report.summary.stranded.values().sum::<usize>(), 3);
+    assert_eq!(report.summary.waiting.values().sum::<usize>(), 3);
 }
 
 #[test]
@@ -480,7 +480,7 @@ fn the_one_at_a_time_simulation_routes_like_the_router() {
     );
     let summary = simulation.summary();
     assert_eq!(summary.leads, 7);
-    assert_eq!(summary.stranded.values().sum::<usize>(), 1);
+    assert_eq!(summary.waiting.values().sum::<usize>(), 1);
 }
 
 // Random interleavings: a team of three (one with working hours) with a fallback rep who
@@ -657,7 +657,7 @@ proptest! {
         }
         let queued: usize = report.queues.iter().map(|q| q.waiting_at_end).sum();
         prop_assert_eq!(queued, waiting);
-        prop_assert_eq!(report.summary.stranded.values().sum::<usize>(), waiting);
+        prop_assert_eq!(report.summary.waiting.values().sum::<usize>(), waiting);
         let open_at_end: usize = report.reps.iter().map(|r| r.open_at_end).sum();
         prop_assert_eq!(open_at_end, open.values().map(BTreeSet::len).sum::<usize>());
     }

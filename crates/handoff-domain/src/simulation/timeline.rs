@@ -470,7 +470,7 @@ impl<'a> Replay<'a> {
                         .entry((a.team.as_str(), a.rep.as_str()))
                         .or_default() += 1
                 }
-                (None, Some(wait)) => *summary.stranded.entry(wait.queue.clone()).or_default() += 1,
+                (None, Some(wait)) => *summary.waiting.entry(wait.queue.clone()).or_default() += 1,
                 (None, None) => summary.unqualified += 1,
             }
         }
