@@ -87,6 +87,9 @@ pub struct Owner {
     pub kind: &'static str,
     /// "owner of account BigCorp (bigcorp.de)", "already works this contact".
     pub why: String,
+    /// Sticky only: the contact's earlier lead, still open with this rep. A repeat of it
+    /// joins it: the rep gets it whatever their load, and it takes no capacity.
+    pub open_lead: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,10 @@ pub struct RoutingDecision {
     /// The rules, from the first, the lead failed before the decision's rule (0 when an
     /// owner took the lead: no rule was needed).
     pub missed_rules: usize,
+    /// A sticky repeat: the contact's earlier lead, still open with the same rep, that this
+    /// one joins. Committing it takes no unit of capacity and none of the daily cap: it is
+    /// the same person in the same open conversation, not new work.
+    pub joins: Option<String>,
 }
 
 /// A rep found for a reassignment (see [`RoutingModel::reassign`]).
@@ -163,6 +170,7 @@ impl RoutingModel {
                 team: self.home_team(rep)?.to_owned(),
                 kind: "account_owner",
                 why: format!("owner of account {account} ({domain})"),
+                open_lead: None,
             })
         });
         let mut matched = self.match_rules_only(lead, score);
@@ -218,6 +226,7 @@ impl RoutingModel {
                     team: team.to_owned(),
                     kind: "account_owner",
                     why,
+                    open_lead: None,
                 })
             }
             None => matched.passed_over.push(SkippedRep {
@@ -232,13 +241,32 @@ impl RoutingModel {
     /// owner, static or from `account.owner`: the person keeps talking to one rep while a
     /// conversation is open; an account handed to a new owner reaches its known contacts
     /// once their sticky window (`sticky_days`) has passed, and its new contacts at once.
-    pub fn with_prior_owner(&self, mut matched: RuleMatch, rep: &str) -> RuleMatch {
+    pub fn with_prior_owner(&self, matched: RuleMatch, rep: &str) -> RuleMatch {
+        self.with_prior_owner_of(matched, rep, None)
+    }
+
+    /// [`Self::with_prior_owner`], knowing whether the contact's earlier lead (`open_lead`)
+    /// is still open with `rep`: then this lead is a repeat of an open one and joins it. The
+    /// rep gets it even when at capacity or at the daily cap (still not when away, inactive
+    /// or off work), and the decision's [`RoutingDecision::joins`] says to charge nothing.
+    pub fn with_prior_owner_of(
+        &self,
+        mut matched: RuleMatch,
+        rep: &str,
+        open_lead: Option<&str>,
+    ) -> RuleMatch {
         if let Some(team) = self.home_team(rep) {
             matched.owner = Some(Owner {
                 rep: rep.to_owned(),
                 team: team.to_owned(),
                 kind: "sticky",
-                why: "already works this contact".to_owned(),
+                why: match open_lead {
+                    Some(lead) => format!(
+                        "already works this contact, whose lead {lead} is still open with them: this repeat joins it and takes no capacity"
+                    ),
+                    None => "already works this contact".to_owned(),
+                },
+                open_lead: open_lead.map(str::to_owned),
             });
         }
         matched
@@ -300,7 +328,14 @@ impl RoutingModel {
         let mut owner_skipped = std::mem::take(&mut matched.passed_over);
         if let Some(owner) = &matched.owner {
             let state = states.get(&owner.team).unwrap_or(&empty);
-            match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
+            let rep_state = state.reps.get(&owner.rep);
+            let ineligible = match owner.open_lead {
+                Some(_) => {
+                    strategy::ineligibility_apart_from_load(self, &owner.rep, rep_state, now)
+                }
+                None => strategy::ineligibility(self, &owner.rep, rep_state, now),
+            };
+            match ineligible {
                 None => {
                     return RoutingDecision {
                         team: Some(TeamId::from(owner.team.as_str())),
@@ -317,6 +352,7 @@ impl RoutingModel {
                         rotation_before: state.rotation.clone(),
                         rotation_after: state.rotation.clone(),
                         missed_rules: 0,
+                        joins: owner.open_lead.clone(),
                     };
                 }
                 Some(reason) => owner_skipped.push(SkippedRep {
@@ -387,6 +423,7 @@ impl RoutingModel {
                 rotation_before: String::new(),
                 rotation_after: String::new(),
                 missed_rules: matched.missed,
+                joins: None,
             };
         };
         let explanation = |reason: String, skipped: Vec<SkippedRep>| RoutingExplanation {
@@ -407,6 +444,7 @@ impl RoutingModel {
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
                 missed_rules: matched.missed,
+                joins: None,
             };
         }
         let mut skipped = primary.skipped;
@@ -429,6 +467,7 @@ impl RoutingModel {
                     rotation_before: fallback_state.rotation.clone(),
                     rotation_after: pick.rotation_after,
                     missed_rules: matched.missed,
+                    joins: None,
                 };
             }
         }
@@ -451,6 +490,7 @@ impl RoutingModel {
             rotation_before: state.rotation.clone(),
             rotation_after: state.rotation.clone(),
             missed_rules: matched.missed,
+            joins: None,
         }
     }
 }

@@ -248,6 +248,28 @@ pub(super) fn ineligibility(
     state: Option<&RepState>,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
+    ineligibility_apart_from_load(model, rep_id, state, now).or_else(|| {
+        let rep = model.rep(rep_id)?;
+        let default = RepState::default();
+        let state = state.unwrap_or(&default);
+        if state.open_leads >= state.capacity.unwrap_or(rep.capacity) {
+            return Some("at_capacity");
+        }
+        if rep.daily_cap.is_some_and(|cap| state.assigned_today >= cap) {
+            return Some("daily_cap_reached");
+        }
+        None
+    })
+}
+
+/// Why a rep cannot take a lead now whatever their load (capacity, daily cap): a repeat
+/// of a lead still open with them adds none.
+pub(super) fn ineligibility_apart_from_load(
+    model: &RoutingModel,
+    rep_id: &str,
+    state: Option<&RepState>,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
     let Some(rep) = model.rep(rep_id) else {
         return Some("unknown");
     };
@@ -261,12 +283,6 @@ pub(super) fn ineligibility(
     }
     if let Err(why) = rep.availability.check(now) {
         return Some(why.as_str());
-    }
-    if state.open_leads >= state.capacity.unwrap_or(rep.capacity) {
-        return Some("at_capacity");
-    }
-    if rep.daily_cap.is_some_and(|cap| state.assigned_today >= cap) {
-        return Some("daily_cap_reached");
     }
     None
 }

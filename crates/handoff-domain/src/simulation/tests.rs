@@ -594,6 +594,8 @@ proptest! {
 
         // Replay the log independently of the engine's bookkeeping.
         let mut open: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+        // Sticky repeats that joined a lead open with the same rep: they hold no capacity.
+        let mut joined: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
         let mut capacity: BTreeMap<&str, Option<u32>> = BTreeMap::new();
         let mut active: BTreeMap<&str, bool> = BTreeMap::new();
         let mut spans: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
@@ -603,8 +605,9 @@ proptest! {
                 Event::Received { lead } | Event::Dequeued { lead } => *lead,
                 Event::Touched { lead, touch } => {
                     if let TouchEffect::Freed(rep) = &touch.effect {
+                        let was_joined = joined.entry(rep.as_str()).or_default().remove(lead);
                         let was_open = open.entry(rep.as_str()).or_default().remove(lead);
-                        prop_assert!(was_open, "freed a lead that was not open");
+                        prop_assert!(was_open || was_joined, "freed a lead that was not open");
                     }
                     continue;
                 }
@@ -628,13 +631,20 @@ proptest! {
             prop_assert_eq!(assignment.at, entry.at);
             let rep = assignment.rep.as_str();
             let rep = REPS.iter().copied().find(|r| *r == rep).unwrap_or("?");
+            prop_assert!(active.get(rep).copied().unwrap_or(true), "{} is inactive\n{}", rep, text);
+            prop_assert!(!spans.get(rep).is_some_and(|s| s.iter().any(|s| s.contains(entry.at))), "{} is away\n{}", rep, text);
+            if let Some(earlier) = assignment.joins {
+                // Only onto a lead of the same contact still open with the same rep.
+                prop_assert!(open.get(rep).is_some_and(|held| held.contains(&earlier)), "{} joined a lead not open with {}\n{}", lead_index, rep, text);
+                prop_assert_eq!(assignment.open_after, open.get(rep).map_or(0, BTreeSet::len));
+                prop_assert!(joined.entry(rep).or_default().insert(lead_index), "assigned twice");
+                continue;
+            }
             let held = open.entry(rep).or_default();
             prop_assert!(held.insert(lead_index), "assigned twice");
             let limit = capacity.get(rep).copied().flatten().unwrap_or_else(|| model.rep_capacity(rep));
             prop_assert!(held.len() <= limit as usize, "{} holds {} > {}\n{}", rep, held.len(), limit, text);
             prop_assert_eq!(assignment.open_after, held.len());
-            prop_assert!(active.get(rep).copied().unwrap_or(true), "{} is inactive\n{}", rep, text);
-            prop_assert!(!spans.get(rep).is_some_and(|s| s.iter().any(|s| s.contains(entry.at))), "{} is away\n{}", rep, text);
             let today = per_day.entry((rep, entry.at.date_naive())).or_default();
             *today += 1;
             if let Some(cap) = model.rep_daily_cap(rep) {
@@ -650,7 +660,7 @@ proptest! {
                     waiting += 1;
                     prop_assert!(lead.wait.as_ref().is_some_and(|w| w.until.is_none()));
                 }
-                LeadEnd::Open(rep) => prop_assert!(open.get(rep.as_str()).is_some_and(|s| s.iter().any(|i| report.leads[*i].decision.lead_id == lead.decision.lead_id))),
+                LeadEnd::Open(rep) => prop_assert!(open.get(rep.as_str()).into_iter().chain(joined.get(rep.as_str())).any(|s| s.iter().any(|i| report.leads[*i].decision.lead_id == lead.decision.lead_id))),
                 LeadEnd::Touched(_) => {}
                 LeadEnd::Unqualified => prop_assert!(false, "every lead qualifies here"),
             }
@@ -811,5 +821,56 @@ fn the_target_share_follows_roster_edits() {
             ("bruno".to_owned(), 4, 0.5),
             ("chiara".to_owned(), 2, 0.25)
         ]
+    );
+}
+
+/// Issue 24 (1): the same person submitting again while their first lead is still open
+/// with their rep reaches that rep without taking a second unit of capacity, and the
+/// explanation says so; once the first lead is touched, a repeat is new work again.
+#[test]
+fn a_sticky_repeat_of_an_open_lead_joins_it_without_taking_capacity() {
+    let model = routing(json!({
+        "sticky_days": 30,
+        "teams": [{"id": "emea", "members": ["ana", "bruno"]}],
+        "reps": [{"id": "ana", "capacity": 1}, {"id": "bruno", "capacity": 5}],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }));
+    let same_person = |id: &str, time: &str| {
+        json!({"id": id, "contact": {"email": "pat@acme.io"}, "received_at": time}).to_string()
+    };
+    let lines = [
+        same_person("first", "2026-11-30T09:00:00Z"),
+        same_person("again", "2026-11-30T09:10:00Z"),
+        same_person("third", "2026-11-30T09:20:00Z"),
+        r#"{"touch": "first", "outcome": "contacted", "at": "2026-11-30T09:30:00Z"}"#.to_owned(),
+        same_person("later", "2026-11-30T09:40:00Z"),
+    ];
+    let report = run(&model, &lines, None);
+    for id in ["first", "again", "third"] {
+        assert_eq!(
+            assigned(&report, id).map(|(rep, _)| rep).as_deref(),
+            Some("ana"),
+            "{id}"
+        );
+    }
+    let again = report
+        .lead("again")
+        .and_then(|l| l.assignment.as_ref())
+        .map(|a| (a.open_after, a.explanation.reason.clone()));
+    assert_eq!(
+        again,
+        Some((
+            1,
+            "ana: already works this contact, whose lead first is still open with them: this repeat joins it and takes no capacity".to_owned()
+        ))
+    );
+    let ana = report.reps.iter().find(|r| r.rep.as_str() == "ana");
+    assert_eq!(ana.map(|r| (r.assigned, r.peak_open)), Some((4, 1)));
+    // After the first lead's touch, the next repeat is a lead of its own again (capacity 1,
+    // now free): it goes to ana and holds her capacity.
+    let later = report.lead("later").and_then(|l| l.assignment.as_ref());
+    assert_eq!(
+        later.map(|a| (a.rep.as_str(), a.open_after, a.explanation.reason.as_str())),
+        Some(("ana", 1, "ana: already works this contact"))
     );
 }
