@@ -305,6 +305,16 @@ pub(crate) struct Rule {
     pub condition: Condition,
 }
 
+/// How an error names an entry of a list: by its id (or name), which is what the person
+/// fixing the file searches for; by position only when it has none.
+fn entry(list: &str, position: usize, id: &str) -> String {
+    if id.trim().is_empty() {
+        format!("{list}[{position}]")
+    } else {
+        format!("{list}[{id}]")
+    }
+}
+
 /// Why a rule with this condition, after `earlier`, can never match (first match wins), or
 /// `None` when it can (or that cannot be shown: see coverage.rs).
 fn never_matches(condition: &Condition, earlier: &[Rule]) -> Option<String> {
@@ -383,7 +393,7 @@ impl RoutingModel {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
             if !id_ok {
                 error(
-                    format!("reps[{i}].id"),
+                    format!("{}.id", entry("reps", i, &rep.id)),
                     format!(
                         "invalid rep id `{}`, expected letters, digits, _ - . @",
                         rep.id
@@ -391,7 +401,10 @@ impl RoutingModel {
                 );
             }
             if rep.weight == 0 {
-                error(format!("reps[{i}].weight"), "must be at least 1".to_owned());
+                error(
+                    format!("{}.weight", entry("reps", i, &rep.id)),
+                    "must be at least 1".to_owned(),
+                );
             }
             let availability = Availability::parse(
                 rep.time_zone.as_deref(),
@@ -400,7 +413,7 @@ impl RoutingModel {
                 &rep.out_of_office,
             )
             .unwrap_or_else(|(key, message)| {
-                error(format!("reps[{i}].{key}"), message);
+                error(format!("{}.{key}", entry("reps", i, &rep.id)), message);
                 Availability::always()
             });
             let previous = reps.insert(
@@ -416,7 +429,7 @@ impl RoutingModel {
             );
             if previous.is_some() {
                 error(
-                    format!("reps[{i}].id"),
+                    format!("{}.id", entry("reps", i, &rep.id)),
                     format!("duplicate rep id `{}`", rep.id),
                 );
             }
@@ -427,15 +440,15 @@ impl RoutingModel {
         for (i, team) in config.teams.iter().enumerate() {
             if team.members.is_empty() {
                 error(
-                    format!("teams[{i}].members"),
+                    format!("{}.members", entry("teams", i, &team.id)),
                     "a team needs at least one rep".to_owned(),
                 );
             }
             let mut seen = BTreeSet::new();
-            for (j, member) in team.members.iter().enumerate() {
+            for member in &team.members {
                 if !reps.contains_key(member) {
                     error(
-                        format!("teams[{i}].members[{j}]"),
+                        format!("{}.members", entry("teams", i, &team.id)),
                         format!(
                             "unknown rep `{member}`, expected one of {}",
                             rep_ids.join(", ")
@@ -444,7 +457,7 @@ impl RoutingModel {
                 }
                 if !seen.insert(member) {
                     error(
-                        format!("teams[{i}].members[{j}]"),
+                        format!("{}.members", entry("teams", i, &team.id)),
                         format!("rep `{member}` is listed twice"),
                     );
                 }
@@ -467,7 +480,7 @@ impl RoutingModel {
             );
             if previous.is_some() {
                 error(
-                    format!("teams[{i}].id"),
+                    format!("{}.id", entry("teams", i, &team.id)),
                     format!("duplicate team id `{}`", team.id),
                 );
             }
@@ -479,14 +492,14 @@ impl RoutingModel {
             };
             if escalation.max_attempts == Some(0) {
                 error(
-                    format!("teams[{i}].escalation.max_attempts"),
+                    format!("{}.escalation.max_attempts", entry("teams", i, &team.id)),
                     "must be at least 1".to_owned(),
                 );
             }
             if let Some(to) = &escalation.to_team {
                 if !teams.contains_key(to) {
                     error(
-                        format!("teams[{i}].escalation.to_team"),
+                        format!("{}.escalation.to_team", entry("teams", i, &team.id)),
                         format!(
                             "unknown team `{to}`, expected one of {}",
                             team_ids.join(", ")
@@ -500,7 +513,7 @@ impl RoutingModel {
         for (i, rule) in config.rules.iter().enumerate() {
             if !teams.contains_key(&rule.team) {
                 error(
-                    format!("rules[{i}].team"),
+                    format!("{}.team", entry("rules", i, &rule.name)),
                     format!(
                         "unknown team `{}`, expected one of {}",
                         rule.team,
@@ -511,7 +524,7 @@ impl RoutingModel {
             if let Some(fallback) = &rule.fallback {
                 if !teams.contains_key(fallback) {
                     error(
-                        format!("rules[{i}].fallback"),
+                        format!("{}.fallback", entry("rules", i, &rule.name)),
                         format!(
                             "unknown team `{fallback}`, expected one of {}",
                             team_ids.join(", ")
@@ -519,7 +532,7 @@ impl RoutingModel {
                     );
                 } else if *fallback == rule.team {
                     error(
-                        format!("rules[{i}].fallback"),
+                        format!("{}.fallback", entry("rules", i, &rule.name)),
                         "a team cannot be its own fallback".to_owned(),
                     );
                 }
@@ -527,11 +540,11 @@ impl RoutingModel {
             match Condition::from_spec(&rule.when) {
                 Ok(condition) => {
                     for problem in condition.values_no_lead_carries() {
-                        error(format!("rules[{i}].when"), problem);
+                        error(format!("{}.when", entry("rules", i, &rule.name)), problem);
                     }
                     if let Some(why) = never_matches(&condition, &rules) {
                         error(
-                            format!("rules[{i}]"),
+                            entry("rules", i, &rule.name),
                             format!("rule `{}` can never match: {why}", rule.name),
                         );
                     }
@@ -543,7 +556,7 @@ impl RoutingModel {
                         condition,
                     });
                 }
-                Err(message) => error(format!("rules[{i}].when"), message),
+                Err(message) => error(format!("{}.when", entry("rules", i, &rule.name)), message),
             }
         }
 
@@ -559,7 +572,7 @@ impl RoutingModel {
         for (i, account) in config.accounts.iter().enumerate() {
             if !home_team.contains_key(&account.owner) {
                 error(
-                    format!("accounts[{i}].owner"),
+                    format!("{}.owner", entry("accounts", i, &account.name)),
                     format!(
                         "`{}` is not a rep of any team, expected one of {}",
                         account.owner,
@@ -567,11 +580,11 @@ impl RoutingModel {
                     ),
                 );
             }
-            for (j, domain) in account.domains.iter().enumerate() {
+            for domain in &account.domains {
                 let domain = domain.trim().to_lowercase();
                 if !domain.contains('.') {
                     error(
-                        format!("accounts[{i}].domains[{j}]"),
+                        format!("{}.domains", entry("accounts", i, &account.name)),
                         format!("`{domain}` is not a domain"),
                     );
                 }
@@ -580,7 +593,7 @@ impl RoutingModel {
                     (account.name.clone(), account.owner.clone()),
                 ) {
                     error(
-                        format!("accounts[{i}].domains[{j}]"),
+                        format!("{}.domains", entry("accounts", i, &account.name)),
                         format!("`{domain}` already belongs to account `{other}`"),
                     );
                 }

@@ -389,26 +389,46 @@ fn rule_file_errors_name_the_key_and_the_allowed_values() {
         errors(
             json!({"teams": [{"id": "t", "members": ["a", "x"]}], "reps": [{"id": "a", "capacity": 1}], "rules": [{"name": "r", "team": "t"}]})
         ),
-        ["teams[0].members[1]: unknown rep `x`, expected one of a"]
+        ["teams[t].members: unknown rep `x`, expected one of a"]
     );
     assert_eq!(
         errors(
             json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}],
                       "rules": [{"name": "all", "team": "t"}, {"name": "dead", "team": "t", "when": {"field": "company.country", "equals": "DE"}}]})
         ),
-        ["rules[1]: rule `dead` can never match: the earlier rule `all` matches every lead"]
+        ["rules[dead]: rule `dead` can never match: the earlier rule `all` matches every lead"]
     );
     assert_eq!(
         errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "time_zone": "Europe/Atlantis"}],
                       "rules": [{"name": "r", "team": "t", "fallback": "nope"}]})),
         [
-            "reps[0].time_zone: invalid time zone `Europe/Atlantis`, expected an IANA name such as Europe/Berlin or America/New_York",
-            "rules[0].fallback: unknown team `nope`, expected one of t"
+            "reps[a].time_zone: invalid time zone `Europe/Atlantis`, expected an IANA name such as Europe/Berlin or America/New_York",
+            "rules[r].fallback: unknown team `nope`, expected one of t"
         ]
     );
     assert_eq!(
         errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "weight": 0}], "rules": [{"name": "r", "team": "t", "when": {"field": "company.colour", "equals": "red"}}]})).len(),
         2
+    );
+}
+
+/// Issue 24 (16): errors name the rep, team, rule or account, not its position; an entry
+/// without an id is still found by its position.
+#[test]
+fn errors_name_entries_by_id_not_position() {
+    let errors = load_errors(json!({
+        "teams": [{"id": "emea", "members": ["ana", "bob"]}],
+        "reps": [{"id": "ana", "capacity": 1}, {"id": "bob", "capacity": 1, "weight": 0}, {"id": " ", "capacity": 1}],
+        "rules": [{"name": "all", "team": "emea", "fallback": "apac"}],
+        "accounts": [{"name": "BigCorp", "domains": ["bigcorp"], "owner": "ana"}]}));
+    assert_eq!(
+        errors,
+        [
+            "reps[bob].weight: must be at least 1",
+            "reps[2].id: invalid rep id ` `, expected letters, digits, _ - . @",
+            "rules[all].fallback: unknown team `apac`, expected one of emea",
+            "accounts[BigCorp].domains: `bigcorp` is not a domain",
+        ]
     );
 }
 
@@ -796,7 +816,7 @@ fn every_form_of_catch_all_is_seen_and_the_rules_after_it_refused() {
         ])));
         assert_eq!(
             errors,
-            ["rules[1]: rule `germany` can never match: the earlier rule `everyone` matches every lead"],
+            ["rules[germany]: rule `germany` can never match: the earlier rule `everyone` matches every lead"],
             "{catch_all}"
         );
     }
@@ -805,7 +825,7 @@ fn every_form_of_catch_all_is_seen_and_the_rules_after_it_refused() {
     ])));
     assert_eq!(
         errors,
-        ["rules[0]: rule `nobody` can never match: its condition matches no lead"]
+        ["rules[nobody]: rule `nobody` can never match: its condition matches no lead"]
     );
 }
 
@@ -818,7 +838,7 @@ fn a_rule_whose_leads_earlier_rules_take_is_refused_naming_them() {
     ])));
     assert_eq!(
         errors,
-        ["rules[1]: rule `germany` can never match: every lead it matches is matched by the earlier rule `dach`"]
+        ["rules[germany]: rule `germany` can never match: every lead it matches is matched by the earlier rule `dach`"]
     );
     // Covered only by two earlier rules together: both are named, and only those.
     let errors = load_errors(with_rules(json!([
@@ -829,7 +849,7 @@ fn a_rule_whose_leads_earlier_rules_take_is_refused_naming_them() {
     ])));
     assert_eq!(
         errors,
-        ["rules[3]: rule `de-at` can never match: every lead it matches is matched by the earlier rules `de`, `at`"]
+        ["rules[de-at]: rule `de-at` can never match: every lead it matches is matched by the earlier rules `de`, `at`"]
     );
     // Narrower first, wider after: both can match.
     assert!(load_errors(with_rules(json!([
@@ -864,10 +884,10 @@ fn a_country_no_lead_carries_is_refused_with_the_code_to_write() {
     assert_eq!(
         errors,
         [
-            "rules[0].when: company.country `United States` never matches: leads carry the ISO 3166-1 code, write `US`",
-            "rules[0].when: company.country `Canada` never matches: leads carry the ISO 3166-1 code, write `CA`",
-            "rules[1].when: company.country `uk` never matches: leads carry the ISO 3166-1 code, write `GB`",
-            "rules[1].when: company.country `Atlantis` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`",
+            "rules[na].when: company.country `United States` never matches: leads carry the ISO 3166-1 code, write `US`",
+            "rules[na].when: company.country `Canada` never matches: leads carry the ISO 3166-1 code, write `CA`",
+            "rules[uk].when: company.country `uk` never matches: leads carry the ISO 3166-1 code, write `GB`",
+            "rules[uk].when: company.country `Atlantis` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`",
         ]
     );
 }
