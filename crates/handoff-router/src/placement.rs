@@ -260,7 +260,7 @@ impl Placer {
             };
             let event = assignment.event(lead, score.clone(), decision.explanation.clone());
             let payload = encode("lead.assigned", &event)?;
-            let sticky_seconds = u64::from(routing.sticky_days()) * 86_400;
+            let sticky_seconds = routing.sticky_seconds();
             let day = now.format("%Y-%m-%d").to_string();
             let trace = trace.to_string();
             let context = CommitContext {

@@ -106,41 +106,43 @@ impl Condition {
 }
 
 impl Condition {
-    /// Values this condition compares a field with that no lead can carry, each with why:
-    /// leads carry `company.country` as an ISO 3166-1 alpha-2 code (ingest normalises
-    /// "Germany", "DEU" and "uk"), so a rule naming `United States` or `uk` never matches.
-    pub(crate) fn values_no_lead_carries(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        self.collect_values_no_lead_carries(&mut problems);
-        problems
+    /// Reads `company.country` values the way leads are read: ingest normalises "Germany",
+    /// "DEU" or "uk" to the ISO 3166-1 alpha-2 code, so a rule's `United States` becomes
+    /// `US` (or it could never match). Returns a note per value changed (the code it is
+    /// read as) and per value that is no country at all (it never matches).
+    pub(crate) fn normalise_countries(&mut self) -> Vec<String> {
+        let mut notes = Vec::new();
+        self.normalise_countries_into(&mut notes);
+        notes
     }
 
-    fn collect_values_no_lead_carries(&self, problems: &mut Vec<String>) {
+    fn normalise_countries_into(&mut self, notes: &mut Vec<String>) {
         match self {
             Condition::All(cs) | Condition::Any(cs) => cs
-                .iter()
-                .for_each(|c| c.collect_values_no_lead_carries(problems)),
-            Condition::Not(c) => c.collect_values_no_lead_carries(problems),
-            Condition::Equals(FieldRef::Country, value) => {
-                problems.extend(country_problem(value));
-            }
+                .iter_mut()
+                .for_each(|c| c.normalise_countries_into(notes)),
+            Condition::Not(c) => c.normalise_countries_into(notes),
+            Condition::Equals(FieldRef::Country, value) => normalise_country(value, notes),
             Condition::In(FieldRef::Country, values) => {
-                problems.extend(values.iter().filter_map(|v| country_problem(v)));
+                values.iter_mut().for_each(|v| normalise_country(v, notes))
             }
             _ => {}
         }
     }
 }
 
-/// Why no lead carries this `company.country` value, or `None` when leads can.
-fn country_problem(value: &str) -> Option<String> {
+/// One `company.country` value as leads carry it, with a note when it changed or is none.
+fn normalise_country(value: &mut String, notes: &mut Vec<String>) {
     match crate::validation::normalize_country(value) {
-        // Comparisons ignore case: `de` matches `DE`.
-        Some(code) if code.eq_ignore_ascii_case(value) => None,
-        Some(code) => Some(format!(
-            "company.country `{value}` never matches: leads carry the ISO 3166-1 code, write `{code}`"
-        )),
-        None => Some(format!(
+        // Comparisons ignore case: `de` matches `DE` as written.
+        Some(code) if code.eq_ignore_ascii_case(value) => {}
+        Some(code) => {
+            notes.push(format!(
+                "company.country `{value}` is read as `{code}`, the ISO 3166-1 code leads carry: write `{code}`"
+            ));
+            *value = code;
+        }
+        None => notes.push(format!(
             "company.country `{value}` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`"
         )),
     }

@@ -20,18 +20,52 @@ pub struct RoutingConfig {
     /// Known accounts: their leads go to the account owner, before any rule.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
-    /// A repeat lead of the same person within this many days goes to the rep who has
-    /// them already (0: off).
-    #[serde(default = "default_sticky_days")]
-    pub sticky_days: u32,
+    /// A repeat lead of the same person within this long goes to the rep who has them
+    /// already: a duration such as `"12h"`, `"30d"`, `"90m"` (`"0s"`: off). Default 30 days.
+    #[serde(default)]
+    pub sticky: Option<String>,
+    /// The same in whole days (the older form); one of the two at most.
+    #[serde(default)]
+    pub sticky_days: Option<u32>,
     /// What explanations (in `lead.assigned` and webhooks) show of the lead: `rule_fields`
     /// (the values of fields rules name, never emails or phone numbers) or `none`.
     #[serde(default)]
     pub explain_values: ExplainValues,
 }
 
-fn default_sticky_days() -> u32 {
-    30
+/// How long a contact sticks to their rep when the rules file does not say.
+const DEFAULT_STICKY_SECONDS: u64 = 30 * 86_400;
+
+/// The longest sticky window written as a duration: a year (beyond it a contact is a new
+/// contact).
+const MAX_STICKY_SECONDS: u64 = 366 * 86_400;
+
+/// `sticky` or `sticky_days` as seconds (0: off), or why not.
+fn sticky_seconds(config: &RoutingConfig) -> Result<u64, (&'static str, String)> {
+    match (&config.sticky, config.sticky_days) {
+        (Some(_), Some(_)) => Err((
+            "sticky",
+            "set `sticky` (a duration such as \"12h\") or `sticky_days`, not both".to_owned(),
+        )),
+        (None, None) => Ok(DEFAULT_STICKY_SECONDS),
+        // Unbounded, as it always was (u32 days fit u64 seconds).
+        (None, Some(days)) => Ok(u64::from(days).saturating_mul(86_400)),
+        (Some(text), None) => {
+            let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+                (
+                    "sticky",
+                    format!("`{text}` is not a duration ({e}), expected e.g. \"12h\", \"30d\", \"90m\" or \"0s\" (off)"),
+                )
+            })?;
+            if duration.subsec_nanos() != 0 {
+                return Err(("sticky", format!("`{text}` is not whole seconds")));
+            }
+            if duration.as_secs() > MAX_STICKY_SECONDS {
+                return Err(("sticky", format!("`{text}` is longer than 366 days")));
+            }
+            Ok(duration.as_secs())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -371,7 +405,10 @@ pub struct RoutingModel {
     free_mail: BTreeSet<String>,
     /// The team a rep's owner-routed leads count in: the first team listing them.
     home_team: BTreeMap<String, String>,
-    sticky_days: u32,
+    /// How long a contact sticks to their rep, in seconds (0: off).
+    sticky_seconds: u64,
+    /// Warnings found while reading the rules (country values read as codes, or none).
+    notes: Vec<ModelWarning>,
     explain_values: ExplainValues,
     teams: BTreeMap<String, Team>,
     reps: BTreeMap<String, Rep>,
@@ -509,7 +546,14 @@ impl RoutingModel {
             }
         }
 
+        let sticky = sticky_seconds(&config).unwrap_or_else(|(key, message)| {
+            error(key.to_owned(), message);
+            0
+        });
+
         let mut rules: Vec<Rule> = Vec::new();
+        // Warnings found while reading (kept for `warnings`).
+        let mut notes: Vec<ModelWarning> = Vec::new();
         for (i, rule) in config.rules.iter().enumerate() {
             if !teams.contains_key(&rule.team) {
                 error(
@@ -538,9 +582,12 @@ impl RoutingModel {
                 }
             }
             match Condition::from_spec(&rule.when) {
-                Ok(condition) => {
-                    for problem in condition.values_no_lead_carries() {
-                        error(format!("{}.when", entry("rules", i, &rule.name)), problem);
+                Ok(mut condition) => {
+                    for note in condition.normalise_countries() {
+                        notes.push(ModelWarning {
+                            key: format!("{}.when", entry("rules", i, &rule.name)),
+                            message: note,
+                        });
                     }
                     if let Some(why) = never_matches(&condition, &rules) {
                         error(
@@ -606,8 +653,9 @@ impl RoutingModel {
                 unrouted_queue: config.unrouted_queue,
                 accounts,
                 free_mail: BTreeSet::new(),
+                notes,
                 home_team,
-                sticky_days: config.sticky_days,
+                sticky_seconds: sticky,
                 explain_values: config.explain_values,
                 teams,
                 reps,
@@ -628,7 +676,7 @@ impl RoutingModel {
     /// free mail (no lead from it ever matches an account), a weight no strategy reads, a
     /// rep in no team (never routed to), a team no rule routes to.
     pub fn warnings(&self) -> Vec<ModelWarning> {
-        let mut warnings = Vec::new();
+        let mut warnings = self.notes.clone();
         let weighted_team = |team: &str| {
             self.rules
                 .iter()
@@ -717,9 +765,17 @@ impl RoutingModel {
         self.home_team.get(rep).map(String::as_str)
     }
 
-    /// How long a contact sticks to their rep (0: never).
-    pub fn sticky_days(&self) -> u32 {
-        self.sticky_days
+    /// How long a contact sticks to their rep, in seconds (0: never).
+    pub fn sticky_seconds(&self) -> u64 {
+        self.sticky_seconds
+    }
+
+    /// How long a contact sticks to their rep (zero: never).
+    pub fn sticky_window(&self) -> chrono::TimeDelta {
+        i64::try_from(self.sticky_seconds)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .unwrap_or(chrono::TimeDelta::MAX)
     }
 
     /// What explanations show of the lead.

@@ -876,20 +876,28 @@ fn an_account_listing_a_free_mail_domain_is_warned_about() {
 }
 
 #[test]
-fn a_country_no_lead_carries_is_refused_with_the_code_to_write() {
-    let errors = load_errors(with_rules(json!([
+fn country_names_are_read_as_the_codes_leads_carry_and_non_countries_warned_about() {
+    let m = model(with_rules(json!([
         {"name": "na", "team": "t", "when": {"field": "company.country", "in": ["United States", "Canada", "de", "MX"]}},
         {"name": "uk", "team": "t", "when": {"any": [{"field": "company.country", "equals": "uk"}, {"field": "company.country", "equals": "Atlantis"}]}},
     ])));
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
     assert_eq!(
-        errors,
+        warnings,
         [
-            "rules[na].when: company.country `United States` never matches: leads carry the ISO 3166-1 code, write `US`",
-            "rules[na].when: company.country `Canada` never matches: leads carry the ISO 3166-1 code, write `CA`",
-            "rules[uk].when: company.country `uk` never matches: leads carry the ISO 3166-1 code, write `GB`",
+            "rules[na].when: company.country `United States` is read as `US`, the ISO 3166-1 code leads carry: write `US`",
+            "rules[na].when: company.country `Canada` is read as `CA`, the ISO 3166-1 code leads carry: write `CA`",
+            "rules[uk].when: company.country `uk` is read as `GB`, the ISO 3166-1 code leads carry: write `GB`",
             "rules[uk].when: company.country `Atlantis` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`",
         ]
     );
+    // A US lead (ingest made its "United States" US) now matches the rule, not a later one.
+    let mut us = lead();
+    us.company.country = "US".into();
+    assert_eq!(m.match_rule(&us, &score()).rule, Some(0));
+    let mut gb = lead();
+    gb.company.country = "GB".into();
+    assert_eq!(m.match_rule(&gb, &score()).rule, Some(1));
 }
 
 #[test]

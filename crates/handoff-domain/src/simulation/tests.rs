@@ -874,3 +874,83 @@ fn a_sticky_repeat_of_an_open_lead_joins_it_without_taking_capacity() {
         Some(("ana", 1, "ana: already works this contact"))
     );
 }
+
+/// Issue 24 (8): the sticky window is a duration (`sticky = "12h"`); `sticky_days` still
+/// works, and the two together, or a duration that is none, are refused.
+#[test]
+fn the_sticky_window_is_a_duration() {
+    let model = |sticky: Value| {
+        let mut config = json!({
+            "teams": [{"id": "emea", "members": ["ana", "bruno"]}],
+            "reps": [{"id": "ana", "capacity": 5}, {"id": "bruno", "capacity": 5}],
+            "rules": [{"name": "emea", "team": "emea"}],
+        });
+        if let Value::Object(fields) = sticky {
+            for (key, value) in fields {
+                config[key] = value;
+            }
+        }
+        config
+    };
+    let twelve_hours = routing(model(json!({"sticky": "12h"})));
+    let person = |id: &str, time: &str| {
+        json!({"id": id, "contact": {"email": "pat@acme.io"}, "received_at": time}).to_string()
+    };
+    let lines = [
+        person("p1", "2026-11-30T00:00:00Z"),
+        r#"{"touch": "p1", "outcome": "contacted", "at": "2026-11-30T00:10:00Z"}"#.to_owned(),
+        person("p2", "2026-11-30T11:00:00Z"),
+        r#"{"touch": "p2", "outcome": "contacted", "at": "2026-11-30T11:10:00Z"}"#.to_owned(),
+        person("p3", "2026-11-30T23:30:00Z"),
+    ];
+    let report = run(&twelve_hours, &lines, None);
+    let strategy = |id: &str| {
+        report
+            .lead(id)
+            .and_then(|l| l.assignment.as_ref())
+            .map(|a| (a.rep.to_string(), a.explanation.strategy.clone()))
+    };
+    assert_eq!(
+        strategy("p2"),
+        Some(("ana".to_owned(), "sticky".to_owned()))
+    );
+    // 12h30m after p2 went to ana: a new contact, routed by the rule.
+    assert_eq!(
+        strategy("p3").map(|(_, s)| s).as_deref(),
+        Some("round_robin")
+    );
+    assert_eq!(twelve_hours.sticky_seconds(), 12 * 3600);
+    assert_eq!(
+        routing(model(json!({"sticky_days": 2}))).sticky_seconds(),
+        2 * 86_400
+    );
+    assert_eq!(routing(model(json!({}))).sticky_seconds(), 30 * 86_400);
+    assert_eq!(routing(model(json!({"sticky": "0s"}))).sticky_seconds(), 0);
+
+    let errors = |sticky: Value| -> Vec<String> {
+        let config: RoutingConfig = match serde_json::from_value(model(sticky)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        RoutingModel::new(config, "v")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        errors(json!({"sticky": "12h", "sticky_days": 1})),
+        ["sticky: set `sticky` (a duration such as \"12h\") or `sticky_days`, not both"]
+    );
+    let bad = errors(json!({"sticky": "twelve hours"}));
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].starts_with("sticky: `twelve hours` is not a duration"),
+        "{bad:?}"
+    );
+    assert_eq!(
+        errors(json!({"sticky": "400d"})),
+        ["sticky: `400d` is longer than 366 days"]
+    );
+}

@@ -557,7 +557,7 @@ impl<'a> Replay<'a> {
 
     /// The router's decision for a qualified lead at `now`, over the simulated state.
     fn decide(&self, lead: &Lead, mut matched: RuleMatch, now: DateTime<Utc>) -> RoutingDecision {
-        let sticky = TimeDelta::days(i64::from(self.routing.sticky_days()));
+        let sticky = self.routing.sticky_window();
         if let Some((rep, since, earlier)) = self.contact_owners.get(&lead.contact.email) {
             if now.signed_duration_since(*since) < sticky {
                 let open = self
@@ -627,7 +627,7 @@ impl<'a> Replay<'a> {
         let Some(tracked) = self.leads.get_mut(index) else {
             return;
         };
-        if self.routing.sticky_days() > 0 {
+        if self.routing.sticky_seconds() > 0 {
             self.contact_owners.insert(
                 tracked.lead.contact.email.clone(),
                 (rep.to_owned(), now, joined.unwrap_or(index)),
