@@ -82,7 +82,7 @@ rules = [{ name = "all", team = "emea" }]
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("invalid configuration in rules.toml: routing.teams[0].members[0]: unknown rep `bob`, expected one of ana")
+            Some("invalid configuration in rules.toml: routing.teams[emea].members: unknown rep `bob`, expected one of ana")
         );
     }
 

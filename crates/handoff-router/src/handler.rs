@@ -69,7 +69,7 @@ impl RouterHandler {
             .map_err(|e| HandleError::poison(PoisonReason::ContractInvalid, e.to_string()))?;
         tracing::Span::current().record("lead_id", tracing::field::display(&lead.id));
         let rules = self.placer.rules.current();
-        let sticky = rules.routing.sticky_days() > 0 && !lead.contact.email.is_empty();
+        let sticky = rules.routing.sticky_seconds() > 0 && !lead.contact.email.is_empty();
         let score = rules.scoring.score(&lead);
         self.placer
             .metrics

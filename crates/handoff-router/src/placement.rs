@@ -17,11 +17,11 @@ use handoff_domain::privacy::mask_email;
 use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel, TeamState};
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::SlaPolicy;
-use handoff_domain::{Lead, QueueName, RepId, TeamId, Transience};
+use handoff_domain::{Lead, QueueName, TeamId, Transience};
 use handoff_kafka::TraceParent;
 use handoff_store::{
-    AssignOutcome, CommitContext, DecideOutcome, FromQueue, Parked, RecordedDecision, Store,
-    StoreError,
+    AssignOutcome, CommitContext, ContactOwner, DecideOutcome, FromQueue, Parked, RecordedDecision,
+    Store, StoreError,
 };
 use handoff_telemetry::Metrics;
 
@@ -38,8 +38,9 @@ pub(crate) struct KnownOwners {
     /// The owner `account.owner` published for the lead's domains
     /// ([`Placer::published_owner`]).
     pub published: Option<AccountOwnership>,
-    /// The rep who worked this contact lately (sticky routing).
-    pub prior: Option<RepId>,
+    /// The rep who worked this contact lately (sticky routing), and the contact's lead
+    /// holding their capacity.
+    pub prior: Option<ContactOwner>,
 }
 
 /// The queue nurtured leads are reported in.
@@ -176,8 +177,9 @@ impl Placer {
             matched = routing.with_account_owner(matched, &owner);
         }
         // The rep who already works this contact, if they are still in the rules.
-        if let Some(rep) = owners.prior.filter(|rep| routing.has_rep(rep.as_str())) {
-            matched = routing.with_prior_owner(matched, rep.as_str());
+        let prior = owners.prior.filter(|p| routing.has_rep(p.rep.as_str()));
+        if let Some(prior) = &prior {
+            matched = routing.with_prior_owner(matched, prior.rep.as_str());
         }
         let teams: Vec<(&str, &[String])> = routing
             .teams_for(&matched)
@@ -194,12 +196,32 @@ impl Placer {
             // On Redis's clock: the deadline written with the assignment is fired by the
             // SLA tracker on that clock (handoff-store's server_clock.rs).
             let now = self.store.now();
+            // A repeat of the contact's lead still open with their rep joins it (no second
+            // unit of capacity); asked each attempt, as a touch may have closed it since.
+            // (The owner's team is the same either way: `teams` stands.)
+            let this_attempt = match &prior {
+                Some(ContactOwner {
+                    rep,
+                    lead: Some(open),
+                }) => {
+                    let still_open = self
+                        .store
+                        .is_open_with(rep.as_str(), open.as_str(), now)
+                        .await?;
+                    routing.with_prior_owner_of(
+                        matched.clone(),
+                        rep.as_str(),
+                        still_open.then_some(open.as_str()),
+                    )
+                }
+                _ => matched.clone(),
+            };
             let states = if teams.is_empty() {
                 Default::default()
             } else {
                 self.store.team_states(&teams, now).await?
             };
-            let mut decision = routing.choose(matched.clone(), &states, now);
+            let mut decision = routing.choose(this_attempt, &states, now);
             // Worded here, once per decision, for the event: the engine only counts misses.
             routing.explain_misses(&mut decision, lead, score);
             let Some((team, rep)) = decision
@@ -238,7 +260,7 @@ impl Placer {
             };
             let event = assignment.event(lead, score.clone(), decision.explanation.clone());
             let payload = encode("lead.assigned", &event)?;
-            let sticky_seconds = u64::from(routing.sticky_days()) * 86_400;
+            let sticky_seconds = routing.sticky_seconds();
             let day = now.format("%Y-%m-%d").to_string();
             let trace = trace.to_string();
             let context = CommitContext {
@@ -251,6 +273,7 @@ impl Placer {
                 retention_seconds: self.retention.as_secs(),
                 now,
                 trace: &trace,
+                joins: decision.joins.as_deref(),
             };
             let from_queue = waited.map(|w| FromQueue { queue: &w.queue });
             match self

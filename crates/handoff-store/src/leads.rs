@@ -17,6 +17,29 @@ use crate::{Store, StoreError};
 static RECEIVE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/receive.lua")));
 
+/// The rep who works a contact (sticky routing), and the contact's lead that holds their
+/// capacity, when known: a repeat joins it while it is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactOwner {
+    pub rep: RepId,
+    pub lead: Option<LeadId>,
+}
+
+impl ContactOwner {
+    /// `rep|lead` as assign.lua stores it; a bare rep id (stored before leads were kept,
+    /// or restored by a rebuild) has no lead. Rep ids never contain `|`.
+    fn parse(stored: &str) -> Option<Self> {
+        let (rep, lead) = match stored.split_once('|') {
+            Some((rep, lead)) => (rep, Some(lead).filter(|l| !l.is_empty())),
+            None => (stored, None),
+        };
+        (!rep.is_empty()).then(|| Self {
+            rep: RepId::from(rep),
+            lead: lead.map(LeadId::from),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeadRecord {
     pub source: Source,
@@ -74,7 +97,7 @@ impl Store {
         received_at: DateTime<Utc>,
         retention_seconds: u64,
         contact_email: Option<&str>,
-    ) -> Result<Option<RepId>, StoreError> {
+    ) -> Result<Option<ContactOwner>, StoreError> {
         let id = lead_id.as_str();
         let source =
             serde_json::to_string(source).map_err(|e| StoreError::Encode(e.to_string()))?;
@@ -92,7 +115,7 @@ impl Store {
             .arg(if contact_email.is_some() { "1" } else { "0" })
             .invoke_async(&mut connection)
             .await?;
-        Ok(owner.filter(|o| !o.is_empty()).map(RepId::from))
+        Ok(owner.as_deref().and_then(ContactOwner::parse))
     }
 
     /// Whether the report with `event_id` was applied to the lead (its once-only marker,

@@ -36,7 +36,7 @@ pub use funnel::{
 };
 pub use generation::{Generation, Persistence};
 pub use idempotency::Reservation;
-pub use leads::LeadRecord;
+pub use leads::{ContactOwner, LeadRecord};
 pub use lifecycle::{
     AssignOutcome, CommitContext, DecideOutcome, DispositionClock, DispositionStarts,
     EscalateOutcome, Escalation, FromQueue, Parked, QueueView, RecordedDecision, ReportOutcome,

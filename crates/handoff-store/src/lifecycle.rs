@@ -168,10 +168,16 @@ pub struct CommitContext<'a> {
     /// The W3C `traceparent` of the assignment's event: the lead's later events (its
     /// breach, a reassignment) continue that trace.
     pub trace: &'a str,
+    /// A sticky repeat: the contact's earlier lead, still open with the same rep, that
+    /// this one joins. Committed only while that lead is still open with the rep; it then
+    /// takes no capacity and no daily-cap unit (`Conflict` when it is no longer open).
+    pub joins: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct AssignArgs<'a> {
+    /// '' or the lead this one joins (see [`CommitContext::joins`]).
+    joins: &'a str,
     trace: &'a str,
     lead_id: &'a str,
     team: &'a str,
@@ -394,6 +400,7 @@ impl Store {
                     .map_err(|e| StoreError::Encode(e.to_string()))?,
             );
         let payload = AssignArgs {
+            joins: context.joins.unwrap_or(""),
             trace: context.trace,
             lead_id,
             team: assignment.team.as_str(),

@@ -80,6 +80,26 @@ impl Store {
             .collect())
     }
 
+    /// Whether `lead` is among `rep`'s open leads at `now` (holding their capacity): a
+    /// sticky repeat of it joins it (assign.lua checks again when committing).
+    pub async fn is_open_with(
+        &self,
+        rep: &str,
+        lead: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        // A score (ms the entry holds until) comes back as a float's text.
+        let until: Option<f64> = redis::cmd("ZSCORE")
+            .arg(self.keys.rep_open(rep))
+            .arg(lead)
+            .query_async(&mut connection)
+            .await?;
+        #[allow(clippy::cast_precision_loss)] // ms since 1970 fit f64's 53 bits exactly
+        let now_ms = now.timestamp_millis() as f64;
+        Ok(until.is_some_and(|until| until > now_ms))
+    }
+
     /// A rep's open leads and runtime overrides (`active`, `available`, `capacity`).
     pub async fn rep_runtime(
         &self,

@@ -60,6 +60,10 @@ pub enum Command {
         /// leaving their queue) and per-rep and per-queue figures, instead of lead by lead.
         #[arg(long)]
         timeline: bool,
+        /// Leaves out lines that cannot be replayed (each reported at the end with its line,
+        /// field and reason) instead of stopping at the first.
+        #[arg(long)]
+        skip_bad_lines: bool,
     },
     /// Make API keys.
     Keys {

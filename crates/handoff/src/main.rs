@@ -107,6 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             at,
             until,
             timeline,
+            skip_bad_lines,
         } => {
             let (report, _) = handoff::simulate::replay(&handoff::simulate::Options {
                 rules,
@@ -114,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 at: at.unwrap_or_else(chrono::Utc::now),
                 until: *until,
                 timeline: *timeline,
+                skip_bad_lines: *skip_bad_lines,
             })?;
             print!("{report}");
             return Ok(());

@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-/// `handoff rules check FILES`: loads each rules file with the same code the router uses.
+/// `handoff rules check FILES`: loads each rules file with the same code the router uses,
+/// then prints what loads but is almost surely a mistake (warnings: they do not fail it).
 pub fn run(files: &[PathBuf]) -> anyhow::Result<()> {
     let mut failed = 0;
     for file in files {
@@ -19,6 +20,10 @@ pub fn run(files: &[PathBuf]) -> anyhow::Result<()> {
                     reps,
                     rules.routing.rule_names().count()
                 );
+                // Allowed, so the services load the file; almost surely not what was meant.
+                for warning in rules.routing.warnings() {
+                    println!("{}: warning: routing.{warning}", file.display());
+                }
             }
             Err(e) => {
                 failed += 1;

@@ -27,6 +27,8 @@ pub struct Options<'a> {
     pub until: Option<DateTime<Utc>>,
     /// Report in time order instead of lead by lead.
     pub timeline: bool,
+    /// Leave out bad lines and list them at the end, instead of stopping at the first.
+    pub skip_bad_lines: bool,
 }
 
 /// The plain what-if: every lead of the file at `at` (unless lines say otherwise), lead by
@@ -42,6 +44,7 @@ pub fn run(
         at,
         until: None,
         timeline: false,
+        skip_bad_lines: false,
     })?;
     Ok((out, report.summary))
 }
@@ -51,8 +54,13 @@ pub fn replay(options: &Options<'_>) -> anyhow::Result<(String, ReplayReport)> {
     let rules = handoff_config::load_rules(options.rules)?;
     let text = std::fs::read_to_string(options.leads)
         .with_context(|| format!("cannot read {}", options.leads.display()))?;
-    let scenario = Scenario::parse(&text, options.at, &rules.routing)
-        .with_context(|| format!("{} is not a simulation file", options.leads.display()))?;
+    let (scenario, bad_lines) = if options.skip_bad_lines {
+        Scenario::parse_skipping_bad_lines(&text, options.at, &rules.routing)
+    } else {
+        let scenario = Scenario::parse(&text, options.at, &rules.routing)
+            .with_context(|| format!("{} is not a simulation file", options.leads.display()))?;
+        (scenario, Vec::new())
+    };
     if let Some(until) = options.until {
         if until < scenario.last_time() {
             anyhow::bail!(
@@ -105,6 +113,17 @@ pub fn replay(options: &Options<'_>) -> anyhow::Result<(String, ReplayReport)> {
             out,
             "\n(lines with times, touches or roster edits: --timeline shows what happened when)"
         );
+    }
+    if options.skip_bad_lines {
+        let _ = writeln!(
+            out,
+            "\n{} bad line(s) left out of {}",
+            bad_lines.len(),
+            options.leads.display()
+        );
+        for bad in &bad_lines {
+            let _ = writeln!(out, "  {bad}");
+        }
     }
     Ok((out, report))
 }
@@ -247,14 +266,15 @@ fn write_timeline(out: &mut String, report: &ReplayReport) {
 
 fn write_summary(out: &mut String, summary: &SimulationSummary) {
     let assigned: usize = summary.shares.iter().map(|s| s.assigned).sum();
-    let stranded: usize = summary.stranded.values().sum();
+    // Waiting, not stranded: each waits in a named queue, as the service keeps it.
+    let waiting: usize = summary.waiting.values().sum();
     let _ = writeln!(
         out,
-        "\n{} leads: {assigned} assigned, {} unqualified, {stranded} stranded",
+        "\n{} leads: {assigned} assigned, {} unqualified, {waiting} waiting",
         summary.leads, summary.unqualified
     );
-    for (queue, count) in &summary.stranded {
-        let _ = writeln!(out, "  queued in {queue}: {count}");
+    for (queue, count) in &summary.waiting {
+        let _ = writeln!(out, "  waiting in {queue}: {count}");
     }
     let _ = writeln!(
         out,

@@ -76,7 +76,7 @@ fn the_sample_leads_route_as_the_sample_rules_say() {
 
     assert_eq!(summary.leads, 24);
     let assigned: usize = summary.shares.iter().map(|s| s.assigned).sum();
-    let stranded: usize = summary.stranded.values().sum();
+    let stranded: usize = summary.waiting.values().sum();
     assert_eq!(
         assigned + summary.unqualified + stranded,
         summary.leads,
@@ -186,7 +186,7 @@ fn the_plain_report_is_unchanged_by_the_timeline() {
         "{report}"
     );
     assert!(
-        report.contains("\n24 leads: 16 assigned, 8 unqualified, 0 stranded\n"),
+        report.contains("\n24 leads: 16 assigned, 8 unqualified, 0 waiting\n"),
         "{report}"
     );
     // No timeline figures for a file of leads all at one moment.
@@ -261,7 +261,7 @@ fn ana_goes_on_leave_monday() {
     );
     // Per rep and per queue.
     assert!(
-        report.contains("\n10 leads: 10 assigned, 0 unqualified, 0 stranded\n"),
+        report.contains("\n10 leads: 10 assigned, 0 unqualified, 0 waiting\n"),
         "{report}"
     );
     let row = |name: &str| {
@@ -335,7 +335,7 @@ fn working_hours_opening_drains_the_overnight_queue() {
         ),
         "{report}"
     );
-    assert!(report.contains("  queued in emea-overflow: 4"), "{report}");
+    assert!(report.contains("  waiting in emea-overflow: 4"), "{report}");
 
     // --until before the last line is refused.
     let output = simulate(&rules, &leads, &["--until", "2026-12-01T00:00:00Z"]);
@@ -381,4 +381,70 @@ fn a_malformed_line_is_a_clear_error() {
         assert!(!stderr.contains("panic"), "{stderr}");
         assert!(output.stdout.is_empty());
     }
+}
+
+/// Issue 24 (10): a week of real leads has bad lines; `--skip-bad-lines` replays the rest
+/// and lists each left out with its line, field and reason, at the end. Without it the
+/// first bad line still stops the run.
+#[test]
+fn bad_lines_can_be_left_out_and_listed_at_the_end() {
+    let file = TempFile::new(
+        "skip",
+        &[
+            r#"{"id": "a", "contact": {"email": "a@acme.de"}, "received_at": "2026-11-30T10:00:00+01:00"}"#,
+            r#"{"roster": {"rep": "ana", "capacity": "three"}}"#,
+            r#"{"id": "b", "contact": {"email": "b@acme.de"}, "company": {"employees": "many"}}"#,
+            r#"{"touch": "b", "outcome": "contacted"}"#,
+            r#"{"id": "c", "contact": {"email": "c@acme.de"}}"#,
+            r#"{"contact": {"email": "d@acme.de"}"#,
+        ],
+    );
+    let report = stdout(&simulate(
+        &example("rules.toml"),
+        &file.0,
+        &["--skip-bad-lines"],
+    ));
+    assert!(report.contains("\n2 leads: 2 assigned"), "{report}");
+    let tail = report
+        .split_once("\n4 bad line(s) left out of ")
+        .map(|(_, tail)| tail)
+        .unwrap_or_else(|| panic!("{report}"));
+    let listed: Vec<&str> = tail.lines().skip(1).map(str::trim).collect();
+    assert_eq!(listed.len(), 4, "{report}");
+    assert!(
+        listed[0].starts_with("line 2, field `roster.capacity`: expected a whole number"),
+        "{report}"
+    );
+    assert!(
+        listed[1].starts_with("line 3, field `company.employees`"),
+        "{report}"
+    );
+    assert!(
+        listed[2].starts_with("line 4, field `touch`: no lead `b` in this file"),
+        "{report}"
+    );
+    assert!(listed[3].starts_with("line 6: not JSON"), "{report}");
+
+    let output = simulate(&example("rules.toml"), &file.0, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2, field `roster.capacity`"));
+}
+
+/// Issue 24 (10): a lead still waiting at the end is "waiting in QUEUE", not "stranded".
+#[test]
+fn leads_waiting_at_the_end_are_reported_waiting_in_their_queue() {
+    let file = TempFile::new(
+        "waiting",
+        &[
+            r#"{"id": "late", "contact": {"email": "l@acme.de"}, "received_at": "2026-11-30T20:00:00+01:00"}"#,
+        ],
+    );
+    let report = stdout(&simulate(&example("rules.toml"), &file.0, &[]));
+    assert!(
+        report.contains(
+            "\n1 leads: 0 assigned, 0 unqualified, 1 waiting\n  waiting in emea-overflow: 1\n"
+        ),
+        "{report}"
+    );
+    assert!(!report.contains("stranded"), "{report}");
 }

@@ -184,3 +184,37 @@ async fn a_repeat_contact_goes_to_the_same_rep() {
     assert_eq!(again["explanation"]["strategy"], "sticky");
     stack.stop().await.unwrap();
 }
+
+/// Issue 24 (1): a repeat of a lead still open with the contact's rep goes to that rep
+/// without a second unit of capacity: with capacity 1 the rep takes the repeat, the
+/// explanation says it joins the open lead, and their open count stays 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_repeat_of_an_open_lead_takes_no_second_unit_of_capacity() {
+    let stack = Stack::start(StackOptions {
+        rules: handoff_e2e::RULES
+            .replace("capacity = 100", "capacity = 1")
+            .replace("capacity = 20", "capacity = 1"),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let mut reader = stack.reader(EventKind::LeadAssigned);
+    let first = assign_one(&stack, &mut reader, &client, 7).await;
+    let rep = first["rep_id"].as_str().unwrap().to_owned();
+    let again = assign_one(&stack, &mut reader, &client, 7).await;
+    assert_eq!(again["rep_id"], rep.as_str(), "{again}");
+    assert_eq!(again["explanation"]["strategy"], "sticky");
+    let reason = again["explanation"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "whose lead {} is still open with them: this repeat joins it and takes no capacity",
+            first["lead_id"].as_str().unwrap()
+        )),
+        "{reason}"
+    );
+    assert_eq!(stack.open_leads(&rep).await, 1);
+    // Someone else finds the rep full: the repeat did not free or take anything.
+    let other = assign_one(&stack, &mut reader, &client, 8).await;
+    assert_ne!(other["rep_id"], rep.as_str(), "{other}");
+    stack.stop().await.unwrap();
+}

@@ -4,6 +4,7 @@
 
 mod availability;
 mod condition;
+mod coverage;
 mod explain;
 mod model;
 mod strategy;
@@ -15,8 +16,8 @@ pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
     AccountConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind, ChannelTable,
-    EscalationConfig, ModelError, RepConfig, RoutingConfig, RoutingModel, RuleConfig, StrategyKind,
-    TeamConfig,
+    EscalationConfig, ModelError, ModelWarning, RepConfig, RoutingConfig, RoutingModel, RuleConfig,
+    StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 
@@ -86,6 +87,9 @@ pub struct Owner {
     pub kind: &'static str,
     /// "owner of account BigCorp (bigcorp.de)", "already works this contact".
     pub why: String,
+    /// Sticky only: the contact's earlier lead, still open with this rep. A repeat of it
+    /// joins it: the rep gets it whatever their load, and it takes no capacity.
+    pub open_lead: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,10 @@ pub struct RoutingDecision {
     /// The rules, from the first, the lead failed before the decision's rule (0 when an
     /// owner took the lead: no rule was needed).
     pub missed_rules: usize,
+    /// A sticky repeat: the contact's earlier lead, still open with the same rep, that this
+    /// one joins. Committing it takes no unit of capacity and none of the daily cap: it is
+    /// the same person in the same open conversation, not new work.
+    pub joins: Option<String>,
 }
 
 /// A rep found for a reassignment (see [`RoutingModel::reassign`]).
@@ -162,6 +170,7 @@ impl RoutingModel {
                 team: self.home_team(rep)?.to_owned(),
                 kind: "account_owner",
                 why: format!("owner of account {account} ({domain})"),
+                open_lead: None,
             })
         });
         let mut matched = self.match_rules_only(lead, score);
@@ -217,6 +226,7 @@ impl RoutingModel {
                     team: team.to_owned(),
                     kind: "account_owner",
                     why,
+                    open_lead: None,
                 })
             }
             None => matched.passed_over.push(SkippedRep {
@@ -231,13 +241,32 @@ impl RoutingModel {
     /// owner, static or from `account.owner`: the person keeps talking to one rep while a
     /// conversation is open; an account handed to a new owner reaches its known contacts
     /// once their sticky window (`sticky_days`) has passed, and its new contacts at once.
-    pub fn with_prior_owner(&self, mut matched: RuleMatch, rep: &str) -> RuleMatch {
+    pub fn with_prior_owner(&self, matched: RuleMatch, rep: &str) -> RuleMatch {
+        self.with_prior_owner_of(matched, rep, None)
+    }
+
+    /// [`Self::with_prior_owner`], knowing whether the contact's earlier lead (`open_lead`)
+    /// is still open with `rep`: then this lead is a repeat of an open one and joins it. The
+    /// rep gets it even when at capacity or at the daily cap (still not when away, inactive
+    /// or off work), and the decision's [`RoutingDecision::joins`] says to charge nothing.
+    pub fn with_prior_owner_of(
+        &self,
+        mut matched: RuleMatch,
+        rep: &str,
+        open_lead: Option<&str>,
+    ) -> RuleMatch {
         if let Some(team) = self.home_team(rep) {
             matched.owner = Some(Owner {
                 rep: rep.to_owned(),
                 team: team.to_owned(),
                 kind: "sticky",
-                why: "already works this contact".to_owned(),
+                why: match open_lead {
+                    Some(lead) => format!(
+                        "already works this contact, whose lead {lead} is still open with them: this repeat joins it and takes no capacity"
+                    ),
+                    None => "already works this contact".to_owned(),
+                },
+                open_lead: open_lead.map(str::to_owned),
             });
         }
         matched
@@ -299,7 +328,14 @@ impl RoutingModel {
         let mut owner_skipped = std::mem::take(&mut matched.passed_over);
         if let Some(owner) = &matched.owner {
             let state = states.get(&owner.team).unwrap_or(&empty);
-            match strategy::ineligibility(self, &owner.rep, state.reps.get(&owner.rep), now) {
+            let rep_state = state.reps.get(&owner.rep);
+            let ineligible = match owner.open_lead {
+                Some(_) => {
+                    strategy::ineligibility_apart_from_load(self, &owner.rep, rep_state, now)
+                }
+                None => strategy::ineligibility(self, &owner.rep, rep_state, now),
+            };
+            match ineligible {
                 None => {
                     return RoutingDecision {
                         team: Some(TeamId::from(owner.team.as_str())),
@@ -316,6 +352,7 @@ impl RoutingModel {
                         rotation_before: state.rotation.clone(),
                         rotation_after: state.rotation.clone(),
                         missed_rules: 0,
+                        joins: owner.open_lead.clone(),
                     };
                 }
                 Some(reason) => owner_skipped.push(SkippedRep {
@@ -325,8 +362,8 @@ impl RoutingModel {
             }
         }
         let mut decision = self.choose_by_rules(matched, states, now);
-        owner_skipped.append(&mut decision.explanation.skipped);
-        decision.explanation.skipped = owner_skipped;
+        let by_rules = std::mem::take(&mut decision.explanation.skipped);
+        decision.explanation.skipped = merge_skipped(owner_skipped, by_rules);
         decision
     }
 
@@ -386,6 +423,7 @@ impl RoutingModel {
                 rotation_before: String::new(),
                 rotation_after: String::new(),
                 missed_rules: matched.missed,
+                joins: None,
             };
         };
         let explanation = |reason: String, skipped: Vec<SkippedRep>| RoutingExplanation {
@@ -406,13 +444,15 @@ impl RoutingModel {
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
                 missed_rules: matched.missed,
+                joins: None,
             };
         }
         let mut skipped = primary.skipped;
-        if let Some(fallback) = rule.fallback.as_deref().and_then(|f| self.team(f)) {
+        let fallback = rule.fallback.as_deref().and_then(|f| self.team(f));
+        if let Some(fallback) = fallback {
             let fallback_state = states.get(&fallback.id).unwrap_or(&empty);
             let pick = strategy::pick(rule.strategy, self, fallback, fallback_state, now, &[]);
-            skipped.extend(pick.skipped);
+            skipped = merge_skipped(skipped, pick.skipped);
             if let Some(rep) = pick.rep {
                 return RoutingDecision {
                     team: Some(TeamId::from(fallback.id.as_str())),
@@ -427,6 +467,7 @@ impl RoutingModel {
                     rotation_before: fallback_state.rotation.clone(),
                     rotation_after: pick.rotation_after,
                     missed_rules: matched.missed,
+                    joins: None,
                 };
             }
         }
@@ -434,15 +475,33 @@ impl RoutingModel {
             team: Some(TeamId::from(team.id.as_str())),
             placement: Placement::Queue(QueueName::from(team.overflow_queue.as_str())),
             explanation: explanation(
-                format!(
-                    "no eligible rep in team {}; queued in {}",
-                    team.id, team.overflow_queue
-                ),
+                match fallback {
+                    Some(fallback) => format!(
+                        "no eligible rep in team {} nor in its fallback team {}; queued in {}",
+                        team.id, fallback.id, team.overflow_queue
+                    ),
+                    None => format!(
+                        "no eligible rep in team {}; queued in {}",
+                        team.id, team.overflow_queue
+                    ),
+                },
                 skipped,
             ),
             rotation_before: state.rotation.clone(),
             rotation_after: state.rotation.clone(),
             missed_rules: matched.missed,
+            joins: None,
         }
     }
+}
+
+/// One entry per rep, the first kept: a rep skipped as owner (with the why) and again in
+/// their team, or in a team and its fallback, is one rep passed over, not two.
+fn merge_skipped(mut first: Vec<SkippedRep>, then: Vec<SkippedRep>) -> Vec<SkippedRep> {
+    for entry in then {
+        if !first.iter().any(|s| s.rep_id == entry.rep_id) {
+            first.push(entry);
+        }
+    }
+    first
 }

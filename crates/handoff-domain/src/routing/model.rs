@@ -20,18 +20,52 @@ pub struct RoutingConfig {
     /// Known accounts: their leads go to the account owner, before any rule.
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
-    /// A repeat lead of the same person within this many days goes to the rep who has
-    /// them already (0: off).
-    #[serde(default = "default_sticky_days")]
-    pub sticky_days: u32,
+    /// A repeat lead of the same person within this long goes to the rep who has them
+    /// already: a duration such as `"12h"`, `"30d"`, `"90m"` (`"0s"`: off). Default 30 days.
+    #[serde(default)]
+    pub sticky: Option<String>,
+    /// The same in whole days (the older form); one of the two at most.
+    #[serde(default)]
+    pub sticky_days: Option<u32>,
     /// What explanations (in `lead.assigned` and webhooks) show of the lead: `rule_fields`
     /// (the values of fields rules name, never emails or phone numbers) or `none`.
     #[serde(default)]
     pub explain_values: ExplainValues,
 }
 
-fn default_sticky_days() -> u32 {
-    30
+/// How long a contact sticks to their rep when the rules file does not say.
+const DEFAULT_STICKY_SECONDS: u64 = 30 * 86_400;
+
+/// The longest sticky window written as a duration: a year (beyond it a contact is a new
+/// contact).
+const MAX_STICKY_SECONDS: u64 = 366 * 86_400;
+
+/// `sticky` or `sticky_days` as seconds (0: off), or why not.
+fn sticky_seconds(config: &RoutingConfig) -> Result<u64, (&'static str, String)> {
+    match (&config.sticky, config.sticky_days) {
+        (Some(_), Some(_)) => Err((
+            "sticky",
+            "set `sticky` (a duration such as \"12h\") or `sticky_days`, not both".to_owned(),
+        )),
+        (None, None) => Ok(DEFAULT_STICKY_SECONDS),
+        // Unbounded, as it always was (u32 days fit u64 seconds).
+        (None, Some(days)) => Ok(u64::from(days).saturating_mul(86_400)),
+        (Some(text), None) => {
+            let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+                (
+                    "sticky",
+                    format!("`{text}` is not a duration ({e}), expected e.g. \"12h\", \"30d\", \"90m\" or \"0s\" (off)"),
+                )
+            })?;
+            if duration.subsec_nanos() != 0 {
+                return Err(("sticky", format!("`{text}` is not whole seconds")));
+            }
+            if duration.as_secs() > MAX_STICKY_SECONDS {
+                return Err(("sticky", format!("`{text}` is longer than 366 days")));
+            }
+            Ok(duration.as_secs())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -265,6 +299,15 @@ pub struct ModelError {
     pub message: String,
 }
 
+/// Something in the routing model that is allowed but almost surely not what was meant
+/// (`rules check` prints it; the services load the file anyway): the key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ModelWarning {
+    pub key: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Team {
     pub id: String,
@@ -296,6 +339,61 @@ pub(crate) struct Rule {
     pub condition: Condition,
 }
 
+/// How an error names an entry of a list: by its id (or name), which is what the person
+/// fixing the file searches for; by position only when it has none.
+fn entry(list: &str, position: usize, id: &str) -> String {
+    if id.trim().is_empty() {
+        format!("{list}[{position}]")
+    } else {
+        format!("{list}[{id}]")
+    }
+}
+
+/// Why a rule with this condition, after `earlier`, can never match (first match wins), or
+/// `None` when it can (or that cannot be shown: see coverage.rs).
+fn never_matches(condition: &Condition, earlier: &[Rule]) -> Option<String> {
+    if condition.matches_no_lead() {
+        return Some("its condition matches no lead".to_owned());
+    }
+    if let Some(all) = earlier.iter().find(|r| r.condition.matches_every_lead()) {
+        return Some(format!(
+            "the earlier rule `{}` matches every lead",
+            all.name
+        ));
+    }
+    if let Some(wider) = earlier.iter().find(|r| condition.implies(&r.condition)) {
+        return Some(format!(
+            "every lead it matches is matched by the earlier rule `{}`",
+            wider.name
+        ));
+    }
+    // Covered by several earlier rules together: name the fewest that still cover it.
+    let covers = |rules: &[&Rule]| {
+        condition.implies(&Condition::Any(
+            rules.iter().map(|r| r.condition.clone()).collect(),
+        ))
+    };
+    let mut cover: Vec<&Rule> = earlier.iter().collect();
+    if !covers(&cover) {
+        return None;
+    }
+    let mut at = 0;
+    while at < cover.len() {
+        let mut without = cover.clone();
+        without.remove(at);
+        if covers(&without) {
+            cover = without;
+        } else {
+            at += 1;
+        }
+    }
+    let names: Vec<String> = cover.iter().map(|r| format!("`{}`", r.name)).collect();
+    Some(format!(
+        "every lead it matches is matched by the earlier rules {}",
+        names.join(", ")
+    ))
+}
+
 /// A checked routing model: every team, rep and rule reference resolves.
 #[derive(Debug, Clone)]
 pub struct RoutingModel {
@@ -307,7 +405,10 @@ pub struct RoutingModel {
     free_mail: BTreeSet<String>,
     /// The team a rep's owner-routed leads count in: the first team listing them.
     home_team: BTreeMap<String, String>,
-    sticky_days: u32,
+    /// How long a contact sticks to their rep, in seconds (0: off).
+    sticky_seconds: u64,
+    /// Warnings found while reading the rules (country values read as codes, or none).
+    notes: Vec<ModelWarning>,
     explain_values: ExplainValues,
     teams: BTreeMap<String, Team>,
     reps: BTreeMap<String, Rep>,
@@ -329,7 +430,7 @@ impl RoutingModel {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
             if !id_ok {
                 error(
-                    format!("reps[{i}].id"),
+                    format!("{}.id", entry("reps", i, &rep.id)),
                     format!(
                         "invalid rep id `{}`, expected letters, digits, _ - . @",
                         rep.id
@@ -337,7 +438,10 @@ impl RoutingModel {
                 );
             }
             if rep.weight == 0 {
-                error(format!("reps[{i}].weight"), "must be at least 1".to_owned());
+                error(
+                    format!("{}.weight", entry("reps", i, &rep.id)),
+                    "must be at least 1".to_owned(),
+                );
             }
             let availability = Availability::parse(
                 rep.time_zone.as_deref(),
@@ -346,7 +450,7 @@ impl RoutingModel {
                 &rep.out_of_office,
             )
             .unwrap_or_else(|(key, message)| {
-                error(format!("reps[{i}].{key}"), message);
+                error(format!("{}.{key}", entry("reps", i, &rep.id)), message);
                 Availability::always()
             });
             let previous = reps.insert(
@@ -362,7 +466,7 @@ impl RoutingModel {
             );
             if previous.is_some() {
                 error(
-                    format!("reps[{i}].id"),
+                    format!("{}.id", entry("reps", i, &rep.id)),
                     format!("duplicate rep id `{}`", rep.id),
                 );
             }
@@ -373,15 +477,15 @@ impl RoutingModel {
         for (i, team) in config.teams.iter().enumerate() {
             if team.members.is_empty() {
                 error(
-                    format!("teams[{i}].members"),
+                    format!("{}.members", entry("teams", i, &team.id)),
                     "a team needs at least one rep".to_owned(),
                 );
             }
             let mut seen = BTreeSet::new();
-            for (j, member) in team.members.iter().enumerate() {
+            for member in &team.members {
                 if !reps.contains_key(member) {
                     error(
-                        format!("teams[{i}].members[{j}]"),
+                        format!("{}.members", entry("teams", i, &team.id)),
                         format!(
                             "unknown rep `{member}`, expected one of {}",
                             rep_ids.join(", ")
@@ -390,7 +494,7 @@ impl RoutingModel {
                 }
                 if !seen.insert(member) {
                     error(
-                        format!("teams[{i}].members[{j}]"),
+                        format!("{}.members", entry("teams", i, &team.id)),
                         format!("rep `{member}` is listed twice"),
                     );
                 }
@@ -413,7 +517,7 @@ impl RoutingModel {
             );
             if previous.is_some() {
                 error(
-                    format!("teams[{i}].id"),
+                    format!("{}.id", entry("teams", i, &team.id)),
                     format!("duplicate team id `{}`", team.id),
                 );
             }
@@ -425,14 +529,14 @@ impl RoutingModel {
             };
             if escalation.max_attempts == Some(0) {
                 error(
-                    format!("teams[{i}].escalation.max_attempts"),
+                    format!("{}.escalation.max_attempts", entry("teams", i, &team.id)),
                     "must be at least 1".to_owned(),
                 );
             }
             if let Some(to) = &escalation.to_team {
                 if !teams.contains_key(to) {
                     error(
-                        format!("teams[{i}].escalation.to_team"),
+                        format!("{}.escalation.to_team", entry("teams", i, &team.id)),
                         format!(
                             "unknown team `{to}`, expected one of {}",
                             team_ids.join(", ")
@@ -442,12 +546,18 @@ impl RoutingModel {
             }
         }
 
-        let mut rules = Vec::new();
-        let mut catch_all: Option<&str> = None;
+        let sticky = sticky_seconds(&config).unwrap_or_else(|(key, message)| {
+            error(key.to_owned(), message);
+            0
+        });
+
+        let mut rules: Vec<Rule> = Vec::new();
+        // Warnings found while reading (kept for `warnings`).
+        let mut notes: Vec<ModelWarning> = Vec::new();
         for (i, rule) in config.rules.iter().enumerate() {
             if !teams.contains_key(&rule.team) {
                 error(
-                    format!("rules[{i}].team"),
+                    format!("{}.team", entry("rules", i, &rule.name)),
                     format!(
                         "unknown team `{}`, expected one of {}",
                         rule.team,
@@ -458,7 +568,7 @@ impl RoutingModel {
             if let Some(fallback) = &rule.fallback {
                 if !teams.contains_key(fallback) {
                     error(
-                        format!("rules[{i}].fallback"),
+                        format!("{}.fallback", entry("rules", i, &rule.name)),
                         format!(
                             "unknown team `{fallback}`, expected one of {}",
                             team_ids.join(", ")
@@ -466,24 +576,24 @@ impl RoutingModel {
                     );
                 } else if *fallback == rule.team {
                     error(
-                        format!("rules[{i}].fallback"),
+                        format!("{}.fallback", entry("rules", i, &rule.name)),
                         "a team cannot be its own fallback".to_owned(),
                     );
                 }
             }
-            if let Some(earlier) = catch_all {
-                error(
-                    format!("rules[{i}]"),
-                    format!(
-                        "rule `{}` can never match: the earlier rule `{earlier}` matches every lead",
-                        rule.name
-                    ),
-                );
-            }
             match Condition::from_spec(&rule.when) {
-                Ok(condition) => {
-                    if condition == Condition::Always {
-                        catch_all = Some(&rule.name);
+                Ok(mut condition) => {
+                    for note in condition.normalise_countries() {
+                        notes.push(ModelWarning {
+                            key: format!("{}.when", entry("rules", i, &rule.name)),
+                            message: note,
+                        });
+                    }
+                    if let Some(why) = never_matches(&condition, &rules) {
+                        error(
+                            entry("rules", i, &rule.name),
+                            format!("rule `{}` can never match: {why}", rule.name),
+                        );
                     }
                     rules.push(Rule {
                         name: rule.name.clone(),
@@ -493,7 +603,7 @@ impl RoutingModel {
                         condition,
                     });
                 }
-                Err(message) => error(format!("rules[{i}].when"), message),
+                Err(message) => error(format!("{}.when", entry("rules", i, &rule.name)), message),
             }
         }
 
@@ -509,7 +619,7 @@ impl RoutingModel {
         for (i, account) in config.accounts.iter().enumerate() {
             if !home_team.contains_key(&account.owner) {
                 error(
-                    format!("accounts[{i}].owner"),
+                    format!("{}.owner", entry("accounts", i, &account.name)),
                     format!(
                         "`{}` is not a rep of any team, expected one of {}",
                         account.owner,
@@ -517,11 +627,11 @@ impl RoutingModel {
                     ),
                 );
             }
-            for (j, domain) in account.domains.iter().enumerate() {
+            for domain in &account.domains {
                 let domain = domain.trim().to_lowercase();
                 if !domain.contains('.') {
                     error(
-                        format!("accounts[{i}].domains[{j}]"),
+                        format!("{}.domains", entry("accounts", i, &account.name)),
                         format!("`{domain}` is not a domain"),
                     );
                 }
@@ -530,7 +640,7 @@ impl RoutingModel {
                     (account.name.clone(), account.owner.clone()),
                 ) {
                     error(
-                        format!("accounts[{i}].domains[{j}]"),
+                        format!("{}.domains", entry("accounts", i, &account.name)),
                         format!("`{domain}` already belongs to account `{other}`"),
                     );
                 }
@@ -543,8 +653,9 @@ impl RoutingModel {
                 unrouted_queue: config.unrouted_queue,
                 accounts,
                 free_mail: BTreeSet::new(),
+                notes,
                 home_team,
-                sticky_days: config.sticky_days,
+                sticky_seconds: sticky,
                 explain_values: config.explain_values,
                 teams,
                 reps,
@@ -559,6 +670,71 @@ impl RoutingModel {
     pub fn with_free_mail_domains<I: IntoIterator<Item = String>>(mut self, domains: I) -> Self {
         self.free_mail = domains.into_iter().map(|d| d.to_lowercase()).collect();
         self
+    }
+
+    /// What is allowed but almost surely a mistake, each named: an account domain that is
+    /// free mail (no lead from it ever matches an account), a weight no strategy reads, a
+    /// rep in no team (never routed to), a team no rule routes to.
+    pub fn warnings(&self) -> Vec<ModelWarning> {
+        let mut warnings = self.notes.clone();
+        let weighted_team = |team: &str| {
+            self.rules
+                .iter()
+                .any(|r| r.team == team && r.strategy == StrategyKind::WeightedRoundRobin)
+        };
+        for (id, rep) in &self.reps {
+            let teams: Vec<&str> = self
+                .teams
+                .values()
+                .filter(|t| t.members.contains(id))
+                .map(|t| t.id.as_str())
+                .collect();
+            if teams.is_empty() {
+                warnings.push(ModelWarning {
+                    key: format!("reps[{id}]"),
+                    message: format!("rep `{id}` is in no team: no lead is ever routed to them"),
+                });
+            } else if rep.weight != 1 && !teams.iter().any(|t| weighted_team(t)) {
+                warnings.push(ModelWarning {
+                    key: format!("reps[{id}].weight"),
+                    message: format!(
+                        "weight {} is ignored: no rule routes to {} with strategy = \"weighted_round_robin\"",
+                        rep.weight,
+                        teams.join(", ")
+                    ),
+                });
+            }
+        }
+        for team in self.teams.values() {
+            let used = self
+                .rules
+                .iter()
+                .any(|r| r.team == team.id || r.fallback.as_deref() == Some(team.id.as_str()))
+                || self
+                    .teams
+                    .values()
+                    .any(|t| t.escalation.to_team.as_deref() == Some(team.id.as_str()));
+            if !used {
+                warnings.push(ModelWarning {
+                    key: format!("teams[{}]", team.id),
+                    message: format!(
+                        "no rule routes to team `{}` (as its team, fallback or escalation target): its reps get leads only as account owners or by stickiness",
+                        team.id
+                    ),
+                });
+            }
+        }
+        for (domain, (account, _)) in &self.accounts {
+            if self.free_mail.contains(domain) {
+                warnings.push(ModelWarning {
+                    key: format!("accounts[{account}].domains"),
+                    message: format!(
+                        "`{domain}` is a free-mail domain (scoring.free_mail_domains): no lead from it ever matches an account"
+                    ),
+                });
+            }
+        }
+        warnings
     }
 
     /// Whether a (lowercase) domain is free mail: never an account's.
@@ -589,9 +765,17 @@ impl RoutingModel {
         self.home_team.get(rep).map(String::as_str)
     }
 
-    /// How long a contact sticks to their rep (0: never).
-    pub fn sticky_days(&self) -> u32 {
-        self.sticky_days
+    /// How long a contact sticks to their rep, in seconds (0: never).
+    pub fn sticky_seconds(&self) -> u64 {
+        self.sticky_seconds
+    }
+
+    /// How long a contact sticks to their rep (zero: never).
+    pub fn sticky_window(&self) -> chrono::TimeDelta {
+        i64::try_from(self.sticky_seconds)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .unwrap_or(chrono::TimeDelta::MAX)
     }
 
     /// What explanations show of the lead.
@@ -733,6 +917,15 @@ impl RoutingModel {
     /// The share of a team's leads each member should get: by weight when a
     /// weighted round-robin rule routes to the team, else equal. Inactive reps get none.
     pub fn target_shares(&self, team: &str) -> Vec<(String, f64)> {
+        self.target_shares_when(team, |rep| self.rep_active(rep))
+    }
+
+    /// [`Self::target_shares`] with `active` saying who is active (runtime overrides).
+    pub fn target_shares_when(
+        &self,
+        team: &str,
+        active: impl Fn(&str) -> bool,
+    ) -> Vec<(String, f64)> {
         let weighted = self
             .rules
             .iter()
@@ -740,7 +933,7 @@ impl RoutingModel {
         let members = self.members(team);
         let weight = |rep: &str| -> f64 {
             match self.reps.get(rep) {
-                Some(r) if r.active => {
+                Some(r) if active(rep) => {
                     if weighted {
                         f64::from(r.weight)
                     } else {

@@ -63,10 +63,15 @@ pub(super) fn pick(
 ) -> Pick {
     let mut skipped = Vec::new();
     let mut eligible = Vec::new();
+    // Reps whose turn came before the first eligible one: those round-robin passed over.
+    let mut passed_over_in_turn = 0;
     // Roster order, starting after the rep chosen last (round-robin order).
     let members = &team.members;
     let start = turn_start(members, &state.rotation);
     for offset in 0..members.len() {
+        if eligible.is_empty() {
+            passed_over_in_turn = skipped.len();
+        }
         let rep = &members[(start + offset) % members.len()];
         if exclude.contains(&rep.as_str()) {
             skipped.push(SkippedRep {
@@ -97,7 +102,7 @@ pub(super) fn pick(
             reason: format!(
                 "round-robin: next in turn in team {}{}",
                 team.id,
-                skipped_note(&skipped)
+                skipped_note(passed_over_in_turn)
             ),
             skipped,
             rotation_after: last_and_next(members, first),
@@ -152,6 +157,22 @@ pub(super) fn pick(
                     })
                 })
                 .map_or(first, String::as_str);
+            // Passed over: the reps who could not take it but whose credit, had they been
+            // eligible, would have won (the rest were not due a lead yet).
+            let winning = credits.get(chosen).copied().unwrap_or(0);
+            let chosen_at = members.iter().position(|m| m == chosen);
+            let passed_over = skipped
+                .iter()
+                .filter(|s| {
+                    let theirs = credits
+                        .get(&s.rep_id)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_add(i64::from(model.rep_weight(&s.rep_id)));
+                    let earlier = members.iter().position(|m| *m == s.rep_id) < chosen_at;
+                    theirs > winning || (theirs == winning && earlier)
+                })
+                .count();
             if let Some(credit) = credits.get_mut(chosen) {
                 *credit = credit.saturating_sub(total);
             }
@@ -162,7 +183,7 @@ pub(super) fn pick(
                     team.id,
                     model.rep_weight(chosen),
                     total,
-                    skipped_note(&skipped)
+                    skipped_note(passed_over)
                 ),
                 skipped,
                 rotation_after: format_credits(&credits),
@@ -191,11 +212,13 @@ pub(super) fn last_and_next(members: &[String], chosen: &str) -> String {
     format!("{chosen}|{next}")
 }
 
-fn skipped_note(skipped: &[SkippedRep]) -> String {
-    if skipped.is_empty() {
+/// `after skipping N`: N is the reps passed over in turn, not every rep who could not take
+/// the lead (a rep whose turn had not come was not skipped).
+fn skipped_note(passed_over: usize) -> String {
+    if passed_over == 0 {
         String::new()
     } else {
-        format!(" after skipping {}", skipped.len())
+        format!(" after skipping {passed_over}")
     }
 }
 
@@ -225,6 +248,28 @@ pub(super) fn ineligibility(
     state: Option<&RepState>,
     now: DateTime<Utc>,
 ) -> Option<&'static str> {
+    ineligibility_apart_from_load(model, rep_id, state, now).or_else(|| {
+        let rep = model.rep(rep_id)?;
+        let default = RepState::default();
+        let state = state.unwrap_or(&default);
+        if state.open_leads >= state.capacity.unwrap_or(rep.capacity) {
+            return Some("at_capacity");
+        }
+        if rep.daily_cap.is_some_and(|cap| state.assigned_today >= cap) {
+            return Some("daily_cap_reached");
+        }
+        None
+    })
+}
+
+/// Why a rep cannot take a lead now whatever their load (capacity, daily cap): a repeat
+/// of a lead still open with them adds none.
+pub(super) fn ineligibility_apart_from_load(
+    model: &RoutingModel,
+    rep_id: &str,
+    state: Option<&RepState>,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
     let Some(rep) = model.rep(rep_id) else {
         return Some("unknown");
     };
@@ -238,12 +283,6 @@ pub(super) fn ineligibility(
     }
     if let Err(why) = rep.availability.check(now) {
         return Some(why.as_str());
-    }
-    if state.open_leads >= state.capacity.unwrap_or(rep.capacity) {
-        return Some("at_capacity");
-    }
-    if rep.daily_cap.is_some_and(|cap| state.assigned_today >= cap) {
-        return Some("daily_cap_reached");
     }
     None
 }

@@ -389,26 +389,46 @@ fn rule_file_errors_name_the_key_and_the_allowed_values() {
         errors(
             json!({"teams": [{"id": "t", "members": ["a", "x"]}], "reps": [{"id": "a", "capacity": 1}], "rules": [{"name": "r", "team": "t"}]})
         ),
-        ["teams[0].members[1]: unknown rep `x`, expected one of a"]
+        ["teams[t].members: unknown rep `x`, expected one of a"]
     );
     assert_eq!(
         errors(
             json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}],
                       "rules": [{"name": "all", "team": "t"}, {"name": "dead", "team": "t", "when": {"field": "company.country", "equals": "DE"}}]})
         ),
-        ["rules[1]: rule `dead` can never match: the earlier rule `all` matches every lead"]
+        ["rules[dead]: rule `dead` can never match: the earlier rule `all` matches every lead"]
     );
     assert_eq!(
         errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "time_zone": "Europe/Atlantis"}],
                       "rules": [{"name": "r", "team": "t", "fallback": "nope"}]})),
         [
-            "reps[0].time_zone: invalid time zone `Europe/Atlantis`, expected an IANA name such as Europe/Berlin or America/New_York",
-            "rules[0].fallback: unknown team `nope`, expected one of t"
+            "reps[a].time_zone: invalid time zone `Europe/Atlantis`, expected an IANA name such as Europe/Berlin or America/New_York",
+            "rules[r].fallback: unknown team `nope`, expected one of t"
         ]
     );
     assert_eq!(
         errors(json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1, "weight": 0}], "rules": [{"name": "r", "team": "t", "when": {"field": "company.colour", "equals": "red"}}]})).len(),
         2
+    );
+}
+
+/// Issue 24 (16): errors name the rep, team, rule or account, not its position; an entry
+/// without an id is still found by its position.
+#[test]
+fn errors_name_entries_by_id_not_position() {
+    let errors = load_errors(json!({
+        "teams": [{"id": "emea", "members": ["ana", "bob"]}],
+        "reps": [{"id": "ana", "capacity": 1}, {"id": "bob", "capacity": 1, "weight": 0}, {"id": " ", "capacity": 1}],
+        "rules": [{"name": "all", "team": "emea", "fallback": "apac"}],
+        "accounts": [{"name": "BigCorp", "domains": ["bigcorp"], "owner": "ana"}]}));
+    assert_eq!(
+        errors,
+        [
+            "reps[bob].weight: must be at least 1",
+            "reps[2].id: invalid rep id ` `, expected letters, digits, _ - . @",
+            "rules[all].fallback: unknown team `apac`, expected one of emea",
+            "accounts[BigCorp].domains: `bigcorp` is not a domain",
+        ]
     );
 }
 
@@ -765,4 +785,216 @@ fn an_ineligible_owner_from_account_owner_falls_back_to_the_rules() {
     assert!(decision.explanation.skipped[0]
         .reason
         .starts_with("account_owner (owner of account Acme (acme.io, from account.owner)), "));
+}
+
+/// The errors a routing config gets (empty when it loads).
+fn load_errors(value: Value) -> Vec<String> {
+    let config: RoutingConfig = match serde_json::from_value(value) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    match RoutingModel::new(config, "v") {
+        Ok(_) => vec![],
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn with_rules(rules: Value) -> Value {
+    json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}], "rules": rules})
+}
+
+#[test]
+fn every_form_of_catch_all_is_seen_and_the_rules_after_it_refused() {
+    for catch_all in [
+        json!({"all": []}),
+        json!({"not": {"any": []}}),
+        json!({"any": [{"field": "company.country", "equals": "DE"}, {"all": []}]}),
+    ] {
+        let errors = load_errors(with_rules(json!([
+            {"name": "everyone", "team": "t", "when": catch_all},
+            {"name": "germany", "team": "t", "when": {"field": "company.country", "equals": "DE"}},
+        ])));
+        assert_eq!(
+            errors,
+            ["rules[germany]: rule `germany` can never match: the earlier rule `everyone` matches every lead"],
+            "{catch_all}"
+        );
+    }
+    let errors = load_errors(with_rules(json!([
+        {"name": "nobody", "team": "t", "when": {"any": []}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[nobody]: rule `nobody` can never match: its condition matches no lead"]
+    );
+}
+
+#[test]
+fn a_rule_whose_leads_earlier_rules_take_is_refused_naming_them() {
+    let big = json!({"field": "company.employees", "min": 1000});
+    let errors = load_errors(with_rules(json!([
+        {"name": "dach", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, big]}},
+        {"name": "germany", "team": "t", "when": {"all": [{"field": "company.country", "equals": "de"}, {"field": "company.employees", "min": 5000}]}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[germany]: rule `germany` can never match: every lead it matches is matched by the earlier rule `dach`"]
+    );
+    // Covered only by two earlier rules together: both are named, and only those.
+    let errors = load_errors(with_rules(json!([
+        {"name": "de", "team": "t", "when": {"field": "company.country", "in": ["DE"]}},
+        {"name": "fr", "team": "t", "when": {"field": "company.country", "in": ["FR"]}},
+        {"name": "at", "team": "t", "when": {"field": "company.country", "in": ["AT"]}},
+        {"name": "de-at", "team": "t", "when": {"field": "company.country", "in": ["AT", "DE"]}},
+    ])));
+    assert_eq!(
+        errors,
+        ["rules[de-at]: rule `de-at` can never match: every lead it matches is matched by the earlier rules `de`, `at`"]
+    );
+    // Narrower first, wider after: both can match.
+    assert!(load_errors(with_rules(json!([
+        {"name": "germany", "team": "t", "when": {"all": [{"field": "company.country", "equals": "DE"}, big]}},
+        {"name": "dach", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, big]}},
+        {"name": "dach-small", "team": "t", "when": {"all": [{"field": "company.country", "in": ["DE", "AT", "CH"]}, {"field": "company.employees", "max": 999}]}},
+    ])))
+    .is_empty());
+}
+
+#[test]
+fn an_account_listing_a_free_mail_domain_is_warned_about() {
+    let m = model(
+        json!({"teams": [{"id": "t", "members": ["a"]}], "reps": [{"id": "a", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t"}],
+        "accounts": [{"name": "BigCorp", "domains": ["bigcorp.de", "Gmail.com"], "owner": "a"}]}),
+    )
+    .with_free_mail_domains(["gmail.com".to_owned()]);
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        ["accounts[BigCorp].domains: `gmail.com` is a free-mail domain (scoring.free_mail_domains): no lead from it ever matches an account"]
+    );
+}
+
+#[test]
+fn country_names_are_read_as_the_codes_leads_carry_and_non_countries_warned_about() {
+    let m = model(with_rules(json!([
+        {"name": "na", "team": "t", "when": {"field": "company.country", "in": ["United States", "Canada", "de", "MX"]}},
+        {"name": "uk", "team": "t", "when": {"any": [{"field": "company.country", "equals": "uk"}, {"field": "company.country", "equals": "Atlantis"}]}},
+    ])));
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "rules[na].when: company.country `United States` is read as `US`, the ISO 3166-1 code leads carry: write `US`",
+            "rules[na].when: company.country `Canada` is read as `CA`, the ISO 3166-1 code leads carry: write `CA`",
+            "rules[uk].when: company.country `uk` is read as `GB`, the ISO 3166-1 code leads carry: write `GB`",
+            "rules[uk].when: company.country `Atlantis` never matches: it is no country, leads carry ISO 3166-1 codes such as `DE`, `US`, `GB`",
+        ]
+    );
+    // A US lead (ingest made its "United States" US) now matches the rule, not a later one.
+    let mut us = lead();
+    us.company.country = "US".into();
+    assert_eq!(m.match_rule(&us, &score()).rule, Some(0));
+    let mut gb = lead();
+    gb.company.country = "GB".into();
+    assert_eq!(m.match_rule(&gb, &score()).rule, Some(1));
+}
+
+#[test]
+fn an_unread_weight_a_rep_in_no_team_and_a_team_no_rule_uses_are_warned_about() {
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a", "b"]}, {"id": "spare", "members": ["b"]}],
+        "reps": [{"id": "a", "capacity": 1, "weight": 3}, {"id": "b", "capacity": 1}, {"id": "c", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t", "strategy": "round_robin"}]}));
+    let warnings: Vec<String> = m.warnings().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "reps[a].weight: weight 3 is ignored: no rule routes to t with strategy = \"weighted_round_robin\"",
+            "reps[c]: rep `c` is in no team: no lead is ever routed to them",
+            "teams[spare]: no rule routes to team `spare` (as its team, fallback or escalation target): its reps get leads only as account owners or by stickiness",
+        ]
+    );
+    // Read by a weighted rule, and a team used as a fallback: nothing to say.
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a"]}, {"id": "spare", "members": ["b"]}],
+        "reps": [{"id": "a", "capacity": 1, "weight": 3}, {"id": "b", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t", "strategy": "weighted_round_robin", "fallback": "spare"}]}));
+    assert!(m.warnings().is_empty(), "{:?}", m.warnings());
+}
+
+/// The number in `... after skipping N` (0 when the reason has none).
+fn skipped_in_reason(reason: &str) -> usize {
+    reason
+        .split_once("after skipping ")
+        .and_then(|(_, n)| n.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+proptest! {
+    /// "after skipping N" counts the reps whose turn came before the chosen one's and who
+    /// could not take the lead, not every rep who could not.
+    #[test]
+    fn after_skipping_counts_the_reps_passed_over_in_turn(eligible in prop::collection::vec(any::<bool>(), 2..8), last in 0usize..8) {
+        let reps: Vec<Value> = eligible
+            .iter()
+            .enumerate()
+            .map(|(i, ok)| json!({"id": format!("r{i}"), "capacity": 5, "active": ok}))
+            .collect();
+        let m = team_model("round_robin", Value::Array(reps), None);
+        let members = m.members("t").to_vec();
+        let last = last % members.len();
+        let states = BTreeMap::from([(
+            "t".to_owned(),
+            TeamState { rotation: format!("{}|", members[last]), reps: BTreeMap::new() },
+        )]);
+        let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+        if let Some(rep) = decision.rep() {
+            let chosen = members.iter().position(|m| m == rep).unwrap_or(0);
+            let in_between = (chosen + members.len() - last - 1) % members.len();
+            prop_assert_eq!(skipped_in_reason(&decision.explanation.reason), in_between, "{}", decision.explanation.reason);
+        }
+    }
+}
+
+#[test]
+fn a_rep_skipped_as_owner_and_in_their_team_is_listed_once() {
+    let m = account_model();
+    let inactive = RepState {
+        active: Some(false),
+        ..RepState::default()
+    };
+    let states = BTreeMap::from([(
+        "t".to_owned(),
+        TeamState {
+            rotation: String::new(),
+            reps: [("b".to_owned(), inactive)].into(),
+        },
+    )]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    let skipped: Vec<&str> = decision
+        .explanation
+        .skipped
+        .iter()
+        .map(|s| s.rep_id.as_str())
+        .collect();
+    assert_eq!(skipped, ["b"], "{:?}", decision.explanation.skipped);
+    assert_eq!(
+        decision.explanation.skipped[0].reason,
+        "account_owner (owner of account Acme (acme.io)), inactive"
+    );
+}
+
+#[test]
+fn a_fallback_team_tried_with_nobody_is_named_in_the_queue_reason() {
+    let m = team_model(
+        "round_robin",
+        json!([{"id": "a", "capacity": 0}]),
+        Some(json!([{"id": "z", "capacity": 0}])),
+    );
+    let decision = m.choose(m.match_rule(&lead(), &score()), &BTreeMap::new(), now());
+    assert_eq!(
+        decision.explanation.reason,
+        "no eligible rep in team t nor in its fallback team f; queued in t-overflow"
+    );
 }

@@ -62,6 +62,15 @@ impl Transience for LineError {
     }
 }
 
+/// What reading a file does with a line it cannot replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadLines {
+    /// It is the error; nothing is replayed.
+    Stop,
+    /// It is left out and reported; the rest is replayed.
+    Skip,
+}
+
 /// What one line does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineKind {
@@ -92,12 +101,53 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Reads a file's text; reps named by roster lines must be in `routing`.
+    /// Reads a file's text; reps named by roster lines must be in `routing`. The first bad
+    /// line (in file order, then the time and touch checks) is the error.
     pub fn parse(
         text: &str,
         start: DateTime<Utc>,
         routing: &RoutingModel,
     ) -> Result<Self, LineError> {
+        let (scenario, mut bad) = Self::read(text, start, routing, BadLines::Stop);
+        if bad.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(bad.swap_remove(0))
+        }
+    }
+
+    /// Reads a file's text, leaving out the lines that cannot be replayed: the scenario of
+    /// the others, and each line left out with its error, in file order. A week of real
+    /// leads always has a few bad ones; they should not hide what the rest do. A line left
+    /// out takes no time (the line after it without its own takes the time before), and a
+    /// touch of a lead left out is left out too.
+    pub fn parse_skipping_bad_lines(
+        text: &str,
+        start: DateTime<Utc>,
+        routing: &RoutingModel,
+    ) -> (Self, Vec<LineError>) {
+        let (scenario, mut bad) = Self::read(text, start, routing, BadLines::Skip);
+        bad.sort_by_key(|e| e.line);
+        (scenario, bad)
+    }
+
+    fn read(
+        text: &str,
+        start: DateTime<Utc>,
+        routing: &RoutingModel,
+        mode: BadLines,
+    ) -> (Self, Vec<LineError>) {
+        let mut bad = Vec::new();
+        let stop = mode == BadLines::Stop;
+        let empty = |bad| {
+            (
+                Self {
+                    start,
+                    lines: Vec::new(),
+                },
+                bad,
+            )
+        };
         let mut lines = Vec::new();
         let mut previous = start;
         let mut lead_lines: BTreeMap<LeadId, (usize, DateTime<Utc>)> = BTreeMap::new();
@@ -107,15 +157,29 @@ impl Scenario {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let line = parse_line(number, trimmed, previous, routing)?;
+            let line = match parse_line(number, trimmed, previous, routing) {
+                Ok(line) => line,
+                Err(e) => {
+                    bad.push(e);
+                    if stop {
+                        return empty(bad);
+                    }
+                    continue;
+                }
+            };
             if let LineKind::Lead(lead) = &line.what {
-                if let Some((first, _)) = lead_lines.insert(lead.id.clone(), (number, line.at)) {
-                    return Err(LineError {
+                if let Some(&(first, _)) = lead_lines.get(&lead.id) {
+                    bad.push(LineError {
                         line: number,
                         field: Some("id".to_owned()),
                         message: format!("lead id `{}` is already used on line {first}", lead.id),
                     });
+                    if stop {
+                        return empty(bad);
+                    }
+                    continue;
                 }
+                lead_lines.insert(lead.id.clone(), (number, line.at));
             }
             previous = line.at;
             lines.push(line);
@@ -124,15 +188,19 @@ impl Scenario {
         lines.sort_by_key(|l| l.at);
         if let Some(first) = lines.first() {
             let (first_line, first_at) = (first.line, first.at);
-            let too_late = lines
-                .iter()
-                .find(|l| l.at.signed_duration_since(first_at) > max_span());
-            if let Some(line) = too_late {
+            let (kept, too_late): (Vec<_>, Vec<_>) = lines
+                .into_iter()
+                .partition(|l| l.at.signed_duration_since(first_at) <= max_span());
+            lines = kept;
+            for line in too_late {
                 let field = match line.what {
                     LineKind::Lead(_) => "received_at",
                     LineKind::Touch { .. } | LineKind::Roster(_) => "at",
                 };
-                return Err(LineError {
+                if let LineKind::Lead(lead) = &line.what {
+                    lead_lines.remove(&lead.id);
+                }
+                bad.push(LineError {
                     line: line.line,
                     field: Some(field.to_owned()),
                     message: format!(
@@ -141,16 +209,20 @@ impl Scenario {
                         first_at.to_rfc3339()
                     ),
                 });
+                if stop {
+                    return empty(bad);
+                }
             }
         }
         let mut received = BTreeSet::new();
-        for line in &lines {
+        let mut kept = Vec::with_capacity(lines.len());
+        for line in lines {
             match &line.what {
                 LineKind::Lead(lead) => {
                     received.insert(lead.id.clone());
                 }
                 LineKind::Touch { lead, .. } if !received.contains(lead) => {
-                    return Err(match lead_lines.get(lead) {
+                    bad.push(match lead_lines.get(lead) {
                         Some((lead_line, lead_at)) => LineError {
                             line: line.line,
                             field: Some("at".to_owned()),
@@ -168,11 +240,16 @@ impl Scenario {
                             ),
                         },
                     });
+                    if stop {
+                        return empty(bad);
+                    }
+                    continue;
                 }
                 LineKind::Touch { .. } | LineKind::Roster(_) => {}
             }
+            kept.push(line);
         }
-        Ok(Self { start, lines })
+        (Self { start, lines: kept }, bad)
     }
 
     /// The time of the first line (the start time for an empty file).

@@ -68,7 +68,7 @@ pub struct SimulationSummary {
     pub leads: usize,
     pub unqualified: usize,
     /// Leads still waiting at the end, per queue (nobody eligible, or no rule matched).
-    pub stranded: BTreeMap<QueueName, usize>,
+    pub waiting: BTreeMap<QueueName, usize>,
     /// Every lead a rep got, on arrival or later from a queue.
     pub shares: Vec<RepShare>,
 }

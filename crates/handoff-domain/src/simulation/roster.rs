@@ -73,6 +73,9 @@ pub(super) struct RepRuntime {
     away: Vec<Span>,
     /// The leads assigned to the rep and not yet touched (by index): capacity is this set.
     open: BTreeSet<usize>,
+    /// Repeats that joined one of `open` (same contact, lead still open): not yet touched,
+    /// holding no capacity.
+    joined: BTreeSet<usize>,
     /// The UTC day `assigned_on_day` counts, for the daily cap.
     day: Option<NaiveDate>,
     assigned_on_day: u32,
@@ -173,6 +176,14 @@ impl Roster {
             .unwrap_or_else(|| routing.rep_capacity(rep))
     }
 
+    /// Whether the rep is active: the override, else the rules file's.
+    pub fn active(&self, routing: &RoutingModel, rep: &str) -> bool {
+        self.reps
+            .get(rep)
+            .and_then(|r| r.active)
+            .unwrap_or_else(|| routing.rep_active(rep))
+    }
+
     /// Whether the rep was set unavailable by a roster line itself (not by a span).
     pub fn marked_unavailable(&self, rep: &str) -> bool {
         self.reps
@@ -195,11 +206,26 @@ impl Roster {
         runtime.open.len()
     }
 
-    /// Takes a lead off the rep's open leads; `false` if it was not open.
+    /// Gives the rep a repeat of a lead still open with them: counted as assigned, but
+    /// neither in their open leads (capacity) nor for the day (daily cap).
+    pub fn join(&mut self, rep: &str, lead: usize) -> usize {
+        let runtime = self.reps.entry(rep.to_owned()).or_default();
+        runtime.assigned += 1;
+        runtime.joined.insert(lead);
+        runtime.open.len()
+    }
+
+    /// Whether the lead is open with the rep (holding capacity).
+    pub fn is_open(&self, rep: &str, lead: usize) -> bool {
+        self.reps.get(rep).is_some_and(|r| r.open.contains(&lead))
+    }
+
+    /// Takes a lead off the rep's open leads (or joined repeats); `false` if it was not open.
     pub fn close(&mut self, rep: &str, lead: usize) -> bool {
-        self.reps
-            .get_mut(rep)
-            .is_some_and(|runtime| runtime.open.remove(&lead))
+        self.reps.get_mut(rep).is_some_and(|runtime| {
+            let open = runtime.open.remove(&lead);
+            runtime.joined.remove(&lead) || open
+        })
     }
 
     /// The ends of the spans added by roster lines after `at`: when a rep may come back.

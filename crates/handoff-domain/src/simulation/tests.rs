@@ -308,7 +308,7 @@ fn a_full_team_queues_and_touches_drain_the_queue_oldest_first() {
     assert_eq!(
         report
             .summary
-            .stranded
+            .waiting
             .get(&QueueName::from("emea-overflow")),
         Some(&1)
     );
@@ -413,7 +413,7 @@ fn working_hours_opening_drains_the_overnight_queue_at_nine_local() {
     );
     // Without --until the replay ends at the last line: they are still waiting.
     let report = run(&model, &lines, None);
-    assert_eq!(report.summary.stranded.values().sum::<usize>(), 3);
+    assert_eq!(report.summary.waiting.values().sum::<usize>(), 3);
 }
 
 #[test]
@@ -480,7 +480,7 @@ fn the_one_at_a_time_simulation_routes_like_the_router() {
     );
     let summary = simulation.summary();
     assert_eq!(summary.leads, 7);
-    assert_eq!(summary.stranded.values().sum::<usize>(), 1);
+    assert_eq!(summary.waiting.values().sum::<usize>(), 1);
 }
 
 // Random interleavings: a team of three (one with working hours) with a fallback rep who
@@ -594,6 +594,8 @@ proptest! {
 
         // Replay the log independently of the engine's bookkeeping.
         let mut open: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
+        // Sticky repeats that joined a lead open with the same rep: they hold no capacity.
+        let mut joined: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
         let mut capacity: BTreeMap<&str, Option<u32>> = BTreeMap::new();
         let mut active: BTreeMap<&str, bool> = BTreeMap::new();
         let mut spans: BTreeMap<&str, Vec<Span>> = BTreeMap::new();
@@ -603,8 +605,9 @@ proptest! {
                 Event::Received { lead } | Event::Dequeued { lead } => *lead,
                 Event::Touched { lead, touch } => {
                     if let TouchEffect::Freed(rep) = &touch.effect {
+                        let was_joined = joined.entry(rep.as_str()).or_default().remove(lead);
                         let was_open = open.entry(rep.as_str()).or_default().remove(lead);
-                        prop_assert!(was_open, "freed a lead that was not open");
+                        prop_assert!(was_open || was_joined, "freed a lead that was not open");
                     }
                     continue;
                 }
@@ -628,13 +631,20 @@ proptest! {
             prop_assert_eq!(assignment.at, entry.at);
             let rep = assignment.rep.as_str();
             let rep = REPS.iter().copied().find(|r| *r == rep).unwrap_or("?");
+            prop_assert!(active.get(rep).copied().unwrap_or(true), "{} is inactive\n{}", rep, text);
+            prop_assert!(!spans.get(rep).is_some_and(|s| s.iter().any(|s| s.contains(entry.at))), "{} is away\n{}", rep, text);
+            if let Some(earlier) = assignment.joins {
+                // Only onto a lead of the same contact still open with the same rep.
+                prop_assert!(open.get(rep).is_some_and(|held| held.contains(&earlier)), "{} joined a lead not open with {}\n{}", lead_index, rep, text);
+                prop_assert_eq!(assignment.open_after, open.get(rep).map_or(0, BTreeSet::len));
+                prop_assert!(joined.entry(rep).or_default().insert(lead_index), "assigned twice");
+                continue;
+            }
             let held = open.entry(rep).or_default();
             prop_assert!(held.insert(lead_index), "assigned twice");
             let limit = capacity.get(rep).copied().flatten().unwrap_or_else(|| model.rep_capacity(rep));
             prop_assert!(held.len() <= limit as usize, "{} holds {} > {}\n{}", rep, held.len(), limit, text);
             prop_assert_eq!(assignment.open_after, held.len());
-            prop_assert!(active.get(rep).copied().unwrap_or(true), "{} is inactive\n{}", rep, text);
-            prop_assert!(!spans.get(rep).is_some_and(|s| s.iter().any(|s| s.contains(entry.at))), "{} is away\n{}", rep, text);
             let today = per_day.entry((rep, entry.at.date_naive())).or_default();
             *today += 1;
             if let Some(cap) = model.rep_daily_cap(rep) {
@@ -650,14 +660,14 @@ proptest! {
                     waiting += 1;
                     prop_assert!(lead.wait.as_ref().is_some_and(|w| w.until.is_none()));
                 }
-                LeadEnd::Open(rep) => prop_assert!(open.get(rep.as_str()).is_some_and(|s| s.iter().any(|i| report.leads[*i].decision.lead_id == lead.decision.lead_id))),
+                LeadEnd::Open(rep) => prop_assert!(open.get(rep.as_str()).into_iter().chain(joined.get(rep.as_str())).any(|s| s.iter().any(|i| report.leads[*i].decision.lead_id == lead.decision.lead_id))),
                 LeadEnd::Touched(_) => {}
                 LeadEnd::Unqualified => prop_assert!(false, "every lead qualifies here"),
             }
         }
         let queued: usize = report.queues.iter().map(|q| q.waiting_at_end).sum();
         prop_assert_eq!(queued, waiting);
-        prop_assert_eq!(report.summary.stranded.values().sum::<usize>(), waiting);
+        prop_assert_eq!(report.summary.waiting.values().sum::<usize>(), waiting);
         let open_at_end: usize = report.reps.iter().map(|r| r.open_at_end).sum();
         prop_assert_eq!(open_at_end, open.values().map(BTreeSet::len).sum::<usize>());
     }
@@ -775,4 +785,172 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn the_target_share_follows_roster_edits() {
+    // chiara starts switched off and is switched on halfway; ana is switched off then.
+    let model = routing(json!({
+        "sticky_days": 0,
+        "teams": [{"id": "emea", "members": ["ana", "bruno", "chiara"]}],
+        "reps": [{"id": "ana", "capacity": 100}, {"id": "bruno", "capacity": 100}, {"id": "chiara", "capacity": 100, "active": false}],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }));
+    let mut lines: Vec<String> = (0..4).map(|i| lead_line(&format!("a{i}"), None)).collect();
+    lines.push(r#"{"roster": {"rep": "chiara", "active": true}}"#.to_owned());
+    lines.push(r#"{"roster": {"rep": "ana", "active": false}}"#.to_owned());
+    lines.extend((0..4).map(|i| lead_line(&format!("b{i}"), None)));
+    let report = run(&model, &lines, None);
+    let shares: Vec<(String, usize, f64)> = report
+        .summary
+        .shares
+        .iter()
+        .map(|s| {
+            (
+                s.rep.to_string(),
+                s.assigned,
+                (s.target * 1000.0).round() / 1000.0,
+            )
+        })
+        .collect();
+    // Four leads shared by ana and bruno, then four by bruno and chiara.
+    assert_eq!(
+        shares,
+        [
+            ("ana".to_owned(), 2, 0.25),
+            ("bruno".to_owned(), 4, 0.5),
+            ("chiara".to_owned(), 2, 0.25)
+        ]
+    );
+}
+
+/// Issue 24 (1): the same person submitting again while their first lead is still open
+/// with their rep reaches that rep without taking a second unit of capacity, and the
+/// explanation says so; once the first lead is touched, a repeat is new work again.
+#[test]
+fn a_sticky_repeat_of_an_open_lead_joins_it_without_taking_capacity() {
+    let model = routing(json!({
+        "sticky_days": 30,
+        "teams": [{"id": "emea", "members": ["ana", "bruno"]}],
+        "reps": [{"id": "ana", "capacity": 1}, {"id": "bruno", "capacity": 5}],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }));
+    let same_person = |id: &str, time: &str| {
+        json!({"id": id, "contact": {"email": "pat@acme.io"}, "received_at": time}).to_string()
+    };
+    let lines = [
+        same_person("first", "2026-11-30T09:00:00Z"),
+        same_person("again", "2026-11-30T09:10:00Z"),
+        same_person("third", "2026-11-30T09:20:00Z"),
+        r#"{"touch": "first", "outcome": "contacted", "at": "2026-11-30T09:30:00Z"}"#.to_owned(),
+        same_person("later", "2026-11-30T09:40:00Z"),
+    ];
+    let report = run(&model, &lines, None);
+    for id in ["first", "again", "third"] {
+        assert_eq!(
+            assigned(&report, id).map(|(rep, _)| rep).as_deref(),
+            Some("ana"),
+            "{id}"
+        );
+    }
+    let again = report
+        .lead("again")
+        .and_then(|l| l.assignment.as_ref())
+        .map(|a| (a.open_after, a.explanation.reason.clone()));
+    assert_eq!(
+        again,
+        Some((
+            1,
+            "ana: already works this contact, whose lead first is still open with them: this repeat joins it and takes no capacity".to_owned()
+        ))
+    );
+    let ana = report.reps.iter().find(|r| r.rep.as_str() == "ana");
+    assert_eq!(ana.map(|r| (r.assigned, r.peak_open)), Some((4, 1)));
+    // After the first lead's touch, the next repeat is a lead of its own again (capacity 1,
+    // now free): it goes to ana and holds her capacity.
+    let later = report.lead("later").and_then(|l| l.assignment.as_ref());
+    assert_eq!(
+        later.map(|a| (a.rep.as_str(), a.open_after, a.explanation.reason.as_str())),
+        Some(("ana", 1, "ana: already works this contact"))
+    );
+}
+
+/// Issue 24 (8): the sticky window is a duration (`sticky = "12h"`); `sticky_days` still
+/// works, and the two together, or a duration that is none, are refused.
+#[test]
+fn the_sticky_window_is_a_duration() {
+    let model = |sticky: Value| {
+        let mut config = json!({
+            "teams": [{"id": "emea", "members": ["ana", "bruno"]}],
+            "reps": [{"id": "ana", "capacity": 5}, {"id": "bruno", "capacity": 5}],
+            "rules": [{"name": "emea", "team": "emea"}],
+        });
+        if let Value::Object(fields) = sticky {
+            for (key, value) in fields {
+                config[key] = value;
+            }
+        }
+        config
+    };
+    let twelve_hours = routing(model(json!({"sticky": "12h"})));
+    let person = |id: &str, time: &str| {
+        json!({"id": id, "contact": {"email": "pat@acme.io"}, "received_at": time}).to_string()
+    };
+    let lines = [
+        person("p1", "2026-11-30T00:00:00Z"),
+        r#"{"touch": "p1", "outcome": "contacted", "at": "2026-11-30T00:10:00Z"}"#.to_owned(),
+        person("p2", "2026-11-30T11:00:00Z"),
+        r#"{"touch": "p2", "outcome": "contacted", "at": "2026-11-30T11:10:00Z"}"#.to_owned(),
+        person("p3", "2026-11-30T23:30:00Z"),
+    ];
+    let report = run(&twelve_hours, &lines, None);
+    let strategy = |id: &str| {
+        report
+            .lead(id)
+            .and_then(|l| l.assignment.as_ref())
+            .map(|a| (a.rep.to_string(), a.explanation.strategy.clone()))
+    };
+    assert_eq!(
+        strategy("p2"),
+        Some(("ana".to_owned(), "sticky".to_owned()))
+    );
+    // 12h30m after p2 went to ana: a new contact, routed by the rule.
+    assert_eq!(
+        strategy("p3").map(|(_, s)| s).as_deref(),
+        Some("round_robin")
+    );
+    assert_eq!(twelve_hours.sticky_seconds(), 12 * 3600);
+    assert_eq!(
+        routing(model(json!({"sticky_days": 2}))).sticky_seconds(),
+        2 * 86_400
+    );
+    assert_eq!(routing(model(json!({}))).sticky_seconds(), 30 * 86_400);
+    assert_eq!(routing(model(json!({"sticky": "0s"}))).sticky_seconds(), 0);
+
+    let errors = |sticky: Value| -> Vec<String> {
+        let config: RoutingConfig = match serde_json::from_value(model(sticky)) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        RoutingModel::new(config, "v")
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        errors(json!({"sticky": "12h", "sticky_days": 1})),
+        ["sticky: set `sticky` (a duration such as \"12h\") or `sticky_days`, not both"]
+    );
+    let bad = errors(json!({"sticky": "twelve hours"}));
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].starts_with("sticky: `twelve hours` is not a duration"),
+        "{bad:?}"
+    );
+    assert_eq!(
+        errors(json!({"sticky": "400d"})),
+        ["sticky: `400d` is longer than 366 days"]
+    );
 }

@@ -58,8 +58,12 @@ pub struct Assignment {
     pub team: TeamId,
     pub rep: RepId,
     pub at: DateTime<Utc>,
-    /// The rep's open leads with this one, and the capacity in force then.
+    /// The rep's open leads with this one (without it when it joined one), and the
+    /// capacity in force then.
     pub open_after: usize,
+    /// A sticky repeat: the lead (index) still open with the same rep that this one joined;
+    /// it took no capacity and no daily-cap unit.
+    pub joins: Option<usize>,
     pub capacity: u32,
     pub explanation: RoutingExplanation,
 }
@@ -242,8 +246,9 @@ pub struct Replay<'a> {
     /// Team -> rotation (see routing's strategy module).
     rotations: BTreeMap<String, String>,
     roster: Roster,
-    /// Email -> the rep who got the contact's last lead, and when: sticky routing.
-    contact_owners: BTreeMap<String, (String, DateTime<Utc>)>,
+    /// Email -> the rep who got the contact's last lead, when, and the lead (index) that
+    /// holds the rep's capacity for the contact: sticky routing.
+    contact_owners: BTreeMap<String, (String, DateTime<Utc>, usize)>,
     leads: Vec<Tracked>,
     /// Lead id -> index of the last lead with it, for touches.
     by_id: BTreeMap<LeadId, usize>,
@@ -251,6 +256,10 @@ pub struct Replay<'a> {
     waiting: Vec<usize>,
     queues: BTreeMap<QueueName, QueueStats>,
     log: Vec<Entry>,
+    /// (team, rep) -> the sum, over the team's leads so far, of the share the rep was due
+    /// when each went out (by who was active then): divided by the team's leads, the target
+    /// that follows roster edits.
+    due_shares: BTreeMap<(String, String), f64>,
 }
 
 impl<'a> Replay<'a> {
@@ -268,6 +277,7 @@ impl<'a> Replay<'a> {
             waiting: Vec::new(),
             queues: BTreeMap::new(),
             log: Vec::new(),
+            due_shares: BTreeMap::new(),
         }
     }
 
@@ -465,7 +475,7 @@ impl<'a> Replay<'a> {
                         .entry((a.team.as_str(), a.rep.as_str()))
                         .or_default() += 1
                 }
-                (None, Some(wait)) => *summary.stranded.entry(wait.queue.clone()).or_default() += 1,
+                (None, Some(wait)) => *summary.waiting.entry(wait.queue.clone()).or_default() += 1,
                 (None, None) => summary.unqualified += 1,
             }
         }
@@ -478,11 +488,17 @@ impl<'a> Replay<'a> {
             if team_total == 0 {
                 continue;
             }
-            for (rep, target) in self.routing.target_shares(team) {
+            for rep in self.routing.members(team) {
                 let assigned = per_rep.get(&(team, rep.as_str())).copied().unwrap_or(0);
+                let due = self
+                    .due_shares
+                    .get(&(team.to_owned(), rep.clone()))
+                    .copied()
+                    .unwrap_or(0.0);
+                let target = due / team_total as f64;
                 summary.shares.push(RepShare {
                     team: TeamId::from(team),
-                    rep: RepId::from(rep),
+                    rep: RepId::from(rep.as_str()),
                     assigned,
                     actual: assigned as f64 / team_total as f64,
                     target,
@@ -541,10 +557,15 @@ impl<'a> Replay<'a> {
 
     /// The router's decision for a qualified lead at `now`, over the simulated state.
     fn decide(&self, lead: &Lead, mut matched: RuleMatch, now: DateTime<Utc>) -> RoutingDecision {
-        let sticky = TimeDelta::days(i64::from(self.routing.sticky_days()));
-        if let Some((rep, since)) = self.contact_owners.get(&lead.contact.email) {
+        let sticky = self.routing.sticky_window();
+        if let Some((rep, since, earlier)) = self.contact_owners.get(&lead.contact.email) {
             if now.signed_duration_since(*since) < sticky {
-                matched = self.routing.with_prior_owner(matched, rep);
+                let open = self
+                    .leads
+                    .get(*earlier)
+                    .filter(|_| self.roster.is_open(rep, *earlier))
+                    .map(|t| t.lead.id.as_str());
+                matched = self.routing.with_prior_owner_of(matched, rep, open);
             }
         }
         let states = self
@@ -585,16 +606,32 @@ impl<'a> Replay<'a> {
         if let Some(team) = &decision.team {
             self.rotations
                 .insert(team.to_string(), decision.rotation_after.clone());
+            let shares = self
+                .routing
+                .target_shares_when(team.as_str(), |rep| self.roster.active(self.routing, rep));
+            for (rep, share) in shares {
+                *self.due_shares.entry((team.to_string(), rep)).or_default() += share;
+            }
         }
         let rep = rep.as_str();
-        let open_after = self.roster.assign(rep, index, now);
+        // A repeat joining an open lead takes no capacity; that lead keeps holding it.
+        let joined = decision
+            .joins
+            .as_ref()
+            .and_then(|id| self.by_id.get(&LeadId::from(id.as_str())).copied());
+        let open_after = match joined {
+            Some(_) => self.roster.join(rep, index),
+            None => self.roster.assign(rep, index, now),
+        };
         let capacity = self.roster.capacity(self.routing, rep);
         let Some(tracked) = self.leads.get_mut(index) else {
             return;
         };
-        if self.routing.sticky_days() > 0 {
-            self.contact_owners
-                .insert(tracked.lead.contact.email.clone(), (rep.to_owned(), now));
+        if self.routing.sticky_seconds() > 0 {
+            self.contact_owners.insert(
+                tracked.lead.contact.email.clone(),
+                (rep.to_owned(), now, joined.unwrap_or(index)),
+            );
         }
         tracked.history.assignment = Some(Assignment {
             team: TeamId::from(decision.team_str()),
@@ -602,6 +639,7 @@ impl<'a> Replay<'a> {
             at: now,
             open_after,
             capacity,
+            joins: joined,
             explanation: decision.explanation,
         });
     }

@@ -23,10 +23,16 @@ if rotation ~= a.rotation_before then
 end
 -- Open leads whose records expired no longer hold capacity.
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', a.now_ms)
-if redis.call('ZCARD', KEYS[3]) >= a.capacity then
+-- A sticky repeat joins the contact's lead still open with this rep: it takes no
+-- capacity and no daily-cap unit, so neither is checked; only while that lead is open.
+local joins = a.joins ~= ''
+if joins and not redis.call('ZSCORE', KEYS[3], a.joins) then
+  return {'conflict', 'the lead a repeat joins is no longer open', ''}
+end
+if (not joins) and redis.call('ZCARD', KEYS[3]) >= a.capacity then
   return {'conflict', 'rep reached capacity', ''}
 end
-if a.daily_cap >= 0 then
+if (not joins) and a.daily_cap >= 0 then
   local today = tonumber(redis.call('HGET', KEYS[5], a.rep) or '0')
   if today >= a.daily_cap then
     return {'conflict', 'rep reached the daily cap', ''}
@@ -39,14 +45,19 @@ local new_state = 'assigned'
 if touched then
   new_state = 'touched'
 end
-if (not touched) or a.release == 'close' then
+if joins then
+  -- Never counted in the rep's open leads (fix_open.lua reads this too).
+  redis.call('HSET', KEYS[1], 'joins', a.joins)
+elseif (not touched) or a.release == 'close' then
   redis.call('ZADD', KEYS[3], a.open_until_ms, a.lead_id)
 end
 if not touched then
   redis.call('ZADD', KEYS[7], a.due_ms, a.member)
 end
-redis.call('HINCRBY', KEYS[5], a.rep, 1)
-redis.call('EXPIRE', KEYS[5], 172800)
+if not joins then
+  redis.call('HINCRBY', KEYS[5], a.rep, 1)
+  redis.call('EXPIRE', KEYS[5], 172800)
+end
 redis.call('HSET', KEYS[4], a.team, a.rotation_after)
 redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
   'attempt', a.attempt, 'state', new_state, 'assigned_ms', a.assigned_ms, 'due_ms', a.due_ms,
@@ -63,7 +74,13 @@ if a.from_queue then
   redis.call('ZADD', KEYS[10], a.now_ms, a.lead_id)
 end
 if a.sticky_seconds > 0 then
-  redis.call('SET', KEYS[6], a.rep, 'EX', a.sticky_seconds)
+  -- `rep|lead`: the rep, and the contact's lead that holds their capacity (the one a
+  -- repeat joins). receive.lua hands it back; a value without `|` is a rep alone.
+  local holding = a.lead_id
+  if joins then
+    holding = a.joins
+  end
+  redis.call('SET', KEYS[6], a.rep .. '|' .. holding, 'EX', a.sticky_seconds)
 end
 if a.trace ~= '' then
   redis.call('HSET', KEYS[1], 'trace', a.trace)

@@ -36,6 +36,8 @@ if a.rep ~= '' then
   redis.call('HINCRBY', KEYS[6], a.rep, 1)
   redis.call('EXPIRE', KEYS[6], 172800)
   redis.call('HSET', KEYS[5], a.team, a.rotation_after)
+  -- With the new rep it holds capacity: no longer a repeat riding on another lead.
+  redis.call('HDEL', KEYS[1], 'joins')
   local had = f[5] or a.old_rep
   redis.call('HSET', KEYS[1], 'assigned', a.event, 'team', a.team, 'rep', a.rep,
     'attempt', a.new_attempt, 'state', 'assigned', 'assigned_ms', a.assigned_ms,

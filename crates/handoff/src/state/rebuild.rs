@@ -389,7 +389,7 @@ impl<'a> Replay<'a> {
                 report.idempotency_marks += 1;
             }
         }
-        let sticky = self.deps.rules.current().routing.sticky_days() > 0;
+        let sticky = self.deps.rules.current().routing.sticky_seconds() > 0;
         let json = serde_json::to_string(&lead).map_err(|e| Skip::Record(e.to_string()))?;
         self.pending.insert(
             lead.id.clone(),
@@ -444,7 +444,7 @@ impl<'a> Replay<'a> {
                 .insert(assigned.team_id.clone(), assigned.rep_id.clone());
         }
         let sticky_seconds =
-            i64::from(self.deps.rules.current().routing.sticky_days()).saturating_mul(86_400);
+            i64::try_from(self.deps.rules.current().routing.sticky_seconds()).unwrap_or(i64::MAX);
         let left = sticky_seconds - (self.now - assigned.assigned_at).num_seconds();
         if let (Some(email), true) = (pending.and_then(|p| p.email), left > 0) {
             store

@@ -181,6 +181,7 @@ pub async fn commit_script(
                 retention_seconds: 86_400,
                 now,
                 trace: "",
+                joins: None,
             };
             let started = Instant::now();
             let outcome = store.commit_assignment(&assignment, &context, None).await?;
