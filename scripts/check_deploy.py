@@ -67,6 +67,13 @@ def check_compose(schema_path):
         env = svc.get("environment", {})
         if env.get("HANDOFF_ADMIN_LISTEN") != f"0.0.0.0:{ADMIN_PORT}":
             problems.append(f"{role}: internal listener not on 0.0.0.0:{ADMIN_PORT}")
+        # Only the router rebuilds a lost Redis state: the rebuild's memory is sized for it
+        # (docs/operations.md, "Memory").
+        default = tomllib.loads((ROOT / "deploy/config/handoff.toml").read_text())
+        rebuild = str(env.get("HANDOFF_STATE_AUTO_REBUILD",
+                              default.get("state", {}).get("auto_rebuild", True))).lower()
+        if (rebuild == "true") != (role == "router"):
+            problems.append(f"{role}: state.auto_rebuild is {rebuild}: only the router should rebuild")
     images = {services.get(role, {}).get("image") for role in ROLES}
     builders = [r for r in ROLES if "build" in services.get(r, {})]
     if len(images) != 1 or len(builders) != 1:
@@ -213,6 +220,17 @@ def k8s_contents(docs):
                 problems.append(f"{where}: envFrom ConfigMap {ref['name']} is not rendered")
         if role == "notifier" and "HANDOFF_NOTIFIER_SIGNING_SECRET" not in env:
             problems.append(f"{where}: no signing secret")
+        # Only the router rebuilds a lost Redis state: its memory limit is sized for the
+        # rebuild (docs/operations.md, "Memory"). The container's env wins over envFrom.
+        rebuild = env.get("HANDOFF_STATE_AUTO_REBUILD", {}).get("value")
+        for source in c.get("envFrom", []) if rebuild is None else []:
+            ref = source.get("configMapRef") or {}
+            data = configmaps.get(ref.get("name"), {}).get("data", {})
+            rebuild = data.get("HANDOFF_STATE_AUTO_REBUILD", rebuild)
+        if rebuild is None:
+            rebuild = str((settings or {}).get("state", {}).get("auto_rebuild", True)).lower()
+        if (rebuild.lower() == "true") != (role == "router"):
+            problems.append(f"{where}: state.auto_rebuild is {rebuild}: only the router should rebuild")
 
         if not any(matches(p["spec"]["selector"]["matchLabels"], labels)
                    for p in by_kind.get("PodDisruptionBudget", [])):

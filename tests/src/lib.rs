@@ -9,6 +9,7 @@ pub mod contract;
 pub mod otlp;
 pub mod prometheus;
 pub mod redis_server;
+pub mod routed_log;
 pub mod topics;
 
 use std::future::Future;

@@ -29,8 +29,8 @@ pub use error::KafkaError;
 pub use gate::WorkGate;
 pub use handle::{Effects, EventHandler, HandleError, PoisonReason};
 pub use log::{
-    log_position, read_log, LogPosition, IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER,
-    LATE_REASON_HEADER,
+    index_log, log_position, read_in_order, LogPosition, LogRecord, RecordAt,
+    IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER, LATE_REASON_HEADER,
 };
 pub use producer::{Ack, EventProducer};
 pub use topics::{ensure_topics, Topics};

@@ -21,6 +21,7 @@ mod outages;
 mod personal_data;
 mod poison;
 mod rebalance;
+mod rebuild_memory;
 mod redis_topologies;
 mod routing;
 mod rules_live;

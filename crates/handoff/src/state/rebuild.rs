@@ -1,8 +1,10 @@
 //! Rebuilding the Redis state from the event log (docs/operations.md).
 //!
 //! ```text
-//!  end offsets ──► read every retained record up to them (one reader, no group)
+//!  end offsets ──► index every retained record up to them (one reader, no group):
+//!                   its place in the order below, not the record
 //!      ──► order by record time (lead.created before what follows it)
+//!      ──► read the records again in that order, a few per partition at a time
 //!      ──► replay through the lifecycle's own idempotent steps:
 //!            lead.created      record the lead; its idempotency mark (headers)
 //!            lead.assigned     adopt (capacity, deadline, reminders); daily count,
@@ -34,9 +36,9 @@ use handoff_domain::rep_overrides::RepOverrides;
 use handoff_domain::submission::check_lead;
 use handoff_domain::{LeadId, RepId, TeamId, Transience};
 use handoff_kafka::{
-    log_position, read_log, EventHandler, EventProducer, HandleError, InboundEvent, LogPosition,
-    OutboundEvent, TraceParent, IDEMPOTENCY_FINGERPRINT_HEADER, IDEMPOTENCY_KEY_HEADER,
-    LATE_REASON_HEADER,
+    index_log, log_position, read_in_order, EventHandler, EventProducer, HandleError, InboundEvent,
+    LogPosition, LogRecord, OutboundEvent, RecordAt, TraceParent, IDEMPOTENCY_FINGERPRINT_HEADER,
+    IDEMPOTENCY_KEY_HEADER, LATE_REASON_HEADER,
 };
 use handoff_store::{
     ClaimRequest, DueBreach, Generation, Parked, Store, StoreError, TimelineEntry,
@@ -166,26 +168,46 @@ pub async fn current_position(
 
 /// Rebuilds the state from the log and writes the new generation marker. The caller holds
 /// the rebuild lease and has stopped new work.
+///
+/// The log is read twice (handoff-kafka's `index_log`, then `read_in_order`): first only
+/// each record's place in the replay's order, then the records themselves in that order, so
+/// memory holds 32 bytes per record and a few records per partition, not the log
+/// (docs/operations.md has the figures).
 pub async fn rebuild(deps: &RebuildDeps) -> anyhow::Result<RebuildReport> {
     let started = Instant::now();
     let position = current_position(&deps.settings, &deps.producer).await?;
-    let mut events = read_log(&deps.settings.kafka, &position, Duration::from_secs(30))
+    let read_timeout = Duration::from_secs(30);
+    let mut index = index_log(&deps.settings.kafka, &position, read_timeout, order)
         .await
         .context("cannot read the event log")?;
+    index.sort_unstable_by_key(|(key, at)| (*key, at.partition, at.offset, at.topic));
+    let order: Vec<RecordAt> = index.into_iter().map(|(_, at)| at).collect();
     let mut report = RebuildReport {
-        records: events.len(),
+        records: order.len(),
         read_seconds: started.elapsed().as_secs_f64(),
         ..RebuildReport::default()
     };
     tracing::info!(
-        records = events.len(),
-        "read the event log; replaying it into Redis"
+        records = order.len(),
+        "indexed the event log; replaying it into Redis in record-time order"
     );
-    events.sort_by_key(order);
     let replay_started = Instant::now();
+    let mut records = read_in_order(&deps.settings.kafka, &position, order, read_timeout);
     let mut replay = Replay::new(deps);
-    for event in &events {
-        match replay.apply(event, &mut report).await {
+    while let Some(record) = records.recv().await {
+        let event = match record.context("cannot read the event log")? {
+            LogRecord::Read(event) => event,
+            LogRecord::Gone {
+                topic,
+                partition,
+                offset,
+            } => {
+                report.skipped += 1;
+                tracing::warn!(%topic, partition, offset, "record not replayed: retention or compaction removed it during the rebuild");
+                continue;
+            }
+        };
+        match replay.apply(&event, &mut report).await {
             Ok(()) => {}
             Err(Skip::Record(why)) => {
                 report.skipped += 1;
@@ -199,7 +221,6 @@ pub async fn rebuild(deps: &RebuildDeps) -> anyhow::Result<RebuildReport> {
             }
         }
     }
-    drop(events);
     replay.restore_rotations(&mut report).await?;
     fire_late(deps, &mut report).await?;
     let rules = deps.rules.current();
@@ -229,8 +250,9 @@ pub async fn rebuild(deps: &RebuildDeps) -> anyhow::Result<RebuildReport> {
 
 /// Log order: account owners and rep overrides first (they depend on nothing; a rep's
 /// records in offset order, so the latest wins), then the lead events by
-/// record time, a lead's creation before what follows it in the same millisecond.
-fn order(event: &InboundEvent) -> (u8, i64, u8, i32, i64) {
+/// record time, a lead's creation before what follows it in the same millisecond. Ties are
+/// broken by partition, offset and topic (the index sort).
+fn order(event: &InboundEvent) -> (u8, i64, u8) {
     let (group, rank) = match event.kind() {
         Some(EventKind::LeadCreated) => (1, 0),
         Some(EventKind::LeadAssigned) => (1, 1),
@@ -240,7 +262,7 @@ fn order(event: &InboundEvent) -> (u8, i64, u8, i32, i64) {
         None => (0, 0),
     };
     let at = event.timestamp.map_or(0, |t| t.timestamp_millis());
-    (group, at, rank, event.partition, event.offset)
+    (group, at, rank)
 }
 
 fn lead_retention(settings: &Settings) -> Duration {
