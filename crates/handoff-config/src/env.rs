@@ -17,6 +17,7 @@ const TEXT_KEYS: &[&str] = &[
     "kafka.bootstrap_servers",
     "kafka.topic_prefix",
     "kafka.group_prefix",
+    "kafka.group_instance_id",
     "redis.url",
     "redis.key_prefix",
     "log.level",

@@ -1,6 +1,6 @@
 use rdkafka::ClientConfig;
 
-use handoff_config::KafkaSettings;
+use handoff_config::{GroupProtocol, KafkaSettings};
 
 fn base(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -34,16 +34,45 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
 /// so a member joining or leaving moves only the partitions that change owner instead of
 /// stopping the whole group; an explicit `partition.assignment.strategy` under
 /// `[kafka.client]` wins.
-pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -> ClientConfig {
+///
+/// `instance_id` makes the member static (`group.instance.id`): restarted with the same id
+/// it is given its partitions back without a rebalance. Under the KIP-848 protocol
+/// (`kafka.group_protocol = "consumer"`) the broker owns the session timeout, heartbeat and
+/// assignor, and librdkafka refuses those properties, so they are left out.
+pub fn consumer_config(
+    settings: &KafkaSettings,
+    group: &str,
+    client_id: &str,
+    instance_id: Option<&str>,
+) -> ClientConfig {
     let mut config = base(settings, client_id);
-    if !settings
-        .client
-        .contains_key("partition.assignment.strategy")
-    {
-        config.set(
-            "partition.assignment.strategy",
-            settings.partition_assignment.as_str(),
-        );
+    match settings.group_protocol {
+        GroupProtocol::Classic => {
+            if !settings
+                .client
+                .contains_key("partition.assignment.strategy")
+            {
+                config.set(
+                    "partition.assignment.strategy",
+                    settings.partition_assignment.as_str(),
+                );
+            }
+            config
+                .set(
+                    "session.timeout.ms",
+                    settings.session_timeout_ms.to_string(),
+                )
+                .set(
+                    "heartbeat.interval.ms",
+                    (settings.session_timeout_ms / 4).max(100).to_string(),
+                );
+        }
+        GroupProtocol::Consumer => {
+            config.set("group.protocol", GroupProtocol::Consumer.as_str());
+        }
+    }
+    if let Some(id) = instance_id {
+        config.set("group.instance.id", id);
     }
     if settings.statistics_interval_ms > 0 {
         config.set(
@@ -57,14 +86,6 @@ pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout_ms / 4).max(100).to_string(),
-        )
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
 }
