@@ -89,3 +89,56 @@ pub fn consumer_config(
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(protocol: &str) -> KafkaSettings {
+        let json = serde_json::json!({
+            "bootstrap_servers": "127.0.0.1:9092",
+            "group_protocol": protocol,
+        });
+        match serde_json::from_value(json) {
+            Ok(settings) => settings,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn by_default_a_consumer_is_a_dynamic_classic_member_as_before() {
+        let config = consumer_config(&settings("classic"), "g", "c", None);
+        assert_eq!(
+            config.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("2500"));
+        assert_eq!(config.get("group.instance.id"), None);
+        assert_eq!(config.get("group.protocol"), None);
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn a_static_member_carries_its_instance_id() {
+        let config = consumer_config(&settings("classic"), "g", "c", Some("router-0-router"));
+        assert_eq!(config.get("group.instance.id"), Some("router-0-router"));
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+    }
+
+    /// librdkafka refuses the classic protocol's session, heartbeat and assignor properties
+    /// under KIP-848 (the broker owns them).
+    #[test]
+    fn the_kip_848_protocol_leaves_the_brokers_settings_to_the_broker() {
+        let config = consumer_config(&settings("consumer"), "g", "c", None);
+        assert_eq!(config.get("group.protocol"), Some("consumer"));
+        for key in [
+            "partition.assignment.strategy",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+        ] {
+            assert_eq!(config.get(key), None, "{key}");
+        }
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+    }
+}
