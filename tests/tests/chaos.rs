@@ -173,3 +173,18 @@ async fn a_broker_away_for_30_seconds_loses_nothing() {
         "{probe:?}"
     );
 }
+
+/// The make-test run (kills every 4 s, a third router and tracker joining and leaving,
+/// Redis restarted, the broker away 5 s) under the KIP-848 consumer group protocol with a
+/// 3 s broker-side session: the protocol that recovers a killed router's partitions in
+/// seconds (docs/chaos.md, "Recovery after a kill") must keep every effect exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_under_the_kip_848_protocol_lose_and_double_nothing() {
+    let plan = Plan {
+        group_protocol: handoff_config::GroupProtocol::Consumer,
+        session_timeout: Some(Duration::from_secs(3)),
+        ..Plan::small()
+    };
+    let outcome = run(plan).await.expect("the run");
+    assert_clean(&outcome.report);
+}

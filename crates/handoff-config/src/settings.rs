@@ -121,6 +121,7 @@ impl Settings {
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
         }
+        self.kafka.check_membership()?;
         crate::RedisTopology::parse(&self.redis.url)?;
         access::check(
             &self.ingest.keys,
@@ -260,8 +261,23 @@ pub struct KafkaSettings {
     /// Create missing topics at start-up (brokers such as Tansu do not auto-create).
     #[serde(default = "default_true")]
     pub create_topics: bool,
+    /// How long the group coordinator waits for a silent member (a killed instance) before
+    /// its partitions go to the others (classic protocol; under `group_protocol = "consumer"`
+    /// the broker decides it). With `group_instance_id` it is also how long a static member
+    /// may be away and still take its partitions back without a rebalance.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u32,
+    /// Static group membership (Kafka's `group.instance.id`, KIP-345): a stable name of this
+    /// instance, e.g. its pod name. Each consumer uses `<group_instance_id>-<service>`, so a
+    /// restarted instance rejoins as the same member and the coordinator hands its partitions
+    /// straight back, with no rebalance of the group. Unset (the default): dynamic membership.
+    /// Must be unique among running instances: two processes with one id fence each other
+    /// (docs/chaos.md, "Recovery after a kill").
+    #[serde(default)]
+    pub group_instance_id: Option<String>,
+    /// The consumer group protocol (see the enum).
+    #[serde(default)]
+    pub group_protocol: GroupProtocol,
     /// Longest a fetch waits at the broker for new events. Kafka answers a waiting fetch as
     /// soon as data arrives, so its default (500) costs no latency there; brokers that do
     /// not (Tansu, librdkafka's mock cluster) add up to this much to every hop, so lower it
@@ -296,6 +312,31 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties (security.protocol, sasl.*, ...), passed as-is.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
+}
+
+/// The consumer group protocol (librdkafka's `group.protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup (every Kafka, Tansu): a membership change makes every member
+    /// rejoin before anyone is assigned again.
+    #[default]
+    Classic,
+    /// KIP-848 (`group.protocol=consumer`, Kafka 4.0 and later): the broker assigns, each
+    /// member reconciles on its own heartbeat with no group-wide barrier. Session timeout,
+    /// heartbeat interval and assignor are the broker's (`group.consumer.*`), so
+    /// `session_timeout_ms` and `partition_assignment` do not apply.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// librdkafka's `group.protocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
 }
 
 /// The consumer group's assignment protocol.
@@ -333,6 +374,37 @@ impl KafkaSettings {
 
     pub fn rebalance_drain(&self) -> Duration {
         Duration::from_millis(u64::from(self.rebalance_drain_ms))
+    }
+
+    /// Static membership under the KIP-848 protocol is refused: a broker answers the
+    /// restarted instance of a killed static member UNRELEASED_INSTANCE_ID until the old
+    /// member's session expires, and librdkafka treats that answer as fatal, so the new
+    /// process would crash-loop for a whole session instead of waiting.
+    fn check_membership(&self) -> Result<(), String> {
+        let Some(id) = self.group_instance_id.as_deref() else {
+            return Ok(());
+        };
+        if id.trim().is_empty() {
+            return Err(
+                "kafka.group_instance_id must not be empty (leave it out for dynamic membership)"
+                    .to_owned(),
+            );
+        }
+        if self.group_protocol == GroupProtocol::Consumer {
+            return Err("kafka.group_instance_id cannot be used with kafka.group_protocol = \"consumer\": a killed instance's replacement is refused (UNRELEASED_INSTANCE_ID, fatal in librdkafka) until the old session expires; use one or the other (docs/chaos.md, \"Recovery after a kill\")".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The `group.instance.id` of the consumer of `service`: `<group_instance_id>-<service>`,
+    /// so the roles of `handoff all` (and a router's second consumer) never share one.
+    /// `None` without `group_instance_id` (dynamic membership).
+    pub fn group_instance_id_for(&self, service: &str) -> Option<String> {
+        self.group_instance_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| format!("{id}-{service}"))
     }
 }
 

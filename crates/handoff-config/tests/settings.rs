@@ -430,3 +430,59 @@ fn action_links_need_their_key_from_the_variable_the_file_names() {
     let bad = format!("{BASE}\n[actions]\npublic_url = \"leads.example.com\"\n");
     assert!(error_of(&bad, &[]).contains("actions.public_url must start with http:// or https://"));
 }
+
+#[test]
+fn a_static_member_id_from_the_environment_names_each_role_apart() {
+    let settings = match parse_settings(
+        Path::new("handoff.toml"),
+        BASE,
+        vars(&[("HANDOFF_KAFKA_GROUP_INSTANCE_ID", "router-7f9c-x2")]),
+    ) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        settings.kafka.group_instance_id_for("router").as_deref(),
+        Some("router-7f9c-x2-router")
+    );
+    assert_eq!(
+        settings.kafka.group_instance_id_for("sla").as_deref(),
+        Some("router-7f9c-x2-sla")
+    );
+    // A number-looking pod name stays a name.
+    let numeric = parse_settings(
+        Path::new("handoff.toml"),
+        BASE,
+        vars(&[("HANDOFF_KAFKA_GROUP_INSTANCE_ID", "12345")]),
+    )
+    .map(|s| s.kafka.group_instance_id_for("router"));
+    assert_eq!(numeric.ok().flatten().as_deref(), Some("12345-router"));
+}
+
+#[test]
+fn without_a_static_member_id_membership_stays_dynamic() {
+    let settings = match parse_settings(Path::new("handoff.toml"), BASE, vars(&[])) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(settings.kafka.group_instance_id_for("router"), None);
+    assert_eq!(
+        settings.kafka.group_protocol,
+        handoff_config::GroupProtocol::Classic
+    );
+}
+
+#[test]
+fn a_static_member_id_under_the_kip_848_protocol_is_refused() {
+    let text = BASE.replace(
+        "[redis]",
+        "group_instance_id = \"router-0\"\ngroup_protocol = \"consumer\"\n[redis]",
+    );
+    let message = error_of(&text, &[]);
+    assert!(
+        message.contains("kafka.group_instance_id cannot be used with kafka.group_protocol"),
+        "{message}"
+    );
+    let empty = BASE.replace("[redis]", "group_instance_id = \" \"\n[redis]");
+    assert!(error_of(&empty, &[]).contains("kafka.group_instance_id must not be empty"));
+}

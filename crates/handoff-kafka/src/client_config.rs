@@ -1,6 +1,6 @@
 use rdkafka::ClientConfig;
 
-use handoff_config::KafkaSettings;
+use handoff_config::{GroupProtocol, KafkaSettings};
 
 fn base(settings: &KafkaSettings, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -34,16 +34,45 @@ pub fn producer_config(settings: &KafkaSettings, client_id: &str) -> ClientConfi
 /// so a member joining or leaving moves only the partitions that change owner instead of
 /// stopping the whole group; an explicit `partition.assignment.strategy` under
 /// `[kafka.client]` wins.
-pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -> ClientConfig {
+///
+/// `instance_id` makes the member static (`group.instance.id`): restarted with the same id
+/// it is given its partitions back without a rebalance. Under the KIP-848 protocol
+/// (`kafka.group_protocol = "consumer"`) the broker owns the session timeout, heartbeat and
+/// assignor, and librdkafka refuses those properties, so they are left out.
+pub fn consumer_config(
+    settings: &KafkaSettings,
+    group: &str,
+    client_id: &str,
+    instance_id: Option<&str>,
+) -> ClientConfig {
     let mut config = base(settings, client_id);
-    if !settings
-        .client
-        .contains_key("partition.assignment.strategy")
-    {
-        config.set(
-            "partition.assignment.strategy",
-            settings.partition_assignment.as_str(),
-        );
+    match settings.group_protocol {
+        GroupProtocol::Classic => {
+            if !settings
+                .client
+                .contains_key("partition.assignment.strategy")
+            {
+                config.set(
+                    "partition.assignment.strategy",
+                    settings.partition_assignment.as_str(),
+                );
+            }
+            config
+                .set(
+                    "session.timeout.ms",
+                    settings.session_timeout_ms.to_string(),
+                )
+                .set(
+                    "heartbeat.interval.ms",
+                    (settings.session_timeout_ms / 4).max(100).to_string(),
+                );
+        }
+        GroupProtocol::Consumer => {
+            config.set("group.protocol", GroupProtocol::Consumer.as_str());
+        }
+    }
+    if let Some(id) = instance_id {
+        config.set("group.instance.id", id);
     }
     if settings.statistics_interval_ms > 0 {
         config.set(
@@ -57,14 +86,6 @@ pub fn consumer_config(settings: &KafkaSettings, group: &str, client_id: &str) -
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set(
-            "session.timeout.ms",
-            settings.session_timeout_ms.to_string(),
-        )
-        .set(
-            "heartbeat.interval.ms",
-            (settings.session_timeout_ms / 4).max(100).to_string(),
-        )
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
 }
@@ -88,4 +109,57 @@ pub fn reader_config(settings: &KafkaSettings, client_id: &str) -> ClientConfig 
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
     config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(protocol: &str) -> KafkaSettings {
+        let json = serde_json::json!({
+            "bootstrap_servers": "127.0.0.1:9092",
+            "group_protocol": protocol,
+        });
+        match serde_json::from_value(json) {
+            Ok(settings) => settings,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn by_default_a_consumer_is_a_dynamic_classic_member_as_before() {
+        let config = consumer_config(&settings("classic"), "g", "c", None);
+        assert_eq!(
+            config.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(config.get("heartbeat.interval.ms"), Some("2500"));
+        assert_eq!(config.get("group.instance.id"), None);
+        assert_eq!(config.get("group.protocol"), None);
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+    }
+
+    #[test]
+    fn a_static_member_carries_its_instance_id() {
+        let config = consumer_config(&settings("classic"), "g", "c", Some("router-0-router"));
+        assert_eq!(config.get("group.instance.id"), Some("router-0-router"));
+        assert_eq!(config.get("session.timeout.ms"), Some("10000"));
+    }
+
+    /// librdkafka refuses the classic protocol's session, heartbeat and assignor properties
+    /// under KIP-848 (the broker owns them).
+    #[test]
+    fn the_kip_848_protocol_leaves_the_brokers_settings_to_the_broker() {
+        let config = consumer_config(&settings("consumer"), "g", "c", None);
+        assert_eq!(config.get("group.protocol"), Some("consumer"));
+        for key in [
+            "partition.assignment.strategy",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+        ] {
+            assert_eq!(config.get(key), None, "{key}");
+        }
+        assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
+    }
 }

@@ -67,20 +67,32 @@ pub async fn run_consumer<H: EventHandler>(
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
     let group = format!("{}-{}", kafka.group_prefix, spec.service);
+    let instance_id = kafka.group_instance_id_for(spec.service);
     let assignment = Arc::new(Assignment::default());
     let consumer: Arc<StreamConsumer<ConsumerCallbacks>> = Arc::new(
-        consumer_config(kafka, &group, &format!("handoff-{}", spec.service)).create_with_context(
-            ConsumerCallbacks {
-                service: spec.service,
-                assignment: assignment.clone(),
-                metrics: metrics.clone(),
-                rebalance_drain: kafka.rebalance_drain(),
-            },
-        )?,
+        consumer_config(
+            kafka,
+            &group,
+            &format!("handoff-{}", spec.service),
+            instance_id.as_deref(),
+        )
+        .create_with_context(ConsumerCallbacks {
+            service: spec.service,
+            assignment: assignment.clone(),
+            metrics: metrics.clone(),
+            rebalance_drain: kafka.rebalance_drain(),
+        })?,
     );
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
-    tracing::info!(service = spec.service, %group, topics = ?spec.topics, "consuming");
+    tracing::info!(
+        service = spec.service,
+        %group,
+        group_instance_id = instance_id.as_deref().unwrap_or("(dynamic)"),
+        protocol = kafka.group_protocol.as_str(),
+        topics = ?spec.topics,
+        "consuming"
+    );
     // Every error series at zero: one that first appears at its first error shows rate()
     // no increase (docs/metrics.md).
     for kind in [

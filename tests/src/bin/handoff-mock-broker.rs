@@ -12,6 +12,12 @@
 //! rtt <broker id> <ms>               every round trip to that broker takes <ms>
 //! errors <api key> <code> <count>    the next <count> requests of that API fail with <code>
 //! clear <api key>                    drop the errors still queued for that API
+//! consumer-group <session ms> <heartbeat ms>
+//!                                    the broker-side session timeout and heartbeat interval
+//!                                    of KIP-848 groups (`group.protocol=consumer`; the
+//!                                    mock's defaults are 30000 and 3000), as a broker's
+//!                                    `group.consumer.session.timeout.ms` and
+//!                                    `group.consumer.heartbeat.interval.ms`
 //! ```
 //!
 //! API keys and error codes are Kafka's numbers (Produce 0, Fetch 1, OffsetCommit 8,
@@ -21,8 +27,10 @@ use std::io::{BufRead as _, Write as _};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use handoff_kafka::rdkafka::bindings as rdsys;
+use handoff_kafka::rdkafka::config::ClientConfig;
 use handoff_kafka::rdkafka::mocking::MockCluster;
-use handoff_kafka::rdkafka::producer::DefaultProducerContext;
+use handoff_kafka::rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer as _};
 use handoff_kafka::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 fn main() -> anyhow::Result<()> {
@@ -39,7 +47,15 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
-    let cluster = MockCluster::new(brokers)?;
+    // The cluster of a client made for it (what `MockCluster::new` does too), so that its
+    // native handle is at hand for the settings the rdkafka crate does not wrap.
+    let owner: BaseProducer = ClientConfig::new()
+        .set("test.mock.num.brokers", brokers.to_string())
+        .create()?;
+    let cluster = owner
+        .client()
+        .mock_cluster()
+        .context("librdkafka made no mock cluster")?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "bootstrap={}", cluster.bootstrap_servers())?;
     out.flush()?;
@@ -49,13 +65,14 @@ fn main() -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        match command(&cluster, &line) {
+        match command(&owner, &cluster, &line) {
             Ok(()) => writeln!(out, "ok")?,
             Err(e) => writeln!(out, "error: {e:#}")?,
         }
         out.flush()?;
     }
     drop(cluster);
+    drop(owner);
     Ok(())
 }
 
@@ -65,7 +82,7 @@ fn main() -> anyhow::Result<()> {
 /// connection for the rest of the run. That is the mock's artifact, not the outage under
 /// test, so a deaf broker is taken down and up again (a new socket), at most three times,
 /// and then the command fails with the reason instead of leads that never get through.
-fn up(cluster: &MockCluster<'static, DefaultProducerContext>, id: i32) -> anyhow::Result<()> {
+fn up(cluster: &MockCluster<'_, DefaultProducerContext>, id: i32) -> anyhow::Result<()> {
     let bootstrap = cluster.bootstrap_servers();
     let index = usize::try_from(id - 1).context("broker ids start at 1")?;
     let address: std::net::SocketAddr = bootstrap
@@ -104,7 +121,8 @@ fn accepts(address: std::net::SocketAddr) -> std::io::Result<()> {
 }
 
 fn command(
-    cluster: &MockCluster<'static, DefaultProducerContext>,
+    owner: &BaseProducer,
+    cluster: &MockCluster<'_, DefaultProducerContext>,
     line: &str,
 ) -> anyhow::Result<()> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -134,7 +152,14 @@ fn command(
             cluster.request_errors(api, &vec![code; count]);
         }
         Some("clear") => cluster.clear_request_errors(api_key(number(1)?)?),
-        _ => anyhow::bail!("unknown command {line:?}: create, down, up, rtt, errors, clear"),
+        Some("consumer-group") => consumer_group_timeouts(
+            owner,
+            i32::try_from(number(1)?)?,
+            i32::try_from(number(2)?)?,
+        )?,
+        _ => anyhow::bail!(
+            "unknown command {line:?}: create, down, up, rtt, errors, clear, consumer-group"
+        ),
     }
     Ok(())
 }
@@ -151,4 +176,29 @@ fn api_key(number: i64) -> anyhow::Result<RDKafkaApiKey> {
         14 => RDKafkaApiKey::SyncGroup,
         other => anyhow::bail!("API key {other} is not one of 0, 1, 8, 9, 10, 11, 12, 14"),
     })
+}
+
+/// Sets the broker-side session timeout and heartbeat interval of the mock's KIP-848
+/// groups. The rdkafka crate wraps neither, hence the two calls of librdkafka's mock API
+/// (rdkafka_mock.h), the only unsafe code of the workspace, in this test tool.
+#[allow(unsafe_code)]
+fn consumer_group_timeouts(
+    owner: &BaseProducer,
+    session_ms: i32,
+    heartbeat_ms: i32,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        session_ms > 0 && heartbeat_ms > 0 && heartbeat_ms < session_ms,
+        "consumer-group <session ms> <heartbeat ms>: both positive, the heartbeat shorter"
+    );
+    // SAFETY: `owner` is alive for the call, so its handle is valid; the mock cluster it
+    // owns lives as long as it does (checked non-null); both setters only store an int
+    // under the cluster's own lock.
+    unsafe {
+        let mock = rdsys::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+        anyhow::ensure!(!mock.is_null(), "the client owns no mock cluster");
+        rdsys::rd_kafka_mock_set_group_consumer_session_timeout_ms(mock, session_ms);
+        rdsys::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(mock, heartbeat_ms);
+    }
+    Ok(())
 }

@@ -29,6 +29,10 @@ pub struct Fleet {
     log_dir: PathBuf,
     /// Ingest's fixed listen address (traffic follows it across restarts).
     pub ingest_listen: String,
+    /// Static group membership: every instance runs with its name as
+    /// `kafka.group_instance_id`, and a restarted instance keeps it, as a Kubernetes pod
+    /// restarted in place keeps its name (deploy/k8s sets it from the pod name).
+    pub static_ids: bool,
     pub instances: Vec<Instance>,
 }
 
@@ -45,6 +49,7 @@ impl Fleet {
             env,
             log_dir,
             ingest_listen,
+            static_ids: false,
             instances: Vec::new(),
         })
     }
@@ -79,6 +84,9 @@ impl Fleet {
             .kill_on_drop(true);
         if instance.service == "ingest" {
             command.env("HANDOFF_INGEST_LISTEN", &self.ingest_listen);
+        }
+        if self.static_ids {
+            command.env("HANDOFF_KAFKA_GROUP_INSTANCE_ID", &instance.name);
         }
         instance.child = Some(
             command

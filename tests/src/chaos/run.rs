@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::Utc;
+use handoff_config::GroupProtocol;
 use handoff_kafka::{EventProducer, Topics};
 use rand::Rng as _;
 use serde_json::{json, Value};
@@ -87,6 +88,33 @@ pub struct Plan {
     /// librdkafka properties for every service's clients (`[kafka.client]`), e.g.
     /// `debug = cgrp` (its lines go to each instance's log, at debug level).
     pub kafka_client: Vec<(String, String)>,
+    /// The services' consumer group protocol (`kafka.group_protocol`).
+    pub group_protocol: GroupProtocol,
+    /// Static membership: each instance's name is its `kafka.group_instance_id`, kept
+    /// across its restarts.
+    pub static_membership: bool,
+    /// The group session timeout: the services' `kafka.session_timeout_ms` under the
+    /// classic protocol, the mock broker's KIP-848 session (heartbeat a quarter of it)
+    /// under the consumer protocol. `None`: 6 s (classic), the mock's 30 s (consumer).
+    pub session_timeout: Option<Duration>,
+}
+
+impl Plan {
+    /// Group settings of the run, for its log.
+    fn membership(&self) -> String {
+        format!(
+            "group protocol {}, {} membership, session {}",
+            self.group_protocol.as_str(),
+            if self.static_membership {
+                "static"
+            } else {
+                "dynamic"
+            },
+            self.session_timeout
+                .map(|s| format!("{} ms", s.as_millis()))
+                .unwrap_or_else(|| "default".to_owned())
+        )
+    }
 }
 
 /// The `[kafka.client]` table of the services' configuration (nothing when empty).
@@ -116,6 +144,9 @@ impl Plan {
             drain_deadline: Duration::from_secs(120),
             verbose: true,
             kafka_client: Vec::new(),
+            group_protocol: GroupProtocol::Classic,
+            static_membership: false,
+            session_timeout: None,
         }
     }
 
@@ -133,6 +164,9 @@ impl Plan {
             drain_deadline: Duration::from_secs(120),
             verbose: true,
             kafka_client: Vec::new(),
+            group_protocol: GroupProtocol::Classic,
+            static_membership: false,
+            session_timeout: None,
         }
     }
 
@@ -157,6 +191,17 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let broker = MockBroker::start().await?;
     let bootstrap = broker.bootstrap.clone();
     let broker = Arc::new(AsyncMutex::new(broker));
+    if let (GroupProtocol::Consumer, Some(session)) = (plan.group_protocol, plan.session_timeout) {
+        let session_ms = session.as_millis();
+        broker
+            .lock()
+            .await
+            .command(&format!(
+                "consumer-group {session_ms} {}",
+                (session_ms / 4).max(100)
+            ))
+            .await?;
+    }
     let topics = Topics::new(format!("{id}."));
     for topic in topics.all() {
         broker
@@ -190,6 +235,16 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         "HANDOFF_KAFKA_PARTITION_ASSIGNMENT".to_owned(),
         "cooperative-sticky".to_owned(),
     ));
+    vars.push((
+        "HANDOFF_KAFKA_GROUP_PROTOCOL".to_owned(),
+        plan.group_protocol.as_str().to_owned(),
+    ));
+    if let (GroupProtocol::Classic, Some(session)) = (plan.group_protocol, plan.session_timeout) {
+        vars.push((
+            "HANDOFF_KAFKA_SESSION_TIMEOUT_MS".to_owned(),
+            session.as_millis().to_string(),
+        ));
+    }
     if plan.kafka_client.iter().any(|(key, _)| key == "debug") {
         vars.push((
             "HANDOFF_LOG_LEVEL".to_owned(),
@@ -198,6 +253,8 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     }
     let ingest_listen = format!("127.0.0.1:{}", free_port()?);
     let mut fleet = Fleet::new(config.clone(), vars, log_dir, ingest_listen.clone())?;
+    fleet.static_ids = plan.static_membership;
+    say!(plan, "{}", plan.membership());
     let mut core = vec![fleet.add("ingest", "ingest")?];
     for name in ["router-1", "router-2"] {
         core.push(fleet.add("router", name)?);

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use handoff_config::GroupProtocol;
 use handoff_e2e::chaos::run::{run, Plan};
 
 #[derive(Debug, Parser)]
@@ -43,6 +44,17 @@ struct Args {
     /// each instance's log).
     #[arg(long)]
     kafka_debug: Option<String>,
+    /// The services' consumer group protocol: `classic` or `consumer` (KIP-848).
+    #[arg(long, default_value = "classic", value_parser = ["classic", "consumer"])]
+    group_protocol: String,
+    /// Static group membership: each instance's name is its `kafka.group_instance_id`,
+    /// kept when it is restarted after a kill.
+    #[arg(long)]
+    static_membership: bool,
+    /// Group session timeout in ms: the services' `kafka.session_timeout_ms` (classic), the
+    /// mock broker's KIP-848 session (consumer). Default: 6000 (classic), 30000 (consumer).
+    #[arg(long)]
+    session_timeout_ms: Option<u64>,
 }
 
 #[tokio::main]
@@ -74,6 +86,13 @@ async fn main() -> anyhow::Result<()> {
             .kafka_debug
             .map(|contexts| vec![("debug".to_owned(), contexts)])
             .unwrap_or_default(),
+        group_protocol: if args.group_protocol == "consumer" {
+            GroupProtocol::Consumer
+        } else {
+            GroupProtocol::Classic
+        },
+        static_membership: args.static_membership,
+        session_timeout: args.session_timeout_ms.map(Duration::from_millis),
     };
     let outcome = run(plan).await?;
     if let Some(probe) = &outcome.during_outage {

@@ -51,6 +51,7 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
         kafka,
         &format!("floor-{}", handoff_e2e::unique_id()),
         "floor",
+        None,
     )
     .create()?;
     consumer.subscribe(&[topic])?;
