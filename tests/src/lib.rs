@@ -9,6 +9,7 @@ pub mod contract;
 pub mod otlp;
 pub mod prometheus;
 pub mod redis_server;
+pub mod secure_broker;
 pub mod topics;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ mod address_block;
 mod env;
 mod funnel;
 mod handle;
+mod kafka_security;
 mod redis_url;
 mod rules;
 mod secret;
@@ -23,6 +24,7 @@ pub use access::{
 pub use address_block::AddressBlock;
 pub use funnel::{is_label_value, FunnelSettings, MAX_LABEL_VALUES};
 pub use handle::{RulesHandle, RulesPublisher};
+pub use kafka_security::{ClientProperty, KafkaSecurity, SaslMechanism, SecurityProtocol};
 pub use redis_url::{RedisTopology, SentinelTarget};
 pub use rules::{load_rules, parse_rules, Rules};
 pub use secret::Secret;

@@ -69,7 +69,7 @@ pub async fn run_consumer<H: EventHandler>(
     let group = format!("{}-{}", kafka.group_prefix, spec.service);
     let assignment = Arc::new(Assignment::default());
     let consumer: Arc<StreamConsumer<ConsumerCallbacks>> = Arc::new(
-        consumer_config(kafka, &group, &format!("handoff-{}", spec.service)).create_with_context(
+        consumer_config(kafka, &group, &format!("handoff-{}", spec.service))?.create_with_context(
             ConsumerCallbacks {
                 service: spec.service,
                 assignment: assignment.clone(),

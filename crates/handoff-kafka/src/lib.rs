@@ -8,6 +8,7 @@
 
 mod assignment;
 mod client_config;
+mod connection;
 mod consumer;
 mod envelope;
 mod error;
@@ -20,7 +21,8 @@ mod producer;
 mod topics;
 mod trace;
 
-pub use client_config::{consumer_config, producer_config};
+pub use client_config::{base_config, consumer_config, producer_config};
+pub use connection::check_connection;
 pub use consumer::{run_consumer, ConsumerSpec};
 pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};
 pub use error::KafkaError;

@@ -12,6 +12,7 @@ mod dashboard;
 mod dispositions;
 mod escalation;
 mod http_input;
+mod kafka_security;
 mod lifecycle;
 mod notifier_faults;
 mod openapi;
