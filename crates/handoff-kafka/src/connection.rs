@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 
@@ -79,16 +80,60 @@ impl ConnectionWatch {
     }
 }
 
-impl ClientContext for ConnectionWatch {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        let Some(failure) = classify(error.rdkafka_error_code(), reason, &self.bootstrap) else {
-            tracing::warn!(error = %error, %reason, "kafka client error during the start-up check");
-            return;
-        };
+impl ConnectionWatch {
+    fn record(&self, failure: KafkaError) {
         if let Ok(mut slot) = self.failure.lock() {
             slot.get_or_insert(failure);
         }
     }
+}
+
+impl ClientContext for ConnectionWatch {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        match classify(error.rdkafka_error_code(), reason, &self.bootstrap) {
+            Some(failure) => self.record(failure),
+            None => {
+                tracing::warn!(error = %error, %reason, "kafka client error during the start-up check")
+            }
+        }
+    }
+
+    /// A broker that asks for a client certificate refuses one that is missing or untrusted
+    /// after the TLS 1.3 handshake, with an alert: librdkafka reports a transport failure
+    /// (no error event, only this log line), so the line is where the reason is.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        if fac == "FAIL" && is_tls_refusal(log_message) {
+            let (broker, detail) =
+                split_broker(log_message).unwrap_or((self.bootstrap.as_str(), log_message));
+            self.record(KafkaError::TlsHandshakeFailed {
+                broker: broker.to_owned(),
+                detail: detail.to_owned(),
+            });
+        }
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+        }
+    }
+}
+
+/// OpenSSL's own words for a refused TLS session (`…: SSL routines::tlsv13 alert
+/// certificate required: SSL alert number 116`).
+fn is_tls_refusal(message: &str) -> bool {
+    message.contains("SSL routines::") || message.contains("SSL alert number")
 }
 
 impl ProducerContext for ConnectionWatch {
@@ -158,6 +203,16 @@ mod tests {
             failure.starts_with("TLS handshake failed with broker b:1: certificate verify failed"),
             "{failure}"
         );
+    }
+
+    #[test]
+    fn a_refused_client_certificate_is_a_tls_failure() {
+        assert!(is_tls_refusal(
+            "ssl://b:9093/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 alert certificate required: SSL alert number 116"
+        ));
+        assert!(!is_tls_refusal(
+            "ssl://b:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused"
+        ));
     }
 
     #[test]

@@ -230,6 +230,27 @@ async fn mutual_tls_with_a_client_certificate_carries_a_lead() {
     );
     let (id, path, options) = config(&broker.bootstrap(), &security);
     lead_flows(&path, &id, &options).await;
+
+    // Without a certificate the broker refuses the session (after the TLS 1.3 handshake,
+    // with an alert): the start-up check says so instead of "unreachable".
+    let kafka = kafka_settings(
+        &broker.bootstrap(),
+        &format!(
+            "[kafka.security]\nprotocol = \"ssl\"\nca_file = \"{}\"\n",
+            broker.ca_file().display()
+        ),
+    );
+    let error = check_connection(&kafka, "handoff.lead.created", Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, KafkaError::TlsHandshakeFailed { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("certificate required"),
+        "{error}"
+    );
     broker.stop().await;
 }
 
