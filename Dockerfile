@@ -10,7 +10,13 @@ ARG RUST_VERSION=1.95
 # configure + make (C and C++), and this image already has make, g++, perl and pkg-config,
 # so the build stage installs nothing (no unpinned apt packages).
 FROM rust:${RUST_VERSION}-bookworm AS build
-# zlib linked statically: the runtime image has no libz.
+# zlib linked statically: the runtime image has no libz. OpenSSL (Kafka TLS, and the
+# libcurl that fetches OAUTHBEARER tokens) is linked dynamically against bookworm's libssl3
+# (libssl-dev is in this image): the runtime image ships the same libssl3 and the CA
+# bundle (/etc/ssl/certs, found through `ssl.ca.location=probe`), and takes Debian's
+# security updates of OpenSSL with a rebuild of the base instead of a rebuild of handoff.
+# libcurl4-openssl-dev (also in this image) only lets librdkafka's configure turn OIDC on;
+# the binary links curl-sys's own libcurl statically, so the runtime needs no libcurl.
 ENV LIBZ_SYS_STATIC=1 \
     CARGO_TERM_COLOR=never
 WORKDIR /src
@@ -22,7 +28,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin handoff \
  && cp target/release/handoff /usr/local/bin/handoff
 
-# glibc, libgcc and CA certificates; no shell, no package manager. Same Debian release as
+# glibc, libgcc, libssl3 and CA certificates; no shell, no package manager. Same Debian release as
 # the build stage, so the binary finds the glibc it was linked against.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /usr/local/bin/handoff /usr/local/bin/handoff

@@ -16,6 +16,7 @@ help:
 	@echo "make schemathesis  the OpenAPI document against a live ingest (docs/api.md)"
 
 build:
+	scripts/ensure-build-deps.sh
 	$(CARGO) build --release --bin handoff
 
 run: build

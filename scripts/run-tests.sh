@@ -74,6 +74,8 @@ lint_clippy() {
 # the e2e suite and schemathesis, which need the real broker, run after it
 # (test-env.sh waits for the build: ensure-tansu.sh's lock).
 scripts/ensure-tansu.sh >"$logs/tansu-build.log" 2>&1 &
+# OpenSSL and libcurl headers, before anything builds librdkafka (Kafka TLS, OIDC).
+scripts/ensure-build-deps.sh || echo "==> could not install the build's C libraries"
 
 run fmt count_lines lint_fmt
 run clippy count_lines lint_clippy

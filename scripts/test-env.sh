@@ -21,6 +21,14 @@ up() {
     $sudo apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq prometheus >/dev/null
   fi
+  # The Kafka security tests put a TLS terminator in front of their brokers (Tansu 0.6
+  # serves plain TCP only).
+  if ! command -v stunnel >/dev/null 2>&1; then
+    echo "==> installing stunnel4 (apt-get)" >&2
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq stunnel4 >/dev/null
+  fi
   # Python tools some tests drive (a third-party Standard Webhooks signer, ...).
   if ! python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt \
       -r tests/contract/requirements.txt >&2; then
@@ -49,6 +57,8 @@ up_broker() {
     done
   fi
   echo "export HANDOFF_TEST_KAFKA=127.0.0.1:$kafka_port"
+  # The tests that need a broker of their own (authentication on) start this binary.
+  echo "export HANDOFF_TEST_TANSU=$tansu"
 }
 
 down() {

@@ -10,6 +10,7 @@ pub mod otlp;
 pub mod prometheus;
 pub mod redis_server;
 pub mod routed_log;
+pub mod secure_broker;
 pub mod topics;
 
 use std::future::Future;

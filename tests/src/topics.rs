@@ -57,6 +57,25 @@ impl TopicReader {
         }
     }
 
+    /// A reader made as the services make their consumers, from `[kafka]` settings: what
+    /// a test of a secured broker (TLS, SASL) reads with.
+    pub fn with_settings(kafka: &handoff_config::KafkaSettings, topic: &str) -> Self {
+        let consumer: StreamConsumer = handoff_kafka::consumer_config(
+            kafka,
+            &format!("reader-{}", crate::unique_id()),
+            "reader",
+            None,
+        )
+        .expect("reader settings")
+        .create()
+        .expect("reader consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        Self {
+            consumer,
+            records: Vec::new(),
+        }
+    }
+
     /// Reads until `done(records so far)` holds; panics after `timeout`.
     pub async fn read_until(
         &mut self,

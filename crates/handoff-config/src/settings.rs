@@ -122,6 +122,7 @@ impl Settings {
             return Err("kafka.bootstrap_servers must not be empty".to_owned());
         }
         self.kafka.check_membership()?;
+        self.kafka.check_security()?;
         crate::RedisTopology::parse(&self.redis.url)?;
         access::check(
             &self.ingest.keys,
@@ -309,13 +310,17 @@ pub struct KafkaSettings {
     /// (and the lag metric) off.
     #[serde(default = "default_statistics_interval_ms")]
     pub statistics_interval_ms: u32,
-    /// Extra librdkafka properties (security.protocol, sasl.*, ...), passed as-is.
+    /// TLS and SASL: typed keys mapped onto librdkafka's properties (see the module).
+    #[serde(default)]
+    pub security: crate::KafkaSecurity,
+    /// Extra librdkafka properties, passed as-is: the escape hatch for what
+    /// `[kafka.security]` does not cover. May not set a property `security` sets.
     #[serde(default)]
     pub client: BTreeMap<String, String>,
 }
 
 /// The consumer group protocol (librdkafka's `group.protocol`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GroupProtocol {
     /// JoinGroup/SyncGroup (every Kafka, Tansu): a membership change makes every member
@@ -364,6 +369,20 @@ impl PartitionAssignment {
 }
 
 impl KafkaSettings {
+    /// `[kafka.security]` on its own, then against `[kafka.client]`: one property, one place.
+    fn check_security(&self) -> Result<(), String> {
+        self.security.check()?;
+        for property in self.security.client_properties() {
+            if self.client.contains_key(property.name) {
+                return Err(format!(
+                    "kafka.client.\"{}\" conflicts with {}: set it in one place ([kafka.security] for the keys it has)",
+                    property.name, property.key
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn transient_retry_budget(&self) -> Duration {
         Duration::from_secs(u64::from(self.transient_retry_budget_seconds))
     }

@@ -75,7 +75,7 @@ pub async fn run_consumer<H: EventHandler>(
             &group,
             &format!("handoff-{}", spec.service),
             instance_id.as_deref(),
-        )
+        )?
         .create_with_context(ConsumerCallbacks {
             service: spec.service,
             assignment: assignment.clone(),

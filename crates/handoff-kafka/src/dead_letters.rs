@@ -50,7 +50,7 @@ pub async fn read_to_end(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<InboundEvent>, KafkaError> {
-    let config = reader_config(settings, "handoff-dlq");
+    let config = reader_config(settings, "handoff-dlq")?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;
@@ -139,7 +139,7 @@ pub async fn replay(
             ));
         }
     }
-    let producer: FutureProducer = producer_config(settings, "handoff-dlq").create()?;
+    let producer: FutureProducer = producer_config(settings, "handoff-dlq")?.create()?;
     let mut replayed = Vec::with_capacity(records.len());
     for record in records {
         let topic = origin_topic(record).unwrap_or_default();

@@ -22,6 +22,17 @@ pub enum KafkaError {
     ReplayRefused(String),
     #[error("the broker is unreachable: {0}")]
     Unreachable(String),
+    /// A `[kafka.security]` setting that cannot work (the message names the key).
+    #[error("invalid Kafka security setting: {0}")]
+    Security(String),
+    #[error(
+        "authentication failed at broker {broker}: {detail} (check kafka.security.mechanism, username and password, or the OAuth client)"
+    )]
+    AuthenticationFailed { broker: String, detail: String },
+    #[error(
+        "TLS handshake failed with broker {broker}: {detail} (check kafka.security.protocol, ca_file, cert_file and key_file)"
+    )]
+    TlsHandshakeFailed { broker: String, detail: String },
     #[error("an effect of an earlier message failed, so its offset was not stored: {0}")]
     EffectFailed(String),
     #[error(
@@ -42,7 +53,11 @@ impl Transience for KafkaError {
             KafkaError::Client(e) | KafkaError::Delivery { source: e, .. } => {
                 !e.rdkafka_error_code().is_some_and(refused_for_good)
             }
-            KafkaError::Encode(_) | KafkaError::ReplayRefused(_) => false,
+            KafkaError::Encode(_)
+            | KafkaError::ReplayRefused(_)
+            | KafkaError::Security(_)
+            | KafkaError::AuthenticationFailed { .. }
+            | KafkaError::TlsHandshakeFailed { .. } => false,
             KafkaError::DeliveryCancelled { .. }
             | KafkaError::CreateTopic { .. }
             | KafkaError::Unreachable(_)

@@ -8,6 +8,7 @@
 
 mod assignment;
 mod client_config;
+mod connection;
 mod consumer;
 mod dead_letters;
 mod envelope;
@@ -21,7 +22,8 @@ mod producer;
 mod topics;
 mod trace;
 
-pub use client_config::{consumer_config, producer_config, reader_config};
+pub use client_config::{base_config, consumer_config, producer_config, reader_config};
+pub use connection::check_connection;
 pub use consumer::{run_consumer, ConsumerSpec};
 pub use dead_letters::{read_to_end, replay, Replayed, REPLAYED_FROM_HEADER};
 pub use envelope::{InboundEvent, OutboundEvent, DLQ_HEADERS};

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use handoff_config::KafkaSettings;
 
-use crate::{InboundEvent, KafkaError};
+use crate::{base_config, InboundEvent, KafkaError};
 
 /// Headers `lead.created` carries when its request had an `Idempotency-Key`: the SHA-256
 /// (hex) of the caller's namespaced key, as ingest's Redis mark is named, and the request's
@@ -59,28 +59,28 @@ impl LogPosition {
     }
 }
 
-fn reader_config(settings: &KafkaSettings) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.bootstrap_servers);
-    for (key, value) in &settings.client {
-        config.set(key, value);
-    }
+fn reader_config(settings: &KafkaSettings) -> Result<ClientConfig, KafkaError> {
+    let mut config = base_config(settings, "handoff-state")?;
     // Partitions are assigned by hand and no offset is ever committed; librdkafka still
     // needs a group to assign. A fresh one per reader: no member or state of an earlier
-    // reader (killed, say) can hold this one up at the coordinator.
+    // reader (killed, say) can hold this one up at the coordinator. Under the group prefix,
+    // so the one prefixed group ACL a deployment grants covers it.
     config
         .set(
             "group.id",
-            format!("handoff-state-reader-{:016x}", rand::random::<u64>()),
+            format!(
+                "{}-state-reader-{:016x}",
+                settings.group_prefix,
+                rand::random::<u64>()
+            ),
         )
-        .set("client.id", "handoff-state")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .set("fetch.max.bytes", "1048576");
-    config
+    Ok(config)
 }
 
 /// The current `[low, high)` offsets of every partition of `topics`.
@@ -89,7 +89,7 @@ pub async fn log_position(
     topics: &[String],
     timeout: Duration,
 ) -> Result<LogPosition, KafkaError> {
-    let config = reader_config(settings);
+    let config = reader_config(settings)?;
     let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = config.create()?;
@@ -146,15 +146,15 @@ const BUFFERED_PER_PARTITION: usize = 32;
 
 /// The reader's configuration with librdkafka's pre-fetch queue bounded: its default
 /// (64 MiB, and 100,000 messages per partition) would be most of a small pod's memory.
-fn bounded_reader_config(settings: &KafkaSettings) -> ClientConfig {
-    let mut config = reader_config(settings);
+fn bounded_reader_config(settings: &KafkaSettings) -> Result<ClientConfig, KafkaError> {
+    let mut config = reader_config(settings)?;
     config
         .set("queued.max.messages.kbytes", "2048")
         .set("queued.min.messages", "1000")
         // With a small queue the thresholds are often met; the default backoff (1 s) would
         // stall an ordered read waiting on that partition.
         .set("fetch.queue.backoff.ms", "20");
-    config
+    Ok(config)
 }
 
 /// Reads every record of `position` once (from each partition's low offset up to, not
@@ -171,7 +171,7 @@ where
     K: Send + 'static,
     F: FnMut(&InboundEvent) -> K + Send + 'static,
 {
-    let config = bounded_reader_config(settings);
+    let config = bounded_reader_config(settings)?;
     let position = position.clone();
     tokio::task::spawn_blocking(move || {
         let mut streams = Streams::open(&config, &position, timeout)?;
@@ -201,7 +201,7 @@ pub fn read_in_order(
     let position = position.clone();
     tokio::task::spawn_blocking(move || {
         let read = || -> Result<(), KafkaError> {
-            let mut streams = Streams::open(&config, &position, timeout)?;
+            let mut streams = Streams::open(&config?, &position, timeout)?;
             for at in order {
                 let record = streams.take(at)?;
                 if sender.blocking_send(Ok(record)).is_err() {

@@ -37,7 +37,7 @@ impl std::fmt::Debug for EventProducer {
 impl EventProducer {
     pub fn new(settings: &KafkaSettings, service: &str) -> Result<Self, KafkaError> {
         let producer: FutureProducer =
-            producer_config(settings, &format!("handoff-{service}")).create()?;
+            producer_config(settings, &format!("handoff-{service}"))?.create()?;
         Ok(Self {
             producer,
             source: Arc::from(format!("/handoff/{service}")),

@@ -3,14 +3,13 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 
 use handoff_config::KafkaSettings;
 use handoff_domain::accounts::ACCOUNT_OWNER_TOPIC_SUFFIX;
 use handoff_domain::events::EventKind;
 use handoff_domain::rep_overrides::REP_STATE_TOPIC_SUFFIX;
 
-use crate::KafkaError;
+use crate::{base_config, KafkaError};
 
 /// Topic names of one deployment: `<prefix><kind>`, e.g. `handoff.lead.created`.
 #[derive(Debug, Clone)]
@@ -72,12 +71,8 @@ impl Topics {
 /// topics, and auto-created ones get the broker's defaults rather than ours. An existing
 /// topic is left as it is (check `account.owner` and `rep.state` are compacted when they were made by hand).
 pub async fn ensure_topics(settings: &KafkaSettings, topics: &Topics) -> Result<(), KafkaError> {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &settings.bootstrap_servers);
-    for (key, value) in &settings.client {
-        config.set(key, value);
-    }
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(settings, "handoff-admin")?.create()?;
     let names = topics.all();
     let replication = i32::try_from(settings.replication_factor).unwrap_or(1);
     let partitions = i32::try_from(settings.partitions).unwrap_or(1);

@@ -151,6 +151,17 @@ pub async fn start(
     // the consumers, pollers and ingest that use it.
     let gate = handoff_kafka::WorkGate::default();
     let topics = Topics::new(settings.kafka.topic_prefix.clone());
+    let probe_topic = topics.of(handoff_domain::events::EventKind::LeadCreated);
+    // First, so a refused password or certificate stops the start with its reason instead
+    // of a topic creation that waits for a connection that never comes.
+    handoff_kafka::check_connection(&settings.kafka, &probe_topic, Duration::from_secs(10))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to Kafka at {}",
+                settings.kafka.bootstrap_servers
+            )
+        })?;
     if settings.kafka.create_topics {
         ensure_topics(&settings.kafka, &topics)
             .await
@@ -162,7 +173,6 @@ pub async fn start(
             })?;
     }
     let producer = EventProducer::new(&settings.kafka, "handoff")?.with_gate(gate.clone());
-    let probe_topic = topics.of(handoff_domain::events::EventKind::LeadCreated);
     producer
         .check_connectivity(&probe_topic, Duration::from_secs(10))
         .await

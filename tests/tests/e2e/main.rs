@@ -14,6 +14,7 @@ mod dispositions;
 mod erasure;
 mod escalation;
 mod http_input;
+mod kafka_security;
 mod lifecycle;
 mod notifier_faults;
 mod openapi;

@@ -28,7 +28,7 @@ use crate::sla::percentile;
 /// the hop would be two), with the producer and consumer settings the services use.
 /// Milliseconds, sorted.
 pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::Result<Vec<f64>> {
-    let producer: FutureProducer = handoff_kafka::producer_config(kafka, "floor").create()?;
+    let producer: FutureProducer = handoff_kafka::producer_config(kafka, "floor")?.create()?;
     let send = |subject: &str| {
         let producer = producer.clone();
         let topic = topic.to_owned();
@@ -52,7 +52,7 @@ pub async fn hops(kafka: &KafkaSettings, topic: &str, count: usize) -> anyhow::R
         &format!("floor-{}", handoff_e2e::unique_id()),
         "floor",
         None,
-    )
+    )?
     .create()?;
     consumer.subscribe(&[topic])?;
     let subject_of = |message: &handoff_kafka::rdkafka::message::BorrowedMessage<'_>| {
