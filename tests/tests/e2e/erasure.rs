@@ -165,11 +165,17 @@ async fn erasing_a_person_leaves_no_trace_in_redis_and_the_services_keep_working
     assert!(dry.contains(&format!("lead {lead}")), "{dry}");
     assert!(dry.contains("dry run: nothing was changed"), "{dry}");
     assert!(!dry.contains(email), "the report masks the address: {dry}");
-    assert_eq!(
-        dump(&stack).await.len(),
-        before.len(),
-        "a dry run changes nothing"
-    );
+    // The services keep working meanwhile (retries, deadlines), so keys of their own may
+    // come and go: what must stay is every key that held the person's data.
+    let key_of = |entry: &String| entry.split(" => ").next().unwrap_or_default().to_owned();
+    let after_dry: Vec<String> = dump(&stack).await.iter().map(key_of).collect();
+    for entry in naming(&before, &[email, digest.as_str(), "Erasmus"]) {
+        assert!(
+            after_dry.contains(&key_of(entry)),
+            "a dry run changes nothing, yet {} is gone",
+            key_of(entry)
+        );
+    }
     assert!(!naming(&dump(&stack).await, &[email]).is_empty());
 
     let done = erase(&stack, &["--email", "Erin.Erasmus@Acme.io"]).await;
