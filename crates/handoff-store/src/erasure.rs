@@ -100,32 +100,6 @@ fn text_of(value: &Value) -> Option<String> {
 }
 
 impl Store {
-    /// Every key of the deployment matching `pattern` (a glob after the hash tag).
-    async fn keys_matching(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let mut connection = self.connection();
-        let pattern = format!("{}:{pattern}", self.keys.tag());
-        let mut cursor: u64 = 0;
-        let mut keys = Vec::new();
-        loop {
-            let mut scan = redis::cmd("SCAN");
-            scan.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000);
-            let (next, batch): (u64, Vec<String>) =
-                redis::from_redis_value(&connection.on_node_of(self.keys.tag(), &scan).await?)?;
-            keys.extend(batch);
-            if next == 0 {
-                // SCAN may return a key twice (rehashing): once is enough.
-                keys.sort();
-                keys.dedup();
-                return Ok(keys);
-            }
-            cursor = next;
-        }
-    }
-
     /// The leads whose stored decisions or waiting record name the contact `email`
     /// (normalised as ingest stores it: lower case). A lead still only `received` holds no
     /// contact data in Redis yet and is not found.

@@ -120,26 +120,37 @@ impl Store {
     /// empty each time: its Redis state must too. Never called by the services.
     pub async fn clear_namespace(&self) -> Result<u64, StoreError> {
         let mut connection = self.connection();
-        let pattern = format!("{}:*", self.keys.tag());
-        let mut cursor: u64 = 0;
         let mut deleted = 0;
+        for keys in self.keys_matching("*").await?.chunks(500) {
+            deleted += redis::cmd("UNLINK")
+                .arg(keys)
+                .query_async::<u64>(&mut connection)
+                .await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Every key of the deployment matching `pattern` (a glob after the hash tag).
+    pub(crate) async fn keys_matching(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection();
+        let pattern = format!("{}:{pattern}", self.keys.tag());
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
                 .arg(&pattern)
                 .arg("COUNT")
-                .arg(500);
-            let (next, keys): (u64, Vec<String>) =
+                .arg(1000);
+            let (next, batch): (u64, Vec<String>) =
                 redis::from_redis_value(&connection.on_node_of(self.keys.tag(), &scan).await?)?;
-            if !keys.is_empty() {
-                deleted += redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut connection)
-                    .await?;
-            }
+            keys.extend(batch);
             if next == 0 {
-                return Ok(deleted);
+                // SCAN may return a key twice (rehashing): once is enough.
+                keys.sort();
+                keys.dedup();
+                return Ok(keys);
             }
             cursor = next;
         }
