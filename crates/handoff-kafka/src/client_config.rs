@@ -111,16 +111,15 @@ pub fn consumer_config(
 /// the coordinator. `enable.partition.eof` reports each partition's end as the broker saw
 /// it when the fetch answered, which is how a tool knows it read everything there was
 /// without asking for watermarks (Tansu's ListOffsets is incomplete: architecture.md).
-pub fn reader_config(
-    settings: &KafkaSettings,
-    client_id: &str,
-) -> Result<ClientConfig, KafkaError> {
-    let mut config = base_config(settings, client_id)?;
+/// `purpose` names the client (`handoff-<purpose>`) and the group
+/// (`<group prefix>-<purpose>-reader-…`, under the prefix the README's ACLs grant).
+pub fn reader_config(settings: &KafkaSettings, purpose: &str) -> Result<ClientConfig, KafkaError> {
+    let mut config = base_config(settings, &format!("handoff-{purpose}"))?;
     config
         .set(
             "group.id",
             format!(
-                "{}-{client_id}-reader-{:016x}",
+                "{}-{purpose}-reader-{:016x}",
                 settings.group_prefix,
                 rand::random::<u64>()
             ),

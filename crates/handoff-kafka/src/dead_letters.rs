@@ -50,7 +50,7 @@ pub async fn read_to_end(
     topic: &str,
     timeout: Duration,
 ) -> Result<Vec<InboundEvent>, KafkaError> {
-    let config = reader_config(settings, "handoff-dlq")?;
+    let config = reader_config(settings, "dlq")?;
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer<ReaderContext> = config.create_with_context(ReaderContext)?;

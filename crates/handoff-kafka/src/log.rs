@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use handoff_config::KafkaSettings;
 
-use crate::{base_config, InboundEvent, KafkaError};
+use crate::{InboundEvent, KafkaError};
 
 /// Headers `lead.created` carries when its request had an `Idempotency-Key`: the SHA-256
 /// (hex) of the caller's namespaced key, as ingest's Redis mark is named, and the request's
@@ -59,26 +59,13 @@ impl LogPosition {
     }
 }
 
+/// The rebuild's reader: the operator tools' reader ([`crate::reader_config`]), with each
+/// partition's end known from the captured position instead of EOF events, and fetches
+/// kept small.
 fn reader_config(settings: &KafkaSettings) -> Result<ClientConfig, KafkaError> {
-    let mut config = base_config(settings, "handoff-state")?;
-    // Partitions are assigned by hand and no offset is ever committed; librdkafka still
-    // needs a group to assign. A fresh one per reader: no member or state of an earlier
-    // reader (killed, say) can hold this one up at the coordinator. Under the group prefix,
-    // so the one prefixed group ACL a deployment grants covers it.
+    let mut config = crate::reader_config(settings, "state")?;
     config
-        .set(
-            "group.id",
-            format!(
-                "{}-state-reader-{:016x}",
-                settings.group_prefix,
-                rand::random::<u64>()
-            ),
-        )
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string())
         .set("fetch.max.bytes", "1048576");
     Ok(config)
 }
