@@ -126,11 +126,14 @@ async fn accept(
     disposition.actor = actor(&caller, &disposition.actor, &record)?;
     // A report without a time happened now: after the record just read. Taking the time
     // from before the read refused a touch whose lead was reassigned meanwhile as "before
-    // the lead's assignment" (found by the chaos run under load).
+    // the lead's assignment" (found by the chaos run under load). And never before what the
+    // record says already happened: the assignment time is on the router's reading of
+    // Redis's clock, which may be ahead of this host's by a few milliseconds (or more, after
+    // a slow measurement); that difference is ours, not the reporter's mistake.
     let checked_at = if stated {
         now
     } else {
-        disposition.occurred_at = reported_now(now);
+        disposition.occurred_at = reported_now(now, &record);
         disposition.occurred_at
     };
     check_occurred_at(disposition.occurred_at, checked_at, &record)?;
@@ -281,9 +284,14 @@ fn actor(caller: &Caller, claimed: &Actor, record: &LeadRecord) -> Result<Actor,
     }
 }
 
-/// The time of a report that states none: now, never before `read_at` (the clock may step).
-fn reported_now(read_at: DateTime<Utc>) -> DateTime<Utc> {
-    Utc::now().max(read_at)
+/// The time of a report that states none: now, never before `read_at` (the clock may step),
+/// nor before the assignment (or arrival) the record holds.
+fn reported_now(read_at: DateTime<Utc>, record: &LeadRecord) -> DateTime<Utc> {
+    let recorded = record
+        .assigned_ms
+        .or(record.received_ms)
+        .and_then(DateTime::from_timestamp_millis);
+    Utc::now().max(read_at).max(recorded.unwrap_or(read_at))
 }
 
 /// An outcome cannot come from the future, nor from before the lead was assigned (or,

@@ -126,3 +126,63 @@ async fn a_retried_close_whose_key_was_never_marked_done_hears_its_first_answer(
     assert_eq!(other["error"]["code"], "lead_closed");
     stack.stop().await.unwrap();
 }
+
+/// A touch reported without a time happened now, and "now" is never refused as before the
+/// assignment: a router whose reading of Redis's clock was ahead of ingest's host (a slow
+/// reading, a clock step) wrote an assignment time in ingest's future, and the chaos run's
+/// reps heard 422 `too_early` for touching a lead they had just been given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touch_without_a_time_is_accepted_however_far_ahead_the_assignment_was_written() {
+    use redis::AsyncCommands;
+    let stack = Stack::start(StackOptions::default()).await;
+    let client = handoff_e2e::client();
+    let lead_id = stack.post_lead(&client, &qualified_lead(9)).await;
+    handoff_e2e::eventually(Duration::from_secs(30), "the assignment", || async {
+        (stack.lead_view(&lead_id).await["state"] == "assigned").then_some(())
+    })
+    .await;
+    // The assignment as a router two seconds ahead of this host would have written it.
+    let ahead = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let mut redis = stack.redis().await;
+    let _: () = redis
+        .hset(
+            stack.key(&format!("lead:{lead_id}")),
+            "assigned_ms",
+            ahead.timestamp_millis(),
+        )
+        .await
+        .unwrap();
+
+    let url = format!("{}/v1/leads/{lead_id}/dispositions", stack.api());
+    let (status, body) = post_json(&client, &url, &json!({ "outcome": "contacted" })).await;
+    assert_eq!(status, 202, "{body}");
+    let mut reader = stack.reader(EventKind::LeadDisposition);
+    let records = reader
+        .read_until(Duration::from_secs(30), "the touch", |r| {
+            r.iter().any(|r| r.json()["outcome"] == "CONTACTED")
+        })
+        .await
+        .to_vec();
+    let touch = records
+        .iter()
+        .map(|r| r.json())
+        .find(|d| d["outcome"] == "CONTACTED")
+        .unwrap();
+    let occurred: chrono::DateTime<chrono::Utc> =
+        touch["occurred_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        occurred.timestamp_millis() >= ahead.timestamp_millis(),
+        "the touch at {occurred} is before the assignment at {ahead}"
+    );
+    // A time the reporter states is still checked against the assignment.
+    let before = (ahead - chrono::Duration::seconds(30)).to_rfc3339();
+    let (status, body) = post_json(
+        &client,
+        &url,
+        &json!({ "outcome": "contacted", "occurred_at": before }),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["code"], "too_early");
+    stack.stop().await.unwrap();
+}
