@@ -218,3 +218,59 @@ async fn a_sticky_repeat_of_an_open_lead_takes_no_second_unit_of_capacity() {
     assert_ne!(other["rep_id"], rep.as_str(), "{other}");
     stack.stop().await.unwrap();
 }
+
+/// Least-loaded with the default catch-up, live: a rep back from being away takes at most
+/// two leads in a row, and the lead that passes them over says why (issue 24, point 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_rep_takes_at_most_two_in_a_row_under_least_loaded() {
+    let stack = Stack::start(StackOptions {
+        rules: handoff_e2e::RULES
+            .replace("capacity = 20", "capacity = 100")
+            .replace(
+                "name = \"everyone\"\nteam = \"sales\"",
+                "name = \"everyone\"\nteam = \"sales\"\nstrategy = \"least_loaded\"",
+            ),
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let set_available = |available: bool| {
+        let (client, url) = (&client, format!("{}/v1/reps/c", stack.internal()));
+        async move {
+            let response = client
+                .put(url)
+                .json(&json!({ "available": available }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+        }
+    };
+    set_available(false).await;
+    let mut reader = stack.reader(EventKind::LeadAssigned);
+    for n in 0..8 {
+        let event = assign_one(&stack, &mut reader, &client, 100 + n).await;
+        assert_ne!(event["rep_id"], "c", "{event}");
+    }
+    set_available(true).await;
+    let mut events = Vec::new();
+    for n in 0..6 {
+        events.push(assign_one(&stack, &mut reader, &client, 200 + n).await);
+    }
+    let reps: Vec<&str> = events
+        .iter()
+        .map(|e| e["rep_id"].as_str().unwrap_or_default())
+        .collect();
+    // a and b hold 4 open leads each, c none: c catches up, two at a time.
+    assert_eq!(reps.iter().filter(|r| **r == "c").count(), 4, "{reps:?}");
+    assert!(!reps.windows(3).any(|w| w == ["c", "c", "c"]), "{reps:?}");
+    assert_eq!(&reps[..2], ["c", "c"], "{reps:?}");
+    let reason = events[2]["explanation"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("c took the last 2 in a row, the most catch_up allows"),
+        "{reason}"
+    );
+    stack.stop().await.unwrap();
+}

@@ -15,9 +15,9 @@ pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleS
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
 pub use model::{
-    AccountConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind, ChannelTable,
-    EscalationConfig, ModelError, ModelWarning, RepConfig, RoutingConfig, RoutingModel, RuleConfig,
-    StrategyKind, TeamConfig,
+    AccountConfig, CatchUp, CatchUpConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind,
+    ChannelTable, EscalationConfig, ModelError, ModelWarning, RepConfig, RoutingConfig,
+    RoutingModel, RuleConfig, StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 

@@ -109,6 +109,55 @@ pub struct TeamConfig {
     /// What happens when a first touch is missed (defaults: `[sla.escalation]`).
     #[serde(default)]
     pub escalation: Option<EscalationConfig>,
+    /// Under least-loaded, how a rep with fewer open leads than the others (back from
+    /// leave, newly added) catches up: `{ max_in_a_row = N }` (default 2), `"none"` or
+    /// `"full"`. See [`CatchUp`].
+    #[serde(default)]
+    pub catch_up: Option<CatchUpConfig>,
+}
+
+/// `catch_up` as written: a name or `{ max_in_a_row = N }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CatchUpConfig {
+    Named(String),
+    Limit { max_in_a_row: u32 },
+}
+
+/// How least-loaded treats a rep who has fewer open leads than the rest of the team: pure
+/// least-loaded handed a rep back from 100 leads of leave the next 8 leads in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// The fewest open leads always win: the rep takes every lead until level.
+    Full,
+    /// Load decides, but one rep takes at most this many leads of the team in a row while a
+    /// teammate could take one.
+    MaxInARow(u32),
+    /// Load is ignored: eligible reps take leads in turn (capacity still caps them), so a
+    /// returning rep gets the team's normal pace.
+    None,
+}
+
+/// The catch-up a team has when the rules file does not say: bounded, so a returning rep
+/// gets more than their share, but never the whole backlog at once.
+pub const DEFAULT_CATCH_UP: CatchUp = CatchUp::MaxInARow(2);
+
+impl CatchUpConfig {
+    fn check(&self) -> Result<CatchUp, String> {
+        match self {
+            CatchUpConfig::Named(name) => match name.as_str() {
+                "full" => Ok(CatchUp::Full),
+                "none" => Ok(CatchUp::None),
+                other => Err(format!(
+                    "unknown catch-up `{other}`, expected \"full\", \"none\" or {{ max_in_a_row = N }}"
+                )),
+            },
+            CatchUpConfig::Limit { max_in_a_row: 0 } => {
+                Err("max_in_a_row must be at least 1".to_owned())
+            }
+            CatchUpConfig::Limit { max_in_a_row } => Ok(CatchUp::MaxInARow(*max_in_a_row)),
+        }
+    }
 }
 
 /// A team's escalation policy, as written in the rules file; unset keys take the
@@ -318,6 +367,9 @@ pub(crate) struct Team {
     pub webhook_url: Option<ChannelConfig>,
     pub manager_webhook_url: Option<ChannelConfig>,
     pub escalation: EscalationConfig,
+    pub catch_up: CatchUp,
+    /// Whether the rules file set `catch_up` (a warning when least-loaded never uses it).
+    pub catch_up_written: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -499,6 +551,14 @@ impl RoutingModel {
                     );
                 }
             }
+            let catch_up = match team.catch_up.as_ref().map(CatchUpConfig::check) {
+                None => DEFAULT_CATCH_UP,
+                Some(Ok(catch_up)) => catch_up,
+                Some(Err(message)) => {
+                    error(format!("{}.catch_up", entry("teams", i, &team.id)), message);
+                    DEFAULT_CATCH_UP
+                }
+            };
             let previous = teams.insert(
                 team.id.clone(),
                 Team {
@@ -513,6 +573,8 @@ impl RoutingModel {
                     webhook_url: team.webhook_url.clone(),
                     manager_webhook_url: team.manager_webhook_url.clone(),
                     escalation: team.escalation.clone().unwrap_or_default(),
+                    catch_up,
+                    catch_up_written: team.catch_up.is_some(),
                 },
             );
             if previous.is_some() {
@@ -719,6 +781,21 @@ impl RoutingModel {
                     key: format!("teams[{}]", team.id),
                     message: format!(
                         "no rule routes to team `{}` (as its team, fallback or escalation target): its reps get leads only as account owners or by stickiness",
+                        team.id
+                    ),
+                });
+            }
+        }
+        for team in self.teams.values().filter(|t| t.catch_up_written) {
+            let least_loaded = self.rules.iter().any(|r| {
+                (r.team == team.id || r.fallback.as_deref() == Some(team.id.as_str()))
+                    && r.strategy == StrategyKind::LeastLoaded
+            });
+            if !least_loaded {
+                warnings.push(ModelWarning {
+                    key: format!("teams[{}].catch_up", team.id),
+                    message: format!(
+                        "catch_up is ignored: no rule routes to `{}` with strategy = \"least_loaded\"",
                         team.id
                     ),
                 });

@@ -14,12 +14,15 @@
 //!   exact over every cycle of sum(weights) decisions; a paused rep's credit is frozen,
 //!   so coming back does not hand them a burst; a new rep starts at zero.
 //! - least-loaded: the eligible rep with the fewest open leads; ties in round-robin order.
+//!   The team's catch-up policy (model.rs `CatchUp`) bounds how many leads in a row a rep
+//!   with fewer open leads than the rest takes: the rotation is `last|next|streak`, the
+//!   streak counting the leads `last` took in a row.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::model::{RoutingModel, StrategyKind, Team};
+use super::model::{CatchUp, RoutingModel, StrategyKind, Team};
 use super::SkippedRep;
 
 /// Runtime state of one rep, as the router last read it.
@@ -110,21 +113,48 @@ pub(super) fn pick(
         StrategyKind::LeastLoaded => {
             let open = |rep: &str| state.reps.get(rep).map_or(0, |s| s.open_leads);
             // min_by_key keeps the first of equals: ties go in round-robin order.
-            let chosen = eligible
+            let by_load = eligible
                 .iter()
                 .copied()
                 .min_by_key(|r| open(r))
                 .unwrap_or(first);
+            let (last, streak) = last_and_streak(&state.rotation);
+            let (chosen, how) = match team.catch_up {
+                CatchUp::Full => (by_load, String::new()),
+                CatchUp::None => (first, " (catch_up = \"none\": next in turn)".to_owned()),
+                CatchUp::MaxInARow(limit)
+                    if by_load == last && streak >= limit && eligible.len() > 1 =>
+                {
+                    let other = eligible
+                        .iter()
+                        .copied()
+                        .filter(|r| *r != last)
+                        .min_by_key(|r| open(r))
+                        .unwrap_or(first);
+                    (
+                        other,
+                        format!(
+                            " ({last} took the last {streak} in a row, the most catch_up allows)"
+                        ),
+                    )
+                }
+                CatchUp::MaxInARow(_) => (by_load, String::new()),
+            };
+            let streak_after = if chosen == last {
+                streak.saturating_add(1)
+            } else {
+                1
+            };
             Pick {
                 rep: Some(chosen.to_owned()),
                 reason: format!(
-                    "least-loaded: {} open lead(s), the fewest among {} eligible in team {}",
+                    "least-loaded: {} open lead(s), the fewest among {} eligible in team {}{how}",
                     open(chosen),
                     eligible.len(),
                     team.id
                 ),
                 skipped,
-                rotation_after: last_and_next(members, chosen),
+                rotation_after: format!("{}|{streak_after}", last_and_next(members, chosen)),
             }
         }
         StrategyKind::WeightedRoundRobin => {
@@ -195,13 +225,23 @@ pub(super) fn pick(
 /// Where round-robin order starts: after the last rep, or at their successor if they
 /// left the roster. A weighted rotation (credits) has no `|` and starts at the top.
 fn turn_start(members: &[String], rotation: &str) -> usize {
-    let (last, next) = rotation.split_once('|').unwrap_or((rotation, ""));
+    let mut parts = rotation.split('|');
+    let (last, next) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     members
         .iter()
         .position(|m| m == last)
         .map(|i| i + 1)
         .or_else(|| members.iter().position(|m| m == next))
         .unwrap_or(0)
+}
+
+/// The rep chosen last and how many leads in a row they took (`last|next|streak`; a
+/// rotation written before streaks, or by round-robin, counts one).
+fn last_and_streak(rotation: &str) -> (&str, u32) {
+    let mut parts = rotation.splitn(3, '|');
+    let last = parts.next().unwrap_or("");
+    let streak = parts.nth(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+    (last, if last.is_empty() { 0 } else { streak })
 }
 
 pub(super) fn last_and_next(members: &[String], chosen: &str) -> String {

@@ -216,6 +216,132 @@ fn least_loaded_picks_the_fewest_open_leads_then_rotation_order() {
     assert_eq!(run(&m, &mut states, 3), ["c", "a", "c"]);
 }
 
+/// Three least-loaded reps with `catch_up` as given; `c` away while 30 leads go to the
+/// others, then back: the picks after the return.
+fn after_a_return(catch_up: Option<Value>) -> Vec<String> {
+    let mut team = json!({"id": "t", "members": ["a", "b", "c"]});
+    if let Some(catch_up) = catch_up {
+        team["catch_up"] = catch_up;
+    }
+    let reps: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .map(|id| json!({"id": id, "capacity": 100}))
+        .collect();
+    let m = model(json!({
+        "teams": [team], "reps": reps,
+        "rules": [{"name": "all", "team": "t", "strategy": "least_loaded"}]
+    }));
+    let mut states = BTreeMap::new();
+    let away = RepState {
+        available: Some(false),
+        ..RepState::default()
+    };
+    states
+        .entry("t".to_owned())
+        .or_insert_with(TeamState::default)
+        .reps
+        .insert("c".to_owned(), away);
+    let before = run(&m, &mut states, 30);
+    assert!(!before.contains(&"c".to_owned()), "{before:?}");
+    if let Some(c) = states.get_mut("t").and_then(|t| t.reps.get_mut("c")) {
+        c.available = None;
+    }
+    run(&m, &mut states, 12)
+}
+
+fn longest_streak(picks: &[String], rep: &str) -> usize {
+    picks
+        .split(|p| p != rep)
+        .map(<[String]>::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn least_loaded_hands_a_returning_rep_at_most_two_in_a_row_by_default() {
+    let picks = after_a_return(None);
+    assert_eq!(longest_streak(&picks, "c"), 2, "{picks:?}");
+    // Still a catch-up: c gets more than a third while behind.
+    assert!(picks.iter().filter(|p| *p == "c").count() > 4, "{picks:?}");
+    let picks = after_a_return(Some(json!({"max_in_a_row": 3})));
+    assert_eq!(longest_streak(&picks, "c"), 3, "{picks:?}");
+}
+
+#[test]
+fn least_loaded_catch_up_full_gives_the_whole_backlog_and_none_gives_turns() {
+    // a and b hold 15 each: a full catch-up gives c the next 12 (it stays the least loaded).
+    let picks = after_a_return(Some(json!("full")));
+    assert_eq!(longest_streak(&picks, "c"), 12, "{picks:?}");
+    // No catch-up: turns, as if the loads were equal.
+    let picks = after_a_return(Some(json!("none")));
+    assert_eq!(longest_streak(&picks, "c"), 1, "{picks:?}");
+    assert_eq!(picks.iter().filter(|p| *p == "c").count(), 4, "{picks:?}");
+}
+
+#[test]
+fn the_catch_up_limit_says_why_the_least_loaded_rep_was_passed() {
+    let mut m_states = BTreeMap::new();
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a", "b"], "catch_up": {"max_in_a_row": 1}}],
+        "reps": [{"id": "a", "capacity": 9}, {"id": "b", "capacity": 9}],
+        "rules": [{"name": "all", "team": "t", "strategy": "least_loaded"}]
+    }));
+    m_states.insert(
+        "t".to_owned(),
+        TeamState {
+            rotation: "a|b|1".into(),
+            reps: [(
+                "b".to_owned(),
+                RepState {
+                    open_leads: 4,
+                    ..RepState::default()
+                },
+            )]
+            .into(),
+        },
+    );
+    let decision = m.choose(m.match_rule(&lead(), &score()), &m_states, now());
+    assert_eq!(decision.placement, Placement::Rep(RepId::from("b")));
+    assert!(
+        decision
+            .explanation
+            .reason
+            .contains("a took the last 1 in a row"),
+        "{}",
+        decision.explanation.reason
+    );
+    assert_eq!(decision.rotation_after, "b|a|1");
+}
+
+#[test]
+fn a_catch_up_that_is_not_a_policy_is_refused_and_one_least_loaded_never_uses_is_a_warning() {
+    for (catch_up, words) in [
+        (json!("some"), "unknown catch-up `some`"),
+        (json!({"max_in_a_row": 0}), "at least 1"),
+    ] {
+        let config: RoutingConfig = serde_json::from_value(json!({
+            "teams": [{"id": "t", "members": ["a"], "catch_up": catch_up}],
+            "reps": [{"id": "a", "capacity": 1}],
+            "rules": [{"name": "all", "team": "t", "strategy": "least_loaded"}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let errors = RoutingModel::new(config, "v").err().unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "teams[t].catch_up");
+        assert!(errors[0].message.contains(words), "{}", errors[0].message);
+    }
+    let m = model(json!({
+        "teams": [{"id": "t", "members": ["a"], "catch_up": "full"}],
+        "reps": [{"id": "a", "capacity": 1}],
+        "rules": [{"name": "all", "team": "t"}]
+    }));
+    let warnings = m.warnings();
+    assert!(
+        warnings.iter().any(|w| w.key == "teams[t].catch_up"),
+        "{warnings:?}"
+    );
+}
+
 #[test]
 fn a_fallback_team_takes_over_then_the_overflow_queue() {
     let m = team_model(

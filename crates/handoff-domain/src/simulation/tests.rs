@@ -954,3 +954,54 @@ fn the_sticky_window_is_a_duration() {
         ["sticky: `400d` is longer than 366 days"]
     );
 }
+
+/// The simulator follows the team's catch-up policy as the router does: a least-loaded rep
+/// back from leave gets at most two leads in a row by default, all of them with "full".
+#[test]
+fn a_rep_back_from_leave_catches_up_as_the_team_policy_says() {
+    let model = |catch_up: Option<&str>| {
+        let mut team = json!({"id": "emea", "members": ["ana", "bruno", "chiara"]});
+        if let Some(catch_up) = catch_up {
+            team["catch_up"] = json!(catch_up);
+        }
+        let rep = |id: &str| json!({"id": id, "capacity": 100});
+        routing(json!({
+            "sticky_days": 0,
+            "teams": [team],
+            "reps": [rep("ana"), rep("bruno"), rep("chiara")],
+            "rules": [{"name": "emea", "team": "emea", "strategy": "least_loaded"}],
+        }))
+    };
+    let mut lines = vec![
+        r#"{"roster": {"rep": "chiara", "available": false}, "at": "2026-11-30T08:00:00Z"}"#
+            .to_owned(),
+    ];
+    for n in 0..20 {
+        lines.push(lead_line(&format!("l{n:02}"), Some("2026-11-30T09:00:00Z")));
+    }
+    lines.push(
+        r#"{"roster": {"rep": "chiara", "available": null}, "at": "2026-11-30T10:00:00Z"}"#
+            .to_owned(),
+    );
+    for n in 20..30 {
+        lines.push(lead_line(&format!("l{n:02}"), Some("2026-11-30T11:00:00Z")));
+    }
+    let picks = |catch_up: Option<&str>| -> Vec<String> {
+        let report = run(&model(catch_up), &lines, None);
+        (20..30)
+            .filter_map(|n| assigned(&report, &format!("l{n:02}")).map(|(rep, _)| rep))
+            .collect()
+    };
+    let streak = |picks: &[String]| {
+        picks
+            .split(|p| p != "chiara")
+            .map(<[String]>::len)
+            .max()
+            .unwrap_or(0)
+    };
+    let default = picks(None);
+    assert_eq!(default.len(), 10);
+    assert_eq!(streak(&default), 2, "{default:?}");
+    let full = picks(Some("full"));
+    assert_eq!(streak(&full), 10, "{full:?}");
+}
