@@ -39,7 +39,7 @@ use handoff_domain::lead::{
 use handoff_domain::rep_overrides::{RepOverrides, REP_OVERRIDES_MESSAGE};
 use handoff_domain::routing::{RoutingExplanation, RuleMiss, SkippedRep};
 use handoff_domain::scoring::{Score, ScoreContribution};
-use handoff_domain::sla::Sla;
+use handoff_domain::sla::{FirstTouchClock, Sla, SlaClock};
 use handoff_domain::{QueueName, RepId, TeamId};
 use handoff_e2e::contract::Contract;
 use handoff_kafka::{OutboundEvent, TraceParent};
@@ -196,6 +196,34 @@ fn slas() -> Vec<Sla> {
     let all = vec![Sla::FirstTouch, Sla::Disposition];
     all.iter().copied().for_each(listed);
     all
+}
+
+/// Every SLA clock; see [`outcomes`].
+fn sla_clocks() -> Vec<SlaClock> {
+    fn listed(clock: SlaClock) {
+        match clock {
+            SlaClock::Wall | SlaClock::BusinessHours => {}
+        }
+    }
+    let all = vec![SlaClock::Wall, SlaClock::BusinessHours];
+    all.iter().copied().for_each(listed);
+    all
+}
+
+fn first_touch_clock(full: bool) -> BoxedStrategy<FirstTouchClock> {
+    (
+        proptest::sample::select(sla_clocks()),
+        time(),
+        time(),
+        text(full),
+    )
+        .prop_map(|(clock, started_at, due_at, summary)| FirstTouchClock {
+            clock,
+            started_at,
+            due_at,
+            summary,
+        })
+        .boxed()
 }
 
 /// Every actor kind; see [`outcomes`].
@@ -370,9 +398,10 @@ fn explanation(full: bool) -> BoxedStrategy<RoutingExplanation> {
         list(skipped, full),
         text(full),
         list(miss, full),
+        maybe(first_touch_clock(full), full),
     )
         .prop_map(
-            |(rule, strategy, reason, skipped, rules_version, rules_not_matched)| {
+            |(rule, strategy, reason, skipped, rules_version, rules_not_matched, first_touch)| {
                 RoutingExplanation {
                     rule,
                     strategy,
@@ -380,6 +409,7 @@ fn explanation(full: bool) -> BoxedStrategy<RoutingExplanation> {
                     skipped,
                     rules_version,
                     rules_not_matched,
+                    first_touch,
                 }
             },
         )
@@ -846,6 +876,25 @@ fn every_message_and_enum_value_of_proto_is_emitted() {
         (
             "handoff.v1.Sla",
             names(slas().iter().map(|s| serde_json::json!(s)).collect()),
+        ),
+        (
+            // On the wire only inside FirstTouchClock (the configuration spells it in
+            // lower case).
+            "handoff.v1.SlaClock",
+            names(
+                sla_clocks()
+                    .into_iter()
+                    .map(|clock| {
+                        serde_json::json!(FirstTouchClock {
+                            clock,
+                            started_at: Utc::now(),
+                            due_at: Utc::now(),
+                            summary: String::new(),
+                        })["clock"]
+                            .clone()
+                    })
+                    .collect(),
+            ),
         ),
     ]);
     let proto: BTreeMap<String, BTreeSet<String>> = pool

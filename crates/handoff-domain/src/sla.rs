@@ -101,15 +101,71 @@ impl SlaPolicy {
     }
 
     /// When the first touch of an assignment to a rep with `availability` is due, on the
-    /// policy's first-touch clock (an unknown rep's clock is the wall's).
+    /// team's first-touch clock (the rules file's `first_touch_clock`, else the policy's;
+    /// an unknown rep's clock is the wall's).
     pub fn first_touch_due_at(
         &self,
         assigned_at: DateTime<Utc>,
-        team_seconds: Option<u32>,
+        team: TeamSla,
         availability: Option<&Availability>,
     ) -> DateTime<Utc> {
-        let seconds = team_seconds.unwrap_or(self.first_touch_seconds);
-        due_on(self.first_touch_clock, assigned_at, seconds, availability)
+        let seconds = team.first_touch_seconds.unwrap_or(self.first_touch_seconds);
+        due_on(
+            self.first_touch_clock(team),
+            assigned_at,
+            seconds,
+            availability,
+        )
+    }
+
+    /// The first-touch clock of a team: its own (rules file), else the policy's.
+    pub fn first_touch_clock(&self, team: TeamSla) -> SlaClock {
+        team.first_touch_clock.unwrap_or(self.first_touch_clock)
+    }
+
+    /// The first-touch clock an assignment to `rep` at `assigned_at` starts, with its due
+    /// time and the words an explanation gives it.
+    pub fn first_touch(
+        &self,
+        assigned_at: DateTime<Utc>,
+        team: TeamSla,
+        rep: &str,
+        availability: Option<&Availability>,
+    ) -> FirstTouchClock {
+        let seconds = team.first_touch_seconds.unwrap_or(self.first_touch_seconds);
+        let clock = self.first_touch_clock(team);
+        let due_at = due_on(clock, assigned_at, seconds, availability);
+        let counted = match (clock, availability) {
+            (SlaClock::BusinessHours, Some(hours)) if hours.has_schedule() => {
+                format!("of {rep}'s working hours")
+            }
+            // No hours known for the rep: every second counts, whatever the policy.
+            (SlaClock::BusinessHours, _) => {
+                format!("on the wall clock ({rep} has no working hours in the rules)")
+            }
+            (SlaClock::Wall, _) => "on the wall clock".to_owned(),
+        };
+        FirstTouchClock {
+            clock,
+            started_at: assigned_at,
+            due_at,
+            summary: format!(
+                "first touch due by {}: {} {counted}, counted from the assignment",
+                due_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                window_words(seconds)
+            ),
+        }
+    }
+
+    /// What an explanation says of a lead that waits in a queue: its first-touch clock runs
+    /// on the wall clock from its arrival (nobody's working hours apply yet), due at `due_at`.
+    pub fn waiting_clock_words(&self, team: TeamSla, due_at: DateTime<Utc>) -> String {
+        let seconds = team.first_touch_seconds.unwrap_or(self.first_touch_seconds);
+        format!(
+            "first-touch clock running while it waits: {} on the wall clock from its arrival, due by {} (a breach is recorded then if it still waits)",
+            window_words(seconds),
+            due_at.format("%Y-%m-%d %H:%M:%S UTC")
+        )
     }
 
     /// When the disposition of a lead whose clock started at `start` is due.
@@ -129,6 +185,55 @@ impl SlaPolicy {
             Sla::Disposition => self.disposition_clock,
         }
     }
+}
+
+/// A team's own first-touch terms from the rules file (`None`: the policy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TeamSla {
+    pub first_touch_seconds: Option<u32>,
+    pub first_touch_clock: Option<SlaClock>,
+}
+
+/// proto: `handoff.v1.FirstTouchClock`. The first-touch clock a decision started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstTouchClock {
+    #[serde(with = "proto_clock")]
+    pub clock: SlaClock,
+    pub started_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub summary: String,
+}
+
+/// `SlaClock` as proto's enum names it on the wire (`WALL`, `BUSINESS_HOURS`); the
+/// configuration spells it `wall`, `business_hours`.
+mod proto_clock {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::SlaClock;
+
+    pub fn serialize<S: Serializer>(clock: &SlaClock, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match clock {
+            SlaClock::Wall => "WALL",
+            SlaClock::BusinessHours => "BUSINESS_HOURS",
+        })
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SlaClock, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "WALL" => Ok(SlaClock::Wall),
+            "BUSINESS_HOURS" => Ok(SlaClock::BusinessHours),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["WALL", "BUSINESS_HOURS"],
+            )),
+        }
+    }
+}
+
+/// `300` -> "5m", `5400` -> "1h 30m": a window as the rules file would write it.
+fn window_words(seconds: u32) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(u64::from(seconds))).to_string()
 }
 
 fn due_on(
@@ -382,6 +487,70 @@ mod tests {
     }
 
     #[test]
+    fn a_team_clock_wins_over_the_policy_and_the_explanation_says_when_it_is_due() {
+        let a = weekdays("09:00-18:00");
+        let wall = SlaPolicy::default();
+        let friday_evening = at("2026-12-04T16:58:00Z");
+        let business = TeamSla {
+            first_touch_seconds: None,
+            first_touch_clock: Some(SlaClock::BusinessHours),
+        };
+        // The team's business-hours clock: due Monday 09:03 Berlin.
+        let clock = wall.first_touch(friday_evening, business, "ana", Some(&a));
+        assert_eq!(clock.due_at, at("2026-12-07T08:03:00Z"));
+        assert_eq!(clock.clock, SlaClock::BusinessHours);
+        assert_eq!(clock.started_at, friday_evening);
+        assert_eq!(
+            clock.summary,
+            "first touch due by 2026-12-07 08:03:00 UTC: 5m of ana's working hours, counted from the assignment"
+        );
+        assert_eq!(
+            wall.first_touch_due_at(friday_evening, business, Some(&a)),
+            clock.due_at
+        );
+        // A rep with no hours: every second counts, and the words say why.
+        let clock = wall.first_touch(
+            friday_evening,
+            business,
+            "bob",
+            Some(&Availability::always()),
+        );
+        assert_eq!(clock.due_at, friday_evening + TimeDelta::minutes(5));
+        assert!(
+            clock.summary.contains("bob has no working hours"),
+            "{}",
+            clock.summary
+        );
+        // A team on the wall clock under a business-hours policy.
+        let policy = SlaPolicy {
+            first_touch_clock: SlaClock::BusinessHours,
+            ..SlaPolicy::default()
+        };
+        let on_the_wall = TeamSla {
+            first_touch_seconds: Some(600),
+            first_touch_clock: Some(SlaClock::Wall),
+        };
+        let clock = policy.first_touch(friday_evening, on_the_wall, "ana", Some(&a));
+        assert_eq!(clock.due_at, friday_evening + TimeDelta::minutes(10));
+        assert!(
+            clock.summary.contains("10m on the wall clock"),
+            "{}",
+            clock.summary
+        );
+        // Serialized as proto names its enum.
+        let json = serde_json::to_value(&clock).unwrap_or_default();
+        assert_eq!(json["clock"], "WALL");
+        let back: FirstTouchClock = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, clock);
+        // A lead that waits: the wall clock from its arrival.
+        let words = policy.waiting_clock_words(on_the_wall, at("2026-12-04T23:10:00Z"));
+        assert_eq!(
+            words,
+            "first-touch clock running while it waits: 10m on the wall clock from its arrival, due by 2026-12-04 23:10:00 UTC (a breach is recorded then if it still waits)"
+        );
+    }
+
+    #[test]
     fn the_policy_picks_the_clock_per_sla() {
         let a = weekdays("09:00-18:00");
         let policy = SlaPolicy {
@@ -390,12 +559,12 @@ mod tests {
         };
         let friday_evening = at("2026-12-04T16:58:00Z");
         assert_eq!(
-            policy.first_touch_due_at(friday_evening, None, Some(&a)),
+            policy.first_touch_due_at(friday_evening, TeamSla::default(), Some(&a)),
             at("2026-12-07T08:03:00Z")
         );
         // An unknown rep (no availability): the wall clock.
         assert_eq!(
-            policy.first_touch_due_at(friday_evening, None, None),
+            policy.first_touch_due_at(friday_evening, TeamSla::default(), None),
             friday_evening + TimeDelta::minutes(5)
         );
         // The disposition clock is the wall's by default: 48 hours.

@@ -122,6 +122,12 @@ impl EscalationHandler {
             );
             let (assignment, assigned, outcome, reason_code, note) = match chosen {
                 Some((target, outcome, pick, capacity)) => {
+                    let clock = self.placer.sla.first_touch(
+                        now,
+                        routing.team_sla(target.as_str()),
+                        &pick.rep,
+                        routing.rep_availability(&pick.rep),
+                    );
                     let assignment = Assignment {
                         lead_id: breach.lead_id.clone(),
                         attempt: breach.attempt.saturating_add(1),
@@ -130,11 +136,7 @@ impl EscalationHandler {
                         capacity,
                         daily_cap: routing.rep_daily_cap(&pick.rep),
                         assigned_at: now,
-                        first_touch_due_at: self.placer.sla.first_touch_due_at(
-                            now,
-                            routing.first_touch_seconds(target.as_str()),
-                            routing.rep_availability(&pick.rep),
-                        ),
+                        first_touch_due_at: clock.due_at,
                         rotation_before: pick.rotation_before.clone(),
                         rotation_after: pick.rotation_after.clone(),
                         waited: None,
@@ -161,6 +163,7 @@ impl EscalationHandler {
                             skipped: pick.skipped,
                             rules_version: routing.version().to_owned(),
                             rules_not_matched: Vec::new(),
+                            first_touch: Some(clock),
                         },
                         source: current.source.clone(),
                         queue: None,

@@ -238,6 +238,12 @@ impl Placer {
                 return self.queue(rules, lead, score, decision, queue, trace).await;
             };
             let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
+            let clock = self.sla.first_touch(
+                now,
+                routing.team_sla(team.as_str()),
+                rep.as_str(),
+                routing.rep_availability(rep.as_str()),
+            );
             let assignment = Assignment {
                 lead_id: lead.id.clone(),
                 attempt: FIRST_ATTEMPT,
@@ -245,11 +251,7 @@ impl Placer {
                 daily_cap: routing.rep_daily_cap(rep.as_str()),
                 capacity,
                 assigned_at: now,
-                first_touch_due_at: self.sla.first_touch_due_at(
-                    now,
-                    routing.first_touch_seconds(team.as_str()),
-                    routing.rep_availability(rep.as_str()),
-                ),
+                first_touch_due_at: clock.due_at,
                 rep,
                 rotation_before: decision.rotation_before.clone(),
                 rotation_after: decision.rotation_after.clone(),
@@ -258,7 +260,9 @@ impl Placer {
                     since: w.since,
                 }),
             };
-            let event = assignment.event(lead, score.clone(), decision.explanation.clone());
+            let mut explanation = decision.explanation.clone();
+            explanation.first_touch = Some(clock);
+            let event = assignment.event(lead, score.clone(), explanation);
             let payload = encode("lead.assigned", &event)?;
             let sticky_seconds = routing.sticky_seconds();
             let day = now.format("%Y-%m-%d").to_string();
@@ -334,6 +338,18 @@ impl Placer {
         trace: &TraceParent,
     ) -> Result<Placed, PlaceError> {
         let team = decision.team.clone();
+        let team_sla = rules.routing.team_sla(decision.team_str());
+        let wait_due = self
+            .sla
+            .due_at(lead.received_at, team_sla.first_touch_seconds);
+        // The note is the explanation marketing and the lead's timeline see: it says the
+        // clock runs while the lead waits, and when it is due (a Friday-night lead queued
+        // until Monday breaches on Friday night, and the note says so).
+        let note = format!(
+            "{}; {}",
+            decision.explanation.reason,
+            self.sla.waiting_clock_words(team_sla, wait_due)
+        );
         let event = system_disposition(
             lead,
             score.clone(),
@@ -343,15 +359,11 @@ impl Placer {
             } else {
                 "no_rule_matched"
             },
-            decision.explanation.reason.clone(),
+            note,
             team.clone(),
             queue.clone(),
         );
         let stored_lead = encode("lead", lead)?;
-        let wait_due = self.sla.due_at(
-            lead.received_at,
-            rules.routing.first_touch_seconds(decision.team_str()),
-        );
         let parked = Parked::Waiting {
             queue: &queue,
             team: team.as_ref(),

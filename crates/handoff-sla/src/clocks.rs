@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use handoff_config::{RulesHandle, SlaSettings};
 use handoff_domain::events::LeadAssigned;
 use handoff_domain::routing::Availability;
-use handoff_domain::sla::{permille, reminder_at, DispositionStart, Sla, SlaPolicy};
+use handoff_domain::sla::{permille, reminder_at, DispositionStart, Sla, SlaClock, SlaPolicy};
 use handoff_domain::{RepId, TeamId};
 use handoff_store::{ClockPlan, Scheduled, Store, StoreError};
 
@@ -31,12 +31,11 @@ impl Clocks {
 
     fn reminders(
         &self,
-        sla: Sla,
+        clock: SlaClock,
         start: DateTime<Utc>,
         due: DateTime<Utc>,
         availability: Option<&Availability>,
     ) -> Vec<(u32, DateTime<Utc>)> {
-        let clock = self.policy.clock(sla);
         self.reminder_fractions
             .iter()
             .map(|f| {
@@ -62,7 +61,12 @@ impl Clocks {
             .disposition_due_at(start, team_seconds, availability);
         ClockPlan {
             due,
-            reminders: self.reminders(Sla::Disposition, start, due, availability),
+            reminders: self.reminders(
+                self.policy.clock(Sla::Disposition),
+                start,
+                due,
+                availability,
+            ),
         }
     }
 
@@ -85,15 +89,21 @@ impl Clocks {
         store: &Store,
         assigned: &LeadAssigned,
     ) -> Result<Scheduled, StoreError> {
-        let availability = {
+        // The team's own first-touch clock (rules file) counts the reminders as it counted
+        // the deadline.
+        let (availability, clock) = {
             let rules = self.rules.current();
-            rules
-                .routing
-                .rep_availability(assigned.rep_id.as_str())
-                .cloned()
+            (
+                rules
+                    .routing
+                    .rep_availability(assigned.rep_id.as_str())
+                    .cloned(),
+                self.policy
+                    .first_touch_clock(rules.routing.team_sla(assigned.team_id.as_str())),
+            )
         };
         let reminders = self.reminders(
-            Sla::FirstTouch,
+            clock,
             assigned.assigned_at,
             assigned.first_touch_due_at,
             availability.as_ref(),

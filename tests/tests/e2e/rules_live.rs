@@ -274,3 +274,97 @@ async fn a_returning_rep_takes_at_most_two_in_a_row_under_least_loaded() {
     );
     stack.stop().await.unwrap();
 }
+
+/// The explanation says what the first-touch clock does (issue 24, point 4) on the team's
+/// own clock from the rules file (point 15): an assignment says which clock counts and
+/// when the touch is due, the same time as the event's `first_touch_due_at`; a lead nobody
+/// can take says its clock runs while it waits, and until when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explanations_say_which_first_touch_clock_runs_and_when_it_is_due() {
+    let every_day = r#"working_hours = { mon = ["00:00-23:59"], tue = ["00:00-23:59"], wed = ["00:00-23:59"], thu = ["00:00-23:59"], fri = ["00:00-23:59"], sat = ["00:00-23:59"], sun = ["00:00-23:59"] }"#;
+    let rules = handoff_e2e::RULES
+        .replace(
+            "members = [\"a\", \"b\", \"c\", \"d\"]",
+            "members = [\"a\", \"b\", \"c\", \"d\"]\nfirst_touch_clock = \"business_hours\"",
+        )
+        .replacen(
+            "id = \"a\"\ncapacity = 100",
+            &format!("id = \"a\"\ncapacity = 100\n{every_day}"),
+            1,
+        );
+    let stack = Stack::start(StackOptions {
+        rules,
+        ..StackOptions::default()
+    })
+    .await;
+    let client = handoff_e2e::client();
+    let mut reader = stack.reader(EventKind::LeadAssigned);
+    let event = assign_one(&stack, &mut reader, &client, 31).await;
+    assert_eq!(event["rep_id"], "a", "{event}");
+    let clock = &event["explanation"]["first_touch"];
+    assert_eq!(clock["clock"], "BUSINESS_HOURS", "{event}");
+    assert_eq!(clock["due_at"], event["first_touch_due_at"]);
+    assert_eq!(clock["started_at"], event["assigned_at"]);
+    let summary = clock["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("of a's working hours, counted from the assignment"),
+        "{summary}"
+    );
+    // b has no hours: the business clock is the wall's, and the explanation says so.
+    let event = assign_one(&stack, &mut reader, &client, 32).await;
+    assert_eq!(event["rep_id"], "b", "{event}");
+    let summary = event["explanation"]["first_touch"]["summary"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        summary.contains("5m on the wall clock (b has no working hours in the rules)"),
+        "{summary}"
+    );
+
+    // Nobody can take the next lead: it waits, and says its clock is running.
+    for rep in ["a", "b", "c"] {
+        let response = client
+            .put(format!("{}/v1/reps/{rep}", stack.internal()))
+            .json(&json!({ "available": false }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    let (status, body) = post_json(
+        &client,
+        &format!("{}/v1/leads", stack.api()),
+        &qualified_lead(33),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["lead_id"].as_str().unwrap().to_owned();
+    let mut dispositions = stack.reader(EventKind::LeadDisposition);
+    let records = dispositions
+        .read_until(Duration::from_secs(30), "the queue decision", |r| {
+            r.iter()
+                .any(|r| r.header("ce_subject") == Some(id.as_str()))
+        })
+        .await;
+    let queued = records
+        .iter()
+        .find(|r| r.header("ce_subject") == Some(id.as_str()))
+        .unwrap()
+        .json();
+    assert_eq!(queued["outcome"], "OVERFLOWED", "{queued}");
+    let note = queued["note"].as_str().unwrap_or_default();
+    let view = stack.lead_view(&id).await;
+    let received: chrono::DateTime<chrono::Utc> = view["received_at"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|e| panic!("received_at in {view}: {e}"));
+    let due = (received + chrono::Duration::seconds(300)).format("%Y-%m-%d %H:%M:%S UTC");
+    assert!(
+        note.contains(&format!(
+            "first-touch clock running while it waits: 5m on the wall clock from its arrival, due by {due}"
+        )),
+        "{note}"
+    );
+    stack.stop().await.unwrap();
+}

@@ -128,6 +128,16 @@ impl Availability {
         })
     }
 
+    /// Whether anything limits when the rep works (hours, holidays, out-of-office): without,
+    /// a business-hours clock is the wall clock.
+    pub fn has_schedule(&self) -> bool {
+        *self
+            != Self {
+                time_zone: self.time_zone,
+                ..Self::always()
+            }
+    }
+
     /// `Ok` when the rep works at `now`; otherwise why not.
     pub fn check(&self, now: DateTime<Utc>) -> Result<(), Unavailable> {
         // Not `with_timezone`: at the ends of chrono's range (a simulation `--at` far away)

@@ -59,6 +59,10 @@ pub struct RoutingExplanation {
     pub rules_version: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules_not_matched: Vec<RuleMiss>,
+    /// The first-touch clock the assignment started (set by the router with the SLA
+    /// policy; the engine itself knows no clocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_touch: Option<crate::sla::FirstTouchClock>,
 }
 
 /// The first rule that matched a lead (or none), with the misses before it.
@@ -347,6 +351,7 @@ impl RoutingModel {
                             skipped: owner_skipped,
                             rules_version: self.version().to_owned(),
                             rules_not_matched: Vec::new(),
+                            first_touch: None,
                         },
                         // Owner routing takes no turn: the rotation stays where it is.
                         rotation_before: state.rotation.clone(),
@@ -419,6 +424,7 @@ impl RoutingModel {
                     skipped: Vec::new(),
                     rules_version: self.version().to_owned(),
                     rules_not_matched: Vec::new(),
+                    first_touch: None,
                 },
                 rotation_before: String::new(),
                 rotation_after: String::new(),
@@ -433,6 +439,7 @@ impl RoutingModel {
             skipped,
             rules_version: self.version().to_owned(),
             rules_not_matched: Vec::new(),
+            first_touch: None,
         };
         let state = states.get(&team.id).unwrap_or(&empty);
         let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);

@@ -96,6 +96,10 @@ pub struct TeamConfig {
     /// Overrides the SLA's default first-touch window for this team.
     #[serde(default)]
     pub first_touch_seconds: Option<u32>,
+    /// Overrides `sla.first_touch_clock` for this team: `"wall"` (every second counts) or
+    /// `"business_hours"` (only the assigned rep's working hours count).
+    #[serde(default)]
+    pub first_touch_clock: Option<crate::sla::SlaClock>,
     /// Overrides the SLA's default disposition window for this team.
     #[serde(default)]
     pub disposition_seconds: Option<u32>,
@@ -363,6 +367,7 @@ pub(crate) struct Team {
     pub members: Vec<String>,
     pub overflow_queue: String,
     pub first_touch_seconds: Option<u32>,
+    pub first_touch_clock: Option<crate::sla::SlaClock>,
     pub disposition_seconds: Option<u32>,
     pub webhook_url: Option<ChannelConfig>,
     pub manager_webhook_url: Option<ChannelConfig>,
@@ -569,6 +574,7 @@ impl RoutingModel {
                         .clone()
                         .unwrap_or_else(|| format!("{}-overflow", team.id)),
                     first_touch_seconds: team.first_touch_seconds,
+                    first_touch_clock: team.first_touch_clock,
                     disposition_seconds: team.disposition_seconds,
                     webhook_url: team.webhook_url.clone(),
                     manager_webhook_url: team.manager_webhook_url.clone(),
@@ -927,6 +933,17 @@ impl RoutingModel {
         self.teams
             .get(team)
             .map(|t| t.escalation.clone())
+            .unwrap_or_default()
+    }
+
+    /// A team's own first-touch terms (window and clock), as the SLA policy takes them.
+    pub fn team_sla(&self, team: &str) -> crate::sla::TeamSla {
+        self.teams
+            .get(team)
+            .map(|t| crate::sla::TeamSla {
+                first_touch_seconds: t.first_touch_seconds,
+                first_touch_clock: t.first_touch_clock,
+            })
             .unwrap_or_default()
     }
 

@@ -522,7 +522,8 @@ impl<'a> Replay<'a> {
                     pending.received_at,
                     rules
                         .routing
-                        .first_touch_seconds(team.map_or("", TeamId::as_str)),
+                        .team_sla(team.map_or("", TeamId::as_str))
+                        .first_touch_seconds,
                 );
                 store
                     .record_decision(
