@@ -58,7 +58,7 @@ fn contract() -> &'static Contract {
 #[derive(Debug, Clone)]
 enum Emitted {
     LeadCreated(Lead),
-    LeadAssigned(LeadAssigned),
+    LeadAssigned(Box<LeadAssigned>),
     SlaBreached(SlaBreached),
     SlaReminder(SlaReminder),
     LeadDisposition(LeadDisposition),
@@ -621,7 +621,9 @@ fn rep_overrides(full: bool) -> BoxedStrategy<RepOverrides> {
 fn events_of(kind: EventKind, full: bool) -> BoxedStrategy<Emitted> {
     match kind {
         EventKind::LeadCreated => lead(full).prop_map(Emitted::LeadCreated).boxed(),
-        EventKind::LeadAssigned => lead_assigned(full).prop_map(Emitted::LeadAssigned).boxed(),
+        EventKind::LeadAssigned => lead_assigned(full)
+            .prop_map(|e| Emitted::LeadAssigned(Box::new(e)))
+            .boxed(),
         EventKind::SlaBreached => sla_breached(full).prop_map(Emitted::SlaBreached).boxed(),
         EventKind::SlaReminder => sla_reminder(full).prop_map(Emitted::SlaReminder).boxed(),
         EventKind::LeadDisposition => lead_disposition(full)

@@ -432,22 +432,37 @@ impl RoutingModel {
                 joins: None,
             };
         };
-        let explanation = |reason: String, skipped: Vec<SkippedRep>| RoutingExplanation {
-            rule: rule.name.clone(),
-            strategy: rule.strategy.as_str().to_owned(),
-            reason,
-            skipped,
-            rules_version: self.version().to_owned(),
-            rules_not_matched: Vec::new(),
-            first_touch: None,
-        };
+        let explanation =
+            |strategy: &str, reason: String, skipped: Vec<SkippedRep>| RoutingExplanation {
+                rule: rule.name.clone(),
+                strategy: strategy.to_owned(),
+                reason,
+                skipped,
+                rules_version: self.version().to_owned(),
+                rules_not_matched: Vec::new(),
+                first_touch: None,
+            };
         let state = states.get(&team.id).unwrap_or(&empty);
-        let primary = strategy::pick(rule.strategy, self, team, state, now, &[]);
+        let (primary, strategy) = match &rule.rep {
+            Some(rep) => (
+                strategy::named(self, &rule.name, rep, state, now),
+                NAMED_REP,
+            ),
+            None => (
+                strategy::pick(rule.strategy, self, team, state, now, &[]),
+                rule.strategy.as_str(),
+            ),
+        };
+        // Who could not take it, in words: the named rep, or the team.
+        let nobody = match &rule.rep {
+            Some(rep) => format!("{rep} cannot take it"),
+            None => format!("no eligible rep in team {}", team.id),
+        };
         if let Some(rep) = primary.rep {
             return RoutingDecision {
                 team: Some(TeamId::from(team.id.as_str())),
                 placement: Placement::Rep(RepId::from(rep)),
-                explanation: explanation(primary.reason, primary.skipped),
+                explanation: explanation(strategy, primary.reason, primary.skipped),
                 rotation_before: state.rotation.clone(),
                 rotation_after: primary.rotation_after,
                 missed_rules: matched.missed,
@@ -465,10 +480,8 @@ impl RoutingModel {
                     team: Some(TeamId::from(fallback.id.as_str())),
                     placement: Placement::Rep(RepId::from(rep)),
                     explanation: explanation(
-                        format!(
-                            "no eligible rep in team {}; fallback team {}: {}",
-                            team.id, fallback.id, pick.reason
-                        ),
+                        rule.strategy.as_str(),
+                        format!("{nobody}; fallback team {}: {}", fallback.id, pick.reason),
                         skipped,
                     ),
                     rotation_before: fallback_state.rotation.clone(),
@@ -478,19 +491,23 @@ impl RoutingModel {
                 };
             }
         }
+        let queue = rule.queue.as_deref().unwrap_or(&team.overflow_queue);
         RoutingDecision {
             team: Some(TeamId::from(team.id.as_str())),
-            placement: Placement::Queue(QueueName::from(team.overflow_queue.as_str())),
+            placement: Placement::Queue(QueueName::from(queue)),
             explanation: explanation(
+                strategy,
                 match fallback {
                     Some(fallback) => format!(
-                        "no eligible rep in team {} nor in its fallback team {}; queued in {}",
-                        team.id, fallback.id, team.overflow_queue
+                        "{nobody} nor {} its fallback team {}; queued in {queue}",
+                        if rule.rep.is_some() {
+                            "anyone in"
+                        } else {
+                            "in"
+                        },
+                        fallback.id,
                     ),
-                    None => format!(
-                        "no eligible rep in team {}; queued in {}",
-                        team.id, team.overflow_queue
-                    ),
+                    None => format!("{nobody}; queued in {queue}"),
                 },
                 skipped,
             ),
@@ -501,6 +518,9 @@ impl RoutingModel {
         }
     }
 }
+
+/// The strategy an explanation names for a rule routing to one named rep.
+pub const NAMED_REP: &str = "named_rep";
 
 /// One entry per rep, the first kept: a rep skipped as owner (with the why) and again in
 /// their team, or in a team and its fallback, is one rep passed over, not two.

@@ -333,10 +333,17 @@ impl StrategyKind {
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub name: String,
-    pub team: String,
+    /// The team the rule routes to (one of `team` and `rep`).
+    #[serde(default)]
+    pub team: Option<String>,
+    /// One named rep the rule routes to, instead of a team: the lead is theirs when they
+    /// can take it; otherwise `fallback`, then their (first) team's overflow queue, where it
+    /// waits for them (queue `<rep>-waiting`). It counts in their first team.
+    #[serde(default)]
+    pub rep: Option<String>,
     #[serde(default)]
     pub strategy: StrategyKind,
-    /// Where leads go when nobody in `team` is eligible (before the overflow queue).
+    /// Where leads go when nobody in `team` (or `rep`) is eligible (before the overflow queue).
     #[serde(default)]
     pub fallback: Option<String>,
     /// Omitted: the rule matches every lead (a catch-all).
@@ -390,7 +397,13 @@ pub(crate) struct Rep {
 #[derive(Debug, Clone)]
 pub(crate) struct Rule {
     pub name: String,
+    /// The team routed to; for a rule naming one rep, the rep's first team.
     pub team: String,
+    /// The one rep the rule routes to, if it names one.
+    pub rep: Option<String>,
+    /// Where a lead of a rule naming one rep waits for them (`<rep>-waiting`): a queue of its
+    /// own, so leads waiting for one rep never hold up their team's overflow queue.
+    pub queue: Option<String>,
     pub strategy: StrategyKind,
     pub fallback: Option<String>,
     pub condition: Condition,
@@ -622,17 +635,56 @@ impl RoutingModel {
         let mut rules: Vec<Rule> = Vec::new();
         // Warnings found while reading (kept for `warnings`).
         let mut notes: Vec<ModelWarning> = Vec::new();
-        for (i, rule) in config.rules.iter().enumerate() {
-            if !teams.contains_key(&rule.team) {
-                error(
-                    format!("{}.team", entry("rules", i, &rule.name)),
-                    format!(
-                        "unknown team `{}`, expected one of {}",
-                        rule.team,
-                        team_ids.join(", ")
-                    ),
-                );
+        let mut home_team = BTreeMap::new();
+        for team in &config.teams {
+            for member in &team.members {
+                home_team
+                    .entry(member.clone())
+                    .or_insert_with(|| team.id.clone());
             }
+        }
+        for (i, rule) in config.rules.iter().enumerate() {
+            let team = match (&rule.team, &rule.rep) {
+                (Some(team), None) => {
+                    if !teams.contains_key(team) {
+                        error(
+                            format!("{}.team", entry("rules", i, &rule.name)),
+                            format!(
+                                "unknown team `{team}`, expected one of {}",
+                                team_ids.join(", ")
+                            ),
+                        );
+                    }
+                    team.clone()
+                }
+                (None, Some(rep)) => match home_team.get(rep) {
+                    Some(team) => team.clone(),
+                    None => {
+                        error(
+                            format!("{}.rep", entry("rules", i, &rule.name)),
+                            format!(
+                                "`{rep}` is not a rep of any team, expected one of {}",
+                                home_team.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        );
+                        String::new()
+                    }
+                },
+                (Some(_), Some(_)) => {
+                    error(
+                        entry("rules", i, &rule.name),
+                        "set `team` or `rep`, not both".to_owned(),
+                    );
+                    String::new()
+                }
+                (None, None) => {
+                    error(
+                        entry("rules", i, &rule.name),
+                        "missing `team` (or `rep`): where the rule routes to".to_owned(),
+                    );
+                    String::new()
+                }
+            };
             if let Some(fallback) = &rule.fallback {
                 if !teams.contains_key(fallback) {
                     error(
@@ -642,7 +694,7 @@ impl RoutingModel {
                             team_ids.join(", ")
                         ),
                     );
-                } else if *fallback == rule.team {
+                } else if *fallback == team && rule.rep.is_none() {
                     error(
                         format!("{}.fallback", entry("rules", i, &rule.name)),
                         "a team cannot be its own fallback".to_owned(),
@@ -665,7 +717,9 @@ impl RoutingModel {
                     }
                     rules.push(Rule {
                         name: rule.name.clone(),
-                        team: rule.team.clone(),
+                        team,
+                        rep: rule.rep.clone(),
+                        queue: rule.rep.as_ref().map(|rep| format!("{rep}-waiting")),
                         strategy: rule.strategy,
                         fallback: rule.fallback.clone(),
                         condition,
@@ -675,14 +729,6 @@ impl RoutingModel {
             }
         }
 
-        let mut home_team = BTreeMap::new();
-        for team in &config.teams {
-            for member in &team.members {
-                home_team
-                    .entry(member.clone())
-                    .or_insert_with(|| team.id.clone());
-            }
-        }
         let mut accounts = BTreeMap::new();
         for (i, account) in config.accounts.iter().enumerate() {
             if !home_team.contains_key(&account.owner) {
@@ -880,6 +926,7 @@ impl RoutingModel {
     pub fn queue_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = std::iter::once(self.unrouted_queue.as_str())
             .chain(self.teams.values().map(|t| t.overflow_queue.as_str()))
+            .chain(self.rules.iter().filter_map(|r| r.queue.as_deref()))
             .collect();
         names.sort_unstable();
         names.dedup();

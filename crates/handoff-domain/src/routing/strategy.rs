@@ -222,6 +222,34 @@ pub(super) fn pick(
     }
 }
 
+/// A rule naming one rep: theirs when they can take it (no turn is taken: the team's
+/// rotation stays), otherwise nobody, with why.
+pub(super) fn named(
+    model: &RoutingModel,
+    rule: &str,
+    rep: &str,
+    state: &TeamState,
+    now: DateTime<Utc>,
+) -> Pick {
+    match ineligibility(model, rep, state.reps.get(rep), now) {
+        None => Pick {
+            rep: Some(rep.to_owned()),
+            reason: format!("rule {rule} routes to {rep}"),
+            skipped: Vec::new(),
+            rotation_after: state.rotation.clone(),
+        },
+        Some(why) => Pick {
+            rep: None,
+            reason: String::new(),
+            skipped: vec![SkippedRep {
+                rep_id: rep.to_owned(),
+                reason: why.to_owned(),
+            }],
+            rotation_after: state.rotation.clone(),
+        },
+    }
+}
+
 /// Where round-robin order starts: after the last rep, or at their successor if they
 /// left the roster. A weighted rotation (credits) has no `|` and starts at the top.
 fn turn_start(members: &[String], rotation: &str) -> usize {

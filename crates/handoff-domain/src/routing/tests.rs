@@ -1124,3 +1124,86 @@ fn a_fallback_team_tried_with_nobody_is_named_in_the_queue_reason() {
         "no eligible rep in team t nor in its fallback team f; queued in t-overflow"
     );
 }
+
+#[test]
+fn a_rule_can_route_to_one_named_rep_then_its_fallback_then_a_queue_of_its_own() {
+    let config = |fallback: Option<&str>| {
+        let mut rule = json!({"name": "vip", "rep": "b"});
+        if let Some(fallback) = fallback {
+            rule["fallback"] = json!(fallback);
+        }
+        model(json!({
+            "teams": [{"id": "t", "members": ["a", "b"]}, {"id": "f", "members": ["z"]}],
+            "reps": [{"id": "a", "capacity": 5}, {"id": "b", "capacity": 1}, {"id": "z", "capacity": 5}],
+            "rules": [rule]
+        }))
+    };
+    let m = config(Some("f"));
+    let mut states = BTreeMap::new();
+    // b takes it, takes no turn of team t, and the lead counts in b's team.
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert_eq!(decision.placement, Placement::Rep(RepId::from("b")));
+    assert_eq!(decision.team, Some(TeamId::from("t")));
+    assert_eq!(decision.explanation.strategy, "named_rep");
+    assert_eq!(decision.explanation.reason, "rule vip routes to b");
+    assert_eq!(decision.rotation_after, decision.rotation_before);
+    // b full (capacity 1): never a, but the fallback team.
+    assert_eq!(run(&m, &mut states, 2), ["b", "z"]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert!(
+        decision
+            .explanation
+            .reason
+            .starts_with("b cannot take it; fallback team f:"),
+        "{}",
+        decision.explanation.reason
+    );
+    assert_eq!(decision.explanation.skipped[0].rep_id, "b");
+    assert_eq!(decision.explanation.skipped[0].reason, "at_capacity");
+    // No fallback: the lead waits for b in a queue of its own, which is drained.
+    let m = config(None);
+    let mut states = BTreeMap::new();
+    assert_eq!(run(&m, &mut states, 2), ["b", "-"]);
+    let decision = m.choose(m.match_rule(&lead(), &score()), &states, now());
+    assert_eq!(decision.placement, Placement::Queue("b-waiting".into()));
+    assert_eq!(
+        decision.explanation.reason,
+        "b cannot take it; queued in b-waiting"
+    );
+    assert!(m.queue_names().contains(&"b-waiting"));
+}
+
+#[test]
+fn a_rule_names_a_team_or_a_rep_of_a_team_never_both_nor_neither() {
+    for (rule, key, words) in [
+        (
+            json!({"name": "r", "team": "t", "rep": "a"}),
+            "rules[r]",
+            "not both",
+        ),
+        (
+            json!({"name": "r"}),
+            "rules[r]",
+            "missing `team` (or `rep`)",
+        ),
+        (
+            json!({"name": "r", "rep": "loner"}),
+            "rules[r].rep",
+            "`loner` is not a rep of any team",
+        ),
+    ] {
+        let config: RoutingConfig = serde_json::from_value(json!({
+            "teams": [{"id": "t", "members": ["a"]}],
+            "reps": [{"id": "a", "capacity": 1}, {"id": "loner", "capacity": 1}],
+            "rules": [rule]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let errors = RoutingModel::new(config, "v").err().unwrap_or_default();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.key == key && e.message.contains(words)),
+            "{errors:?}"
+        );
+    }
+}

@@ -1005,3 +1005,32 @@ fn a_rep_back_from_leave_catches_up_as_the_team_policy_says() {
     let full = picks(Some("full"));
     assert_eq!(streak(&full), 10, "{full:?}");
 }
+
+/// A rule naming one rep in a replay: the lead waits for them in its own queue while they
+/// are away, and is theirs when they come back (the rest of the team never takes it).
+#[test]
+fn a_lead_for_one_named_rep_waits_for_them() {
+    let model = routing(json!({
+        "sticky_days": 0,
+        "teams": [{"id": "emea", "members": ["ana", "bruno"]}],
+        "reps": [{"id": "ana", "capacity": 5}, {"id": "bruno", "capacity": 5}],
+        "rules": [{"name": "vip", "rep": "ana"}],
+    }));
+    let lines = [
+        r#"{"roster": {"rep": "ana", "available": false}, "at": "2026-11-30T08:00:00Z"}"#
+            .to_owned(),
+        lead_line("waits", Some("2026-11-30T09:00:00Z")),
+        r#"{"roster": {"rep": "ana", "available": null}, "at": "2026-11-30T10:00:00Z"}"#.to_owned(),
+    ];
+    let report = run(&model, &lines, None);
+    let first = report
+        .lead("waits")
+        .and_then(|l| l.decision.explanation.clone())
+        .map(|e| e.reason)
+        .unwrap_or_default();
+    assert_eq!(first, "ana cannot take it; queued in ana-waiting");
+    assert_eq!(
+        assigned(&report, "waits"),
+        Some(("ana".to_owned(), at("2026-11-30T10:00:00Z")))
+    );
+}
