@@ -115,6 +115,7 @@ pub async fn publish_routed_leads(producer: &EventProducer, leads: usize) -> any
             queue: None,
             queued_at: None,
             lead: None,
+            joins: None,
         };
         acks.push(
             producer

@@ -432,7 +432,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
         explanation(full),
         source(full),
         (id::<QueueName>(full), maybe(time(), full)),
-        maybe(lead_summary(full), full),
+        (maybe(lead_summary(full), full), id::<LeadId>(full)),
     )
         .prop_map(
             |(
@@ -445,7 +445,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 explanation,
                 source,
                 (queue, queued_at),
-                lead,
+                (lead, joins),
             )| LeadAssigned {
                 lead_id: LeadId::from(lead_id),
                 attempt,
@@ -460,6 +460,7 @@ fn lead_assigned(full: bool) -> BoxedStrategy<LeadAssigned> {
                 queue,
                 queued_at,
                 lead,
+                joins,
             },
         )
         .boxed()

@@ -32,6 +32,9 @@ pub struct Assignment {
     pub rotation_after: String,
     /// Set when the lead waited in a queue before this assignment.
     pub waited: Option<QueueWait>,
+    /// A sticky repeat of the contact's lead still open with the rep: the lead it joins.
+    /// It takes no unit of capacity or of the daily cap, when committed and when adopted.
+    pub joins: Option<LeadId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,7 @@ impl Assignment {
             queue: self.waited.as_ref().map(|w| w.queue.clone()),
             queued_at: self.waited.as_ref().map(|w| w.since),
             lead: Some(crate::events::LeadSummary::of(lead)),
+            joins: self.joins.clone(),
         }
     }
 
@@ -83,6 +87,7 @@ impl Assignment {
                 queue,
                 since: event.queued_at.unwrap_or(event.received_at),
             }),
+            joins: event.joins.clone(),
         }
     }
 

@@ -110,6 +110,10 @@ pub struct LeadAssigned {
     /// from before it existed and from producers that do not know the lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead: Option<LeadSummary>,
+    /// A sticky repeat's open lead with the same rep, which this one joins: it takes no
+    /// capacity (see assignment.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joins: Option<LeadId>,
 }
 
 /// proto: `handoff.v1.LeadSummary`. What a rep needs to act on a lead, copied from the lead

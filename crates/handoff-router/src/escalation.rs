@@ -140,6 +140,8 @@ impl EscalationHandler {
                         rotation_before: pick.rotation_before.clone(),
                         rotation_after: pick.rotation_after.clone(),
                         waited: None,
+                        // The new rep takes a unit of capacity, whatever the lead joined.
+                        joins: None,
                     };
                     let (rule, how) = if outcome == Outcome::Reassigned {
                         ("reassignment", format!("reassigned within team {target}"))
@@ -169,6 +171,7 @@ impl EscalationHandler {
                         queue: None,
                         queued_at: None,
                         lead: current.lead.clone(),
+                        joins: None,
                     };
                     let code = if outcome == Outcome::Reassigned {
                         "first_touch_missed"

@@ -17,7 +17,7 @@ use handoff_domain::privacy::mask_email;
 use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel, TeamState};
 use handoff_domain::scoring::Score;
 use handoff_domain::sla::SlaPolicy;
-use handoff_domain::{Lead, QueueName, TeamId, Transience};
+use handoff_domain::{Lead, LeadId, QueueName, TeamId, Transience};
 use handoff_kafka::TraceParent;
 use handoff_store::{
     AssignOutcome, CommitContext, ContactOwner, DecideOutcome, FromQueue, Parked, RecordedDecision,
@@ -259,6 +259,7 @@ impl Placer {
                     queue: w.queue.clone(),
                     since: w.since,
                 }),
+                joins: decision.joins.clone().map(LeadId::from),
             };
             let mut explanation = decision.explanation.clone();
             explanation.first_touch = Some(clock);
@@ -277,7 +278,6 @@ impl Placer {
                 retention_seconds: self.retention.as_secs(),
                 now,
                 trace: &trace,
-                joins: decision.joins.as_deref(),
             };
             let from_queue = waited.map(|w| FromQueue { queue: &w.queue });
             match self

@@ -168,15 +168,13 @@ pub struct CommitContext<'a> {
     /// The W3C `traceparent` of the assignment's event: the lead's later events (its
     /// breach, a reassignment) continue that trace.
     pub trace: &'a str,
-    /// A sticky repeat: the contact's earlier lead, still open with the same rep, that
-    /// this one joins. Committed only while that lead is still open with the rep; it then
-    /// takes no capacity and no daily-cap unit (`Conflict` when it is no longer open).
-    pub joins: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct AssignArgs<'a> {
-    /// '' or the lead this one joins (see [`CommitContext::joins`]).
+    /// '' or the lead this one joins (`Assignment::joins`): committed only while that lead
+    /// is still open with the rep; it then takes no capacity and no daily-cap unit
+    /// (`Conflict` when it is no longer open).
     joins: &'a str,
     trace: &'a str,
     lead_id: &'a str,
@@ -266,6 +264,8 @@ impl std::fmt::Debug for DispositionClock<'_> {
 
 #[derive(Serialize)]
 struct AdoptArgs<'a> {
+    /// '' or the lead this one joins: adopted without a unit of capacity.
+    joins: &'a str,
     lead_id: &'a str,
     team: &'a str,
     rep: &'a str,
@@ -400,7 +400,7 @@ impl Store {
                     .map_err(|e| StoreError::Encode(e.to_string()))?,
             );
         let payload = AssignArgs {
-            joins: context.joins.unwrap_or(""),
+            joins: assignment.joins.as_ref().map_or("", LeadId::as_str),
             trace: context.trace,
             lead_id,
             team: assignment.team.as_str(),
@@ -659,6 +659,7 @@ impl Store {
         for _ in 0..MOVED_RETRIES {
             let (previous_rep, queue) = self.rep_and_queue(id).await?;
             let payload = AdoptArgs {
+                joins: assignment.joins.as_ref().map_or("", LeadId::as_str),
                 lead_id: id,
                 team: assignment.team.as_str(),
                 rep: assignment.rep.as_str(),

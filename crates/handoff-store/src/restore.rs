@@ -41,12 +41,15 @@ impl Store {
         &self,
         email: &str,
         rep: &RepId,
+        holding: &LeadId,
         ttl_seconds: u64,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection();
+        // `rep|lead` as assign.lua writes it: the lead holding the rep's capacity, which a
+        // repeat joins while it is open.
         let _: () = redis::cmd("SET")
             .arg(self.keys.contact_owner(email))
-            .arg(rep.as_str())
+            .arg(format!("{}|{}", rep.as_str(), holding.as_str()))
             .arg("EX")
             .arg(ttl_seconds.max(1))
             .query_async(&mut connection)

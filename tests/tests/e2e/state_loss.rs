@@ -686,3 +686,36 @@ async fn lost_single_deadline_and_capacity_entries_are_repaired_by_the_reconcile
     );
     traffic.await.unwrap();
 }
+
+/// A sticky repeat that joined the contact's open lead took no capacity; rebuilt from the
+/// log after Redis forgot, it still takes none (`lead.assigned` says which lead it joins).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_sticky_repeat_holds_no_capacity_after_a_rebuild() {
+    let (mut redis, redis_client, stack) = stack_on_own_redis(true).await;
+    let first = post_until_accepted(&stack, 7, "first").await;
+    until_decided(&redis_client, &stack, std::slice::from_ref(&first)).await;
+    let repeat = post_until_accepted(&stack, 7, "repeat").await;
+    until_decided(&redis_client, &stack, std::slice::from_ref(&repeat)).await;
+    let rep = stored(&redis_client, &stack, &first).await["rep"].clone();
+    let joined = stored(&redis_client, &stack, &repeat).await;
+    assert_eq!(joined["rep"], rep);
+    assert_eq!(joined.get("joins"), Some(&first));
+    assert_eq!(stack.open_leads(&rep).await, 1);
+
+    redis.restart().await;
+    until_lost_and_rebuilt(&stack).await;
+    until_decided(&redis_client, &stack, &[first.clone(), repeat.clone()]).await;
+    let joined = stored(&redis_client, &stack, &repeat).await;
+    assert_eq!(joined.get("joins"), Some(&first), "{joined:?}");
+    assert_eq!(stack.open_leads(&rep).await, 1);
+    // The rebuilt sticky mark still names the lead holding the capacity: a third submission
+    // joins it too.
+    let third = post_until_accepted(&stack, 7, "third").await;
+    until_decided(&redis_client, &stack, std::slice::from_ref(&third)).await;
+    let joined = stored(&redis_client, &stack, &third).await;
+    assert_eq!(
+        (joined["rep"].as_str(), joined.get("joins")),
+        (rep.as_str(), Some(&first))
+    );
+    assert_eq!(stack.open_leads(&rep).await, 1);
+}

@@ -34,7 +34,11 @@ local new_state = 'assigned'
 if touched then
   new_state = 'touched'
 end
-if (not touched) or a.release == 'close' then
+if a.joins ~= '' then
+  -- A sticky repeat joining the contact's open lead: never counted in the rep's open
+  -- leads (as assign.lua commits it; fix_open.lua reads this too).
+  redis.call('HSET', KEYS[1], 'joins', a.joins)
+elseif (not touched) or a.release == 'close' then
   redis.call('ZADD', KEYS[3], a.open_until_ms, a.lead_id)
 end
 if not touched then

@@ -453,8 +453,9 @@ impl<'a> Replay<'a> {
             return Ok(());
         }
         report.assignments += 1;
-        // Daily counts are kept two days (assign.lua).
-        if (self.now - assigned.assigned_at) < chrono::Duration::days(2) {
+        // Daily counts are kept two days (assign.lua); a joining repeat takes no unit.
+        if (self.now - assigned.assigned_at) < chrono::Duration::days(2) && assigned.joins.is_none()
+        {
             let day = assigned.assigned_at.format("%Y-%m-%d").to_string();
             store.restore_assigned_on(&day, &assigned.rep_id).await?;
         }
@@ -470,7 +471,12 @@ impl<'a> Replay<'a> {
         let left = sticky_seconds - (self.now - assigned.assigned_at).num_seconds();
         if let (Some(email), true) = (pending.and_then(|p| p.email), left > 0) {
             store
-                .restore_contact_owner(&email, &assigned.rep_id, u64::try_from(left).unwrap_or(1))
+                .restore_contact_owner(
+                    &email,
+                    &assigned.rep_id,
+                    assigned.joins.as_ref().unwrap_or(&assigned.lead_id),
+                    u64::try_from(left).unwrap_or(1),
+                )
                 .await?;
         }
         Ok(())

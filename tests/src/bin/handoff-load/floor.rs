@@ -172,6 +172,7 @@ pub async fn commit_script(
                 rotation_before: String::new(),
                 rotation_after: String::new(),
                 waited: None,
+                joins: None,
             };
             let context = CommitContext {
                 event: &event,
@@ -182,7 +183,6 @@ pub async fn commit_script(
                 retention_seconds: 86_400,
                 now,
                 trace: "",
-                joins: None,
             };
             let started = Instant::now();
             let outcome = store.commit_assignment(&assignment, &context, None).await?;
