@@ -233,3 +233,20 @@ fn commands_that_read_no_configuration_refuse_an_explicit_one() {
     );
     assert!(output.status.success(), "{}", text(&output).1);
 }
+
+/// An operator tool that cannot reach Redis says where it tried, without the password
+/// the URL carries (error output ends up in CI logs and tickets).
+#[test]
+fn a_state_command_that_cannot_reach_redis_never_prints_its_password() {
+    let dir = folder("redis-password");
+    let path = config(&dir, "");
+    // Nothing listens on port 1.
+    let output = handoff(
+        &["state", "reconcile", "--config", path.to_str().unwrap()],
+        &[("HANDOFF_REDIS_URL", "redis://:hunter2-secret@127.0.0.1:1")],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot reach Redis at"), "{stderr}");
+    assert!(!stderr.contains("hunter2-secret"), "{stderr}");
+}

@@ -20,7 +20,12 @@ pub async fn reconcile(loaded: &LoadedConfig) -> anyhow::Result<ReconcileReport>
     let settings = &loaded.settings;
     let store = Store::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
-        .with_context(|| format!("cannot reach Redis at {}", settings.redis.url))?;
+        .with_context(|| {
+            format!(
+                "cannot reach Redis at {}",
+                crate::services::redact_url(&settings.redis.url)
+            )
+        })?;
     let retention = Duration::from_secs(u64::from(settings.redis.lead_retention_days) * 86_400);
     let report = store
         .reconcile(
