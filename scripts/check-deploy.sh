@@ -87,6 +87,13 @@ fi
 if ! command -v kubectl >/dev/null 2>&1; then
   fail k8s-render "kubectl not found (its built-in kustomize renders the overlays)"
 else
+  # The dev overlay reads the signing secret a developer makes once (README); a random one
+  # for the render when this checkout has none, removed afterwards.
+  dev_signing=deploy/k8s/overlays/dev/signing.env
+  if [ ! -f "$dev_signing" ]; then
+    printf 'notifier-signing-secret=%s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$dev_signing"
+    trap 'rm -f "$dev_signing"' EXIT
+  fi
   for overlay in "${OVERLAYS[@]}"; do
     rendered=$work/k8s-$overlay.yaml
     if ! kubectl kustomize "deploy/k8s/overlays/$overlay" >"$rendered" 2>"$work/kustomize-$overlay.log"; then

@@ -7,6 +7,7 @@ number of failures.
 Each schema check first proves it is not vacuous: a copy with an unknown field must fail.
 """
 
+import base64
 import copy
 import json
 import re
@@ -220,6 +221,14 @@ def k8s_contents(docs):
                 problems.append(f"{where}: envFrom ConfigMap {ref['name']} is not rendered")
         if role == "notifier" and "HANDOFF_NOTIFIER_SIGNING_SECRET" not in env:
             problems.append(f"{where}: no signing secret")
+        # A signing secret the manifests carry must be one the notifier starts with
+        # (settings.rs check_signing_secret: 32 bytes at least, never a published sample).
+        ref = env.get("HANDOFF_NOTIFIER_SIGNING_SECRET", {}).get("valueFrom", {}).get("secretKeyRef")
+        if ref and ref["name"] in secrets:
+            encoded = secrets[ref["name"]].get("data", {}).get(ref["key"])
+            value = base64.b64decode(encoded) if encoded else b""
+            if encoded and (len(value) < 32 or value == b"dev-only-secret"):
+                problems.append(f"{where}: the rendered signing secret would be refused by the notifier ({len(value)} bytes or a sample)")
         # Only the router rebuilds a lost Redis state: its memory limit is sized for the
         # rebuild (docs/operations.md, "Memory"). The container's env wins over envFrom.
         rebuild = env.get("HANDOFF_STATE_AUTO_REBUILD", {}).get("value")
