@@ -30,6 +30,9 @@ pub struct DateRangeSpec {
     pub to: String,
 }
 
+/// An out-of-office period: from the first instant (included) to the second (excluded).
+pub type Period = (DateTime<Utc>, DateTime<Utc>);
+
 /// Seconds in a day: shift bounds are seconds after the local midnight of the day the shift
 /// starts, so an overnight shift ends after this.
 const DAY: u32 = 86_400;
@@ -119,10 +122,7 @@ impl DateRangeSpec {
     /// The instants the entry covers, `from` included and `to` excluded, with local dates
     /// and date-times read in `zone`. The error names the key (`from`, `to`, or `""` for
     /// the entry) and what is wrong.
-    pub fn resolve(
-        &self,
-        zone: Tz,
-    ) -> Result<(DateTime<Utc>, DateTime<Utc>), (&'static str, String)> {
+    pub fn resolve(&self, zone: Tz) -> Result<Period, (&'static str, String)> {
         let out_of_range = |value: &str| format!("`{value}` is out of range");
         let from = parse_bound(&self.from).map_err(|m| ("from", m))?;
         let to = parse_bound(&self.to).map_err(|m| ("to", m))?;
@@ -166,8 +166,7 @@ pub struct Availability {
     /// `None`: no schedule, always working.
     weekly: Option<WeeklySchedule>,
     holidays: Vec<NaiveDate>,
-    /// Away from the first instant (included) to the second (excluded).
-    out_of_office: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    out_of_office: Vec<Period>,
 }
 
 /// Why a rep is not available now.
@@ -206,7 +205,7 @@ impl Availability {
         time_zone: Tz,
         weekly: Option<WeeklySchedule>,
         holidays: Vec<NaiveDate>,
-        out_of_office: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+        out_of_office: Vec<Period>,
     ) -> Self {
         Self {
             time_zone,
@@ -364,7 +363,7 @@ impl Availability {
 pub fn parse_out_of_office(
     entries: &[DateRangeSpec],
     zone: Tz,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, (String, String)> {
+) -> Result<Vec<Period>, (String, String)> {
     entries
         .iter()
         .enumerate()
