@@ -486,6 +486,65 @@ mod tests {
         );
     }
 
+    /// Issue 24 (7, 13): a shift past midnight counts on both sides of it, a holiday
+    /// cancels the shift that starts on it, and an afternoon off stops the clock for
+    /// exactly that afternoon.
+    #[test]
+    fn overnight_shifts_and_partial_days_off_count_to_the_second() {
+        let night = hours(
+            "Europe/Berlin",
+            &["mon", "tue", "wed", "thu", "fri"],
+            "22:00-06:00",
+            &["2026-12-24"],
+        );
+        // Monday 23:58 Berlin: across midnight on the wall clock.
+        assert_eq!(
+            business_due(at("2026-12-07T22:58:00Z"), TimeDelta::minutes(5), &night),
+            at("2026-12-07T23:03:00Z")
+        );
+        // Tuesday 05:58, in Monday's shift: 2 minutes, then 3 from Tuesday 22:00.
+        assert_eq!(
+            business_due(at("2026-12-08T04:58:00Z"), TimeDelta::minutes(5), &night),
+            at("2026-12-08T21:03:00Z")
+        );
+        // Thursday 24th 05:58, in Wednesday's shift; Thursday's shift is a holiday's, so
+        // the rest counts from Friday 22:00.
+        assert_eq!(
+            business_due(at("2026-12-24T04:58:00Z"), TimeDelta::minutes(5), &night),
+            at("2026-12-25T21:03:00Z")
+        );
+        let weekly: WeeklyScheduleSpec = ["mon", "tue", "wed", "thu", "fri"]
+            .iter()
+            .map(|d| ((*d).to_owned(), vec!["09:00-18:00".to_owned()]))
+            .collect();
+        let away = [crate::routing::DateRangeSpec {
+            from: "2026-12-03T13:00".to_owned(),
+            to: "2026-12-03T14:00".to_owned(),
+        }];
+        let afternoon = match Availability::parse(Some("Europe/Berlin"), Some(&weekly), &[], &away)
+        {
+            Ok(a) => a,
+            Err(e) => panic!("{e:?}"),
+        };
+        // Thursday 12:58 Berlin: 2 minutes before lunch off, 3 after 14:00.
+        assert_eq!(
+            business_due(
+                at("2026-12-03T11:58:00Z"),
+                TimeDelta::minutes(5),
+                &afternoon
+            ),
+            at("2026-12-03T13:03:00Z")
+        );
+        assert_eq!(
+            working_time(
+                at("2026-12-03T11:00:00Z"),
+                at("2026-12-03T14:00:00Z"),
+                &afternoon
+            ),
+            TimeDelta::hours(2)
+        );
+    }
+
     #[test]
     fn a_team_clock_wins_over_the_policy_and_the_explanation_says_when_it_is_due() {
         let a = weekdays("09:00-18:00");
@@ -655,6 +714,12 @@ mod tests {
                 &[]
             )),
             Just(hours("Australia/Lord_Howe", &["sun"], "01:00-03:00", &[])),
+            Just(hours(
+                "America/Santiago",
+                &["fri", "sat", "sun"],
+                "22:30-06:00",
+                &["2026-04-04"]
+            )),
         ]
     }
 

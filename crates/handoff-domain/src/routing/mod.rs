@@ -11,13 +11,16 @@ mod strategy;
 #[cfg(test)]
 mod tests;
 
-pub use availability::{Availability, DateRangeSpec, Unavailable, WeeklyScheduleSpec};
+pub use availability::{
+    Availability, DateRangeSpec, Unavailable, WeeklySchedule, WeeklyScheduleSpec,
+};
 pub use condition::{Condition, ConditionSpec, FieldRef};
 pub use explain::ExplainValues;
+pub(crate) use model::is_valid_rep_id;
 pub use model::{
-    AccountConfig, CatchUp, CatchUpConfig, Channel, ChannelConfig, ChannelFormat, ChannelKind,
-    ChannelTable, EscalationConfig, ModelError, ModelWarning, RepConfig, RoutingConfig,
-    RoutingModel, RuleConfig, StrategyKind, TeamConfig,
+    AccountConfig, CalendarConfig, CatchUp, CatchUpConfig, Channel, ChannelConfig, ChannelFormat,
+    ChannelKind, ChannelTable, EscalationConfig, ModelError, ModelWarning, RepConfig,
+    RoutingConfig, RoutingModel, RuleConfig, StrategyKind, TeamConfig,
 };
 pub use strategy::{RepState, TeamState};
 

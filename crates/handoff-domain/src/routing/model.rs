@@ -4,7 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::availability::{Availability, DateRangeSpec, WeeklyScheduleSpec};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+
+use super::availability::{
+    parse_holidays, parse_out_of_office, parse_time_zone, Availability, DateRangeSpec,
+    WeeklySchedule, WeeklyScheduleSpec,
+};
 use super::condition::{Condition, ConditionSpec};
 use super::explain::ExplainValues;
 
@@ -31,6 +37,18 @@ pub struct RoutingConfig {
     /// (the values of fields rules name, never emails or phone numbers) or `none`.
     #[serde(default)]
     pub explain_values: ExplainValues,
+    /// Shared holiday calendars (`[routing.calendars.de] holidays = [...]`), named by a
+    /// rep's or team's `holiday_calendar`.
+    #[serde(default)]
+    pub calendars: BTreeMap<String, CalendarConfig>,
+}
+
+/// A named list of local dates off, shared by the reps and teams that name it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarConfig {
+    /// Local dates, `"YYYY-MM-DD"`, each in the zone of the rep who takes the calendar.
+    pub holidays: Vec<String>,
 }
 
 /// How long a contact sticks to their rep when the rules file does not say.
@@ -113,6 +131,17 @@ pub struct TeamConfig {
     /// What happens when a first touch is missed (defaults: `[sla.escalation]`).
     #[serde(default)]
     pub escalation: Option<EscalationConfig>,
+    /// Defaults for members that do not set their own (each key on its own): the zone of
+    /// `working_hours` and `holidays`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub working_hours: Option<WeeklyScheduleSpec>,
+    #[serde(default)]
+    pub holidays: Option<Vec<String>>,
+    /// A calendar of `[routing.calendars]`, on top of `holidays`.
+    #[serde(default)]
+    pub holiday_calendar: Option<String>,
     /// Under least-loaded, how a rep with fewer open leads than the others (back from
     /// leave, newly added) catches up: `{ max_in_a_row = N }` (default 2), `"none"` or
     /// `"full"`. See [`CatchUp`].
@@ -194,15 +223,22 @@ pub struct RepConfig {
     pub weight: u32,
     #[serde(default = "default_true")]
     pub active: bool,
-    /// IANA time zone of `working_hours`, `holidays` and `out_of_office` (default UTC).
+    /// IANA time zone of `working_hours`, `holidays` and `out_of_office` (default: the
+    /// team's, else UTC).
     #[serde(default)]
     pub time_zone: Option<String>,
-    /// `{ mon = ["09:00-17:00"], ... }`; none: always working.
+    /// `{ mon = ["09:00-17:00"], fri = ["22:00-06:00"] }` (a shift past midnight belongs
+    /// to the day it starts); none: the team's, else always working.
     #[serde(default)]
     pub working_hours: Option<WeeklyScheduleSpec>,
-    /// Local dates, `"YYYY-MM-DD"`.
+    /// Local dates, `"YYYY-MM-DD"`; none: the team's.
     #[serde(default)]
-    pub holidays: Vec<String>,
+    pub holidays: Option<Vec<String>>,
+    /// A calendar of `[routing.calendars]`, on top of `holidays`; none: the team's.
+    #[serde(default)]
+    pub holiday_calendar: Option<String>,
+    /// Whole local days (`"2026-12-21"`, both ends included), local date-times
+    /// (`"2026-12-21T13:00"`) or times with an offset; a date-time `to` is excluded.
     #[serde(default)]
     pub out_of_office: Vec<DateRangeSpec>,
     /// The rep's own channel: their assignments and reminders, with the lead's contact
@@ -382,6 +418,9 @@ pub(crate) struct Team {
     pub catch_up: CatchUp,
     /// Whether the rules file set `catch_up` (a warning when least-loaded never uses it).
     pub catch_up_written: bool,
+    /// When a member who sets none of their own hours works (a rep added to the team in a
+    /// replay takes it).
+    pub availability: Availability,
 }
 
 #[derive(Debug, Clone)]
@@ -407,6 +446,14 @@ pub(crate) struct Rule {
     pub strategy: StrategyKind,
     pub fallback: Option<String>,
     pub condition: Condition,
+}
+
+/// Rep ids are letters, digits, `_ - . @` (they appear in keys, URLs and metrics).
+pub(crate) fn is_valid_rep_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'))
 }
 
 /// How an error names an entry of a list: by its id (or name), which is what the person
@@ -464,6 +511,193 @@ fn never_matches(condition: &Condition, earlier: &[Rule]) -> Option<String> {
     ))
 }
 
+/// The calendars, checked (a bad date is reported and left out).
+fn read_calendars(
+    calendars: &BTreeMap<String, CalendarConfig>,
+    error: &mut impl FnMut(String, String),
+) -> BTreeMap<String, Vec<NaiveDate>> {
+    calendars
+        .iter()
+        .map(|(name, calendar)| {
+            let dates = parse_holidays(&calendar.holidays).unwrap_or_else(|(key, message)| {
+                error(format!("calendars[{name}].{key}"), message);
+                Vec::new()
+            });
+            (name.clone(), dates)
+        })
+        .collect()
+}
+
+/// The dates of a named calendar, or an error naming the known ones.
+fn calendar_dates(
+    name: &str,
+    calendars: &BTreeMap<String, Vec<NaiveDate>>,
+) -> Result<Vec<NaiveDate>, String> {
+    calendars.get(name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = calendars.keys().map(String::as_str).collect();
+        if known.is_empty() {
+            format!("unknown calendar `{name}`: no [routing.calendars.{name}] in the file")
+        } else {
+            format!(
+                "unknown calendar `{name}`, expected one of {}",
+                known.join(", ")
+            )
+        }
+    })
+}
+
+/// A team's defaults for the hours of members that set none of their own, checked.
+struct TeamDefaults {
+    id: String,
+    time_zone: Option<Tz>,
+    weekly: Option<WeeklySchedule>,
+    holidays: Option<Vec<NaiveDate>>,
+    /// The calendar's name, and its dates.
+    calendar: Option<(String, Vec<NaiveDate>)>,
+}
+
+impl TeamDefaults {
+    fn read(
+        i: usize,
+        team: &TeamConfig,
+        calendars: &BTreeMap<String, Vec<NaiveDate>>,
+        error: &mut impl FnMut(String, String),
+    ) -> Self {
+        let at = |key: &str| format!("{}.{key}", entry("teams", i, &team.id));
+        let time_zone = team
+            .time_zone
+            .as_deref()
+            .and_then(|name| match parse_time_zone(name) {
+                Ok(zone) => Some(zone),
+                Err(message) => {
+                    error(at("time_zone"), message);
+                    None
+                }
+            });
+        let weekly =
+            team.working_hours
+                .as_ref()
+                .and_then(|spec| match WeeklySchedule::parse(spec) {
+                    Ok(weekly) => Some(weekly),
+                    Err((key, message)) => {
+                        error(at(&key), message);
+                        None
+                    }
+                });
+        let holidays = team
+            .holidays
+            .as_deref()
+            .and_then(|dates| match parse_holidays(dates) {
+                Ok(dates) => Some(dates),
+                Err((key, message)) => {
+                    error(at(&key), message);
+                    None
+                }
+            });
+        let calendar =
+            team.holiday_calendar
+                .as_ref()
+                .and_then(|name| match calendar_dates(name, calendars) {
+                    Ok(dates) => Some((name.clone(), dates)),
+                    Err(message) => {
+                        error(at("holiday_calendar"), message);
+                        None
+                    }
+                });
+        Self {
+            id: team.id.clone(),
+            time_zone,
+            weekly,
+            holidays,
+            calendar,
+        }
+    }
+
+    /// The hours of a member who sets none of their own.
+    fn availability(&self) -> Availability {
+        let mut holidays = self.holidays.clone().unwrap_or_default();
+        holidays.extend(self.calendar.iter().flat_map(|(_, d)| d.iter().copied()));
+        Availability::new(
+            self.time_zone.unwrap_or(Tz::UTC),
+            self.weekly.clone(),
+            holidays,
+            Vec::new(),
+        )
+    }
+}
+
+/// A key the rep does not set, from the teams that do: one value, or an error when the
+/// rep's teams set it differently (which one would be a guess).
+fn inherited<T: Clone + PartialEq>(
+    rep: &str,
+    key: &str,
+    teams: &[&TeamDefaults],
+    value: impl Fn(&TeamDefaults) -> Option<&T>,
+) -> Result<Option<T>, (String, String)> {
+    let set: Vec<(&str, &T)> = teams
+        .iter()
+        .filter_map(|t| Some((t.id.as_str(), value(t)?)))
+        .collect();
+    match set.split_first() {
+        None => Ok(None),
+        Some(((_, first), rest)) if rest.iter().all(|(_, v)| v == first) => {
+            Ok(Some((*first).clone()))
+        }
+        Some(_) => {
+            let ids: Vec<&str> = set.iter().map(|(id, _)| *id).collect();
+            Err((
+                key.to_owned(),
+                format!(
+                    "rep `{rep}` sets no `{key}` and is in teams {} whose `{key}` differ: set the rep's own, or make the teams' the same",
+                    ids.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// A rep's hours: each of `time_zone`, `working_hours`, `holidays` and `holiday_calendar`
+/// is the rep's when set, else the one of their teams (`teams`, in file order); holidays
+/// are the dates of `holidays` and of the calendar together. The error's key is relative
+/// to the rep.
+fn rep_availability(
+    rep: &RepConfig,
+    teams: &[&TeamDefaults],
+    calendars: &BTreeMap<String, Vec<NaiveDate>>,
+) -> Result<Availability, (String, String)> {
+    let id = rep.id.as_str();
+    let time_zone = match &rep.time_zone {
+        Some(name) => parse_time_zone(name).map_err(|m| ("time_zone".to_owned(), m))?,
+        None => inherited(id, "time_zone", teams, |t| t.time_zone.as_ref())?.unwrap_or(Tz::UTC),
+    };
+    let weekly = match &rep.working_hours {
+        Some(spec) => Some(WeeklySchedule::parse(spec)?),
+        None => inherited(id, "working_hours", teams, |t| t.weekly.as_ref())?,
+    };
+    let mut holidays = match &rep.holidays {
+        Some(dates) => parse_holidays(dates)?,
+        None => inherited(id, "holidays", teams, |t| t.holidays.as_ref())?.unwrap_or_default(),
+    };
+    let calendar = match &rep.holiday_calendar {
+        Some(name) => {
+            calendar_dates(name, calendars).map_err(|m| ("holiday_calendar".to_owned(), m))?
+        }
+        None => inherited(id, "holiday_calendar", teams, |t| {
+            t.calendar.as_ref().map(|(name, _)| name)
+        })?
+        .and_then(|name| calendars.get(&name).cloned())
+        .unwrap_or_default(),
+    };
+    holidays.extend(calendar);
+    let out_of_office = parse_out_of_office(&rep.out_of_office, time_zone)?;
+    Ok(Availability::new(
+        time_zone,
+        weekly,
+        holidays,
+        out_of_office,
+    ))
+}
+
 /// A checked routing model: every team, rep and rule reference resolves.
 #[derive(Debug, Clone)]
 pub struct RoutingModel {
@@ -491,14 +725,17 @@ impl RoutingModel {
         let mut errors = Vec::new();
         let mut error = |key: String, message: String| errors.push(ModelError { key, message });
 
+        let calendars = read_calendars(&config.calendars, &mut error);
+        let defaults: Vec<TeamDefaults> = config
+            .teams
+            .iter()
+            .enumerate()
+            .map(|(i, team)| TeamDefaults::read(i, team, &calendars, &mut error))
+            .collect();
+
         let mut reps = BTreeMap::new();
         for (i, rep) in config.reps.iter().enumerate() {
-            let id_ok = !rep.id.is_empty()
-                && rep
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@'));
-            if !id_ok {
+            if !is_valid_rep_id(&rep.id) {
                 error(
                     format!("{}.id", entry("reps", i, &rep.id)),
                     format!(
@@ -513,16 +750,18 @@ impl RoutingModel {
                     "must be at least 1".to_owned(),
                 );
             }
-            let availability = Availability::parse(
-                rep.time_zone.as_deref(),
-                rep.working_hours.as_ref(),
-                &rep.holidays,
-                &rep.out_of_office,
-            )
-            .unwrap_or_else(|(key, message)| {
-                error(format!("{}.{key}", entry("reps", i, &rep.id)), message);
-                Availability::always()
-            });
+            let teams: Vec<&TeamDefaults> = config
+                .teams
+                .iter()
+                .zip(&defaults)
+                .filter(|(team, _)| team.members.contains(&rep.id))
+                .map(|(_, d)| d)
+                .collect();
+            let availability =
+                rep_availability(rep, &teams, &calendars).unwrap_or_else(|(key, message)| {
+                    error(format!("{}.{key}", entry("reps", i, &rep.id)), message);
+                    Availability::always()
+                });
             let previous = reps.insert(
                 rep.id.clone(),
                 Rep {
@@ -594,6 +833,9 @@ impl RoutingModel {
                     escalation: team.escalation.clone().unwrap_or_default(),
                     catch_up,
                     catch_up_written: team.catch_up.is_some(),
+                    availability: defaults
+                        .get(i)
+                        .map_or_else(Availability::always, TeamDefaults::availability),
                 },
             );
             if previous.is_some() {
@@ -1043,6 +1285,45 @@ impl RoutingModel {
 
     pub(crate) fn rep(&self, id: &str) -> Option<&Rep> {
         self.reps.get(id)
+    }
+
+    /// The model with `rep` added at the end of `team`'s rotation, as a replay's roster line
+    /// adds a member mid-way. A rep the rules file does not know comes with `capacity`,
+    /// weight 1, active, no channel of their own, and the team's hours (its `time_zone`,
+    /// `working_hours`, `holidays` and `holiday_calendar`); a rep it knows keeps their own.
+    /// Already a member: unchanged. The error says what is wrong.
+    pub fn with_member(&self, team: &str, rep: &str, capacity: u32) -> Result<Self, String> {
+        let mut model = self.clone();
+        let Some(joined) = model.teams.get_mut(team) else {
+            let known: Vec<&str> = self.team_ids().collect();
+            return Err(format!(
+                "unknown team `{team}`, expected one of {}",
+                known.join(", ")
+            ));
+        };
+        if joined.members.iter().any(|m| m == rep) {
+            return Ok(model);
+        }
+        joined.members.push(rep.to_owned());
+        let availability = joined.availability.clone();
+        model.reps.entry(rep.to_owned()).or_insert_with(|| Rep {
+            capacity,
+            daily_cap: None,
+            weight: 1,
+            active: true,
+            availability,
+            webhook_url: None,
+        });
+        model
+            .home_team
+            .entry(rep.to_owned())
+            .or_insert_with(|| team.to_owned());
+        Ok(model)
+    }
+
+    /// The hours of a member of `team` who sets none of their own (`None`: unknown team).
+    pub fn team_availability(&self, team: &str) -> Option<&Availability> {
+        self.teams.get(team).map(|t| &t.availability)
     }
 
     /// Whether the rules file has the rep active (runtime overrides aside).

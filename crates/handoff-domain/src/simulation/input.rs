@@ -4,6 +4,7 @@
 //! {"contact": {...}, "company": {...}, "received_at": "2026-11-30T08:10:00+01:00"}
 //! {"touch": "line-1", "outcome": "contacted", "at": "2026-11-30T08:40:00+01:00"}
 //! {"roster": {"rep": "ana", "active": false}, "at": "2026-11-30T00:00:00+01:00"}
+//! {"roster": {"rep": "zoe", "team": "emea", "capacity": 3}, "at": "2026-12-02T09:00:00+01:00"}
 //! ```
 //!
 //! A lead is a `POST /v1/leads` body; without an `id` it is called `line-N` after its line.
@@ -15,12 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use crate::disposition::Outcome;
-use crate::ids::{RepId, Transience};
+use crate::ids::{RepId, TeamId, Transience};
 use crate::lead::{Lead, LeadId};
-use crate::routing::RoutingModel;
+use crate::routing::{is_valid_rep_id, DateRangeSpec, RoutingModel};
 use crate::submission::LeadSubmission;
 
 use super::roster::{RosterEdit, Span};
@@ -59,6 +61,28 @@ impl Transience for LineError {
     /// The file is wrong; reading it again will not help.
     fn is_transient(&self) -> bool {
         false
+    }
+}
+
+/// The team memberships roster lines add, in file order: rep -> the teams they join.
+#[derive(Debug, Default)]
+struct Joins(BTreeMap<String, Vec<String>>);
+
+impl Joins {
+    /// A rep the rules file does not know, added by an earlier line.
+    fn knows(&self, rep: &str) -> bool {
+        self.0.contains_key(rep)
+    }
+
+    fn is_member(&self, rep: &str, team: &str) -> bool {
+        self.0
+            .get(rep)
+            .is_some_and(|teams| teams.iter().any(|t| t == team))
+    }
+
+    /// The team a rep the rules file does not know took their hours from.
+    fn first_team(&self, rep: &str) -> Option<&str> {
+        self.0.get(rep)?.first().map(String::as_str)
     }
 }
 
@@ -151,13 +175,14 @@ impl Scenario {
         let mut lines = Vec::new();
         let mut previous = start;
         let mut lead_lines: BTreeMap<LeadId, (usize, DateTime<Utc>)> = BTreeMap::new();
+        let mut joins = Joins::default();
         for (index, raw) in text.lines().enumerate() {
             let number = index + 1;
             let trimmed = raw.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let line = match parse_line(number, trimmed, previous, routing) {
+            let line = match parse_line(number, trimmed, previous, routing, &joins) {
                 Ok(line) => line,
                 Err(e) => {
                     bad.push(e);
@@ -180,6 +205,18 @@ impl Scenario {
                     continue;
                 }
                 lead_lines.insert(lead.id.clone(), (number, line.at));
+            }
+            if let LineKind::Roster(RosterEdit {
+                rep,
+                join: Some(team),
+                ..
+            }) = &line.what
+            {
+                joins
+                    .0
+                    .entry(rep.to_string())
+                    .or_default()
+                    .push(team.to_string());
             }
             previous = line.at;
             lines.push(line);
@@ -215,9 +252,31 @@ impl Scenario {
             }
         }
         let mut received = BTreeSet::new();
+        // Reps the rules file does not know, once their joining line has run: when line
+        // times put a line about them before it.
+        let mut joined: BTreeMap<String, usize> = BTreeMap::new();
         let mut kept = Vec::with_capacity(lines.len());
         for line in lines {
             match &line.what {
+                LineKind::Roster(edit) if !routing.has_rep(edit.rep.as_str()) => {
+                    let rep = edit.rep.to_string();
+                    if edit.join.is_some() {
+                        joined.entry(rep).or_insert(line.line);
+                    } else if !joined.contains_key(&rep) {
+                        bad.push(LineError {
+                            line: line.line,
+                            field: Some("at".to_owned()),
+                            message: format!(
+                                "rep `{rep}` is not in the rules file and has not joined a team yet at {}: give this line a time after the line where they join",
+                                line.at.to_rfc3339()
+                            ),
+                        });
+                        if stop {
+                            return empty(bad);
+                        }
+                        continue;
+                    }
+                }
                 LineKind::Lead(lead) => {
                     received.insert(lead.id.clone());
                 }
@@ -275,6 +334,7 @@ fn parse_line(
     text: &str,
     previous: DateTime<Utc>,
     routing: &RoutingModel,
+    joins: &Joins,
 ) -> Result<ScenarioLine, LineError> {
     let error = |field: Option<&str>, message: String| LineError {
         line: number,
@@ -318,7 +378,7 @@ fn parse_line(
             .map_err(|(f, m)| error(Some(&f), m))?
             .unwrap_or(previous);
         let edit = match map.remove("roster") {
-            Some(Value::Object(fields)) => parse_roster(fields, routing),
+            Some(Value::Object(fields)) => parse_roster(fields, routing, joins),
             _ => Err((
                 "roster".to_owned(),
                 "expected an object such as {\"rep\": \"ana\", \"active\": false}".to_owned(),
@@ -422,26 +482,96 @@ fn parse_outcome(value: Option<&Value>) -> Result<Outcome, String> {
 fn parse_roster(
     mut fields: Map<String, Value>,
     routing: &RoutingModel,
+    joins: &Joins,
 ) -> Result<RosterEdit, FieldProblem> {
-    const FIELDS: [&str; 5] = ["rep", "active", "available", "capacity", "out_of_office"];
+    const FIELDS: [&str; 6] = [
+        "rep",
+        "team",
+        "active",
+        "available",
+        "capacity",
+        "out_of_office",
+    ];
     allow_only(&fields, &FIELDS, Some("roster"))?;
     let problem = |field: &str, message: String| (format!("roster.{field}"), message);
+    let join = match fields.remove("team") {
+        None => None,
+        Some(Value::String(team)) if routing.members(team.trim()).is_empty() => {
+            let known: Vec<&str> = routing.team_ids().collect();
+            return Err(problem(
+                "team",
+                format!(
+                    "unknown team `{team}`, expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Some(Value::String(team)) => Some(TeamId::from(team.trim())),
+        Some(_) => {
+            return Err(problem(
+                "team",
+                "expected the id of a team in the rules file, which the rep joins".to_owned(),
+            ))
+        }
+    };
     let rep = match fields.remove("rep") {
-        Some(Value::String(rep)) if routing.has_rep(rep.trim()) => RepId::from(rep.trim()),
+        Some(Value::String(rep))
+            if routing.has_rep(rep.trim())
+                || joins.knows(rep.trim())
+                || (join.is_some() && is_valid_rep_id(rep.trim())) =>
+        {
+            RepId::from(rep.trim())
+        }
+        Some(Value::String(rep)) if join.is_some() => {
+            return Err(problem(
+                "rep",
+                format!("invalid rep id `{rep}`, expected letters, digits, _ - . @"),
+            ))
+        }
         Some(Value::String(rep)) => {
             let known: Vec<&str> = routing.rep_ids().collect();
             return Err(problem(
                 "rep",
-                format!("unknown rep `{rep}`, expected one of {}", known.join(", ")),
+                format!(
+                    "unknown rep `{rep}`, expected one of {} (a new rep joins with \"team\" and \"capacity\")",
+                    known.join(", ")
+                ),
             ));
         }
         _ => {
             return Err(problem(
                 "rep",
-                "required: the id of a rep in the rules file".to_owned(),
+                "required: the id of a rep in the rules file, or of one joining a team".to_owned(),
             ))
         }
     };
+    let new_rep = !routing.has_rep(rep.as_str()) && !joins.knows(rep.as_str());
+    if let Some(team) = &join {
+        let member = routing
+            .members(team.as_str())
+            .iter()
+            .any(|m| *m == *rep.as_str())
+            || joins.is_member(rep.as_str(), team.as_str());
+        if member {
+            return Err(problem(
+                "team",
+                format!("`{rep}` is already a member of team `{team}`"),
+            ));
+        }
+    }
+    // Local dates and times of an out-of-office span are the rep's: their own zone, or the
+    // team's they joined with.
+    let zone = routing
+        .rep_availability(rep.as_str())
+        .map(|a| a.time_zone())
+        .or_else(|| {
+            let team = join
+                .as_ref()
+                .map(TeamId::as_str)
+                .or_else(|| joins.first_team(rep.as_str()))?;
+            routing.team_availability(team).map(|a| a.time_zone())
+        })
+        .unwrap_or(Tz::UTC);
     let flag = |field: &str, value: Option<Value>| match value {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -475,36 +605,57 @@ fn parse_roster(
     let out_of_office = match fields.remove("out_of_office") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(Value::Object(mut span)) => {
+        Some(Value::Object(span)) => {
             allow_only(&span, &["from", "to"], Some("roster.out_of_office"))?;
-            let mut end = |key: &str| {
-                let field = format!("roster.out_of_office.{key}");
-                take_time(&mut span, key)
-                    .map_err(|(_, m)| (field.clone(), m))?
-                    .ok_or((field, "required: an RFC 3339 time".to_owned()))
+            let end = |key: &str| match span.get(key) {
+                Some(Value::String(text)) => Ok(text.clone()),
+                None | Some(Value::Null) => Err(problem(
+                    &format!("out_of_office.{key}"),
+                    "required: a date (2026-12-21), a local date-time (2026-12-21T13:00) or an RFC 3339 time".to_owned(),
+                )),
+                Some(_) => Err(problem(
+                    &format!("out_of_office.{key}"),
+                    "expected a string: a date (2026-12-21), a local date-time (2026-12-21T13:00) or an RFC 3339 time".to_owned(),
+                )),
             };
-            let from = end("from")?;
-            let to = end("to")?;
-            if to <= from {
-                return Err(problem("out_of_office.to", "must be after `from`".to_owned()));
-            }
+            let range = DateRangeSpec {
+                from: end("from")?,
+                to: end("to")?,
+            };
+            // As in the rules file; an entry that ends too early is `to`'s fault.
+            let (from, to) = range.resolve(zone).map_err(|(key, message)| {
+                let key = if key.is_empty() { "to" } else { key };
+                problem(&format!("out_of_office.{key}"), message)
+            })?;
             Some(Some(Span { from, to }))
         }
         Some(_) => {
             return Err(problem(
                 "out_of_office",
-                "expected {\"from\": TIME, \"to\": TIME} (RFC 3339; `to` excluded) or null (clears the spans of earlier lines)".to_owned(),
+                "expected {\"from\": ..., \"to\": ...} (as in the rules file: dates are whole days in the rep's zone, both included; date-times are local or RFC 3339, `to` excluded) or null (clears the spans of earlier lines)".to_owned(),
             ))
         }
     };
-    if active.is_none() && available.is_none() && capacity.is_none() && out_of_office.is_none() {
+    if new_rep && !matches!(capacity, Some(Some(_))) {
+        return Err(problem(
+            "capacity",
+            format!("required: `{rep}` is not in the rules file, so joining a team needs a capacity (0 to {MAX_CAPACITY})"),
+        ));
+    }
+    if join.is_none()
+        && active.is_none()
+        && available.is_none()
+        && capacity.is_none()
+        && out_of_office.is_none()
+    {
         return Err((
             "roster".to_owned(),
-            "nothing to change: give active, available, capacity or out_of_office".to_owned(),
+            "nothing to change: give team, active, available, capacity or out_of_office".to_owned(),
         ));
     }
     Ok(RosterEdit {
         rep,
+        join,
         active,
         available,
         capacity,

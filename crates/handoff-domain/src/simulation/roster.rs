@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
-use crate::ids::RepId;
+use crate::ids::{RepId, TeamId};
 use crate::routing::{RepState, RoutingModel, TeamState};
 
 /// A span of time a rep is away, `from` included, `to` excluded.
@@ -27,6 +27,9 @@ impl Span {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterEdit {
     pub rep: RepId,
+    /// The team the rep joins from this line on, at the end of its rotation (a rep the
+    /// rules file does not know takes the team's hours and the line's capacity).
+    pub join: Option<TeamId>,
     pub active: Option<Option<bool>>,
     pub available: Option<Option<bool>>,
     pub capacity: Option<Option<u32>>,
@@ -42,6 +45,9 @@ impl RosterEdit {
                 .map_or_else(|| "back to the rules file".to_owned(), T::to_string)
         }
         let mut parts = Vec::new();
+        if let Some(team) = &self.join {
+            parts.push(format!("joins {team}"));
+        }
         if let Some(v) = &self.active {
             parts.push(format!("active {}", value(v)));
         }

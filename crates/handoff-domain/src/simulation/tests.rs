@@ -504,13 +504,15 @@ fn property_model() -> RoutingModel {
     }))
 }
 
-const REPS: [&str; 4] = ["a", "b", "c", "d"];
+/// `e` is not in the rules file: a roster line adds them to team `t` (once, mid-way).
+const REPS: [&str; 5] = ["a", "b", "c", "d", "e"];
 
 #[derive(Debug, Clone)]
 enum Op {
     Lead { acme: bool, contact: u8 },
     Touch { pick: usize, outcome: usize },
     Roster { rep: usize, change: Value },
+    Join,
 }
 
 fn op() -> impl Strategy<Value = (u32, bool, Op)> {
@@ -528,6 +530,7 @@ fn op() -> impl Strategy<Value = (u32, bool, Op)> {
         4 => (any::<bool>(), 0u8..6).prop_map(|(acme, contact)| Op::Lead { acme, contact }),
         3 => (any::<usize>(), 0usize..5).prop_map(|(pick, outcome)| Op::Touch { pick, outcome }),
         2 => (0usize..4, change).prop_map(|(rep, change)| Op::Roster { rep, change }),
+        1 => Just(Op::Join),
     ];
     // Minutes since the line before (0: the same time), and whether the line says its time.
     (0u32..120, any::<bool>(), what)
@@ -539,6 +542,7 @@ fn file(ops: &[(u32, bool, Op)]) -> String {
     let mut clock = at("2026-11-30T06:00:00Z");
     let mut leads = 0usize;
     let mut lines = Vec::new();
+    let mut joined = false;
     for (gap, timed, op) in ops {
         clock += TimeDelta::minutes(i64::from(*gap));
         let time = json!(clock.to_rfc3339());
@@ -562,6 +566,11 @@ fn file(ops: &[(u32, bool, Op)]) -> String {
                 let mut roster = change.clone();
                 roster["rep"] = json!(REPS[*rep]);
                 json!({ "roster": roster })
+            }
+            Op::Join if joined => continue,
+            Op::Join => {
+                joined = true;
+                json!({"roster": {"rep": "e", "team": "t", "capacity": 2}})
             }
         };
         if *timed && !matches!(op, Op::Lead { .. }) {
@@ -691,6 +700,10 @@ fn any_value() -> impl Strategy<Value = Value> {
             Just("l1"),
             Just("line-1"),
             Just("ana"),
+            Just("zoe"),
+            Just("emea"),
+            Just("2026-11-30"),
+            Just("2026-11-30T13:00"),
             Just("contacted"),
             Just("a@acme.io"),
             Just("b@acme.io"),
@@ -700,6 +713,8 @@ fn any_value() -> impl Strategy<Value = Value> {
         ".{0,12}".prop_map(Value::from),
         Just(json!({"from": "2026-11-30T00:00:00Z", "to": "2026-12-01T00:00:00Z"})),
         Just(json!({"from": "9999-12-31T00:00:00Z", "to": "9999-12-31T23:59:59Z"})),
+        Just(json!({"from": "2026-11-30", "to": "2026-11-30T13:00"})),
+        Just(json!({"from": "9999-12-31", "to": "9999-12-31"})),
         Just(json!({"email": "a@acme.io"})),
     ]
 }
@@ -714,6 +729,7 @@ fn any_line() -> impl Strategy<Value = String> {
             Just("id"),
             Just("contact"),
             Just("rep"),
+            Just("team"),
             Just("active"),
             Just("capacity"),
             Just("out_of_office"),
@@ -754,7 +770,10 @@ fn any_line() -> impl Strategy<Value = String> {
         6 => (id(), prop_oneof![3 => Just(Value::Null), 1 => time()], prop_oneof![Just("contacted"), Just("REJECTED"), Just("recycled")]).prop_map(|(id, at, outcome)| {
             json!({"touch": id, "at": at, "outcome": outcome}).to_string()
         }),
-        6 => (prop_oneof![Just("ana"), Just("bruno"), Just("chiara")], prop_oneof![Just("active"), Just("available"), Just("capacity"), Just("out_of_office")], prop_oneof![1 => any_value(), 3 => Just(Value::Null)], time()).prop_map(|(rep, field, value, at)| {
+        2 => (prop_oneof![Just("zoe"), Just("ana")], prop_oneof![Just(Value::Null), Just(json!(0)), Just(json!(2))], time()).prop_map(|(rep, capacity, at)| {
+            json!({"roster": {"rep": rep, "team": "emea", "capacity": capacity}, "at": at}).to_string()
+        }),
+        6 => (prop_oneof![Just("ana"), Just("bruno"), Just("chiara"), Just("zoe")], prop_oneof![Just("active"), Just("available"), Just("capacity"), Just("out_of_office")], prop_oneof![1 => any_value(), 3 => Just(Value::Null)], time()).prop_map(|(rep, field, value, at)| {
             let mut roster = json!({"rep": rep});
             roster[field] = value;
             json!({"roster": roster, "at": at}).to_string()
@@ -1033,4 +1052,287 @@ fn a_lead_for_one_named_rep_waits_for_them() {
         assigned(&report, "waits"),
         Some(("ana".to_owned(), at("2026-11-30T10:00:00Z")))
     );
+}
+
+fn out_of_office_span(scenario: &Scenario, line: usize) -> Option<Span> {
+    scenario.lines.iter().find_map(|l| match &l.what {
+        LineKind::Roster(edit) if l.line == line => edit.out_of_office.flatten(),
+        _ => None,
+    })
+}
+
+/// Issue 24 (7): a roster line's out-of-office takes the rules file's forms, in the rep's
+/// zone: a date is the whole local day (both ends included), a local date-time is the
+/// rep's clock, an offset is exact; a date-time `to` is excluded.
+#[test]
+fn a_roster_out_of_office_reads_like_the_rules_file_in_the_reps_zone() {
+    let model = team(None);
+    let lines = [
+        r#"{"roster": {"rep": "ana", "out_of_office": {"from": "2026-11-30", "to": "2026-11-30"}}, "at": "2026-11-29T12:00:00Z"}"#.to_owned(),
+        r#"{"roster": {"rep": "bruno", "out_of_office": {"from": "2026-11-30T13:00", "to": "2026-11-30T15:00"}}}"#.to_owned(),
+        r#"{"roster": {"rep": "chiara", "out_of_office": {"from": "2026-11-30T13:00", "to": "2026-12-01"}}}"#.to_owned(),
+        r#"{"roster": {"rep": "chiara", "out_of_office": {"from": "2026-12-02T10:00:00Z", "to": "2026-12-02T12:00:00+01:00"}}}"#.to_owned(),
+        lead_line("l1", Some("2026-11-30T12:30:00Z")),
+        lead_line("l2", Some("2026-11-30T14:00:00Z")),
+    ];
+    let scenario = match parse(&model, &lines) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let span = |from: &str, to: &str| {
+        Some(Span {
+            from: at(from),
+            to: at(to),
+        })
+    };
+    // Berlin is UTC+1 in winter.
+    assert_eq!(
+        out_of_office_span(&scenario, 1),
+        span("2026-11-29T23:00:00Z", "2026-11-30T23:00:00Z")
+    );
+    assert_eq!(
+        out_of_office_span(&scenario, 2),
+        span("2026-11-30T12:00:00Z", "2026-11-30T14:00:00Z")
+    );
+    assert_eq!(
+        out_of_office_span(&scenario, 3),
+        span("2026-11-30T12:00:00Z", "2026-12-01T23:00:00Z")
+    );
+    assert_eq!(
+        out_of_office_span(&scenario, 4),
+        span("2026-12-02T10:00:00Z", "2026-12-02T11:00:00Z")
+    );
+    let report = replay(&scoring(), &model, &scenario, None);
+    // At 13:30 Berlin all three are away; at 15:00 Berlin bruno is back, to the second.
+    let skipped = report
+        .lead("l1")
+        .and_then(|l| l.decision.explanation.as_ref())
+        .map(|e| {
+            e.skipped
+                .iter()
+                .map(|s| s.reason.as_str())
+                .collect::<Vec<_>>()
+        });
+    assert_eq!(skipped, Some(vec!["out_of_office"; 3]));
+    assert_eq!(
+        assigned(&report, "l1"),
+        Some(("bruno".to_owned(), at("2026-11-30T14:00:00Z")))
+    );
+    assert_eq!(
+        assigned(&report, "l2"),
+        Some(("bruno".to_owned(), at("2026-11-30T14:00:00Z")))
+    );
+}
+
+/// A team whose hours are the team's: ana and bruno set none of their own.
+fn team_with_default_hours() -> RoutingModel {
+    routing(json!({
+        "sticky_days": 0,
+        "teams": [{
+            "id": "emea",
+            "members": ["ana", "bruno"],
+            "time_zone": "Europe/Berlin",
+            "working_hours": weekdays("09:00-17:00"),
+        }],
+        "reps": [{"id": "ana", "capacity": 10}, {"id": "bruno", "capacity": 10}],
+        "rules": [{"name": "emea", "team": "emea"}],
+    }))
+}
+
+/// Issue 24 (9): a roster line adds a rep the rules file does not know to a team
+/// mid-replay: they join the rotation at its end with the line's capacity and the team's
+/// hours, and the `target` column and shares count them from then on.
+#[test]
+fn a_roster_line_adds_a_new_member_mid_replay() {
+    let model = team_with_default_hours();
+    let mut lines: Vec<String> = (0..4)
+        .map(|i| lead_line(&format!("a{i}"), Some("2026-11-30T09:00:00Z")))
+        .collect();
+    lines.push(
+        r#"{"roster": {"rep": "zoe", "team": "emea", "capacity": 3}, "at": "2026-11-30T10:00:00Z"}"#
+            .to_owned(),
+    );
+    lines.extend((0..6).map(|i| lead_line(&format!("b{i}"), None)));
+    // 18:30 Berlin: nobody works, zoe included (the team's hours are hers).
+    lines.push(lead_line("evening", Some("2026-11-30T17:30:00Z")));
+    let report = run(&model, &lines, Some("2026-12-01T12:00:00Z"));
+    let got: Vec<String> = (0..6)
+        .filter_map(|i| assigned(&report, &format!("b{i}")).map(|(rep, _)| rep))
+        .collect();
+    // After bruno (chosen last) comes the member added after him.
+    assert_eq!(got, ["zoe", "ana", "bruno", "zoe", "ana", "bruno"]);
+    let skipped = report
+        .lead("evening")
+        .and_then(|l| l.decision.explanation.as_ref())
+        .map(|e| {
+            e.skipped
+                .iter()
+                .map(|s| format!("{} ({})", s.rep_id, s.reason))
+                .collect::<Vec<_>>()
+        });
+    assert_eq!(
+        skipped,
+        Some(vec![
+            "zoe (outside_working_hours)".to_owned(),
+            "ana (outside_working_hours)".to_owned(),
+            "bruno (outside_working_hours)".to_owned(),
+        ])
+    );
+    assert_eq!(
+        assigned(&report, "evening"),
+        Some(("zoe".to_owned(), at("2026-12-01T08:00:00Z")))
+    );
+    // Shares: 4 leads split by two, then 7 by three.
+    let shares: Vec<(String, usize, f64)> = report
+        .summary
+        .shares
+        .iter()
+        .map(|s| {
+            (
+                s.rep.to_string(),
+                s.assigned,
+                (s.target * 1000.0).round() / 1000.0,
+            )
+        })
+        .collect();
+    let third = |whole: f64| ((whole + 7.0 / 3.0) / 11.0 * 1000.0).round() / 1000.0;
+    assert_eq!(
+        shares,
+        [
+            ("ana".to_owned(), 4, third(2.0)),
+            ("bruno".to_owned(), 4, third(2.0)),
+            ("zoe".to_owned(), 3, third(0.0)),
+        ]
+    );
+    let zoe = report.reps.iter().find(|r| r.rep.as_str() == "zoe");
+    assert_eq!(zoe.map(|r| (r.assigned, r.capacity)), Some((3, 3)));
+    // The timeline says what the line did.
+    assert!(report.log.iter().any(|e| matches!(&e.event,
+        Event::Roster(edit) if edit.describe() == "joins emea, capacity 3")));
+}
+
+/// A rep the rules file knows can join a further team too, keeping their own hours.
+#[test]
+fn a_known_rep_joins_another_team_with_their_own_hours() {
+    let model = routing(json!({
+        "sticky_days": 0,
+        "teams": [
+            {"id": "emea", "members": ["ana"], "time_zone": "Europe/Berlin", "working_hours": weekdays("09:00-17:00")},
+            {"id": "us", "members": ["bob"]},
+        ],
+        "reps": [
+            {"id": "ana", "capacity": 5, "time_zone": "Europe/Berlin", "working_hours": {"mon": ["00:00-24:00"]}},
+            {"id": "bob", "capacity": 0},
+        ],
+        "rules": [{"name": "us", "team": "us"}],
+    }));
+    let lines = [
+        lead_line("early", Some("2026-11-30T06:00:00Z")),
+        r#"{"roster": {"rep": "ana", "team": "us"}, "at": "2026-11-30T06:30:00Z"}"#.to_owned(),
+    ];
+    let report = run(&model, &lines, None);
+    // 07:30 Berlin, outside the team's hours but inside her own: she takes the waiting lead.
+    assert_eq!(
+        assigned(&report, "early"),
+        Some(("ana".to_owned(), at("2026-11-30T06:30:00Z")))
+    );
+}
+
+#[test]
+fn a_joining_line_names_its_line_and_field_when_wrong() {
+    let model = team(None);
+    let join = r#"{"roster": {"rep": "zoe", "team": "emea", "capacity": 1}, "at": "2026-11-30T10:00:00Z"}"#;
+    let cases: Vec<(Vec<&str>, usize, &str, &str)> = vec![
+        (
+            vec![r#"{"roster": {"rep": "zoe", "team": "apac", "capacity": 3}}"#],
+            1,
+            "roster.team",
+            "unknown team `apac`, expected one of emea",
+        ),
+        (
+            vec![r#"{"roster": {"rep": "zoe", "team": 5, "capacity": 3}}"#],
+            1,
+            "roster.team",
+            "expected the id of a team",
+        ),
+        (
+            vec![r#"{"roster": {"rep": "zoe", "team": "emea"}}"#],
+            1,
+            "roster.capacity",
+            "required: `zoe` is not in the rules file",
+        ),
+        (
+            vec![r#"{"roster": {"rep": "ana", "team": "emea"}}"#],
+            1,
+            "roster.team",
+            "`ana` is already a member of team `emea`",
+        ),
+        (
+            vec![join, join],
+            2,
+            "roster.team",
+            "`zoe` is already a member of team `emea`",
+        ),
+        (
+            vec![r#"{"roster": {"rep": "zoe smith", "team": "emea", "capacity": 1}}"#],
+            1,
+            "roster.rep",
+            "invalid rep id `zoe smith`",
+        ),
+        (
+            vec![r#"{"roster": {"rep": "zoe", "active": false}}"#, join],
+            1,
+            "roster.rep",
+            "a new rep joins with \"team\" and \"capacity\"",
+        ),
+        (
+            vec![
+                join,
+                r#"{"roster": {"rep": "zoe", "available": false}, "at": "2026-11-30T09:00:00Z"}"#,
+            ],
+            2,
+            "at",
+            "has not joined a team yet",
+        ),
+    ];
+    for (lines, line, field, message) in cases {
+        let lines: Vec<String> = lines.into_iter().map(str::to_owned).collect();
+        match parse(&model, &lines) {
+            Ok(_) => panic!("accepted: {lines:?}"),
+            Err(e) => {
+                assert_eq!(e.line, line, "{e}");
+                assert_eq!(e.field.as_deref(), Some(field), "{e}");
+                assert!(e.message.contains(message), "{e}");
+            }
+        }
+    }
+    // Later lines may edit the new rep like any other.
+    let lines = [
+        join.to_owned(),
+        r#"{"roster": {"rep": "zoe", "out_of_office": {"from": "2026-12-01", "to": "2026-12-01"}, "capacity": 4}}"#.to_owned(),
+    ];
+    assert!(parse(&model, &lines).is_ok());
+}
+
+/// The roster lines README.md shows in "Replay a week" parse as they are written.
+#[test]
+fn the_readme_roster_lines_parse() {
+    let readme = include_str!("../../../../README.md");
+    let examples: Vec<String> = readme
+        .lines()
+        .filter(|l| l.starts_with("| a roster edit |") || l.starts_with("| a new member |"))
+        .filter_map(|l| l.split('`').nth(1))
+        .map(|example| example.replace("TIME", "\"2026-11-30T10:00:00Z\""))
+        .collect();
+    assert_eq!(examples.len(), 2, "{examples:?}");
+    let model = team(None);
+    let scenario = match parse(&model, &examples) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}: {examples:?}"),
+    };
+    let joined = scenario.lines.iter().any(|l| {
+        matches!(&l.what, LineKind::Roster(edit)
+            if edit.rep.as_str() == "zoe" && edit.join.as_ref().map(|t| t.as_str()) == Some("emea"))
+    });
+    assert!(joined, "{scenario:?}");
 }

@@ -22,6 +22,7 @@
 //! availability may change (`Availability::next_change`), so each opening is found at its
 //! exact time, and a quiet weekend costs a few steps, not thousands of minutes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
@@ -241,7 +242,8 @@ struct QueueStats {
 #[derive(Debug)]
 pub struct Replay<'a> {
     scoring: &'a ScoringModel,
-    routing: &'a RoutingModel,
+    /// The rules file's model; its own copy once a roster line adds a member to a team.
+    routing: Cow<'a, RoutingModel>,
     clock: Option<DateTime<Utc>>,
     /// Team -> rotation (see routing's strategy module).
     rotations: BTreeMap<String, String>,
@@ -267,7 +269,7 @@ impl<'a> Replay<'a> {
     pub fn new(scoring: &'a ScoringModel, routing: &'a RoutingModel) -> Self {
         Self {
             scoring,
-            routing,
+            routing: Cow::Borrowed(routing),
             clock: None,
             rotations: BTreeMap::new(),
             roster: Roster::default(),
@@ -443,9 +445,23 @@ impl<'a> Replay<'a> {
         true
     }
 
-    /// A roster line: the override applies to the next decision; waiting leads get a chance.
+    /// A roster line: the override applies to the next decision (a rep joining a team is in
+    /// its rotation from now on); waiting leads get a chance.
     pub fn edit_roster(&mut self, edit: RosterEdit, line: Option<usize>, at: DateTime<Utc>) {
         let now = self.advance_to(at);
+        if let Some(team) = &edit.join {
+            let capacity = edit
+                .capacity
+                .flatten()
+                .unwrap_or_else(|| self.routing.rep_capacity(edit.rep.as_str()));
+            // The file was checked against the rules: the team exists.
+            if let Ok(model) = self
+                .routing
+                .with_member(team.as_str(), edit.rep.as_str(), capacity)
+            {
+                self.routing = Cow::Owned(model);
+            }
+        }
         self.roster.apply(&edit);
         self.log.push(Entry {
             at: now,
@@ -522,7 +538,7 @@ impl<'a> Replay<'a> {
                     assigned: runtime.map_or(0, |r| r.assigned),
                     open_at_end: runtime.map_or(0, |r| r.open_leads()),
                     peak_open: runtime.map_or(0, |r| r.peak_open),
-                    capacity: self.roster.capacity(self.routing, rep),
+                    capacity: self.roster.capacity(&self.routing, rep),
                 }
             })
             .collect();
@@ -576,7 +592,7 @@ impl<'a> Replay<'a> {
                 let rotation = self.rotations.get(team).map_or("", String::as_str);
                 (
                     team.to_owned(),
-                    self.roster.team_state(self.routing, team, rotation, now),
+                    self.roster.team_state(&self.routing, team, rotation, now),
                 )
             })
             .collect();
@@ -608,7 +624,7 @@ impl<'a> Replay<'a> {
                 .insert(team.to_string(), decision.rotation_after.clone());
             let shares = self
                 .routing
-                .target_shares_when(team.as_str(), |rep| self.roster.active(self.routing, rep));
+                .target_shares_when(team.as_str(), |rep| self.roster.active(&self.routing, rep));
             for (rep, share) in shares {
                 *self.due_shares.entry((team.to_string(), rep)).or_default() += share;
             }
@@ -623,7 +639,7 @@ impl<'a> Replay<'a> {
             Some(_) => self.roster.join(rep, index),
             None => self.roster.assign(rep, index, now),
         };
-        let capacity = self.roster.capacity(self.routing, rep);
+        let capacity = self.roster.capacity(&self.routing, rep);
         let Some(tracked) = self.leads.get_mut(index) else {
             return;
         };
