@@ -20,6 +20,8 @@ mod notified;
 mod proc_stats;
 #[path = "process.rs"]
 mod process;
+#[path = "redis_stats.rs"]
+mod redis_stats;
 #[path = "router.rs"]
 mod router;
 #[path = "sla.rs"]
@@ -69,6 +71,11 @@ struct Args {
     /// Partitions of each topic the command creates (the router works them concurrently).
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// Also print what the measured leads cost Redis, from the server's own counters: reset
+    /// after the warm-up and the floor, read once the services are quiet (so the figures
+    /// are the services' alone; scripts/redis-cost.sh).
+    #[arg(long)]
+    redis_cost: bool,
     #[command(subcommand)]
     bench: Option<Bench>,
 }
@@ -190,6 +197,17 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    let mut redis_cost = match args.redis_cost {
+        true => {
+            let mut redis = redis::Client::open(args.redis.as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let idle = redis_stats::idle(&mut redis, Duration::from_secs(3)).await?;
+            let phase = redis_stats::Phase::start(&mut redis).await?;
+            Some((redis, idle, phase))
+        }
+        false => None,
+    };
     let started = Instant::now();
     let http = match args.rate {
         Some(rate) => post_at_rate(&client, &url, args.leads, rate, warm_up).await?,
@@ -277,6 +295,21 @@ async fn main() -> anyhow::Result<()> {
         "ratio: received→assigned p99 / (hop p99 + script p99) = {:.2} (target ≤ 1.5 at 1,000 leads/s)",
         assigned_p99 / floor_p99
     );
+    if let Some((redis, idle, phase)) = redis_cost.as_mut() {
+        let cost = phase.finish(redis, idle, Duration::from_secs(60)).await?;
+        let per = |n: u64| n as f64 / args.leads as f64;
+        println!(
+            "redis per lead (the services alone, idle polling taken out; created → assigned → notified, no touch): {:.1} commands (script-internal included), {:.1} script calls, {:.0} us CPU",
+            per(cost.commands.all),
+            per(cost.commands.scripts),
+            cost.cpu_seconds * 1e6 / args.leads as f64
+        );
+        println!(
+            "redis idle (polling, per second): {:.0} commands, {:.0} us CPU",
+            idle.commands.all as f64 / idle.seconds,
+            idle.cpu_seconds * 1e6 / idle.seconds
+        );
+    }
     if let Ok(memory) = proc_stats::memory("self") {
         println!(
             "memory (this process: the whole stack, the load generator and its reader): RSS {:.0} MiB, peak {:.0} MiB (`process` measures `handoff all` alone)",

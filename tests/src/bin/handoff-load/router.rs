@@ -100,7 +100,7 @@ pub async fn run(
     let mut redis = redis::Client::open(env.redis.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    let redis_before = redis_cpu_seconds(&mut redis).await?;
+    let redis_before = crate::redis_stats::cpu_seconds(&mut redis).await?;
     let threads_before = thread_cpu_seconds()?;
     let shutdown = CancellationToken::new();
     let running = services::start(ServiceSet::only(Service::Router), loaded, shutdown.clone())
@@ -131,7 +131,7 @@ pub async fn run(
         .await
         .to_vec();
     let drained_in = started.elapsed();
-    let redis_cpu = redis_cpu_seconds(&mut redis).await? - redis_before;
+    let redis_cpu = crate::redis_stats::cpu_seconds(&mut redis).await? - redis_before;
     let threads = thread_cpu_seconds()?;
     let handled = handle_seconds(&metrics_url).await?;
     shutdown.cancel();
@@ -258,18 +258,6 @@ async fn handle_seconds(url: &str) -> anyhow::Result<(f64, f64)> {
         value("handoff_consumer_handle_seconds_sum")?,
         value("handoff_consumer_handle_seconds_count")?,
     ))
-}
-
-/// Redis's own CPU time (`INFO cpu`: user + system of the server), seconds.
-async fn redis_cpu_seconds(redis: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(redis).await?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("INFO cpu without {name}"))
-    };
-    Ok(field("used_cpu_user:")? + field("used_cpu_sys:")?)
 }
 
 /// CPU seconds of this process's live threads, summed by thread name with digits dropped
