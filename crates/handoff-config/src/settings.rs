@@ -694,6 +694,14 @@ impl SlaSettings {
         }
     }
 
+    /// The policy with its reminders: every clock an assignment starts.
+    pub fn clocks(&self) -> handoff_domain::sla::SlaClocks {
+        handoff_domain::sla::SlaClocks {
+            policy: self.policy(),
+            reminder_fractions: self.reminder_fractions.clone(),
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         // A lease that can run out while the publish is still pending lets a second poller
         // claim and publish the same deadline while the first one's publish is in flight.

@@ -187,6 +187,96 @@ impl SlaPolicy {
     }
 }
 
+/// A deadline and the reminders before it: (fraction of the window in thousandths, when).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockPlan {
+    pub due: DateTime<Utc>,
+    pub reminders: Vec<(u32, DateTime<Utc>)>,
+}
+
+/// The clocks an assignment starts beside its first-touch deadline: the reminders before
+/// it, and the disposition clock when the policy starts it at the assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AssignmentClocks {
+    pub first_touch_reminders: Vec<(u32, DateTime<Utc>)>,
+    pub disposition: Option<ClockPlan>,
+}
+
+/// The SLA policy with its reminders: what every clock an assignment starts is computed
+/// from, by the router when it commits an assignment and by the SLA tracker for one made
+/// elsewhere (the same computation, so both schedule the same instants).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SlaClocks {
+    pub policy: SlaPolicy,
+    /// Fractions of each window at which the rep is reminded (checked: 0 < f < 1).
+    pub reminder_fractions: Vec<f64>,
+}
+
+impl SlaClocks {
+    /// The reminders before `due` of a window on `clock` that started at `start`.
+    pub fn reminders(
+        &self,
+        clock: SlaClock,
+        start: DateTime<Utc>,
+        due: DateTime<Utc>,
+        availability: Option<&Availability>,
+    ) -> Vec<(u32, DateTime<Utc>)> {
+        self.reminder_fractions
+            .iter()
+            .map(|f| {
+                (
+                    permille(*f),
+                    reminder_at(clock, start, due, *f, availability),
+                )
+            })
+            .collect()
+    }
+
+    /// The disposition clock started at `start`: its due time and reminders.
+    pub fn disposition(
+        &self,
+        start: DateTime<Utc>,
+        team_seconds: Option<u32>,
+        availability: Option<&Availability>,
+    ) -> ClockPlan {
+        let due = self
+            .policy
+            .disposition_due_at(start, team_seconds, availability);
+        ClockPlan {
+            due,
+            reminders: self.reminders(
+                self.policy.clock(Sla::Disposition),
+                start,
+                due,
+                availability,
+            ),
+        }
+    }
+
+    /// The clocks of an assignment at `assigned_at` whose first touch is due at `due`, to
+    /// a rep with `availability` in a team with `team` terms (and its own disposition
+    /// window).
+    pub fn at_assignment(
+        &self,
+        assigned_at: DateTime<Utc>,
+        due: DateTime<Utc>,
+        team: TeamSla,
+        team_disposition_seconds: Option<u32>,
+        availability: Option<&Availability>,
+    ) -> AssignmentClocks {
+        AssignmentClocks {
+            first_touch_reminders: self.reminders(
+                self.policy.first_touch_clock(team),
+                assigned_at,
+                due,
+                availability,
+            ),
+            disposition: (self.policy.disposition_from == DispositionStart::Assignment)
+                .then(|| self.disposition(assigned_at, team_disposition_seconds, availability)),
+        }
+    }
+}
+
 /// A team's own first-touch terms from the rules file (`None`: the policy's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TeamSla {

@@ -122,7 +122,7 @@ impl EscalationHandler {
             );
             let (assignment, assigned, outcome, reason_code, note) = match chosen {
                 Some((target, outcome, pick, capacity)) => {
-                    let clock = self.placer.sla.first_touch(
+                    let clock = self.placer.sla.policy.first_touch(
                         now,
                         routing.team_sla(target.as_str()),
                         &pick.rep,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use handoff_config::{EscalationSettings, KafkaSettings, RouterSettings, RulesHandle};
 use handoff_domain::events::EventKind;
 use handoff_domain::lifecycle::CapacityRelease;
-use handoff_domain::sla::SlaPolicy;
+use handoff_domain::sla::SlaClocks;
 use handoff_kafka::{run_consumer, ConsumerSpec, EventProducer, KafkaError};
 use handoff_store::Store;
 use handoff_telemetry::Metrics;
@@ -46,7 +46,8 @@ pub struct RouterDeps {
     pub producer: EventProducer,
     pub metrics: Metrics,
     pub rules: RulesHandle,
-    pub sla: SlaPolicy,
+    /// The SLA policy with its reminders: every clock an assignment starts.
+    pub sla: SlaClocks,
     pub release: CapacityRelease,
     pub escalation: EscalationSettings,
     pub lead_retention: Duration,

@@ -16,7 +16,7 @@ use handoff_domain::lifecycle::CapacityRelease;
 use handoff_domain::privacy::mask_email;
 use handoff_domain::routing::{Placement, RoutingDecision, RoutingModel, TeamState};
 use handoff_domain::scoring::Score;
-use handoff_domain::sla::SlaPolicy;
+use handoff_domain::sla::SlaClocks;
 use handoff_domain::{Lead, LeadId, QueueName, TeamId, Transience};
 use handoff_kafka::TraceParent;
 use handoff_store::{
@@ -94,7 +94,7 @@ pub(crate) struct Placer {
     pub store: Store,
     pub metrics: Metrics,
     pub rules: RulesHandle,
-    pub sla: SlaPolicy,
+    pub sla: SlaClocks,
     pub retention: Duration,
     pub release: CapacityRelease,
     /// Shared by every clone (consumer, drainer, escalation): one decision per team at a
@@ -238,10 +238,18 @@ impl Placer {
                 return self.queue(rules, lead, score, decision, queue, trace).await;
             };
             let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
-            let clock = self.sla.first_touch(
+            let clock = self.sla.policy.first_touch(
                 now,
                 routing.team_sla(team.as_str()),
                 rep.as_str(),
+                routing.rep_availability(rep.as_str()),
+            );
+            // The reminders and the disposition clock start in the same commit.
+            let clocks = self.sla.at_assignment(
+                now,
+                clock.due_at,
+                routing.team_sla(team.as_str()),
+                routing.disposition_seconds(team.as_str()),
                 routing.rep_availability(rep.as_str()),
             );
             let assignment = Assignment {
@@ -278,6 +286,7 @@ impl Placer {
                 retention_seconds: self.retention.as_secs(),
                 now,
                 trace: &trace,
+                clocks: &clocks,
             };
             let from_queue = waited.map(|w| FromQueue { queue: &w.queue });
             match self
@@ -341,6 +350,7 @@ impl Placer {
         let team_sla = rules.routing.team_sla(decision.team_str());
         let wait_due = self
             .sla
+            .policy
             .due_at(lead.received_at, team_sla.first_touch_seconds);
         // The note is the explanation marketing and the lead's timeline see: it says the
         // clock runs while the lead waits, and when it is due (a Friday-night lead queued
@@ -348,7 +358,7 @@ impl Placer {
         let note = format!(
             "{}; {}",
             decision.explanation.reason,
-            self.sla.waiting_clock_words(team_sla, wait_due)
+            self.sla.policy.waiting_clock_words(team_sla, wait_due)
         );
         let event = system_disposition(
             lead,

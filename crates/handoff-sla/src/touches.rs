@@ -54,6 +54,16 @@ impl TouchHandler {
     }
     async fn on_assigned(&self, event: &InboundEvent) -> Result<(), HandleError> {
         let assigned: LeadAssigned = event.decode(EventKind::LeadAssigned)?;
+        // The router's own assignments are committed with their clocks: nothing to adopt
+        // or schedule (the common case, one read).
+        if self
+            .store
+            .assignment_settled(&assigned.lead_id, assigned.attempt)
+            .await
+            .map_err(HandleError::from_error)?
+        {
+            return Ok(());
+        }
         let payload = serde_json::to_string(&assigned)
             .map_err(|e| HandleError::permanent(format!("cannot encode lead.assigned: {e}")))?;
         let adopted = self

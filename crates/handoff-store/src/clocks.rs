@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use redis::Script;
 use serde::Serialize;
 
-use handoff_domain::sla::Sla;
+use handoff_domain::sla::{AssignmentClocks, Sla};
 use handoff_domain::LeadId;
 
 use crate::keys::{disposition_member, reminder_member};
@@ -18,14 +18,6 @@ use crate::{Store, StoreError};
 
 static SCHEDULE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/schedule_clocks.lua")));
-
-/// A deadline and the reminders before it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClockPlan {
-    pub due: DateTime<Utc>,
-    /// (fraction of the window in thousandths, when).
-    pub reminders: Vec<(u32, DateTime<Utc>)>,
-}
 
 /// What scheduling an assignment's clocks did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +32,50 @@ pub enum Scheduled {
     Unknown,
 }
 
+/// The clocks of one attempt as the scripts take them (schedule_clocks.lua, and
+/// assign.lua for the router's own assignments): one shape for both.
 #[derive(Serialize)]
-struct ScheduleArgs {
-    attempt: String,
+pub(crate) struct ClockArgs {
+    /// `reminders:<attempt>`: set once the attempt's clocks are scheduled.
     marker: String,
     reminders: Vec<(String, i64)>,
     disposition_member: String,
     disposition_due_ms: i64,
     disposition_reminders: Vec<(String, i64)>,
+}
+
+impl ClockArgs {
+    pub(crate) fn new(lead_id: &str, attempt: u32, clocks: &AssignmentClocks) -> Self {
+        Self {
+            marker: reminders_marker(attempt),
+            reminders: reminder_entries(
+                lead_id,
+                attempt,
+                Sla::FirstTouch,
+                &clocks.first_touch_reminders,
+            ),
+            disposition_member: disposition_member(lead_id, attempt),
+            disposition_due_ms: clocks
+                .disposition
+                .as_ref()
+                .map_or(0, |d| d.due.timestamp_millis()),
+            disposition_reminders: clocks.disposition.as_ref().map_or_else(Vec::new, |d| {
+                reminder_entries(lead_id, attempt, Sla::Disposition, &d.reminders)
+            }),
+        }
+    }
+}
+
+/// The lead field saying an attempt's clocks are scheduled.
+pub(crate) fn reminders_marker(attempt: u32) -> String {
+    format!("reminders:{attempt}")
+}
+
+#[derive(Serialize)]
+struct ScheduleArgs {
+    attempt: String,
+    #[serde(flatten)]
+    clocks: ClockArgs,
 }
 
 /// Reminder members with their times.
@@ -69,6 +97,31 @@ pub(crate) fn reminder_entries(
 }
 
 impl Store {
+    /// Whether `lead.assigned` for `attempt` needs nothing more from the SLA tracker: the
+    /// router committed it with its clocks (the attempt's marker is set), or the lead has
+    /// moved past it (a later attempt, or closed). One `HMGET`, instead of adopting and
+    /// scheduling what the router's own commit already did.
+    pub async fn assignment_settled(
+        &self,
+        lead_id: &LeadId,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection();
+        let (state, stored, marker): (Option<String>, Option<u32>, Option<String>) =
+            redis::cmd("HMGET")
+                .arg(self.keys.lead(lead_id.as_str()))
+                .arg("state")
+                .arg("attempt")
+                .arg(reminders_marker(attempt))
+                .query_async(&mut connection)
+                .await?;
+        Ok(match (state.as_deref(), stored) {
+            (None | Some("waiting"), _) | (_, None) => false,
+            (Some("closed"), _) => true,
+            (Some(_), Some(stored)) => stored > attempt || (stored == attempt && marker.is_some()),
+        })
+    }
+
     /// Schedules the first-touch reminders of an assignment (once per attempt, only while
     /// it awaits its first touch) and, when given, its disposition clock (once, unless the
     /// lead was disposed of already).
@@ -76,19 +129,12 @@ impl Store {
         &self,
         lead_id: &LeadId,
         attempt: u32,
-        first_touch_reminders: &[(u32, DateTime<Utc>)],
-        disposition: Option<&ClockPlan>,
+        clocks: &AssignmentClocks,
     ) -> Result<Scheduled, StoreError> {
         let id = lead_id.as_str();
         let payload = ScheduleArgs {
             attempt: attempt.to_string(),
-            marker: format!("reminders:{attempt}"),
-            reminders: reminder_entries(id, attempt, Sla::FirstTouch, first_touch_reminders),
-            disposition_member: disposition_member(id, attempt),
-            disposition_due_ms: disposition.map_or(0, |d| d.due.timestamp_millis()),
-            disposition_reminders: disposition.map_or_else(Vec::new, |d| {
-                reminder_entries(id, attempt, Sla::Disposition, &d.reminders)
-            }),
+            clocks: ClockArgs::new(id, attempt, clocks),
         };
         let args =
             serde_json::to_string(&payload).map_err(|e| StoreError::Encode(e.to_string()))?;

@@ -26,7 +26,7 @@ use connection::Connection;
 use handoff_domain::Transience;
 
 pub use accounts::OwnerUpdate;
-pub use clocks::{ClockPlan, Scheduled};
+pub use clocks::Scheduled;
 pub use deadlines::{ClaimRequest, Claimed, DueBreach, DueReminder};
 pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start};
 pub use erasure::ErasureReport;
@@ -35,6 +35,7 @@ pub use funnel::{
     OutcomeReport, SettledTouch,
 };
 pub use generation::{Generation, Persistence};
+pub use handoff_domain::sla::ClockPlan;
 pub use idempotency::Reservation;
 pub use leads::{ContactOwner, LeadRecord};
 pub use lifecycle::{

@@ -32,9 +32,10 @@ use handoff_domain::lifecycle::{CapacityRelease, LeadState, Transition};
 use handoff_domain::sla::Sla;
 use handoff_domain::{LeadId, QueueName, RepId, TeamId};
 
-use crate::clocks::{reminder_entries, ClockPlan};
+use crate::clocks::{reminder_entries, ClockArgs};
 use crate::keys::{deadline_member, disposition_member};
 use crate::{Store, StoreError};
+use handoff_domain::sla::{AssignmentClocks, ClockPlan};
 
 static ASSIGN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/assign.lua")));
 static DECIDE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/decide.lua")));
@@ -168,6 +169,9 @@ pub struct CommitContext<'a> {
     /// The W3C `traceparent` of the assignment's event: the lead's later events (its
     /// breach, a reassignment) continue that trace.
     pub trace: &'a str,
+    /// The reminders (and the disposition clock, by policy) the assignment starts,
+    /// scheduled in the same step: the SLA tracker then has nothing to do for it.
+    pub clocks: &'a AssignmentClocks,
 }
 
 #[derive(Serialize)]
@@ -197,6 +201,8 @@ struct AssignArgs<'a> {
     open_until_ms: i64,
     now_ms: i64,
     entry: String,
+    #[serde(flatten)]
+    clocks: ClockArgs,
 }
 
 #[derive(Serialize)]
@@ -426,6 +432,7 @@ impl Store {
             open_until_ms: open_until(context.now, context.retention_seconds),
             now_ms: context.now.timestamp_millis(),
             entry: entry.encode()?,
+            clocks: ClockArgs::new(lead_id, assignment.attempt, context.clocks),
         };
         let queue_key =
             from_queue.map_or_else(|| self.keys.unused(), |q| self.keys.queue(q.queue.as_str()));
@@ -445,6 +452,7 @@ impl Store {
             .key(self.keys.claims())
             .key(queue_key)
             .key(self.keys.outbox())
+            .key(self.keys.reminders())
             .arg(args(&payload)?)
             .invoke_async(&mut connection)
             .await?;

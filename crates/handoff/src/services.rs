@@ -10,8 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use handoff_config::{LoadedConfig, RulesHandle, Settings};
-use handoff_domain::sla::SlaPolicy;
+use handoff_config::{LoadedConfig, RulesHandle};
 use handoff_ingest::{Ingest, IngestDeps};
 use handoff_kafka::{ensure_topics, EventProducer, Topics};
 use handoff_store::Store;
@@ -250,7 +249,7 @@ pub async fn start(
             producer: EventProducer::new(&settings.kafka, "router")?.with_gate(gate.clone()),
             metrics: metrics.clone(),
             rules: rules.clone(),
-            sla: sla_policy(&settings),
+            sla: settings.sla.clocks(),
             lead_retention,
             settings: settings.router.clone(),
             release: settings.sla.release_capacity_on,
@@ -366,10 +365,6 @@ pub async fn start(
         shutdown,
         tasks,
     })
-}
-
-fn sla_policy(settings: &Settings) -> SlaPolicy {
-    settings.sla.policy()
 }
 
 fn readiness(store: Store, producer: EventProducer, probe_topic: String) -> Readiness {

@@ -1,9 +1,10 @@
 -- Commits one assignment, atomically: capacity, daily cap, rotation, the lead's state, its
 -- first-touch deadline, the timeline. Named arguments: see lifecycle.rs (AssignArgs).
 -- KEYS: lead, log, rep_open, rotation, assigned_on, contact_owner, deadlines, claims, queue,
---       outbox
+--       outbox, reminders
 local a = cjson.decode(ARGV[1])
-local f = redis.call('HMGET', KEYS[1], 'decision', 'decision_kind', 'state', 'touched_ms')
+local f = redis.call('HMGET', KEYS[1], 'decision', 'decision_kind', 'state', 'touched_ms',
+  'disposed_ms', 'disposition_due_ms')
 local state = f[3]
 if a.from_queue then
   -- Routed from a queue: only while it still waits there (another instance may have won).
@@ -84,6 +85,21 @@ if a.sticky_seconds > 0 then
 end
 if a.trace ~= '' then
   redis.call('HSET', KEYS[1], 'trace', a.trace)
+end
+-- The attempt's clocks, as schedule_clocks.lua would set them when the SLA tracker sees
+-- the assignment: the marker tells the tracker there is nothing left to do.
+redis.call('HSET', KEYS[1], a.marker, 1)
+if new_state == 'assigned' then
+  for _, r in ipairs(a.reminders) do
+    redis.call('ZADD', KEYS[11], 'NX', r[2], r[1])
+  end
+end
+if a.disposition_due_ms > 0 and not f[5] and not f[6] then
+  redis.call('HSET', KEYS[1], 'disposition_due_ms', a.disposition_due_ms)
+  redis.call('ZADD', KEYS[7], 'NX', a.disposition_due_ms, a.disposition_member)
+  for _, r in ipairs(a.disposition_reminders) do
+    redis.call('ZADD', KEYS[11], 'NX', r[2], r[1])
+  end
 end
 redis.call('RPUSH', KEYS[2], a.entry)
 redis.call('EXPIRE', KEYS[1], a.retention_seconds)

@@ -174,6 +174,19 @@ pub async fn commit_script(
                 waited: None,
                 joins: None,
             };
+            // The reminders the default policy schedules with each assignment, as the
+            // router's commit does.
+            let clocks = handoff_domain::sla::SlaClocks {
+                reminder_fractions: handoff_domain::sla::DEFAULT_REMINDER_FRACTIONS.to_vec(),
+                ..Default::default()
+            }
+            .at_assignment(
+                now,
+                now + chrono::Duration::minutes(5),
+                Default::default(),
+                None,
+                None,
+            );
             let context = CommitContext {
                 event: &event,
                 day: "2026-01-01",
@@ -183,6 +196,7 @@ pub async fn commit_script(
                 retention_seconds: 86_400,
                 now,
                 trace: "",
+                clocks: &clocks,
             };
             let started = Instant::now();
             let outcome = store.commit_assignment(&assignment, &context, None).await?;
