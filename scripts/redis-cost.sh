@@ -21,3 +21,8 @@ cargo build -q -p handoff-e2e --bin handoff-load
 # services' idle polling taken out. Memory per lead: `handoff-load memory` (docs/benchmarks.md).
 target/debug/handoff-load --embedded --redis "redis://127.0.0.1:$port" --leads "$leads" --concurrency 8 --redis-cost \
   | grep -E "throughput|received|redis per lead|redis idle"
+# Where they go: the server's counts since the load command reset them at the start of the
+# measured leads (its idle polling included, so a little above the figure above).
+echo "by command, per lead (script-internal calls included):"
+redis-cli -p "$port" info commandstats | tr -d '\r' | grep '^cmdstat' \
+  | awk -F'[:=,]' -v n="$leads" '{printf "  %-16s %6.2f\n", substr($1, 9), $3 / n}' | sort -k2 -n -r | head -16
