@@ -1,8 +1,9 @@
 //! Clocks scheduled beside the lifecycle steps: reminders before a deadline, and the
 //! disposition deadline. The first-touch deadline is set by the assignment itself
-//! (lifecycle.rs); reminders are scheduled when the SLA tracker sees the assignment, and
-//! the disposition clock starts at the first touch (report.lua) or, by policy, at the
-//! assignment (here).
+//! (lifecycle.rs), and the router's commit schedules its reminders (and, by policy, the
+//! disposition clock) in the same script; the SLA tracker schedules them here for
+//! assignments made elsewhere (and for reassignments). The disposition clock otherwise
+//! starts at the first touch (report.lua).
 
 use std::sync::LazyLock;
 
