@@ -548,6 +548,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
         source(full),
         maybe(score(full), full),
         (id::<TeamId>(full), id::<RepId>(full), id::<QueueName>(full)),
+        (text(full), text(full)),
     )
         .prop_map(
             |(
@@ -560,6 +561,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
                 source,
                 score,
                 (team_id, rep_id, queue),
+                (amount, currency),
             )| LeadDisposition {
                 lead_id: LeadId::from(lead_id),
                 outcome,
@@ -572,6 +574,8 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
                 team_id,
                 rep_id,
                 queue,
+                amount,
+                currency,
             },
         )
         .boxed()
