@@ -19,6 +19,7 @@ mod lifecycle;
 mod reconcile;
 mod restore;
 mod routing_state;
+mod scorecard;
 mod server_clock;
 
 use connection::Connection;
@@ -43,6 +44,7 @@ pub use lifecycle::{
     TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
+pub use scorecard::{DAY_RETENTION_DAYS, MAX_DAYS_READ};
 pub use server_clock::ServerClock;
 
 #[derive(Debug, thiserror::Error)]
