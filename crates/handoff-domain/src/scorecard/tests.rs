@@ -55,7 +55,7 @@ fn december() -> Period {
     })
 }
 
-fn find<'a>(card: &'a PeriodCard, commitment: Commitment) -> &'a Line {
+fn find(card: &PeriodCard, commitment: Commitment) -> &Line {
     let line = card.lines.iter().find(|l| l.commitment == commitment);
     let Some(line) = line else {
         panic!("no {commitment:?} in {card:?}");
