@@ -92,7 +92,8 @@ pub enum Commitment {
     AcceptanceRate,
     /// Sales: first touches within the window / first touches with a verdict.
     FirstTouchAttainment,
-    /// Sales: first feedback within the feedback window / first feedback given.
+    /// Sales: leads given feedback within the feedback window / leads whose first feedback
+    /// came, or whose window ended without any (counted missed on the day it ended).
     FeedbackCompletion,
     /// Both: the value of converted leads, per currency.
     Revenue,

@@ -34,6 +34,7 @@ pub enum Measure {
     FirstTouchMissed,
     /// A lead's first feedback within the agreement's feedback window.
     FeedbackMet,
+    /// Feedback after the window, or the window ended without any (counted then, once).
     FeedbackMissed,
     /// A conversion's value in ten-thousandths of its currency.
     Revenue,

@@ -266,6 +266,13 @@ impl FunnelCounter {
                 .time_to_disposition
                 .with_label_values(&[&labels.kind, &labels.campaign])
                 .observe(seconds_between(assigned_ms, occurred_ms));
+        }
+        // Counted missed when its window ended (refresh.rs), not again now.
+        if let (true, false, Some(assigned_ms)) = (
+            change.first_feedback,
+            change.feedback_counted_missed,
+            change.assigned_ms,
+        ) {
             let window = self.rules.current().agreement.feedback_window_ms();
             let within = occurred_ms.saturating_sub(assigned_ms) <= window;
             let (result, measure) = if within {

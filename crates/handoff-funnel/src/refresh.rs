@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use handoff_config::{FunnelSettings, RulesHandle};
 use handoff_domain::agreement::PeriodKind;
-use handoff_domain::scorecard::{period_card, Period, Status};
+use handoff_domain::scorecard::{period_card, Fact, Measure, Period, Status};
 use handoff_store::Store;
 use handoff_telemetry::FunnelMetrics;
 
@@ -90,7 +90,51 @@ impl Refresher {
             }
         }
         self.prime_teams();
+        self.feedback_overdue(now).await;
         self.scorecard(Utc::now()).await;
+    }
+
+    /// Leads whose feedback window (the agreement's) ended without feedback count as
+    /// missed feedback then, once: feedback completion is not only about the leads that
+    /// got some.
+    async fn feedback_overdue(&self, now_ms: i64) {
+        let window = self.rules.current().agreement.feedback_window_ms();
+        let overdue = match self
+            .store
+            .funnel_feedback_overdue(now_ms.saturating_sub(window))
+            .await
+        {
+            Ok(overdue) => overdue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for leads past the feedback window; next refresh");
+                return;
+            }
+        };
+        for lead in overdue {
+            let team = {
+                let rules = self.rules.current();
+                crate::labels::team(rules.routing.team_ids(), &lead.team).to_owned()
+            };
+            self.metrics
+                .feedback
+                .with_label_values(&[&team, "missed"])
+                .inc();
+            let ended = lead.assigned_ms.saturating_add(window);
+            let fact = Fact {
+                day: chrono::DateTime::from_timestamp_millis(ended)
+                    .unwrap_or_else(Utc::now)
+                    .date_naive(),
+                measure: Measure::FeedbackMissed,
+                source_kind: lead.source.kind.trim().to_owned(),
+                campaign: lead.source.campaign.trim().to_owned(),
+                team: lead.team,
+                currency: String::new(),
+                value: 1,
+            };
+            if let Err(e) = self.store.scorecard_add(&fact).await {
+                tracing::warn!(error = %e, "cannot record a scorecard fact; the scorecard is a count short");
+            }
+        }
     }
 
     /// The current month's and quarter's scorecard as gauges (handoff-domain's scorecard,

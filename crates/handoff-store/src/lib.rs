@@ -33,7 +33,7 @@ pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start
 pub use erasure::ErasureReport;
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
-    OutcomeReport, SettledTouch,
+    OutcomeReport, OverdueFeedback, SettledTouch,
 };
 pub use generation::{Generation, Persistence};
 pub use idempotency::Reservation;
