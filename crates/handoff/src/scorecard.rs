@@ -90,3 +90,33 @@ fn html(card: &Scorecard) -> String {
     out.push_str("</pre>\n</body></html>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handoff_domain::scorecard::PeriodCard;
+
+    #[test]
+    fn the_html_form_is_the_text_escaped_in_a_pre_block() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+        let card = Scorecard {
+            rules_version: "<v&1>".into(),
+            first_touch_window_minutes: 15,
+            feedback_window_hours: 48,
+            current: PeriodCard {
+                period: "2026-12".into(),
+                from: day,
+                to: day,
+                elapsed: 0.5,
+                lines: Vec::new(),
+            },
+            previous: None,
+        };
+        let html = render(&card, Format::Html).unwrap_or_default();
+        assert!(html.contains("<pre>\nSales-marketing agreement scorecard (rules &lt;v&amp;1&gt;;"));
+        assert!(html.contains("no targets for this period in [agreement]"));
+        assert!(!html.contains("<v&1>"));
+        let json = render(&card, Format::Json).unwrap_or_default();
+        assert!(json.contains("\"period\": \"2026-12\""), "{json}");
+    }
+}
