@@ -257,6 +257,31 @@ async fn a_hand_computed_period_agrees_in_the_api_the_cli_and_prometheus() {
     ] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
+
+    // A new target in the rules file: reloaded and versioned like the rules, no restart.
+    let rules_path = stack.config_path.with_file_name("rules.toml");
+    let rules = std::fs::read_to_string(&rules_path).unwrap();
+    let before = card["rules_version"].as_str().unwrap().to_owned();
+    std::fs::write(
+        &rules_path,
+        rules.replace(
+            "commitment = \"mqls\"\ntarget = 100",
+            "commitment = \"mqls\"\ntarget = 200",
+        ),
+    )
+    .unwrap();
+    let reloaded = eventually(Duration::from_secs(60), "the new target", || async {
+        let card: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
+        (line(&card, "mqls")["target"] == json!(200.0)).then_some(card)
+    })
+    .await;
+    assert_ne!(reloaded["rules_version"].as_str(), Some(before.as_str()));
+    prometheus
+        .reaches(
+            r#"handoff:scorecard_target{period="month",commitment="mqls"}"#,
+            200.0,
+        )
+        .await;
     prometheus.stop().await;
     stack.stop().await.unwrap();
 }
