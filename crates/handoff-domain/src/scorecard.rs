@@ -422,6 +422,10 @@ fn line(
         };
         targets.push(span);
     }
+    // A target whose first day comes after the period says nothing about it.
+    if targets.is_empty() {
+        return None;
+    }
     if commitment.is_rate() {
         let (top, bottom) = targets_range(&targets)
             .map(|(from, until)| {

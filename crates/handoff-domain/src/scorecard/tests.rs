@@ -364,6 +364,17 @@ from = "2026-12-16"
     assert_eq!(mqls.targets[1].status, Status::NotStarted);
 }
 
+#[test]
+fn a_target_from_a_later_day_is_not_in_earlier_periods() {
+    let text = "[[targets]]\ncommitment = \"mqls\"\ntarget = 620\nfrom = \"2026-12-16\"\n";
+    let card = scorecard(&agreement(text), "v", december(), at(2026, 12, 21, 0), &[]);
+    let mqls = find(&card.current, Commitment::Mqls);
+    // From the 16th only: 16/31 of the target, nothing expected before.
+    assert!(close(Some(mqls.target), 320.0));
+    assert!(close(mqls.expected_to_date, 100.0));
+    assert_eq!(card.previous.map(|p| p.lines.len()), Some(0));
+}
+
 fn text_of_change() -> &'static str {
     "[[targets]]\ncommitment = \"mqls\"\ntarget = 310\n[[targets]]\ncommitment = \"mqls\"\ntarget = 620\nfrom = \"2026-12-16\"\n"
 }
