@@ -145,6 +145,8 @@ pub async fn publish_routed_leads(producer: &EventProducer, leads: usize) -> any
                 team_id: Some(assigned.team_id.clone()),
                 rep_id: Some(assigned.rep_id.clone()),
                 queue: None,
+                amount: String::new(),
+                currency: String::new(),
             };
             acks.push(
                 producer

@@ -549,6 +549,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
         source(full),
         maybe(score(full), full),
         (id::<TeamId>(full), id::<RepId>(full), id::<QueueName>(full)),
+        (text(full), text(full)),
     )
         .prop_map(
             |(
@@ -561,6 +562,7 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
                 source,
                 score,
                 (team_id, rep_id, queue),
+                (amount, currency),
             )| LeadDisposition {
                 lead_id: LeadId::from(lead_id),
                 outcome,
@@ -573,6 +575,8 @@ fn lead_disposition(full: bool) -> BoxedStrategy<LeadDisposition> {
                 team_id,
                 rep_id,
                 queue,
+                amount,
+                currency,
             },
         )
         .boxed()

@@ -1,10 +1,12 @@
-//! The rules file: `[scoring]` (the MQL points model) and `[routing]` (teams, reps, rules).
+//! The rules file: `[scoring]` (the MQL points model), `[routing]` (teams, reps, rules) and
+//! `[agreement]` (the sales–marketing agreement's targets, optional).
 
 use std::path::Path;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use handoff_domain::agreement::{Agreement, AgreementConfig};
 use handoff_domain::routing::{RoutingConfig, RoutingModel};
 use handoff_domain::scoring::{ScoringConfig, ScoringModel};
 
@@ -15,6 +17,8 @@ use crate::ConfigError;
 struct RulesFile {
     scoring: ScoringConfig,
     routing: RoutingConfig,
+    #[serde(default)]
+    agreement: AgreementConfig,
 }
 
 /// A loaded, checked rule set; `version` (a content hash) is stamped on every decision.
@@ -23,6 +27,7 @@ pub struct Rules {
     pub version: String,
     pub scoring: ScoringModel,
     pub routing: RoutingModel,
+    pub agreement: Agreement,
 }
 
 pub fn load_rules(path: &Path) -> Result<Rules, ConfigError> {
@@ -47,7 +52,12 @@ pub fn parse_rules(path: &Path, text: &str) -> Result<Rules, ConfigError> {
             invalid(lines.join("; "))
         })?
         .with_free_mail_domains(free_mail);
+    let agreement = Agreement::new(file.agreement, routing.team_ids()).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("agreement.{e}")).collect();
+        invalid(lines.join("; "))
+    })?;
     Ok(Rules {
+        agreement,
         scoring: ScoringModel::new(file.scoring, version.clone()),
         routing,
         version,
@@ -72,6 +82,33 @@ rules = [{ name = "all", team = "emea" }]
     fn a_valid_file_loads_with_a_version() {
         let rules = parse_rules(Path::new("rules.toml"), VALID).map_err(|e| e.to_string());
         assert_eq!(rules.map(|r| r.version.len()), Ok(12));
+    }
+
+    #[test]
+    fn the_agreement_is_checked_with_the_rules_and_versioned_with_them() {
+        let with = format!(
+            "{VALID}\n[agreement]\nfeedback_window_hours = 24\n[[agreement.targets]]\ncommitment = \"mqls\"\nteam = \"emea\"\ntarget = 300\n"
+        );
+        let rules = parse_rules(Path::new("rules.toml"), &with).map_err(|e| e.to_string());
+        let Ok(rules) = rules else {
+            panic!("{rules:?}");
+        };
+        assert_eq!(rules.agreement.feedback_window_hours, 24);
+        assert_eq!(rules.agreement.targets.len(), 1);
+        let without = parse_rules(Path::new("rules.toml"), VALID).map(|r| r.version);
+        assert_ne!(
+            without.ok(),
+            Some(rules.version),
+            "a new target is a new rules version"
+        );
+        let bad = with.replace("team = \"emea\"\ntarget", "team = \"apac\"\ntarget");
+        let err = parse_rules(Path::new("rules.toml"), &bad)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("invalid configuration in rules.toml: agreement.targets[0].team: unknown team `apac`, expected one of emea")
+        );
     }
 
     #[test]

@@ -89,6 +89,100 @@ pub struct DispositionSubmission {
     /// When it happened (default now); not in the future, not before the assignment.
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// What a conversion was worth: positive, at most 4 decimal places; only with the
+    /// outcome `converted`, and then with `currency`.
+    #[serde(default)]
+    pub amount: Option<f64>,
+    /// The amount's ISO 4217 code (`EUR`, `usd`: any case, kept upper case).
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+/// Amounts are kept in ten-thousandths of the currency unit: exact for every ISO 4217
+/// currency (none has more than 4 minor digits) and summable without float drift.
+pub const AMOUNT_SCALE: i64 = 10_000;
+
+/// The largest amount accepted (a lead worth more is a typo, not a deal).
+pub const MAX_AMOUNT: f64 = 1e12;
+
+/// A conversion's value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    /// Ten-thousandths of the currency's unit ([`AMOUNT_SCALE`]).
+    pub units: i64,
+    /// ISO 4217 code, upper case.
+    pub currency: String,
+}
+
+impl Money {
+    /// The amount as a plain decimal string (`1250.5`, `99`), as events carry it.
+    pub fn amount_text(&self) -> String {
+        format_units(self.units)
+    }
+
+    /// Reads an event's `amount` and `currency` back; `None` when either is absent or the
+    /// amount is not a positive decimal with at most 4 places.
+    pub fn from_event(amount: &str, currency: &str) -> Option<Self> {
+        let units = parse_units(amount)?;
+        (units > 0 && is_currency_code(currency)).then(|| Money {
+            units,
+            currency: currency.to_owned(),
+        })
+    }
+}
+
+/// `units` (ten-thousandths) as a decimal without trailing zeros.
+pub fn format_units(units: i64) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    let abs = units.unsigned_abs();
+    let scale = AMOUNT_SCALE.unsigned_abs();
+    let (whole, fraction) = (abs / scale, abs % scale);
+    if fraction == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let digits = format!("{fraction:04}");
+        format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+    }
+}
+
+/// A non-negative decimal with at most 4 places, in ten-thousandths.
+pub fn parse_units(text: &str) -> Option<i64> {
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+    if !digits(whole) || fraction.len() > 4 || !(fraction.is_empty() || digits(fraction)) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let fraction: i64 = format!("{fraction:0<4}").parse().ok()?;
+    whole.checked_mul(AMOUNT_SCALE)?.checked_add(fraction)
+}
+
+/// Three ASCII letters, upper case: the shape of an ISO 4217 code. (The list of codes in
+/// use changes; the shape does not, and a wrong but well-formed code shows as its own
+/// currency in the funnel rather than being summed into another.)
+pub fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())
+}
+
+/// `amount` in ten-thousandths, or why not.
+fn amount_units(amount: f64) -> Result<i64, &'static str> {
+    if !amount.is_finite() || amount <= 0.0 {
+        return Err("amount must be a positive number");
+    }
+    if amount > MAX_AMOUNT {
+        return Err("amount must be at most 1000000000000");
+    }
+    let scaled = amount * AMOUNT_SCALE as f64;
+    let units = scaled.round();
+    // Binary floats: 19.99 is 199899.99999999997 ten-thousandths; a fifth decimal is not.
+    if (scaled - units).abs() > 1e-6 * scaled.max(1.0) || units < 1.0 {
+        return Err("amount has at most 4 decimal places");
+    }
+    // In range: at most 1e16, below i64::MAX.
+    Ok(units as i64)
 }
 
 /// A checked disposition report.
@@ -99,6 +193,8 @@ pub struct Disposition {
     pub note: String,
     pub actor: Actor,
     pub occurred_at: DateTime<Utc>,
+    /// A conversion's value, when reported.
+    pub value: Option<Money>,
 }
 
 impl DispositionSubmission {
@@ -124,6 +220,7 @@ impl DispositionSubmission {
                 found
             }
         };
+        let value = self.value(outcome, &mut errors);
         let reason_code = self.reason_code.unwrap_or_default().trim().to_lowercase();
         if outcome == Some(Outcome::Rejected) && reason_code.is_empty() {
             errors.push(FieldError::new(
@@ -176,15 +273,161 @@ impl DispositionSubmission {
                 note,
                 actor: Actor { kind, id: actor_id },
                 occurred_at: self.occurred_at.unwrap_or(now),
+                value,
             }),
             _ => Err(ValidationErrors(errors)),
         }
+    }
+
+    /// `amount` and `currency`: both or neither, and only on a conversion.
+    fn value(&self, outcome: Option<Outcome>, errors: &mut Vec<FieldError>) -> Option<Money> {
+        let currency = self
+            .currency
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty());
+        if self.amount.is_none() && currency.is_none() {
+            return None;
+        }
+        if outcome.is_some_and(|o| o != Outcome::Converted) {
+            let field = if self.amount.is_some() {
+                "amount"
+            } else {
+                "currency"
+            };
+            errors.push(FieldError::new(
+                field,
+                "invalid",
+                format!("{field} is only allowed when the outcome is converted"),
+            ));
+            return None;
+        }
+        let units = match self.amount {
+            None => {
+                errors.push(FieldError::new(
+                    "amount",
+                    "required",
+                    "amount is required with a currency",
+                ));
+                None
+            }
+            Some(amount) => match amount_units(amount) {
+                Ok(units) => Some(units),
+                Err(message) => {
+                    errors.push(FieldError::new("amount", "invalid", message));
+                    None
+                }
+            },
+        };
+        let currency = match currency.map(str::to_ascii_uppercase) {
+            None => {
+                errors.push(FieldError::new(
+                    "currency",
+                    "required",
+                    "currency is required with an amount",
+                ));
+                None
+            }
+            Some(code) if is_currency_code(&code) => Some(code),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "currency",
+                    "invalid",
+                    "currency must be an ISO 4217 code of three letters, e.g. EUR",
+                ));
+                None
+            }
+        };
+        Some(Money {
+            units: units?,
+            currency: currency?,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn converted(amount: Option<f64>, currency: Option<&str>) -> DispositionSubmission {
+        DispositionSubmission {
+            outcome: Some("converted".into()),
+            amount,
+            currency: currency.map(str::to_owned),
+            ..Default::default()
+        }
+    }
+
+    fn fields(result: Result<Disposition, ValidationErrors>) -> Vec<(String, &'static str)> {
+        result
+            .err()
+            .map(|e| e.0.iter().map(|f| (f.field.clone(), f.code)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_conversion_carries_a_positive_amount_in_an_iso_currency() {
+        let value = converted(Some(1250.5), Some("eur"))
+            .validate(Utc::now())
+            .map(|d| d.value);
+        assert_eq!(
+            value,
+            Ok(Some(Money {
+                units: 12_505_000,
+                currency: "EUR".into()
+            }))
+        );
+        // Binary floats do not lose a cent.
+        let cents = converted(Some(19.99), Some("USD")).validate(Utc::now());
+        assert_eq!(
+            cents.ok().and_then(|d| d.value).map(|m| m.amount_text()),
+            Some("19.99".to_owned())
+        );
+        assert_eq!(
+            converted(None, None).validate(Utc::now()).map(|d| d.value),
+            Ok(None)
+        );
+        for (amount, currency, field, code) in [
+            (Some(0.0), Some("EUR"), "amount", "invalid"),
+            (Some(-5.0), Some("EUR"), "amount", "invalid"),
+            (Some(1.23456), Some("EUR"), "amount", "invalid"),
+            (Some(f64::INFINITY), Some("EUR"), "amount", "invalid"),
+            (Some(10.0), Some("EURO"), "currency", "invalid"),
+            (Some(10.0), Some("E1R"), "currency", "invalid"),
+            (Some(10.0), None, "currency", "required"),
+            (None, Some("EUR"), "amount", "required"),
+        ] {
+            assert_eq!(
+                fields(converted(amount, currency).validate(Utc::now())),
+                vec![(field.to_owned(), code)],
+                "{amount:?} {currency:?}"
+            );
+        }
+        let accepted = DispositionSubmission {
+            outcome: Some("accepted".into()),
+            amount: Some(10.0),
+            currency: Some("EUR".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(accepted.validate(Utc::now())),
+            vec![("amount".to_owned(), "invalid")]
+        );
+    }
+
+    #[test]
+    fn amounts_round_trip_through_the_event_text() {
+        for (units, text) in [(12_505_000, "1250.5"), (990_000, "99"), (1, "0.0001")] {
+            assert_eq!(format_units(units), text);
+            assert_eq!(parse_units(text), Some(units));
+        }
+        assert_eq!(parse_units("1.23456"), None);
+        assert_eq!(parse_units("-1"), None);
+        assert_eq!(parse_units("1e3"), None);
+        assert_eq!(parse_units(""), None);
+        assert_eq!(Money::from_event("10", "usd"), None);
+        assert_eq!(Money::from_event("0", "USD"), None);
+    }
 
     #[test]
     fn outcomes_are_case_insensitive_and_rejections_need_a_reason() {

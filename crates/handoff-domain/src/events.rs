@@ -305,6 +305,12 @@ pub struct LeadDisposition {
         skip_serializing_if = "Option::is_none"
     )]
     pub queue: Option<QueueName>,
+    /// CONVERTED: what the deal was worth, a decimal with at most 4 places (`1250.5`), and
+    /// its ISO 4217 currency; both empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub amount: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub currency: String,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod action_link;
+pub mod agreement;
 pub mod assignment;
 pub mod disposition;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod privacy;
 pub mod rep_overrides;
 pub mod routing;
+pub mod scorecard;
 pub mod scoring;
 pub mod simulation;
 pub mod sla;

@@ -6,12 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::FutureExt;
 
 use handoff_config::RulesHandle;
+use handoff_domain::disposition::{Money, AMOUNT_SCALE};
 use handoff_domain::events::{EventKind, LeadAssigned, LeadDisposition, SlaBreached};
 use handoff_domain::lead::{LeadPayload, Source};
+use handoff_domain::scorecard::{Fact, Measure};
 use handoff_kafka::{Effects, EventHandler, HandleError, InboundEvent};
 use handoff_store::{AssignmentTimes, FunnelSource, OutcomeReport, SettledTouch, Store};
 use handoff_telemetry::FunnelMetrics;
@@ -34,6 +36,13 @@ fn raw(source: &Source) -> FunnelSource {
         kind: source.kind.clone(),
         campaign: source.campaign.clone(),
     }
+}
+
+/// The UTC day of a time in milliseconds (out-of-range times count as today).
+fn day_of(ms: i64) -> NaiveDate {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_else(Utc::now)
+        .date_naive()
 }
 
 fn seconds_between(from_ms: i64, to_ms: i64) -> f64 {
@@ -62,7 +71,39 @@ impl FunnelCounter {
         labels::team(rules.routing.team_ids(), team).to_owned()
     }
 
-    fn settle(&self, settled: SettledTouch, labels: &SourceLabels) {
+    /// Records one count for the scorecard (handoff-store's scorecard module), with the
+    /// raw attribution. Only called for a count just made once: a failure is logged, not
+    /// retried, so a redelivery cannot count it twice (as with the metrics, a lost write
+    /// is a count short).
+    async fn fact(&self, measure: Measure, ms: i64, source: &FunnelSource, team: &str) {
+        self.fact_with(measure, ms, source, team, "", 1).await;
+    }
+
+    async fn fact_with(
+        &self,
+        measure: Measure,
+        ms: i64,
+        source: &FunnelSource,
+        team: &str,
+        currency: &str,
+        value: i64,
+    ) {
+        let fact = Fact {
+            day: day_of(ms),
+            measure,
+            source_kind: source.kind.trim().to_owned(),
+            campaign: source.campaign.trim().to_owned(),
+            team: team.to_owned(),
+            currency: currency.to_owned(),
+            value,
+        };
+        if let Err(e) = self.store.scorecard_add(&fact).await {
+            tracing::warn!(error = %e, measure = measure.as_str(), "cannot record a scorecard fact; the scorecard is a count short");
+        }
+    }
+
+    async fn settle(&self, settled: SettledTouch, source: &FunnelSource) {
+        let labels = self.labels(source);
         if let Some(received_ms) = settled.received_ms {
             self.metrics
                 .time_to_first_touch
@@ -76,6 +117,13 @@ impl FunnelCounter {
                 .first_touch_sla
                 .with_label_values(&[&team, result])
                 .inc();
+            let measure = if within {
+                Measure::FirstTouchMet
+            } else {
+                Measure::FirstTouchMissed
+            };
+            self.fact(measure, settled.touched_ms, source, &settled.team)
+                .await;
         }
     }
 
@@ -124,14 +172,22 @@ impl FunnelCounter {
             .await
             .map_err(HandleError::from_error)?;
         let labels = self.labels(&change.source);
+        let team = assigned.team_id.as_str();
         if change.newly_qualified {
             self.count("qualified", &labels);
+            self.fact(
+                Measure::Mql,
+                times_assigned_ms(&assigned),
+                &change.source,
+                team,
+            )
+            .await;
         }
         if change.first {
             self.count("assigned", &labels);
         }
         if let Some(settled) = change.settled {
-            self.settle(settled, &labels);
+            self.settle(settled, &change.source).await;
         }
         Ok(())
     }
@@ -171,11 +227,25 @@ impl FunnelCounter {
             .await
             .map_err(HandleError::from_error)?;
         let labels = self.labels(&change.source);
+        let team = disposition.team_id.as_ref().map_or("", |t| t.as_str());
         if let Some(settled) = settled {
-            self.settle(settled, &labels);
+            self.settle(settled, &change.source).await;
         }
         if let (Some(name), true) = (stage.stage, change.new) {
             self.count(name, &labels);
+            let measure = match name {
+                "accepted" => Some(Measure::Accepted),
+                "rejected" => Some(Measure::Rejected),
+                "converted" => Some(Measure::Converted),
+                _ => None,
+            };
+            if let Some(measure) = measure {
+                self.fact(measure, occurred_ms, &change.source, team).await;
+            }
+            if name == "converted" {
+                self.revenue(&disposition, occurred_ms, &change.source, &labels)
+                    .await;
+            }
             if name == "rejected" {
                 let reason = self.folder.reason(&disposition.reason_code);
                 self.metrics
@@ -186,6 +256,10 @@ impl FunnelCounter {
         }
         if let (Some(implied), true) = (stage.implies, change.implied_new) {
             self.count(implied, &labels);
+            if implied == "qualified" {
+                self.fact(Measure::Mql, occurred_ms, &change.source, team)
+                    .await;
+            }
         }
         if let (true, Some(assigned_ms)) = (change.first_feedback, change.assigned_ms) {
             self.metrics
@@ -193,7 +267,58 @@ impl FunnelCounter {
                 .with_label_values(&[&labels.kind, &labels.campaign])
                 .observe(seconds_between(assigned_ms, occurred_ms));
         }
+        // Counted missed when its window ended (refresh.rs), not again now.
+        if let (true, false, Some(assigned_ms)) = (
+            change.first_feedback,
+            change.feedback_counted_missed,
+            change.assigned_ms,
+        ) {
+            let window = self.rules.current().agreement.feedback_window_ms();
+            let within = occurred_ms.saturating_sub(assigned_ms) <= window;
+            let (result, measure) = if within {
+                ("met", Measure::FeedbackMet)
+            } else {
+                ("missed", Measure::FeedbackMissed)
+            };
+            self.metrics
+                .feedback
+                .with_label_values(&[&self.team_label(team), result])
+                .inc();
+            self.fact(measure, occurred_ms, &change.source, team).await;
+        }
         Ok(())
+    }
+
+    /// A conversion's value, once (the caller counts the conversion the first time only).
+    async fn revenue(
+        &self,
+        disposition: &LeadDisposition,
+        occurred_ms: i64,
+        source: &FunnelSource,
+        labels: &SourceLabels,
+    ) {
+        let Some(money) = Money::from_event(&disposition.amount, &disposition.currency) else {
+            return;
+        };
+        let team = disposition.team_id.as_ref().map_or("", |t| t.as_str());
+        self.metrics
+            .revenue
+            .with_label_values(&[
+                &labels.kind,
+                &labels.campaign,
+                &self.team_label(team),
+                &money.currency,
+            ])
+            .inc_by(money.units as f64 / AMOUNT_SCALE as f64);
+        self.fact_with(
+            Measure::Revenue,
+            occurred_ms,
+            source,
+            team,
+            &money.currency,
+            money.units,
+        )
+        .await;
     }
 
     async fn on_breached(&self, event: &InboundEvent) -> Result<(), HandleError> {
@@ -219,9 +344,21 @@ impl FunnelCounter {
                 .first_touch_sla
                 .with_label_values(&[&team, "missed"])
                 .inc();
+            let raw_team = breach.team_id.as_ref().map_or("", |t| t.as_str());
+            self.fact(
+                Measure::FirstTouchMissed,
+                breach.breached_at.timestamp_millis(),
+                &change.source,
+                raw_team,
+            )
+            .await;
         }
         Ok(())
     }
+}
+
+fn times_assigned_ms(assigned: &LeadAssigned) -> i64 {
+    assigned.assigned_at.timestamp_millis()
 }
 
 /// The payload, or `None` for one that does not decode. The funnel only watches: the

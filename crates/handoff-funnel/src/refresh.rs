@@ -9,6 +9,8 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use handoff_config::{FunnelSettings, RulesHandle};
+use handoff_domain::agreement::PeriodKind;
+use handoff_domain::scorecard::{period_card, Fact, Measure, Period, Status};
 use handoff_store::Store;
 use handoff_telemetry::FunnelMetrics;
 
@@ -88,6 +90,104 @@ impl Refresher {
             }
         }
         self.prime_teams();
+        self.feedback_overdue(now).await;
+        self.scorecard(Utc::now()).await;
+    }
+
+    /// Leads whose feedback window (the agreement's) ended without feedback count as
+    /// missed feedback then, once: feedback completion is not only about the leads that
+    /// got some.
+    async fn feedback_overdue(&self, now_ms: i64) {
+        let window = self.rules.current().agreement.feedback_window_ms();
+        let overdue = match self
+            .store
+            .funnel_feedback_overdue(now_ms.saturating_sub(window))
+            .await
+        {
+            Ok(overdue) => overdue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for leads past the feedback window; next refresh");
+                return;
+            }
+        };
+        for lead in overdue {
+            let team = {
+                let rules = self.rules.current();
+                crate::labels::team(rules.routing.team_ids(), &lead.team).to_owned()
+            };
+            self.metrics
+                .feedback
+                .with_label_values(&[&team, "missed"])
+                .inc();
+            let ended = lead.assigned_ms.saturating_add(window);
+            let fact = Fact {
+                day: chrono::DateTime::from_timestamp_millis(ended)
+                    .unwrap_or_else(Utc::now)
+                    .date_naive(),
+                measure: Measure::FeedbackMissed,
+                source_kind: lead.source.kind.trim().to_owned(),
+                campaign: lead.source.campaign.trim().to_owned(),
+                team: lead.team,
+                currency: String::new(),
+                value: 1,
+            };
+            if let Err(e) = self.store.scorecard_add(&fact).await {
+                tracing::warn!(error = %e, "cannot record a scorecard fact; the scorecard is a count short");
+            }
+        }
+    }
+
+    /// The current month's and quarter's scorecard as gauges (handoff-domain's scorecard,
+    /// the same computation `GET /v1/scorecard` serves).
+    async fn scorecard(&self, now: chrono::DateTime<Utc>) {
+        let rules = self.rules.current();
+        let agreement = &rules.agreement;
+        let gauges = &self.metrics.scorecard;
+        gauges.alert_below_pace.set(agreement.alert_below_pace);
+        let mut cards = Vec::new();
+        for kind in PeriodKind::ALL {
+            if agreement.commitments(kind).is_empty() {
+                continue;
+            }
+            let Some(period) = Period::containing(kind, now.date_naive()) else {
+                continue;
+            };
+            match self.store.scorecard_facts(period.start, period.end).await {
+                Ok(facts) => cards.push((kind, period_card(agreement, period, now, &facts))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the scorecard's facts; its gauges keep their last values");
+                    return;
+                }
+            }
+        }
+        // Targets removed from the rules file must not linger as series.
+        gauges.reset();
+        for (kind, card) in cards {
+            for line in card.lines {
+                let labels = [
+                    kind.as_str(),
+                    line.commitment.as_str(),
+                    line.side,
+                    line.segment.as_str(),
+                    line.currency.as_str(),
+                ];
+                gauges.target.with_label_values(&labels).set(line.target);
+                if let Some(actual) = line.actual {
+                    gauges.actual.with_label_values(&labels).set(actual);
+                }
+                if let Some(expected) = line.expected_to_date {
+                    gauges.expected.with_label_values(&labels).set(expected);
+                }
+                if let Some(projected) = line.projected {
+                    gauges.projected.with_label_values(&labels).set(projected);
+                }
+                match line.status {
+                    Status::OnTrack => gauges.on_track.with_label_values(&labels).set(1.0),
+                    Status::Behind => gauges.on_track.with_label_values(&labels).set(0.0),
+                    Status::NoData | Status::NotStarted => {}
+                }
+            }
+        }
     }
 
     pub async fn run(self, shutdown: CancellationToken) {

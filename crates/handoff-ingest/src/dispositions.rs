@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use handoff_config::Scope;
-use handoff_domain::disposition::{Actor, ActorKind, Disposition, DispositionSubmission};
+use handoff_domain::disposition::{Actor, ActorKind, Disposition, DispositionSubmission, Money};
 use handoff_domain::events::{EventKind, LeadDisposition};
 use handoff_domain::lifecycle::LeadState;
 use handoff_domain::validation::FieldError;
@@ -167,6 +167,7 @@ pub(crate) fn disposition_event(
     disposition: Disposition,
     record: LeadRecord,
 ) -> LeadDisposition {
+    let value = disposition.value;
     LeadDisposition {
         lead_id: LeadId::from(lead_id),
         outcome: disposition.outcome,
@@ -179,6 +180,8 @@ pub(crate) fn disposition_event(
         team_id: record.team,
         rep_id: record.rep,
         queue: record.queue,
+        amount: value.as_ref().map(Money::amount_text).unwrap_or_default(),
+        currency: value.map(|m| m.currency).unwrap_or_default(),
     }
 }
 

@@ -27,6 +27,7 @@ mod lookup;
 mod openapi;
 mod reps;
 mod request;
+mod scorecard;
 mod server;
 
 use std::net::SocketAddr;
@@ -156,6 +157,7 @@ impl Ingest {
             .route("/v1/leads/{id}/dispositions", post(dispositions::submit))
             .route("/v1/queues", get(lookup::queues))
             .route("/v1/queues/{name}", get(lookup::queue))
+            .route("/v1/scorecard", get(scorecard::get))
             .route("/v1/webhooks/{source}", post(intake::submit))
             .route(
                 "/v1/actions/{token}",

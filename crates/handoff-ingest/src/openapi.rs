@@ -41,6 +41,7 @@ const SHARED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
         crate::lookup::lead,
         crate::lookup::queues,
         crate::lookup::queue,
+        crate::scorecard::get,
         crate::intake::submit,
         crate::actions::show,
         crate::actions::record,

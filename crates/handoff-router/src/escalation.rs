@@ -205,6 +205,8 @@ impl EscalationHandler {
                 team_id: Some(team.clone()),
                 rep_id: Some(old_rep.clone()),
                 queue: None,
+                amount: String::new(),
+                currency: String::new(),
             };
             let encode = |what: &'static str, e: serde_json::Result<String>| {
                 e.map_err(|e| PlaceError::Encode(what, e.to_string()))

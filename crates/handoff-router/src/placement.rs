@@ -469,6 +469,8 @@ fn system_disposition(
         team_id: team,
         rep_id: None,
         queue: Some(queue),
+        amount: String::new(),
+        currency: String::new(),
     }
 }
 

@@ -31,6 +31,8 @@ static TOUCHED: LazyLock<Script> =
     LazyLock::new(|| with_settle(include_str!("scripts/funnel/touched.lua")));
 static OUTCOME: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/funnel/outcome.lua")));
+static FEEDBACK_OVERDUE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/funnel/feedback_overdue.lua")));
 static BREACHED: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/funnel/breached.lua")));
 
@@ -100,7 +102,21 @@ pub struct FunnelOutcome {
     pub assigned_ms: Option<i64>,
     /// The implied stage was not counted before.
     pub implied_new: bool,
+    /// The lead's feedback window ended before this feedback and was counted missed then
+    /// ([`Store::funnel_feedback_overdue`]).
+    pub feedback_counted_missed: bool,
 }
+
+/// A lead whose feedback window ended without feedback, marked now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueFeedback {
+    pub source: FunnelSource,
+    pub team: String,
+    pub assigned_ms: i64,
+}
+
+/// The most leads one [`Store::funnel_feedback_overdue`] call looks at.
+const OVERDUE_BATCH: isize = 1000;
 
 /// What a breach changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +263,71 @@ impl Store {
             first_feedback: reply.flag(3)?,
             assigned_ms: reply.millis(4)?,
             implied_new: reply.flag(5)?,
+            feedback_counted_missed: reply.flag(6).unwrap_or(false),
         })
+    }
+
+    fn funnel_feedback_checked(&self) -> String {
+        format!("{}:funnel:feedback_checked_ms", self.keys.tag())
+    }
+
+    /// Marks, once each, the leads still awaiting feedback that were first assigned at or
+    /// before `assigned_before_ms` (their window has ended), and returns them. A cursor
+    /// (the last assignment time looked at) keeps each call to the leads new since the
+    /// last, at most a batch at a time.
+    pub async fn funnel_feedback_overdue(
+        &self,
+        assigned_before_ms: i64,
+    ) -> Result<Vec<OverdueFeedback>, StoreError> {
+        let mut connection = self.connection();
+        let checked: Option<i64> = redis::cmd("GET")
+            .arg(self.funnel_feedback_checked())
+            .query_async(&mut connection)
+            .await?;
+        // Inclusive: leads sharing the last time looked at are looked at again (marked
+        // ones are a no-op), so a batch ending among them skips none.
+        let from = checked.map_or("-inf".to_owned(), |ms| ms.to_string());
+        let due: Vec<(String, i64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.funnel_awaiting())
+            .arg(&from)
+            .arg(assigned_before_ms)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(OVERDUE_BATCH)
+            .query_async(&mut connection)
+            .await?;
+        let mut marked = Vec::new();
+        for (id, _) in &due {
+            let key = self.funnel_lead(&LeadId::from(id.as_str()));
+            let reply: Vec<redis::Value> = FEEDBACK_OVERDUE
+                .key(&key)
+                .invoke_async(&mut connection)
+                .await?;
+            if reply.is_empty() {
+                continue;
+            }
+            let reply = Reply::new(&key, reply);
+            marked.push(OverdueFeedback {
+                source: FunnelSource {
+                    kind: reply.text(0)?,
+                    campaign: reply.text(1)?,
+                },
+                team: reply.text(2)?,
+                assigned_ms: reply.millis(3)?.unwrap_or(assigned_before_ms),
+            });
+        }
+        let full = due.len() >= usize::try_from(OVERDUE_BATCH).unwrap_or(usize::MAX);
+        let next = match due.last() {
+            Some((_, score)) if full => *score,
+            _ => assigned_before_ms,
+        };
+        let () = redis::cmd("SET")
+            .arg(self.funnel_feedback_checked())
+            .arg(next)
+            .query_async(&mut connection)
+            .await?;
+        Ok(marked)
     }
 
     /// A breach of `sla` (`first_touch`, `disposition`) for one attempt.

@@ -19,6 +19,7 @@ mod lifecycle;
 mod reconcile;
 mod restore;
 mod routing_state;
+mod scorecard;
 mod server_clock;
 
 use connection::Connection;
@@ -32,7 +33,7 @@ pub use deliveries::{Begun, ClaimedDelivery, OriginEvent, PendingDelivery, Start
 pub use erasure::ErasureReport;
 pub use funnel::{
     AssignmentTimes, FunnelAssignment, FunnelBreach, FunnelGauges, FunnelOutcome, FunnelSource,
-    OutcomeReport, SettledTouch,
+    OutcomeReport, OverdueFeedback, SettledTouch,
 };
 pub use generation::{Generation, Persistence};
 pub use handoff_domain::sla::ClockPlan;
@@ -44,6 +45,7 @@ pub use lifecycle::{
     TimelineEntry, WaitingLead,
 };
 pub use reconcile::ReconcileReport;
+pub use scorecard::{DAY_RETENTION_DAYS, MAX_DAYS_READ};
 pub use server_clock::ServerClock;
 
 #[derive(Debug, thiserror::Error)]

@@ -314,3 +314,60 @@ async fn the_busiest_campaigns_come_first() {
     );
     store.clear_namespace().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_lead_past_its_feedback_window_is_marked_missed_once_and_not_again_at_its_feedback() {
+    let store = store().await;
+    let (late, prompt, never) = (
+        LeadId::from("late"),
+        LeadId::from("prompt"),
+        LeadId::from("never"),
+    );
+    for (lead, assigned_ms) in [(&late, HOUR), (&prompt, HOUR), (&never, 10 * HOUR)] {
+        store
+            .funnel_assigned(lead, &web("spring"), times(1, assigned_ms), TTL)
+            .await
+            .unwrap();
+    }
+    // `prompt` gives feedback in time: never overdue.
+    let answered = store
+        .funnel_outcome(
+            &prompt,
+            &web("spring"),
+            report("accepted", 2 * HOUR, true),
+            TTL,
+        )
+        .await
+        .unwrap();
+    assert!(answered.first_feedback && !answered.feedback_counted_missed);
+
+    // Windows ending by 5 h: `late` only (`never` was assigned at 10 h).
+    let overdue = store.funnel_feedback_overdue(5 * HOUR).await.unwrap();
+    assert_eq!(
+        overdue,
+        vec![handoff_store::OverdueFeedback {
+            source: web("spring"),
+            team: "sales".to_owned(),
+            assigned_ms: HOUR,
+        }]
+    );
+    // Once: another instance's refresh, or the next, finds nothing new.
+    assert!(store
+        .funnel_feedback_overdue(5 * HOUR)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Its feedback, late, says it was counted missed already.
+    let late_answer = store
+        .funnel_outcome(
+            &late,
+            &web("spring"),
+            report("rejected", 6 * HOUR, true),
+            TTL,
+        )
+        .await
+        .unwrap();
+    assert!(late_answer.first_feedback && late_answer.feedback_counted_missed);
+    store.clear_namespace().await.unwrap();
+}

@@ -4,7 +4,9 @@
 //! from the rules file, source kinds and campaigns folded by `[funnel]` (anything else is
 //! `other`, an empty one `none`).
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use crate::Metrics;
 
@@ -47,6 +49,47 @@ pub struct FunnelMetrics {
     pub awaiting_disposition: IntGauge,
     /// Assigned leads past their first-touch deadline and still untouched.
     pub first_touch_overdue: IntGauge,
+    /// Converted leads' value, by source kind, campaign, team and currency.
+    pub revenue: CounterVec,
+    /// Leads' first feedback within the agreement's feedback window (`met`) or after it.
+    pub feedback: IntCounterVec,
+    /// The agreement scorecard of the current periods (handoff-domain's scorecard), one
+    /// series per commitment: labels period (month, quarter), commitment, side, segment,
+    /// currency.
+    pub scorecard: ScorecardGauges,
+}
+
+/// The scorecard's figures as gauges (see `FunnelMetrics::scorecard`).
+#[derive(Clone, Debug)]
+pub struct ScorecardGauges {
+    pub target: GaugeVec,
+    /// Counts: the sum so far; rates: the ratio so far (absent while nothing is measured).
+    pub actual: GaugeVec,
+    /// Counts only: what the plan expects by now.
+    pub expected: GaugeVec,
+    pub projected: GaugeVec,
+    /// 1 on track, 0 behind (absent: no data or not started).
+    pub on_track: GaugeVec,
+    /// `agreement.alert_below_pace`, for the alert rules.
+    pub alert_below_pace: prometheus::Gauge,
+}
+
+/// The scorecard gauges' labels.
+pub const SCORECARD_LABELS: [&str; 5] = ["period", "commitment", "side", "segment", "currency"];
+
+impl ScorecardGauges {
+    /// Forgets every series (before the next computation sets the current ones).
+    pub fn reset(&self) {
+        for g in [
+            &self.target,
+            &self.actual,
+            &self.expected,
+            &self.projected,
+            &self.on_track,
+        ] {
+            g.reset();
+        }
+    }
 }
 
 impl FunnelMetrics {
@@ -120,6 +163,57 @@ impl FunnelMetrics {
                 "handoff_funnel_first_touch_overdue",
                 "Assigned leads past their first-touch deadline and not yet touched.",
             )?,
+            revenue: {
+                let c = CounterVec::new(
+                    Opts::new(
+                        "handoff_funnel_revenue_total",
+                        "Value of converted leads in units of their currency, by source kind, campaign, team and currency.",
+                    ),
+                    &["source_kind", "campaign", "team", "currency"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            feedback: counter_vec(
+                "handoff_funnel_feedback_total",
+                "Leads' first feedback within the agreement's feedback window (met) or after it (missed), by team.",
+                &["team", "result"],
+            )?,
+            scorecard: {
+                let gauge_vec = |name: &str, help: &str| {
+                    let g = GaugeVec::new(Opts::new(name, help), &SCORECARD_LABELS)?;
+                    registry.register(Box::new(g.clone()))?;
+                    Ok::<_, prometheus::Error>(g)
+                };
+                let pace = prometheus::Gauge::new(
+                    "handoff_scorecard_alert_below_pace",
+                    "The agreement's alert threshold: a count's pace below this fraction of plan is behind.",
+                )?;
+                registry.register(Box::new(pace.clone()))?;
+                ScorecardGauges {
+                    target: gauge_vec(
+                        "handoff_scorecard_target",
+                        "The agreement's target for the current period (counts: per period, pro-rated across changes; rates: a fraction).",
+                    )?,
+                    actual: gauge_vec(
+                        "handoff_scorecard_actual",
+                        "The current period's actual (counts: so far; rates: the ratio so far).",
+                    )?,
+                    expected: gauge_vec(
+                        "handoff_scorecard_expected",
+                        "Counts: what the plan expects by now in the current period.",
+                    )?,
+                    projected: gauge_vec(
+                        "handoff_scorecard_projected",
+                        "The end-of-period value at the pace so far (rates: the ratio so far).",
+                    )?,
+                    on_track: gauge_vec(
+                        "handoff_scorecard_on_track",
+                        "1 when the commitment is on track, 0 when behind.",
+                    )?,
+                    alert_below_pace: pace,
+                }
+            },
         })
     }
 
@@ -145,6 +239,7 @@ impl FunnelMetrics {
     pub fn prime_team(&self, team: &str) {
         for result in SLA_RESULTS {
             self.first_touch_sla.with_label_values(&[team, result]);
+            self.feedback.with_label_values(&[team, result]);
         }
     }
 }

@@ -12,7 +12,10 @@ pub mod traces;
 pub use admin::{
     admin_router, health_router, serve_admin, Readiness, ReadinessCheck, ReadinessReport,
 };
-pub use funnel::{prime_known_series, FunnelMetrics, SLA_KINDS, SLA_RESULTS, STAGES};
+pub use funnel::{
+    prime_known_series, FunnelMetrics, ScorecardGauges, SCORECARD_LABELS, SLA_KINDS, SLA_RESULTS,
+    STAGES,
+};
 pub use logging::{init_logging, init_telemetry};
 pub use metrics::Metrics;
 pub use state::StateMetrics;

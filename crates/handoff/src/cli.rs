@@ -90,6 +90,17 @@ pub enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// The sales–marketing agreement's scorecard (the rules file's `[agreement]` against the
+    /// funnel's counts in Redis): each commitment's target, actual, pace and projection, for
+    /// a period and the one before. See README.md, "The agreement's scorecard".
+    Scorecard {
+        /// A month (2026-12) or a quarter (2026-Q4); default the current month (UTC).
+        #[arg(long)]
+        period: Option<String>,
+        /// text (for an e-mail or chat post), html, or json (as GET /v1/scorecard).
+        #[arg(long, value_enum, default_value_t = handoff::scorecard::Format::Text)]
+        format: handoff::scorecard::Format,
+    },
     /// Erases one person's data from Redis (docs/personal-data.md): their leads, found by
     /// the contact's email address or named by id, and everything naming them. Prints
     /// counts, never the data.

@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod erase;
 pub mod keys;
 pub mod reload;
+pub mod scorecard;
 pub mod services;
 pub mod shutdown;
 pub mod simulate;

@@ -165,6 +165,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", handoff::erase::run(&loaded, &request).await?);
             return Ok(());
         }
+        Command::Scorecard { period, format } => {
+            let loaded = load(&cli)?;
+            print!(
+                "{}",
+                handoff::scorecard::run(&loaded, period.as_deref(), *format).await?
+            );
+            return Ok(());
+        }
         Command::Ingest => ServiceSet::only(Service::Ingest),
         Command::Router => ServiceSet::only(Service::Router),
         Command::Sla => ServiceSet::only(Service::Sla),

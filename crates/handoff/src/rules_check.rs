@@ -20,6 +20,18 @@ pub fn run(files: &[PathBuf]) -> anyhow::Result<()> {
                     reps,
                     rules.routing.rule_names().count()
                 );
+                let targets = &rules.agreement.targets;
+                if !targets.is_empty() {
+                    let mut commitments: Vec<&str> =
+                        targets.iter().map(|t| t.commitment.as_str()).collect();
+                    commitments.dedup();
+                    println!(
+                        "{}: agreement: {} targets ({})",
+                        file.display(),
+                        targets.len(),
+                        commitments.join(", ")
+                    );
+                }
                 // Allowed, so the services load the file; almost surely not what was meant.
                 for warning in rules.routing.warnings() {
                     println!("{}: warning: routing.{warning}", file.display());

@@ -18,8 +18,30 @@ use handoff_e2e::{post_json, qualified_lead, Stack, StackOptions, RULES};
 use serde_json::{json, Value};
 
 /// [`RULES`] plus a team with a one-second first-touch window (its untouched leads breach)
-/// and one whose only rep is inactive (its leads wait in a queue).
+/// and one whose only rep is inactive (its leads wait in a queue), and an agreement with a
+/// target for every commitment (the scorecard row's panels).
 fn rules() -> String {
+    let agreement = r#"
+[agreement]
+[[agreement.targets]]
+commitment = "mqls"
+target = 1000
+[[agreement.targets]]
+commitment = "acceptance_rate"
+target = 0.8
+[[agreement.targets]]
+commitment = "first_touch_attainment"
+team = "sales"
+target = 0.9
+[[agreement.targets]]
+commitment = "feedback_completion"
+target = 0.9
+[[agreement.targets]]
+commitment = "revenue"
+source_kind = "web_form"
+currency = "EUR"
+target = 10000
+"#;
     RULES.replace(
         "[[routing.rules]]\nname = \"everyone\"",
         r#"[[routing.reps]]
@@ -47,7 +69,7 @@ when = { field = "company.country", in = ["JP"] }
 
 [[routing.rules]]
 name = "everyone""#,
-    )
+    ) + agreement
 }
 
 /// Every panel query of a dashboard: (dashboard, panel title, expression).
@@ -159,7 +181,13 @@ async fn every_dashboard_panel_and_rule_has_data_from_a_real_run() {
         .await;
     let report = |outcome: &str| json!({ "outcome": outcome, "actor": "rep" });
     post_disposition(&stack, client, &leads[0], report("accepted")).await;
-    post_disposition(&stack, client, &leads[0], report("converted")).await;
+    post_disposition(
+        &stack,
+        client,
+        &leads[0],
+        json!({ "outcome": "converted", "actor": "rep", "amount": 1250.5, "currency": "EUR" }),
+    )
+    .await;
     post_disposition(
         &stack,
         client,

@@ -26,6 +26,7 @@ mod rebuild_memory;
 mod redis_topologies;
 mod routing;
 mod rules_live;
+mod scorecard;
 mod security;
 mod sla;
 mod state_loss;
