@@ -100,6 +100,16 @@ impl Period {
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || format!("period {text:?} is not a month (2026-12) or a quarter (2026-Q4)");
         let (year, rest) = text.trim().split_once('-').ok_or_else(bad)?;
+        // Digits only (`str::parse` takes a sign too: `+2026-+1` is no period), exactly as the
+        // API's documented pattern says.
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let shape = match rest.strip_prefix(['Q', 'q']) {
+            Some(quarter) => digits(quarter, 1),
+            None => digits(rest, 2),
+        };
+        if !digits(year, 4) || !shape {
+            return Err(bad());
+        }
         let year: i32 = year.parse().map_err(|_| bad())?;
         if !(2000..=9999).contains(&year) {
             return Err(bad());

@@ -19,7 +19,8 @@ use crate::{unavailable, ApiError, AppState};
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ScorecardQuery {
-    /// A month (`2026-12`) or a quarter (`2026-Q4`); default the current month (UTC).
+    /// A month (`2026-12`) or quarter (`2026-Q4`) from 2000 on; default: this month (UTC).
+    #[param(pattern = r"^\s*([2-9][0-9]{3}-(0[1-9]|1[0-2]|[Qq][1-4]))?\s*$")]
     period: Option<String>,
 }
 

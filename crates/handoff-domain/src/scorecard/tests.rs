@@ -397,7 +397,10 @@ fn periods_are_months_or_quarters() {
             .map(|p| p.name()),
         Some("2026-12".to_owned())
     );
-    for bad in ["2026-13", "2026-Q5", "2026", "26-12", "2026-1", "december"] {
+    for bad in [
+        "2026-13", "2026-Q5", "2026", "26-12", "2026-1", "december", "+2026-12", "2026-+1",
+        "2026-Q+1", "2026-Q01", "1999-12",
+    ] {
         assert!(Period::parse(bad).is_err(), "{bad}");
     }
     assert_eq!(
