@@ -10,6 +10,10 @@ use handoff_domain::sla::Sla;
 use handoff_domain::LeadId;
 use handoff_kafka::{EventProducer, OutboundEvent, TraceParent};
 use handoff_store::{ClaimRequest, DueBreach, DueReminder, Store, TimelineEntry};
+
+/// The shortest sleep before the next poll: an entry due this very instant (written
+/// between a claim and the read of the next due time) must not spin the loop.
+const MIN_WAKE: Duration = Duration::from_millis(5);
 use handoff_telemetry::traces::SPAN_TARGET;
 use handoff_telemetry::Metrics;
 use tracing::Instrument;
@@ -58,17 +62,20 @@ impl SlaPoller {
         }
     }
 
-    /// Polls until `shutdown`. Redis or broker trouble is logged and retried on the next
-    /// tick: a claim not completed comes back after its lease.
+    /// Polls until `shutdown`: at every poll interval, and sooner when a deadline or
+    /// reminder falls due before the next one (the tracker sleeps until it instead of
+    /// finding it up to a whole interval late). Redis or broker trouble is logged and
+    /// retried on the next poll: a claim not completed comes back after its lease.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wake = tokio::time::Instant::now();
         let mut gauge_tick = 0u32;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
+            let polled = tokio::time::Instant::now();
+            wake = polled + self.interval;
             if !self.producer.gate().is_open() {
                 // The state is lost: its deadlines are rebuilt (and the passed ones fired,
                 // marked late) before polling resumes (docs/operations.md).
@@ -88,6 +95,11 @@ impl SlaPoller {
                         break;
                     }
                 }
+            }
+            if let Ok(Some(due_ms)) = self.store.next_due_ms().await {
+                let until = due_ms.saturating_sub(self.store.now().timestamp_millis());
+                let until = Duration::from_millis(u64::try_from(until).unwrap_or(0));
+                wake = wake.min(tokio::time::Instant::now() + until.max(MIN_WAKE));
             }
             gauge_tick = gauge_tick.wrapping_add(1);
             if gauge_tick % 5 == 0 {

@@ -277,6 +277,33 @@ impl Store {
     }
 
     /// Claims up to `limit` missed deadlines (due by the Redis server's clock) for `lease`.
+    /// When the earliest deadline or reminder not yet claimed falls due, on the Redis
+    /// server's clock (ms), if any: the SLA tracker sleeps until then rather than a whole
+    /// poll interval.
+    pub async fn next_due_ms(&self) -> Result<Option<i64>, StoreError> {
+        let mut connection = self.connection();
+        // Each: the head of the set as (member, score), or nothing.
+        type Head = Vec<(String, f64)>;
+        let (deadline, reminder): (Head, Head) = redis::pipe()
+            .cmd("ZRANGE")
+            .arg(self.keys.deadlines())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("ZRANGE")
+            .arg(self.keys.reminders())
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .query_async(&mut connection)
+            .await?;
+        Ok(deadline
+            .into_iter()
+            .chain(reminder)
+            .map(|(_, due)| due as i64)
+            .min())
+    }
+
     pub async fn claim_due(
         &self,
         claim: &ClaimRequest<'_>,
