@@ -83,7 +83,8 @@ fuzz_target!(|data: &[u8]| {
                     assigned.assigned_at,
                     sample_rules()
                         .routing
-                        .first_touch_seconds(assigned.team_id.as_str()),
+                        .team_sla(assigned.team_id.as_str())
+                        .first_touch_seconds,
                 );
                 let _ = assigned.first_touch_due_at.min(due).timestamp_millis();
                 let _ = assigned.assigned_at.timestamp_millis();

@@ -134,7 +134,7 @@ impl SlaPolicy {
     ) -> FirstTouchClock {
         let seconds = team.first_touch_seconds.unwrap_or(self.first_touch_seconds);
         let clock = self.first_touch_clock(team);
-        let due_at = due_on(clock, assigned_at, seconds, availability);
+        let due_at = self.first_touch_due_at(assigned_at, team, availability);
         let counted = match (clock, availability) {
             (SlaClock::BusinessHours, Some(hours)) if hours.has_schedule() => {
                 format!("of {rep}'s working hours")

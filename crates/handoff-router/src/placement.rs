@@ -238,19 +238,21 @@ impl Placer {
                 return self.queue(rules, lead, score, decision, queue, trace).await;
             };
             let capacity = effective_capacity(routing, &states, team.as_str(), rep.as_str());
-            let clock = self.sla.policy.first_touch(
-                now,
+            let (team_sla, hours) = (
                 routing.team_sla(team.as_str()),
-                rep.as_str(),
                 routing.rep_availability(rep.as_str()),
             );
+            let clock = self
+                .sla
+                .policy
+                .first_touch(now, team_sla, rep.as_str(), hours);
             // The reminders and the disposition clock start in the same commit.
             let clocks = self.sla.at_assignment(
                 now,
                 clock.due_at,
-                routing.team_sla(team.as_str()),
+                team_sla,
                 routing.disposition_seconds(team.as_str()),
-                routing.rep_availability(rep.as_str()),
+                hours,
             );
             let assignment = Assignment {
                 lead_id: lead.id.clone(),

@@ -1236,10 +1236,6 @@ impl RoutingModel {
             .unwrap_or_default()
     }
 
-    pub fn first_touch_seconds(&self, team: &str) -> Option<u32> {
-        self.teams.get(team).and_then(|t| t.first_touch_seconds)
-    }
-
     pub fn disposition_seconds(&self, team: &str) -> Option<u32> {
         self.teams.get(team).and_then(|t| t.disposition_seconds)
     }
